@@ -1,0 +1,417 @@
+"""Network: dense layers in order, a hidden activation, dropout and an L1/L2 penalty.
+
+The network knows nothing of training loops or optimizers: it turns a batch
+into a loss and gradients, and data into probabilities. For speed, every
+per-batch array lives in :class:`~model.layers.BatchBuffers` allocated once
+per batch size and reused, activations are applied in place, the first
+layer's input gradient is never formed, and all parameters (and gradients)
+are views into one flat array, so that an optimizer step or a snapshot is a
+handful of whole-array operations. ``batch_gradients(..., scale=)`` hands an
+optimizer its step direction (e.g. -lr * gradient) for free, since backprop is
+linear in the gradient of the logits.
+
+Loss convention: ``loss = mean cross-entropy + 0.5 * l2 * sum(W**2) + l1 * sum(|W|)``,
+summed over the weight matrices only (biases are not penalised).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Sequence
+
+import numpy as np
+
+from .activations import ACTIVATIONS
+from .blas import axpy, decay_and_add
+from .layers import BatchBuffers, Dense, Dropout, init_weights
+from .losses import softmax, softmax_cross_entropy, softmax_cross_entropy_and_gradient
+
+__all__ = ["Network"]
+
+logger = logging.getLogger(__name__)
+
+_MAX_WORKSPACES = 4  # batch sizes kept: the full batch, the last partial one, a few spare
+_CHUNK = 1024  # rows per forward pass at inference: bounds memory (12 MB for 3 x 1024 units),
+               # still large enough for full-speed GEMMs
+
+
+class Network:
+    """A multilayer perceptron with a softmax output.
+
+    Parameters are float32 by default (the hot path); pass ``dtype=np.float64``
+    for gradient checks. ``seed`` (int, Generator or None) draws the initial
+    weights: He for relu/leaky_relu hidden layers, Glorot for tanh/sigmoid and
+    for the output layer (it feeds a softmax); biases start at zero.
+    """
+
+    def __init__(
+        self,
+        n_inputs: int,
+        hidden: Sequence[int],
+        n_classes: int,
+        activation: str = "relu",
+        *,
+        leaky_slope: float = 0.01,
+        dropout: float = 0.0,
+        l1: float = 0.0,
+        l2: float = 0.0,
+        seed: int | np.random.Generator | None = 0,
+        dtype: type | np.dtype = np.float32,
+    ) -> None:
+        hidden = tuple(int(h) for h in hidden)
+        if int(n_inputs) < 1:
+            raise ValueError(f"n_inputs must be a positive int, got {n_inputs=}")
+        if any(h < 1 for h in hidden):
+            raise ValueError(f"hidden must hold positive ints, got {hidden=}")
+        if int(n_classes) < 2:
+            raise ValueError(f"n_classes must be at least 2, got {n_classes=}")
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"activation must be one of {', '.join(ACTIVATIONS)}, got {activation=}")
+        if not 0.0 <= leaky_slope < 1.0:
+            raise ValueError(f"leaky_slope must be in [0, 1), got {leaky_slope=}")
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {dropout=}")
+        if not (l1 >= 0.0 and l2 >= 0.0 and np.isfinite(l1) and np.isfinite(l2)):
+            raise ValueError(f"l1 and l2 must be finite and >= 0, got {l1=}, {l2=}")
+        dtype = np.dtype(dtype)
+        if dtype not in (np.float32, np.float64):
+            raise ValueError(f"dtype must be float32 or float64, got {dtype=}")
+
+        self.n_inputs, self.hidden, self.n_classes = int(n_inputs), hidden, int(n_classes)
+        self.activation, self.leaky_slope = activation, float(leaky_slope)
+        self.dropout, self.l1, self.l2 = float(dropout), float(l1), float(l2)
+        self.dtype = dtype
+        self._act = ACTIVATIONS[activation]
+
+        rng = np.random.default_rng(seed)
+        widths = [self.n_inputs, *hidden, self.n_classes]
+        shapes = list(zip(widths[:-1], widths[1:]))
+        # All parameters live in one flat array, every weight matrix first, then
+        # every bias; W and b are views into it, and likewise the gradients. An
+        # optimizer then updates the whole network in 3 ufunc calls instead of 3
+        # per array, the L2/L1 gradient is one slice, a snapshot one copy.
+        self._n_weights = sum(a * b for a, b in shapes)
+        self.flat_parameters = np.zeros(self._n_weights + sum(widths[1:]), dtype)
+        self.flat_gradients = np.zeros_like(self.flat_parameters)
+        self._scratch = np.empty(self._n_weights, dtype)  # penalty gradients
+        w_offset, b_offset = 0, self._n_weights
+        self.layers: list[Dense] = []
+        for i, (n_in, n_out) in enumerate(shapes):
+            w_slice = slice(w_offset, w_offset + n_in * n_out)
+            b_slice = slice(b_offset, b_offset + n_out)
+            w_offset, b_offset = w_slice.stop, b_slice.stop
+            W = self.flat_parameters[w_slice].reshape(n_in, n_out)
+            scheme = self._act.init if i < len(hidden) else "glorot"
+            W[...] = init_weights(n_in, n_out, scheme, rng, dtype)
+            dW = self.flat_gradients[w_slice].reshape(n_in, n_out)
+            self.layers.append(Dense(W, self.flat_parameters[b_slice], dW, self.flat_gradients[b_slice]))
+        self.dropouts = [Dropout(self.dropout) for _ in hidden]
+        self._widths = widths
+        self._workspaces: dict[int, BatchBuffers] = {}
+        self._slices = self._layer_slices(shapes)
+        self._biases = self.flat_parameters[self._n_weights :]
+        self._into_split: tuple[np.ndarray, ...] | None = None
+        self._into_views: tuple[np.ndarray, list[tuple[np.ndarray, np.ndarray]]] | None = None
+
+    def _layer_slices(self, shapes: list[tuple[int, int]]) -> list[tuple[slice, slice]]:
+        slices, w_offset, b_offset = [], 0, self._n_weights
+        for n_in, n_out in shapes:
+            slices.append((slice(w_offset, w_offset + n_in * n_out), slice(b_offset, b_offset + n_out)))
+            w_offset, b_offset = w_offset + n_in * n_out, b_offset + n_out
+        return slices
+
+    def _views_of(self, flat: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Per-layer (W-shaped, b-shaped) views into a flat array laid out like ``flat_parameters``."""
+        cached = self._into_views
+        if cached is None or cached[0] is not flat:
+            if flat.shape != self.flat_parameters.shape or flat.dtype != self.dtype:
+                raise ValueError(f"into must be a {self.dtype} array of shape {self.flat_parameters.shape}")
+            views = [(flat[ws].reshape(layer.W.shape), flat[bs]) for (ws, bs), layer in zip(self._slices, self.layers)]
+            cached = self._into_views = (flat, views)
+        return cached[1]
+
+    # ----------------------------------------------------------------- parameters
+    def parameters(self) -> list[np.ndarray]:
+        """The live parameter arrays, in layer order: W0, b0, W1, b1, ...
+
+        They are views into ``flat_parameters``: change them in place
+        (``p[...] = ...``), never rebind ``layer.W``.
+        """
+        return [p for layer in self.layers for p in (layer.W, layer.b)]
+
+    def gradients(self) -> list[np.ndarray]:
+        """The live gradient buffers, same order as :meth:`parameters`; overwritten by each backward."""
+        return [g for layer in self.layers for g in (layer.dW, layer.db)]
+
+    @property
+    def n_parameters(self) -> int:
+        return sum(p.size for p in self.parameters())
+
+    def penalty(self) -> float:
+        """0.5 * l2 * sum(W**2) + l1 * sum(|W|) over the weight matrices."""
+        W = self.flat_parameters[: self._n_weights]  # every weight, no bias
+        total = 0.0
+        if self.l2:
+            total += 0.5 * self.l2 * float(np.dot(W, W))
+        if self.l1:
+            total += self.l1 * float(np.abs(W).sum())
+        return total
+
+    # ---------------------------------------------------------- forward/backward
+    def _workspace(self, n: int) -> BatchBuffers:
+        ws = self._workspaces.get(n)
+        if ws is None:
+            if len(self._workspaces) >= _MAX_WORKSPACES:
+                self._workspaces.pop(next(iter(self._workspaces)))
+            ws = self._workspaces[n] = BatchBuffers(n, self._widths, self.dropout > 0, self.dtype)
+        return ws
+
+    def _forward(
+        self,
+        X: np.ndarray,
+        ws: BatchBuffers,
+        rng: np.random.Generator | None = None,
+        masks: Sequence[np.ndarray] | None = None,
+    ) -> np.ndarray:
+        """Logits (n, n_classes) in ``ws``; dropout is on iff ``rng`` or ``masks`` is given.
+
+        With dropout and a gated activation (relu, leaky relu) the layer's mask
+        absorbs f'(Z) and the activation is never applied on its own: the
+        output is Z * mask and backward multiplies by the same mask.
+        """
+        train = self.dropout > 0 and (rng is not None or masks is not None)
+        bool_gate = False
+        if train:
+            if masks is None and self.activation == "relu":
+                # every layer's survivors, one draw; the masks are formed per layer below
+                bool_gate = True
+                self.dropouts[0].sample_keep(rng, ws.keep_flat)
+                keep_scale = self.dtype.type(1.0 / (1.0 - self.dropout))
+            elif masks is None:
+                self.dropouts[0].sample_mask(rng, ws.mask_flat)  # every layer's mask, one draw
+            else:  # copied, because the gate changes the masks in place
+                for buffer, mask in zip(ws.masks, masks, strict=True):
+                    np.copyto(buffer, mask)
+        act, slope, gate = self._act, self.leaky_slope, self._act.gate
+        A = X
+        last = len(self.layers) - 1
+        for i, layer in enumerate(self.layers):
+            Z = layer.forward(A, out=ws.Z[i])  # (n, n_out)
+            if i == last:
+                return Z
+            if not train:
+                act.forward(Z, slope)  # Z now holds H = f(Z)
+                A = Z
+            elif bool_gate:  # mask = (keep and z > 0) / (1 - rate): relu'(Z) folded in
+                keep, M = ws.keeps[i], ws.masks[i]
+                np.logical_and(keep, np.greater(Z, 0, out=ws.positive[i]), out=keep)
+                np.copyto(M, keep)
+                M *= keep_scale
+                A = self.dropouts[i].forward(Z, mask=M, out=ws.dropped[i])  # f(Z) * mask
+            elif gate is not None:
+                gate(Z, ws.masks[i], slope)  # mask *= f'(Z)
+                A = self.dropouts[i].forward(Z, mask=ws.masks[i], out=ws.dropped[i])  # f(Z) * mask
+            else:
+                act.forward(Z, slope)
+                A = self.dropouts[i].forward(Z, mask=ws.masks[i], out=ws.dropped[i])
+        raise AssertionError("unreachable")
+
+    def _backward(
+        self,
+        dlogits: np.ndarray,
+        ws: BatchBuffers,
+        dropout: bool,
+        scale: float = 1.0,
+        into: np.ndarray | None = None,
+        beta: float = 0.0,
+        add_to_parameters: bool = False,
+    ) -> None:
+        """Fill every layer's dW, db from ``dlogits`` = scale * d(loss)/d(logits), adding scale * penalty gradient.
+
+        With ``into`` (laid out like ``flat_parameters``): into = beta * into + that gradient
+        instead, and then, if ``add_to_parameters``, flat_parameters += into.
+        """
+        gated = dropout and self._act.gate is not None
+        views = None if into is None else self._views_of(into)
+        delta = dlogits
+        for i in range(len(self.layers) - 1, -1, -1):
+            layer = self.layers[i]
+            dA = ws.dA[i - 1] if i > 0 else None
+            acc = None if views is None else (*views[i], beta)
+            layer.backward(delta, dA, need_dX=i > 0, ones=ws.ones, into=acc)
+            if dA is None:
+                break
+            if dropout:
+                self.dropouts[i - 1].backward(dA)  # gated: this is the activation's derivative too
+            if not gated:
+                # may overwrite H = ws.Z[i-1], which layer i's dW no longer needs
+                self._act.derivative(ws.Z[i - 1], dA, self.leaky_slope)
+            delta = dA
+        if not add_to_parameters:
+            self._add_penalty_gradient(scale, self.flat_gradients if into is None else into)
+            return
+        W, V, into_biases = self._split_into(into)
+        if self.l1:
+            np.sign(W, out=self._scratch)
+            axpy(scale * self.l1, self._scratch, V, self._scratch)
+        decay_and_add(scale * self.l2, W, V, self._scratch)  # V += scale*l2*W; W += V: one pass
+        self._biases += into_biases  # biases: not penalised
+
+    def _split_into(self, into: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(weights of flat_parameters, weights of into, biases of into), the views cached
+        so that BLAS sees the same array objects every batch (their addresses are cached)."""
+        cached = self._into_split
+        if cached is None or cached[0] is not into:
+            n = self._n_weights
+            cached = self._into_split = (into, self.flat_parameters[:n], into[:n], into[n:])
+        return cached[1], cached[2], cached[3]
+
+    def _add_penalty_gradient(self, scale: float = 1.0, grads: np.ndarray | None = None) -> None:
+        """Add scale * (l2 * W + l1 * sign(W)) to every weight gradient at once (in ``grads``, flat)."""
+        n = self._n_weights
+        W, s = self.flat_parameters[:n], self._scratch
+        dW = (self.flat_gradients if grads is None else grads)[:n]
+        if self.l2:
+            axpy(scale * self.l2, W, dW, s)  # d(0.5*l2*W^2)/dW = l2*W; one saxpy pass
+        if self.l1:
+            np.sign(W, out=s)  # d(l1*|W|)/dW = l1*sign(W)
+            axpy(scale * self.l1, s, dW, s)
+
+    def batch_gradients(
+        self,
+        X: np.ndarray,
+        y: np.ndarray,
+        rng: np.random.Generator | None = None,
+        *,
+        scale: float = 1.0,
+        into: np.ndarray | None = None,
+        beta: float = 0.0,
+        add_to_parameters: bool = False,
+    ) -> float:
+        """Training step half: fill :meth:`gradients` for one batch, return its mean cross-entropy.
+
+        Dropout is on when ``rng`` is given. The gradients include the penalty
+        and are multiplied by ``scale`` (an optimizer's ``gradient_scale``); the
+        returned loss excludes the penalty (cheaper, and comparable with the
+        validation loss). ``X`` must already have the network's dtype.
+
+        ``into`` (an array laid out like ``flat_parameters``, e.g. a momentum
+        velocity) receives into = beta * into + scale * gradient instead, and
+        :meth:`gradients` are then unspecified (BLAS never forms them): with BLAS this costs no more
+        than forming the gradient alone, saving the optimizer two passes.
+        ``add_to_parameters=True`` then also does flat_parameters += into: the
+        whole momentum step, its L2 term fused into the same pass.
+        """
+        if add_to_parameters and into is None:
+            raise ValueError("add_to_parameters needs into")
+        ws = self._workspace(X.shape[0])
+        logits = self._forward(X, ws, rng)
+        loss = softmax_cross_entropy_and_gradient(logits, y, ws.rows, scale)  # logits -> scaled dlogits
+        self._backward(logits, ws, rng is not None and self.dropout > 0, scale, into, beta, add_to_parameters)
+        return loss
+
+    def loss_and_gradients(
+        self, X: np.ndarray, y: np.ndarray, *, masks: Sequence[np.ndarray] | None = None
+    ) -> tuple[float, list[np.ndarray]]:
+        """Mean cross-entropy plus penalty on (X, y), and its gradients (copies).
+
+        Dropout is off unless ``masks`` (one (n, h) array of 0 or 1/(1-rate)
+        per hidden layer) fixes it, which makes the loss deterministic for a
+        gradient check.
+        """
+        X, y = self._as_input(X), np.asarray(y)
+        if y.shape != (X.shape[0],) or not np.issubdtype(y.dtype, np.integer) or y.min() < 0 or y.max() >= self.n_classes:
+            raise ValueError(f"y must hold {X.shape[0]} integer labels in [0, {self.n_classes})")
+        ws = self._workspace(X.shape[0])
+        logits = self._forward(X, ws, masks=masks)
+        loss = softmax_cross_entropy_and_gradient(logits, y, ws.rows)  # the training step's code path
+        self._backward(logits, ws, masks is not None and self.dropout > 0)
+        return loss + self.penalty(), [g.copy() for g in self.gradients()]
+
+    # ----------------------------------------------------------------- inference
+    def _as_input(self, X: np.ndarray) -> np.ndarray:
+        X = np.asarray(X, dtype=self.dtype)
+        if X.ndim != 2 or X.shape[1] != self.n_inputs:
+            raise ValueError(f"X must have shape (n, {self.n_inputs}), got {X.shape}")
+        return X
+
+    def _logits_chunks(self, X: np.ndarray):
+        X = self._as_input(X)
+        ws = None
+        for start in range(0, X.shape[0], _CHUNK):
+            chunk = np.ascontiguousarray(X[start : start + _CHUNK])
+            if ws is None or len(ws.rows) != len(chunk):  # one set of buffers for all full chunks
+                ws = BatchBuffers(chunk.shape[0], self._widths, False, self.dtype)
+            yield start, self._forward(chunk, ws)
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        """Class probabilities (n, n_classes), dropout off; rows sum to 1."""
+        out = np.empty((len(X), self.n_classes), self.dtype)
+        for start, logits in self._logits_chunks(X):
+            softmax(logits, out=out[start : start + len(logits)])
+        return out
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        """Most probable class per row, (n,) int64."""
+        out = np.empty(len(X), np.int64)
+        for start, logits in self._logits_chunks(X):
+            out[start : start + len(logits)] = logits.argmax(axis=1)
+        return out
+
+    def evaluate(self, X: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+        """(mean cross-entropy without penalty, accuracy) on (X, y), dropout off."""
+        y = np.asarray(y)
+        if len(y) == 0:
+            raise ValueError("evaluate needs at least one sample, got len(y)=0")
+        total_loss, correct = 0.0, 0
+        for start, logits in self._logits_chunks(X):
+            yc = y[start : start + len(logits)]
+            correct += int(np.count_nonzero(logits.argmax(axis=1) == yc))
+            loss, _ = softmax_cross_entropy(logits, yc, out=logits)
+            total_loss += loss * len(yc)
+        return total_loss / len(y), correct / len(y)
+
+    # --------------------------------------------------------------- persistence
+    def config(self) -> dict:
+        """The constructor arguments that define the architecture (JSON-able)."""
+        return {
+            "n_inputs": self.n_inputs, "hidden": list(self.hidden), "n_classes": self.n_classes,
+            "activation": self.activation, "leaky_slope": self.leaky_slope, "dropout": self.dropout,
+            "l1": self.l1, "l2": self.l2, "dtype": self.dtype.name,
+        }  # fmt: skip
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write architecture and weights to ``path`` as .npz (exactly that path; no suffix added)."""
+        arrays = {f"p{i}": p for i, p in enumerate(self.parameters())}
+        with open(path, "wb") as f:
+            np.savez(f, config=np.array(json.dumps(self.config())), **arrays)
+        logger.debug("saved network %s to %s", self.config(), path)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> Network:
+        """Rebuild a network written by :meth:`save`."""
+        with np.load(path, allow_pickle=False) as data:
+            cfg = json.loads(str(data["config"]))
+            net = cls(**cfg, seed=0)
+            for i, p in enumerate(net.parameters()):
+                stored = data[f"p{i}"]
+                if stored.shape != p.shape:
+                    raise ValueError(f"parameter p{i} in {path} has shape {stored.shape}, expected {p.shape}")
+                p[...] = stored
+        return net
+
+    def copy_parameters_from(self, params: Sequence[np.ndarray] | np.ndarray) -> None:
+        """Overwrite the live parameters in place from a list like :meth:`parameters`
+        or a flat array like ``flat_parameters`` (e.g. to restore a snapshot)."""
+        if isinstance(params, np.ndarray):
+            np.copyto(self.flat_parameters, params)
+            return
+        for p, q in zip(self.parameters(), params, strict=True):
+            np.copyto(p, q)
+
+    def __repr__(self) -> str:
+        dims = "-".join(str(w) for w in self._widths)
+        options = f"dropout={self.dropout}, l1={self.l1}, l2={self.l2}, {self.dtype.name}"
+        return f"Network({dims}, {self.activation}, {options})"

@@ -1,0 +1,210 @@
+"""Optimizers that update parameter arrays in place, and learning-rate schedules.
+
+Each optimizer is built with the live parameter arrays (so its state matches
+their shapes and dtypes) and ``step(grads)`` changes those arrays in place,
+using preallocated scratch buffers: no array is allocated per step. The
+gradients are only read. ``lr`` is a plain attribute that a schedule may set
+between steps.
+
+The training loop's fast path asks the network for gradients already
+multiplied by ``gradient_scale`` (for the SGD family, -lr: backprop is linear
+in the output gradient, so scaling the (n, n_classes) logit gradient scales
+every parameter gradient for free) and calls ``step_scaled``, which then needs
+no pass over the gradient to apply the learning rate: 3 instead of 4 passes
+over each weight matrix for momentum, measured ~15% of a 784x256 update.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+__all__ = [
+    "OPTIMIZERS",
+    "SCHEDULES",
+    "SGD",
+    "Adam",
+    "Momentum",
+    "Nesterov",
+    "Optimizer",
+    "learning_rate_at",
+    "make_optimizer",
+]
+
+
+class Optimizer:
+    """Base class: holds the parameters, a learning rate and one scratch buffer per parameter."""
+
+    def __init__(self, params: Sequence[np.ndarray], lr: float) -> None:
+        if not (lr > 0 and np.isfinite(lr)):
+            raise ValueError(f"lr must be a positive finite number, got {lr=}")
+        self.params = list(params)
+        self.lr = float(lr)
+        self._scratch = [np.empty_like(p) for p in self.params]
+
+    @property
+    def gradient_scale(self) -> float:
+        """The factor ``step_scaled`` expects the gradients to be multiplied by already."""
+        return 1.0
+
+    def step(self, grads: Sequence[np.ndarray]) -> None:
+        """Update the parameters in place from plain gradients."""
+        raise NotImplementedError
+
+    def step_scaled(self, scaled_grads: Sequence[np.ndarray]) -> None:
+        """Update from ``gradient_scale * gradients``; the default scale is 1."""
+        self.step(scaled_grads)
+
+    def accumulator(self) -> tuple[np.ndarray, float] | None:
+        """``(buffer, beta)`` if a whole step is buffer = beta * buffer + gradient_scale * gradient;
+        params += buffer, which the caller may then do itself (``Network.batch_gradients(...,
+        into=buffer, beta=beta, add_to_parameters=True)``, with no call to this optimizer);
+        None if the step needs the gradient itself. Only for a single parameter array."""
+        return None
+
+
+class SGD(Optimizer):
+    """w <- w - lr * g"""
+
+    @property
+    def gradient_scale(self) -> float:
+        return -self.lr
+
+    def step(self, grads: Sequence[np.ndarray]) -> None:
+        for w, g, s in zip(self.params, grads, self._scratch):
+            np.multiply(g, w.dtype.type(self.lr), out=s)
+            w -= s
+
+    def step_scaled(self, scaled_grads: Sequence[np.ndarray]) -> None:
+        for w, g in zip(self.params, scaled_grads):
+            w += g  # g = -lr * gradient
+
+
+class Momentum(SGD):
+    """Classical momentum: v <- mu * v - lr * g;  w <- w + v  (v starts at 0)."""
+
+    def __init__(self, params: Sequence[np.ndarray], lr: float, momentum: float = 0.9) -> None:
+        super().__init__(params, lr)
+        if not 0.0 <= momentum < 1.0:
+            raise ValueError(f"momentum must be in [0, 1), got {momentum=}")
+        self.momentum = float(momentum)
+        self.velocity = [np.zeros_like(p) for p in self.params]
+
+    def step(self, grads: Sequence[np.ndarray]) -> None:
+        for w, g, v, s in zip(self.params, grads, self.velocity, self._scratch):
+            v *= w.dtype.type(self.momentum)
+            np.multiply(g, w.dtype.type(self.lr), out=s)
+            v -= s
+            w += v
+
+    def step_scaled(self, scaled_grads: Sequence[np.ndarray]) -> None:
+        for w, g, v in zip(self.params, scaled_grads, self.velocity):
+            v *= w.dtype.type(self.momentum)
+            v += g  # g = -lr * gradient
+            w += v
+
+    def accumulator(self) -> tuple[np.ndarray, float] | None:
+        # v <- mu * v - lr * g; w <- w + v (Nesterov's step has another form)
+        if type(self) is not Momentum or len(self.params) != 1:
+            return None
+        return self.velocity[0], self.momentum
+
+
+class Nesterov(Momentum):
+    """Nesterov momentum in the form that needs no look-ahead evaluation (Sutskever 2013):
+
+    v <- mu * v - lr * g;  w <- w + mu * v - lr * g.
+    The same update as PyTorch's ``SGD(nesterov=True)`` written with v = -lr * buf.
+    """
+
+    def step(self, grads: Sequence[np.ndarray]) -> None:
+        for w, g, v, s in zip(self.params, grads, self.velocity, self._scratch):
+            mu = w.dtype.type(self.momentum)
+            np.multiply(g, w.dtype.type(self.lr), out=s)  # s = lr * g
+            v *= mu
+            v -= s  # v = mu * v - lr * g
+            w -= s
+            np.multiply(v, mu, out=s)
+            w += s  # w += mu * v - lr * g
+
+    def step_scaled(self, scaled_grads: Sequence[np.ndarray]) -> None:
+        for w, g, v, s in zip(self.params, scaled_grads, self.velocity, self._scratch):
+            mu = w.dtype.type(self.momentum)
+            v *= mu
+            v += g  # g = -lr * gradient
+            w += g
+            np.multiply(v, mu, out=s)
+            w += s
+
+
+class Adam(Optimizer):
+    """Adam (Kingma & Ba 2015) with bias correction, eps added to sqrt(v_hat):
+
+    m <- b1 m + (1-b1) g;  v <- b2 v + (1-b2) g^2;
+    w <- w - lr * (m / (1-b1^t)) / (sqrt(v / (1-b2^t)) + eps).
+    """
+
+    def __init__(
+        self, params: Sequence[np.ndarray], lr: float, beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8
+    ) -> None:
+        super().__init__(params, lr)
+        if not 0.0 <= beta1 < 1.0:
+            raise ValueError(f"beta1 must be in [0, 1), got {beta1=}")
+        if not 0.0 <= beta2 < 1.0:
+            raise ValueError(f"beta2 must be in [0, 1), got {beta2=}")
+        self.beta1, self.beta2, self.eps = float(beta1), float(beta2), float(eps)
+        self.m = [np.zeros_like(p) for p in self.params]
+        self.v = [np.zeros_like(p) for p in self.params]
+        self.t = 0
+
+    def step(self, grads: Sequence[np.ndarray]) -> None:
+        self.t += 1
+        b1, b2 = self.beta1, self.beta2
+        c1, c2 = 1.0 - b1**self.t, 1.0 - b2**self.t  # bias corrections
+        for w, g, m, v, s in zip(self.params, grads, self.m, self.v, self._scratch):
+            f = w.dtype.type
+            m *= f(b1)
+            np.multiply(g, f(1.0 - b1), out=s)
+            m += s
+            v *= f(b2)
+            np.multiply(g, g, out=s)
+            s *= f(1.0 - b2)
+            v += s
+            np.multiply(v, f(1.0 / c2), out=s)
+            np.sqrt(s, out=s)
+            s += f(self.eps)  # s = sqrt(v_hat) + eps
+            np.divide(m, s, out=s)
+            s *= f(self.lr / c1)  # s = lr * m_hat / (sqrt(v_hat) + eps)
+            w -= s
+
+
+OPTIMIZERS: dict[str, type[Optimizer]] = {"sgd": SGD, "momentum": Momentum, "nesterov": Nesterov, "adam": Adam}
+
+
+def make_optimizer(name: str, params: Sequence[np.ndarray], lr: float, momentum: float = 0.9) -> Optimizer:
+    """Build an optimizer by name; ``momentum`` is mu for momentum/nesterov and beta1 for adam."""
+    if name not in OPTIMIZERS:
+        raise ValueError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {name=}")
+    if name == "sgd":
+        return SGD(params, lr)
+    if name == "adam":
+        return Adam(params, lr, beta1=momentum)
+    return OPTIMIZERS[name](params, lr, momentum)
+
+
+SCHEDULES = ("none", "step", "exponential")
+
+
+def learning_rate_at(epoch: int, base: float, schedule: str, decay: float = 0.5, step: int = 10) -> float:
+    """Learning rate for 0-based ``epoch`` (the first epoch always uses ``base``).
+
+    none: base;  step: base * decay ** (epoch // step);  exponential: base * decay ** epoch.
+    """
+    if schedule == "none":
+        return base
+    if schedule == "step":
+        return base * decay ** (epoch // step)
+    if schedule == "exponential":
+        return base * decay**epoch
+    raise ValueError(f"schedule must be one of {', '.join(SCHEDULES)}, got {schedule=}")

@@ -1,0 +1,265 @@
+"""TrainConfig, the per-epoch record, the result, and ``train()``: epochs, callback, early stop.
+
+``train`` never prints and never raises for numerical blow-up: a non-finite
+loss ends the run with ``outcome="diverged"`` and a reason, so that a search
+can record the trial and go on. It reports progress only through ``callback``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .activations import ACTIVATIONS
+from .errors import DivergedError
+from .network import Network
+from .optim import OPTIMIZERS, SCHEDULES, Optimizer, learning_rate_at, make_optimizer
+
+__all__ = ["EpochStats", "TrainConfig", "TrainResult", "train"]
+
+logger = logging.getLogger(__name__)
+
+
+def _is_int(x: object) -> bool:
+    return isinstance(x, (int, np.integer)) and not isinstance(x, bool)
+
+
+def _is_real(x: object) -> bool:
+    return isinstance(x, (int, float, np.integer, np.floating)) and not isinstance(x, bool) and math.isfinite(x)
+
+
+@dataclass(frozen=True, slots=True)
+class TrainConfig:
+    """Everything that defines one training run; checks itself on construction."""
+
+    hidden: tuple[int, ...] = (128,)  # hidden layer widths, input to output
+    activation: str = "relu"  # key of ACTIVATIONS: relu | leaky_relu | tanh | sigmoid
+    leaky_slope: float = 0.01  # negative-side slope of leaky_relu, [0, 1)
+    dropout: float = 0.0  # probability of dropping a hidden unit, [0, 1)
+    l1: float = 0.0  # penalty l1 * sum(|W|) over weights (not biases)
+    l2: float = 0.0  # penalty 0.5 * l2 * sum(W**2) over weights (not biases)
+    optimizer: str = "momentum"  # sgd | momentum | nesterov | adam
+    learning_rate: float = 0.01  # base learning rate, > 0
+    momentum: float = 0.9  # mu for momentum/nesterov; beta1 for adam; [0, 1)
+    batch_size: int = 128  # rows per step; larger than the data set means full batch
+    epochs: int = 30  # maximum number of passes over the training set
+    lr_schedule: str = "none"  # none | step | exponential
+    lr_decay: float = 0.5  # step: lr * decay**(e // lr_step); exponential: lr * decay**e (e 0-based)
+    lr_step: int = 10  # epochs between decays for "step"
+    patience: int | None = None  # early stopping on validation loss; None = off
+    seed: int = 0  # weights, shuffling and dropout masks (three independent streams)
+
+    def __post_init__(self) -> None:
+        hidden = self.hidden
+        if isinstance(hidden, list):
+            hidden = tuple(hidden)
+        if not (isinstance(hidden, tuple) and hidden and all(_is_int(h) and h > 0 for h in hidden)):
+            raise ValueError(f"hidden must be a non-empty tuple of positive ints, got hidden={self.hidden!r}")
+        object.__setattr__(self, "hidden", tuple(int(h) for h in hidden))
+        self._check_choice("activation", tuple(ACTIVATIONS))
+        self._check_choice("optimizer", tuple(OPTIMIZERS))
+        self._check_choice("lr_schedule", SCHEDULES)
+        self._check_range("leaky_slope", 0.0, 1.0, "[0, 1)")
+        self._check_range("dropout", 0.0, 1.0, "[0, 1)")
+        self._check_range("momentum", 0.0, 1.0, "[0, 1)")
+        for name in ("l1", "l2"):
+            value = getattr(self, name)
+            if not (_is_real(value) and value >= 0):
+                raise ValueError(f"{name} must be a finite number >= 0, got {name}={value!r}")
+        for name in ("learning_rate", "lr_decay"):
+            value = getattr(self, name)
+            if not (_is_real(value) and value > 0):
+                raise ValueError(f"{name} must be a finite number > 0, got {name}={value!r}")
+        for name in ("batch_size", "epochs", "lr_step"):
+            value = getattr(self, name)
+            if not (_is_int(value) and value >= 1):
+                raise ValueError(f"{name} must be an int >= 1, got {name}={value!r}")
+        if self.patience is not None and not (_is_int(self.patience) and self.patience >= 1):
+            raise ValueError(f"patience must be None or an int >= 1, got patience={self.patience!r}")
+        if not (_is_int(self.seed) and self.seed >= 0):
+            raise ValueError(f"seed must be an int >= 0, got seed={self.seed!r}")
+
+    def _check_choice(self, name: str, choices: tuple[str, ...]) -> None:
+        value = getattr(self, name)
+        if value not in choices:
+            raise ValueError(f"{name} must be one of {', '.join(choices)}, got {name}={value!r}")
+
+    def _check_range(self, name: str, low: float, high: float, text: str) -> None:
+        value = getattr(self, name)
+        if not (_is_real(value) and low <= value < high):
+            raise ValueError(f"{name} must be in {text}, got {name}={value!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class EpochStats:
+    """One finished epoch. Losses are mean cross-entropy per sample, without the L1/L2 penalty."""
+
+    epoch: int  # 1-based
+    train_loss: float  # mean over the epoch's samples of the minibatch loss, dropout on
+    val_loss: float  # mean cross-entropy on the validation set, dropout off
+    val_accuracy: float
+    seconds: float  # wall time of this epoch including the validation pass
+
+
+@dataclass
+class TrainResult:
+    """What a run produced and why it ended.
+
+    ``network`` holds the weights of the best epoch (lowest validation loss)
+    when ``patience`` is set or the run diverged (the initial weights if no
+    epoch finished); otherwise the weights after the last epoch.
+    """
+
+    network: Network
+    history: list[EpochStats] = field(default_factory=list)  # finite epochs only
+    outcome: str = "completed"  # completed | early_stopped | stopped | diverged
+    reason: str = ""
+    best_epoch: int = 0  # 0 if no epoch finished
+    best_val_loss: float = math.inf
+    best_val_accuracy: float = 0.0
+    seconds: float = 0.0
+
+
+def _check_data(X: np.ndarray, y: np.ndarray, name: str) -> tuple[np.ndarray, np.ndarray]:
+    X, y = np.asarray(X), np.asarray(y)  # np.asarray keeps a memmap's buffer: no copy
+    if X.ndim != 2 or X.shape[0] == 0:
+        raise ValueError(f"X_{name} must be a non-empty 2-D array, got shape {X.shape}")
+    if y.shape != (X.shape[0],):
+        raise ValueError(f"y_{name} must have shape ({X.shape[0]},) to match X_{name}, got {y.shape}")
+    if not np.issubdtype(y.dtype, np.integer):
+        raise ValueError(f"y_{name} must hold integer labels, got dtype {y.dtype}")
+    if y.min() < 0:
+        raise ValueError(f"y_{name} labels must be >= 0, got min {y.min()}")
+    return X, y
+
+
+def _run_epoch(
+    net: Network,
+    optimizer: Optimizer,
+    X: np.ndarray,
+    y: np.ndarray,
+    batch_size: int,
+    shuffle_rng: np.random.Generator,
+    dropout_rng: np.random.Generator | None,
+    epoch: int,
+) -> float:
+    """One shuffled pass; returns the sample-weighted mean minibatch loss. Raises DivergedError."""
+    n = X.shape[0]
+    order = shuffle_rng.permutation(n)
+    # A batch is a set: sorting each batch's indices changes nothing but the order
+    # rows are read in, which makes the gather from a large (memmapped) X cheaper.
+    full = n - n % batch_size
+    order[:full].reshape(-1, batch_size).sort(axis=1)
+    order[full:].sort()
+    flat = len(optimizer.params) == 1 and optimizer.params[0] is net.flat_parameters
+    grads = [net.flat_gradients] if flat else net.gradients()
+    scale = optimizer.gradient_scale
+    # Momentum: the backward GEMMs accumulate v = mu * v - lr * g directly (BLAS beta),
+    # and the network then adds v to the weights, the L2 term fused into that pass.
+    acc = optimizer.accumulator() if flat and optimizer.params[0] is net.flat_parameters else None
+    into, beta = acc if acc is not None else (None, 0.0)
+    # Gathering into a reused buffer measured twice as fast as X[idx], which
+    # writes each batch to fresh, cold memory. Only possible without a dtype cast.
+    same_dtype = X.dtype == net.dtype
+    buffers = {}
+    total = 0.0
+    for batch, start in enumerate(range(0, n, batch_size), start=1):
+        idx = order[start : start + batch_size]
+        if same_dtype:
+            Xb = buffers.get(len(idx))
+            if Xb is None:
+                Xb = buffers[len(idx)] = np.empty((len(idx), X.shape[1]), X.dtype)
+            # (b, d); X itself is never written. mode="clip" because take's default
+            # "raise" copies through a hidden buffer when out= is given (~40% slower);
+            # the indices come from a permutation of range(n), so clipping never acts.
+            X.take(idx, axis=0, out=Xb, mode="clip")
+        else:
+            Xb = X[idx].astype(net.dtype)
+        loss = net.batch_gradients(
+            Xb, y[idx], dropout_rng, scale=scale, into=into, beta=beta, add_to_parameters=into is not None
+        )
+        if not math.isfinite(loss):  # one scalar check per batch is all divergence costs
+            raise DivergedError(f"non-finite training loss ({loss}) at epoch {epoch}, batch {batch}")
+        if into is None:
+            optimizer.step_scaled(grads)
+        total += loss * len(idx)
+    return total / n
+
+
+def train(
+    config: TrainConfig,
+    X_train: np.ndarray,
+    y_train: np.ndarray,
+    X_val: np.ndarray,
+    y_val: np.ndarray,
+    *,
+    callback: Callable[[EpochStats], bool | None] | None = None,
+    n_classes: int | None = None,
+) -> TrainResult:
+    """Train a fresh Network by minibatch gradient descent; never raises for divergence.
+
+    X arrays are (n, d), float32 ideally (others are cast per batch), and may be
+    read-only memmaps. ``callback(stats)`` runs after every epoch; returning True
+    stops the run (outcome "stopped"), which is how a pruner ends a trial.
+    """
+    t_start = time.perf_counter()
+    X_train, y_train = _check_data(X_train, y_train, "train")
+    X_val, y_val = _check_data(X_val, y_val, "val")
+    if X_val.shape[1] != X_train.shape[1]:
+        raise ValueError(f"X_val has {X_val.shape[1]} features but X_train has {X_train.shape[1]}")
+    needed = int(max(y_train.max(), y_val.max())) + 1
+    if n_classes is None:
+        n_classes = max(needed, 2)
+    elif n_classes < needed:
+        raise ValueError(f"n_classes must be at least max label + 1 = {needed}, got {n_classes=}")
+
+    c = config
+    net = Network(
+        X_train.shape[1], c.hidden, n_classes, c.activation, leaky_slope=c.leaky_slope, dropout=c.dropout,
+        l1=c.l1, l2=c.l2, seed=np.random.default_rng([c.seed, 0]),
+    )  # fmt: skip
+    shuffle_rng = np.random.default_rng([c.seed, 1])
+    dropout_rng = np.random.default_rng([c.seed, 2]) if c.dropout > 0 else None
+    # one flat array for all parameters: the optimizer's 3-4 ufuncs per step cover the whole network
+    params = net.flat_parameters
+    optimizer = make_optimizer(c.optimizer, [params], c.learning_rate, c.momentum)
+
+    result = TrainResult(network=net, reason=f"completed {c.epochs} epochs")
+    best_params = params.copy()  # the initial weights until an epoch finishes
+    with np.errstate(all="ignore"):  # blow-up is reported as an outcome, not as warnings
+        try:
+            for epoch in range(1, c.epochs + 1):
+                t_epoch = time.perf_counter()
+                optimizer.lr = learning_rate_at(epoch - 1, c.learning_rate, c.lr_schedule, c.lr_decay, c.lr_step)
+                train_loss = _run_epoch(net, optimizer, X_train, y_train, c.batch_size, shuffle_rng, dropout_rng, epoch)
+                val_loss, val_accuracy = net.evaluate(X_val, y_val)
+                if not math.isfinite(val_loss):
+                    raise DivergedError(f"non-finite validation loss ({val_loss}) at epoch {epoch}")
+                stats = EpochStats(epoch, train_loss, val_loss, val_accuracy, time.perf_counter() - t_epoch)
+                result.history.append(stats)
+                logger.debug("%s", stats)
+                if val_loss < result.best_val_loss:
+                    result.best_epoch, result.best_val_loss, result.best_val_accuracy = epoch, val_loss, val_accuracy
+                    np.copyto(best_params, params)
+                if callback is not None and callback(stats):
+                    result.outcome, result.reason = "stopped", f"stopped by callback at epoch {epoch}"
+                    break
+                if c.patience is not None and epoch - result.best_epoch >= c.patience:
+                    result.outcome = "early_stopped"
+                    result.reason = (
+                        f"no improvement in validation loss for {c.patience} epochs at epoch {epoch} "
+                        f"(best {result.best_val_loss:.6g} at epoch {result.best_epoch})"
+                    )
+                    break
+        except DivergedError as error:
+            result.outcome, result.reason = "diverged", str(error)
+    if result.outcome == "diverged" or c.patience is not None:
+        net.copy_parameters_from(best_params)
+    result.seconds = time.perf_counter() - t_start
+    logger.info("training %s: %s (%.2f s)", result.outcome, result.reason, result.seconds)
+    return result

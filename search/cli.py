@@ -1,0 +1,264 @@
+"""Command line: the only place that prints errors and chooses exit codes.
+
+Every expected problem (bad flag, missing study, unusable file, missing data set)
+becomes ``error: <one line>`` on stderr and exit code 2; Ctrl-C exits 130 after
+recording the in-flight trials; a traceback means a bug.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any, NoReturn
+
+import optuna
+
+from model.datasets import DATASETS, DatasetError
+from search.coordinator import Coordinator, Interrupted, RunSummary
+from search.errors import SearchError
+from search.spec import FIXED_SETTINGS, PRUNERS, SAMPLERS, StudySpec, build_spec, check_study_name
+from search.storage import default_url, open_storage
+from search.study import create_or_continue, load_spec
+from search.tasks import DataRef
+
+logger = logging.getLogger("search")
+
+EXIT_ERROR = 2
+EXIT_INTERNAL = 1
+EXIT_INTERRUPTED = 130
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:  # one line, not usage + traceback-like noise
+        raise SearchError(f"{message} (see 'python -m search {self.prog.split()[-1]} --help')")
+
+
+def _int_at_least(low: int):
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be >= {low}, got {value}")
+        return value
+
+    parse.__name__ = f"whole number >= {low}"  # argparse names the type in some messages
+    return parse
+
+
+_positive_int = _int_at_least(1)
+_nonnegative_int = _int_at_least(0)
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, got {text}")
+    return value
+
+
+def _study_name(text: str) -> str:
+    try:
+        return check_study_name(text)
+    except SearchError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _add_storage(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--storage", metavar="URL",
+                   help="SQLAlchemy URL of the study database (default: sqlite:///studies/<study>.db)")
+
+
+def _add_execution(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--jobs", type=_positive_int, metavar="K",
+                   help="worker processes (default: number of CPU cores)")
+    p.add_argument("--timeout", type=_positive_float, metavar="SECONDS",
+                   help="stop starting new trials after this many seconds")
+    p.add_argument("--data-dir", metavar="DIR", help="directory holding the data set files")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--executor", choices=("local", "dask"), default="local",
+                   help="where trials run: local worker processes, or a Dask cluster (default local)")
+    p.add_argument("--scheduler", metavar="ADDRESS",
+                   help="Dask scheduler, e.g. tcp://host:8786 (with --executor dask; default: "
+                        "a local Dask cluster of --jobs processes)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="python -m search",
+                     description="Parallel Optuna hyperparameter search for NumPy networks.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log more")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    run = sub.add_parser("run", help="create a study or continue one, until it holds N finished trials")
+    run.add_argument("--trials", type=_positive_int, metavar="N",
+                     help="finished (complete + pruned) trials the study should hold (default 200)")
+    run.add_argument("--study", type=_study_name, metavar="NAME", help="study name (default: the data set)")
+    run.add_argument("--dataset", choices=DATASETS, help="data set (default digits)")
+    run.add_argument("--epochs", type=_positive_int, metavar="E", help="most epochs per trial (default 30)")
+    run.add_argument("--sampler", choices=SAMPLERS, help="Optuna sampler (default tpe)")
+    run.add_argument("--pruner", choices=PRUNERS, help="pruner on validation loss (default median)")
+    run.add_argument("--seed", type=_nonnegative_int, metavar="S", help="study seed (default 0)")
+    run.add_argument("--preset", metavar="FILE", help="study preset TOML, e.g. studies/digits.toml")
+    run.add_argument("--deterministic", action="store_true", default=None,
+                     help="same seed -> same trials and values whatever --jobs is (sampled in batches)")
+    _add_storage(run)
+    _add_execution(run)
+
+    resume = sub.add_parser("resume", help="continue a study with the settings stored on it")
+    resume.add_argument("--study", type=_study_name, required=True, metavar="NAME", help="study name")
+    _add_storage(resume)
+    _add_execution(resume)
+
+    show = sub.add_parser("show", help="leaderboard of a study")
+    show.add_argument("--study", type=_study_name, required=True, metavar="NAME", help="study name")
+    show.add_argument("--top", type=_positive_int, default=10, metavar="K", help="rows to show (default 10)")
+    show.add_argument("--csv", metavar="FILE", help="also write every trial to this CSV file")
+    _add_storage(show)
+
+    plot = sub.add_parser("plot", help="heatmaps, learning curves and history as PNG files")
+    plot.add_argument("--study", type=_study_name, required=True, metavar="NAME", help="study name")
+    plot.add_argument("--out", metavar="DIR", help="output directory (default: beside the database)")
+    _add_storage(plot)
+
+    best = sub.add_parser("best", help="best parameters and scores; --retrain scores on the test split")
+    best.add_argument("--study", type=_study_name, required=True, metavar="NAME", help="study name")
+    best.add_argument("--retrain", action="store_true",
+                      help="retrain the best configuration on train+validation and score it on test")
+    best.add_argument("--out", metavar="FILE", help="where --retrain saves the weights (.npz)")
+    best.add_argument("--data-dir", metavar="DIR", help="directory holding the data set files")
+    _add_storage(best)
+    return parser
+
+
+def _given(args: argparse.Namespace, keys: Sequence[str]) -> dict[str, Any]:
+    return {k: getattr(args, k) for k in keys if getattr(args, k) is not None}
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    overrides = _given(args, ("dataset", "trials", "epochs", "sampler", "pruner", "seed", "deterministic"))
+    spec = build_spec(args.study or "default", args.preset, overrides)
+    if args.study is None:  # the study is named after its data set
+        spec = dataclasses.replace(spec, name=spec.dataset)
+    # a preset states every setting it holds; flags state only themselves
+    given = set(FIXED_SETTINGS) if args.preset else set(overrides)
+    return _execute(spec, args, given, create=True)
+
+
+def _cmd_resume(args: argparse.Namespace) -> int:
+    storage = open_storage(args.storage or default_url(args.study), read_only=True)
+    try:
+        spec, _ = load_spec(storage, args.study)
+    finally:
+        storage.engine.dispose()
+    return _execute(spec, args, set(), create=False)
+
+
+def _execute(spec: StudySpec, args: argparse.Namespace, given: set[str], *, create: bool) -> int:
+    from search.cluster import make_executor
+
+    data = DataRef(spec.dataset, spec.val_fraction, spec.normalization, args.data_dir)
+    dataset = data.load()  # before any file is written: a missing data set changes nothing
+    logger.info("%s: %d train / %d validation / %d test samples, %d features, %d classes",
+                spec.dataset, len(dataset.y_train), len(dataset.y_val), len(dataset.y_test),
+                dataset.n_features, dataset.n_classes)
+    url = args.storage or default_url(spec.name)
+    storage = open_storage(url, create=create)
+    spec, study_id = create_or_continue(storage, spec, given)
+    executor = make_executor(args.executor, args.jobs, args.scheduler)
+    jobs = executor.n_workers
+    coordinator = Coordinator(spec, storage, study_id, executor, data=data, timeout=args.timeout,
+                              progress=not args.no_progress)
+    try:
+        summary = coordinator.run()
+    finally:
+        executor.close()
+        storage.engine.dispose()  # closes the writer's connections: SQLite checkpoints the WAL
+    print(format_summary(summary, url, jobs))
+    return 0
+
+
+def format_summary(s: RunSummary, url: str, jobs: int) -> str:
+    def mean(xs: Sequence[float]) -> str:
+        return f"{sum(xs) / len(xs):.1f}" if xs else "-"
+
+    writes = sum(sum(v) for v in s.write_ms.values()) / max(1, s.ran + s.failed + s.retries)
+    best = "-" if s.best_number is None else (
+        f"trial {s.best_number}: val loss {s.best_value:.4f}, val accuracy {s.best_accuracy:.4f}")
+    rows = [
+        ("study", f"{s.study}  ({url})"),
+        ("trials in study", f"{s.finished} finished ({s.complete} complete, {s.pruned} pruned)"),
+        ("this run", f"{s.ran} finished, {s.failed} failed, {s.retries} retried, "
+                     f"{s.wall_seconds:.1f} s with {jobs} workers"),
+        ("epochs", f"{s.epochs_run} run of {s.epochs_budget} budgeted"),
+        ("best", best),
+        ("coordinator ms/trial", f"ask {mean(s.ask_ms)}, dispatch {mean(s.dispatch_ms)}, "
+                                 f"collect {mean(s.collect_ms)}, storage writes {writes:.1f} (off-path)"),
+        ("workers busy", f"{s.worker_busy:.0%} of wall time after start-up; "
+                         f"peak RSS of a worker {s.worker_peak_rss_mb:.0f} MB"),
+    ]
+    width = max(len(k) for k, _ in rows)
+    return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
+
+
+def _cmd_show(args: argparse.Namespace) -> int:
+    from search.results import format_table, leaderboard, load_results
+
+    df = load_results(args.study, args.storage)
+    if args.csv:
+        df.to_csv(args.csv, index=False)
+    print(format_table(leaderboard(df, args.top)))
+    return 0
+
+
+def _cmd_plot(args: argparse.Namespace) -> int:
+    from search.plots import make_plots
+
+    for path in make_plots(args.study, args.storage, args.out):
+        print(path)
+    return 0
+
+
+def _cmd_best(args: argparse.Namespace) -> int:
+    from search.retrain import describe_best, retrain_best
+
+    print(describe_best(args.study, args.storage))
+    if args.retrain:
+        print(retrain_best(args.study, args.storage, out=args.out, data_dir=args.data_dir))
+    return 0
+
+
+COMMANDS = {"run": _cmd_run, "resume": _cmd_resume, "show": _cmd_show, "plot": _cmd_plot, "best": _cmd_best}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+        logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                            format="%(levelname)s %(name)s: %(message)s")
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        return COMMANDS[args.command](args)
+    except Interrupted as exc:
+        print(f"\n{exc}", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except (SearchError, DatasetError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print("\ninterrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:  # `python -m search show ... | head`
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    except Exception as exc:  # a bug or a broken environment: still one line, the details on -v
+        logger.info("unexpected error", exc_info=True)  # shown with -v
+        print(f"error: unexpected {type(exc).__name__}: {exc} (stored trials are kept; "
+              "run with -v for the traceback)", file=sys.stderr)
+        return EXIT_INTERNAL

@@ -1,0 +1,377 @@
+"""The coordinator: the one process that samples, dispatches and records trials.
+
+Sampling runs against an in-memory mirror of the study (Optuna's
+``InMemoryStorage``), so a slow database never delays the next trial; every
+change is also queued for the storage writer thread, in the same order, so the
+database holds the same trials under the same numbers. Workers never touch the
+storage: one writer keeps SQLite safe and lets writes be batched.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import math
+import signal
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import optuna
+from optuna.storages import InMemoryStorage, RDBStorage
+from optuna.trial import FrozenTrial, TrialState
+from tqdm import tqdm
+
+from search import storage as db
+from search.errors import SearchError, StudyFailedError
+from search.executors import Executor, WorkerLostError
+from search.pruning import Curve
+from search.space import suggest
+from search.spec import StudySpec
+from search.study import make_sampler
+from search.tasks import DataRef, TrialResult, TrialTask, training_seed
+from search.writer import StorageWriter
+
+logger = logging.getLogger(__name__)
+
+FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
+# A configuration whose worker dies this many times (the kernel's OOM killer, a
+# crash in native code) is failed for good instead of being re-run forever.
+MAX_ATTEMPTS = 3
+
+
+class Interrupted(SearchError):
+    """Ctrl-C or SIGTERM: in-flight trials were recorded as interrupted."""
+
+
+@dataclass(slots=True)
+class _Pending:
+    number: int
+    task: TrialTask
+    params: dict[str, Any]
+    distributions: dict[str, Any]
+    seed: int
+    retry_of: int | None
+    attempt: int
+
+
+@dataclass(slots=True)
+class _Retry:
+    params: dict[str, Any]
+    seed: int
+    retry_of: int
+    attempt: int
+
+
+@dataclass
+class RunSummary:
+    study: str
+    finished: int = 0          # in the study, complete + pruned
+    complete: int = 0          # in the study
+    pruned: int = 0            # in the study
+    failed: int = 0            # in this run
+    retries: int = 0           # in this run
+    ran: int = 0               # finished in this run
+    epochs_run: int = 0        # in this run
+    epochs_budget: int = 0     # in this run: trials x max epochs
+    best_value: float | None = None
+    best_accuracy: float | None = None
+    best_number: int | None = None
+    wall_seconds: float = 0.0
+    worker_busy: float = 0.0   # fraction of worker time spent in tasks after start-up
+    worker_peak_rss_mb: float = 0.0
+    ask_ms: list[float] = field(default_factory=list)
+    dispatch_ms: list[float] = field(default_factory=list)
+    collect_ms: list[float] = field(default_factory=list)
+    write_ms: dict[str, list[float]] = field(default_factory=dict)
+
+
+class Coordinator:
+    def __init__(self, spec: StudySpec, storage: RDBStorage, study_id: int, executor: Executor,
+                 *, data: DataRef, timeout: float | None = None, progress: bool = True,
+                 max_failures: int = 10, prefetch: int = 2) -> None:
+        self.spec, self.storage, self.study_id, self.executor = spec, storage, study_id, executor
+        self.data, self.timeout, self.progress = data, timeout, progress
+        self.max_failures, self.prefetch = max_failures, prefetch
+        self.summary = RunSummary(spec.name)
+        self._writer = StorageWriter()
+        self._db_ids: dict[int, int] = {}
+        self._curves: list[Curve] = []
+        self._retries: collections.deque[_Retry] = collections.deque()
+        self._inflight: dict[Any, _Pending] = {}
+        self._mem_storage = InMemoryStorage()
+        self._mem = optuna.create_study(storage=self._mem_storage, sampler=make_sampler(spec),
+                                        study_name=spec.name, direction="minimize")
+        self._mem_id = self._mem_storage.get_study_id_from_name(spec.name)
+        self._bar: tqdm | None = None
+        self._task_spans: list[tuple[int, float, float]] = []
+
+    # ---------------------------------------------------------------- recovery
+    def _recover(self) -> None:
+        """Mirror the stored trials and queue every interrupted one that was not run again.
+
+        Interrupted means: left RUNNING by a coordinator that died, or recorded FAIL
+        with ``rerun`` (Ctrl-C, a lost worker) by a run that stopped before re-running it.
+        """
+        trials = self.storage.get_all_trials(self.study_id, deepcopy=False)
+        rerun_already = {t.user_attrs["retry_of"] for t in trials if "retry_of" in t.user_attrs}
+        for t in trials:
+            interrupted = t.state == TrialState.FAIL and t.user_attrs.get("rerun", False)
+            if t.state in (TrialState.RUNNING, TrialState.WAITING):
+                logger.warning("trial %d was running when the last run stopped", t.number)
+                db.fail_trial(self.storage, t._trial_id,
+                              {"stop_reason": "interrupted: the run stopped", "rerun": True})
+                interrupted = True
+            if interrupted and t.number not in rerun_already:
+                logger.info("re-running the parameters of interrupted trial %d", t.number)
+                self._retries.append(_Retry(dict(t.params), int(t.user_attrs.get("seed", 0)), t.number,
+                                            int(t.user_attrs.get("attempt", 1)) + 1))
+            self._db_ids[t.number] = t._trial_id
+            if t.state in FINISHED:
+                self._curves.append(self._curve(t.number, t.state == TrialState.COMPLETE, t.value,
+                                                list(t.intermediate_values.values()), t.system_attrs))
+        self._mem.add_trials(trials_for_mirror(trials))
+        counts = collections.Counter(t.state for t in trials)
+        s = self.summary
+        s.complete, s.pruned = counts[TrialState.COMPLETE], counts[TrialState.PRUNED]
+        s.finished = s.complete + s.pruned
+        complete = [t for t in trials if t.state == TrialState.COMPLETE]
+        if complete:  # the best so far includes earlier runs of the study
+            best = min(complete, key=lambda t: t.value)
+            s.best_value, s.best_accuracy, s.best_number = best.value, best.user_attrs.get("val_accuracy"), best.number
+
+    @staticmethod
+    def _curve(number: int, complete: bool, value: float | None, values: list[float],
+               system_attrs: dict[str, Any]) -> Curve:
+        rung = {k: v for k, v in system_attrs.items() if k.startswith("completed_rung")}
+        return Curve(number, complete, value, tuple(values), rung)
+
+    # ---------------------------------------------------------------- dispatch
+    def _next_trial(self) -> tuple[optuna.Trial, int, int | None, int]:
+        if self._retries:
+            retry = self._retries.popleft()
+            self._mem.enqueue_trial(retry.params, skip_if_exists=False)
+            return self._mem.ask(), retry.seed, retry.retry_of, retry.attempt
+        trial = self._mem.ask()
+        return trial, training_seed(self.spec.seed, trial.number), None, 1
+
+    def _dispatch(self) -> None:
+        start = time.perf_counter()
+        trial, seed, retry_of, attempt = self._next_trial()
+        config = suggest(trial, self.spec.space, self.spec.epochs, seed)
+        asked = time.perf_counter()
+        number = trial.number
+        task = TrialTask(self.spec.name, number, config, self.data, self.spec.pruner, tuple(self._curves))
+        pending = _Pending(number, task, dict(trial.params), dict(trial.distributions), seed, retry_of,
+                           attempt)
+        self._inflight[self.executor.submit(task)] = pending
+        attrs = {"seed": seed} | ({} if retry_of is None else {"retry_of": retry_of, "attempt": attempt})
+        self._writer.put("create", self._create_in_db, pending, attrs)
+        self.summary.ask_ms.append((asked - start) * 1e3)
+        self.summary.dispatch_ms.append((time.perf_counter() - asked) * 1e3)
+
+    def _create_in_db(self, pending: _Pending, attrs: dict[str, Any]) -> None:
+        self._db_ids[pending.number] = db.create_running_trial(
+            self.storage, self.study_id, pending.number, pending.params, pending.distributions, attrs)
+
+    # ---------------------------------------------------------------- collect
+    def _collect(self, handle: Any) -> None:
+        pending = self._inflight[handle]
+        start = time.perf_counter()
+        try:
+            result = self.executor.result(handle)
+        except WorkerLostError as exc:
+            del self._inflight[handle]
+            if not exc.retryable or pending.attempt >= MAX_ATTEMPTS:
+                self._fail(pending, f"worker lost on every attempt with these parameters "
+                                    f"(out of memory?): {exc}")
+                self._count_failure(f"worker lost: {exc}")
+            else:
+                self._fail(pending, f"worker lost: {exc}", rerun=True)
+                self._retries.append(_Retry(pending.params, pending.seed, pending.number, pending.attempt + 1))
+                self.summary.retries += 1
+            return
+        # only now: if result() raised anything else, _abandon still finds the trial in flight
+        del self._inflight[handle]
+        self._task_spans.append((result.pid, result.started, result.finished))
+        self.summary.worker_peak_rss_mb = max(self.summary.worker_peak_rss_mb, result.peak_rss_mb)
+        if result.outcome == "failed":
+            self._fail(pending, result.reason, result)
+            self._count_failure(result.reason)
+            return
+        self._consecutive_failures = 0
+        self._record(pending, result)
+        self.summary.collect_ms.append((time.perf_counter() - start) * 1e3)
+
+    def _count_failure(self, reason: str) -> None:
+        self.summary.failed += 1
+        self._consecutive_failures += 1
+        if self._consecutive_failures >= self.max_failures:
+            raise StudyFailedError(f"{self._consecutive_failures} trials in a row failed; the last: {reason}")
+
+    def _fail(self, pending: _Pending, reason: str, result: TrialResult | None = None, *,
+              rerun: bool = False) -> None:
+        """Record FAIL; ``rerun`` marks an interruption whose parameters must run again
+        (now, or by the next ``resume`` if this run stops first)."""
+        logger.warning("trial %d failed: %s", pending.number, reason)
+        self._mem.tell(pending.number, state=TrialState.FAIL)
+        attrs: dict[str, Any] = {"stop_reason": reason} | ({"rerun": True} if rerun else {})
+        if result is not None:
+            attrs |= {"host": result.host, "pid": result.pid, "seconds": round(result.seconds, 4)}
+        self._writer.put("fail", lambda: db.fail_trial(self.storage, self._db_ids[pending.number], attrs))
+        self._update_bar()
+
+    def _record(self, pending: _Pending, result: TrialResult) -> None:
+        complete = result.outcome == "complete"
+        mem_trial_id = self._mem_storage.get_trial_id_from_study_id_trial_number(self._mem_id, pending.number)
+        for step, value in enumerate(result.values, start=1):
+            self._mem_storage.set_trial_intermediate_value(mem_trial_id, step, value)
+        if complete:
+            frozen = self._mem.tell(pending.number, result.value)
+        else:
+            frozen = self._mem.tell(pending.number, state=TrialState.PRUNED)
+        epochs = sum(1 for v in result.values if math.isfinite(v))
+        attrs = {
+            "val_accuracy": result.val_accuracy, "best_epoch": result.best_epoch, "epochs": epochs,
+            "train_loss": result.train_loss, "seconds": round(result.seconds, 4),
+            "host": result.host, "pid": result.pid, "outcome": result.outcome,
+            "stop_reason": result.reason, "worker_peak_rss_mb": round(result.peak_rss_mb, 1),
+        }
+        state, value, values = frozen.state, frozen.value, list(result.values)
+        self._writer.put("finish", lambda: db.finish_trial(
+            self.storage, self._db_ids[pending.number], state, value, values, attrs,
+            result.system_attrs))
+        self._curves.append(self._curve(pending.number, complete, value, values, result.system_attrs))
+        s = self.summary
+        s.ran += 1
+        s.finished += 1
+        s.complete += complete
+        s.pruned += not complete
+        s.epochs_run += epochs
+        s.epochs_budget += pending.task.config.epochs
+        if complete and (s.best_value is None or result.value < s.best_value):
+            s.best_value, s.best_accuracy, s.best_number = result.value, result.val_accuracy, pending.number
+        self._update_bar()
+
+    # ---------------------------------------------------------------- loop
+    def _update_bar(self) -> None:
+        if self._bar is not None:
+            s = self.summary
+            self._bar.n = min(s.finished, self.spec.trials)
+            best = "-" if s.best_accuracy is None else f"{s.best_accuracy:.4f}"
+            self._bar.set_postfix_str(f"pruned={s.pruned} failed={s.failed} best_val_acc={best}",
+                                      refresh=True)
+
+    def _want_more(self, started: float) -> bool:
+        if self.timeout is not None and time.monotonic() - started > self.timeout:
+            return False
+        return self.summary.finished + len(self._inflight) < self.spec.trials
+
+    def run(self) -> RunSummary:
+        started = time.monotonic()
+        self._consecutive_failures = 0
+        self._recover()
+        self._writer.flush()
+        if self.progress:
+            self._bar = tqdm(total=self.spec.trials, initial=min(self.summary.finished, self.spec.trials),
+                             desc=self.spec.name, unit="trial", dynamic_ncols=True)
+        try:
+            with _sigterm_as_interrupt():
+                if self.spec.deterministic:
+                    self._loop_in_batches(started)
+                else:
+                    self._loop(started)
+        except KeyboardInterrupt:
+            self._abandon("interrupted")
+            raise Interrupted(
+                f"interrupted: {self.summary.finished} finished trials are stored; continue with "
+                f"'python -m search resume --study {self.spec.name}'"
+            ) from None
+        except BaseException:
+            self._abandon("the run stopped with an error")
+            raise
+        finally:
+            if self._bar is not None:
+                self._bar.close()
+            self._finish_summary(started)
+        return self.summary
+
+    def _loop(self, started: float) -> None:
+        capacity = self.executor.n_workers + self.prefetch
+        while True:
+            while len(self._inflight) < capacity and self._want_more(started):
+                self._dispatch()
+            if not self._inflight:
+                return
+            for handle in self.executor.wait(list(self._inflight), timeout=1.0):
+                self._collect(handle)
+            self._writer.raise_if_failed()
+
+    def _loop_in_batches(self, started: float) -> None:
+        """Deterministic: a batch of ``sync_batch`` trials is sampled from the same history
+        and told back in trial order, so neither timing nor ``--jobs`` changes any trial."""
+        while self._want_more(started):
+            while len(self._inflight) < self.spec.sync_batch and self._want_more(started):
+                self._dispatch()
+            results: dict[Any, _Pending] = dict(self._inflight)
+            while len(self.executor.wait(list(results), timeout=1.0)) < len(results):
+                pass
+            for handle in sorted(results, key=lambda h: results[h].number):
+                self._collect(handle)
+            self._writer.raise_if_failed()
+
+    def _abandon(self, reason: str) -> None:
+        """Record in-flight trials as interrupted (resume re-runs them) and stop the workers."""
+        for handle, pending in list(self._inflight.items()):
+            self._fail(pending, reason, rerun=True)
+            del self._inflight[handle]
+        self.executor.close(kill=True)
+        try:
+            self._writer.flush()
+        except Exception:  # noqa: BLE001 -- the original error is the one to report
+            logger.exception("could not record the interrupted trials")
+
+    def _finish_summary(self, started: float) -> None:
+        self._writer.close()
+        s = self.summary
+        s.wall_seconds = time.monotonic() - started
+        s.write_ms = {k: [x * 1e3 for x in v] for k, v in self._writer.seconds.items()}
+        if self._task_spans:
+            # After start-up: each worker counts from its first task (process spawn and
+            # imports excluded) to the end of the last task of the run.
+            last = max(end for _, _, end in self._task_spans)
+            first: dict[int, float] = {}
+            for pid, begin, _ in self._task_spans:
+                first[pid] = min(begin, first.get(pid, begin))
+            busy = sum(end - begin for _, begin, end in self._task_spans)
+            s.worker_busy = busy / max(1e-9, sum(last - f for f in first.values()))
+
+
+def trials_for_mirror(trials: list[FrozenTrial]) -> list[FrozenTrial]:
+    """Stored trials as the sampler should see them; running ones (a dead run's) as failed."""
+    out = []
+    for t in trials:
+        if t.state in (TrialState.RUNNING, TrialState.WAITING):
+            t = optuna.trial.create_trial(state=TrialState.FAIL, params=t.params,
+                                          distributions=t.distributions)
+        out.append(t)
+    return out
+
+
+@contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM (a scheduler's kill, `timeout`) gets the same orderly stop as Ctrl-C."""
+    def handler(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    try:
+        previous = signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)

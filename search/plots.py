@@ -1,0 +1,335 @@
+"""Seaborn heatmaps and curves of a study -> PNG files beside its database.
+
+Why these three views: heatmaps show *where* in the space the good networks
+live (two parameters at a time, best accuracy and best/median loss per cell);
+learning curves show *how* trials trained and which the pruner stopped; the
+history shows whether the sampler was still improving when the run ended.
+Figures are made as ``matplotlib.figure.Figure`` objects, never through pyplot's
+global state, so plotting from a notebook or a server thread is safe.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+if "matplotlib.pyplot" not in sys.modules:  # headless by default; never switch a live notebook
+    matplotlib.use("Agg")
+
+import numpy as np
+import pandas as pd
+import seaborn as sns
+from matplotlib.collections import LineCollection
+from matplotlib.colors import LogNorm, Normalize
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.ticker import FuncFormatter, MaxNLocator
+from matplotlib.transforms import blended_transform_factory
+
+from search.errors import SearchError
+from search.results import FINISHED, curves_frame, open_study, study_space, trials_frame
+from search.storage import default_url, sqlite_path
+
+logger = logging.getLogger(__name__)
+
+# (x, y) parameter pairs; a pair is skipped when a parameter is missing or constant
+HEATMAP_PAIRS = (("learning_rate", "batch_size"), ("l2", "dropout"), ("activation", "n_layers"),
+                 ("learning_rate", "momentum"), ("units_l0", "n_layers"))
+_DPI = 120
+
+
+@dataclass(frozen=True, slots=True)
+class Bins:
+    """How one parameter is cut into heatmap cells."""
+    codes: np.ndarray      # (n_trials,) cell index per trial, -1 where the value is missing
+    n: int                 # number of cells
+    ticks: list[float]     # tick positions in cell units (edges for ranges, centres for values)
+    labels: list[str]
+    log: bool = False
+
+
+def _num(v: float, digits: int = 2) -> str:
+    """Short tick label: 3e-4, 1e-3, 0.03, 0.5, 256."""
+    if v == 0:
+        return "0"
+    if abs(v) >= 10 and float(v).is_integer():
+        return f"{v:.0f}"
+    if abs(v) < 0.01:
+        mantissa, exponent = f"{v:.{digits - 1}e}".split("e")
+        mantissa = mantissa.rstrip("0").rstrip(".") if "." in mantissa else mantissa
+        return f"{mantissa}e{int(exponent)}"
+    return f"{v:.{digits}g}" if abs(v) < 100 else f"{v:.0f}"
+
+
+def _plain_ticks(axis: Any) -> None:
+    """Log-axis labels as 0.3, 1, 2 rather than 3x10^-1; minor ones too when the axis spans few decades."""
+    axis.set_major_formatter(FuncFormatter(lambda v, _: _num(v)))
+
+    def minor(v: float, _pos: Any) -> str:
+        lo, hi = sorted(axis.get_view_interval())
+        few_decades = lo > 0 and math.log10(hi / lo) <= 1.5
+        return _num(v) if few_decades and f"{v:.0e}"[0] in "1235" else ""
+
+    axis.set_minor_formatter(FuncFormatter(minor))
+
+
+def _discrete(values: pd.Series, order: list[Any]) -> Bins:
+    order = [o for o in order if o is not None] + sorted(set(values.dropna()) - set(order), key=str)
+    index = {v: i for i, v in enumerate(order)}
+    codes = np.array([index.get(v, -1) if not pd.isna(v) else -1 for v in values], dtype=int)
+    return Bins(codes, len(order), [i + 0.5 for i in range(len(order))], [str(o) for o in order])
+
+
+def _ranged(values: pd.Series, edges: np.ndarray, log: bool, zero_bin: bool) -> Bins:
+    x = values.to_numpy(dtype=float, na_value=np.nan)
+    offset = 1 if zero_bin else 0
+    n = len(edges) - 1 + offset
+    codes = np.clip(np.searchsorted(edges, x, side="right") - 1, 0, len(edges) - 2) + offset
+    if zero_bin:
+        codes[x == 0] = 0
+    codes[np.isnan(x)] = -1
+    ticks = ([0.5] if zero_bin else []) + [offset + i for i in range(len(edges))]
+    labels = (["0"] if zero_bin else []) + [_num(e, 1 if log else 2) for e in edges]
+    return Bins(codes, n, ticks, labels, log)
+
+
+def bin_parameter(values: pd.Series, dim: Any) -> Bins:
+    """Cut a parameter column into cells, following its search-space dimension ``dim``.
+
+    Log-scaled ranges get edges evenly spaced in log space (powers of 2 for
+    integers such as widths, decades or half-decades for floats); ``l2 = 0``
+    (switched off) gets a cell of its own; choices and small integer ranges get
+    one cell per value.
+    """
+    if isinstance(dim, list):
+        return _discrete(values, sorted(dim) if all(isinstance(d, (int, float)) for d in dim) else dim)
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        return _discrete(values.astype(object), list(values.cat.categories))
+    if not pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values):
+        return _discrete(values.astype(object), sorted(set(values.dropna()), key=str))
+    x = values.dropna().astype(float)
+    is_int = pd.api.types.is_integer_dtype(values)
+    if isinstance(dim, dict):
+        low, high, log = float(dim["low"]), float(dim["high"]), bool(dim.get("log", False))
+    elif x.nunique() <= 8 and (x == x.round()).all():  # not in the spec: few whole numbers are values
+        return _discrete(values.astype(object), sorted(int(v) for v in x.unique()))
+    else:  # not in the spec: infer from the data
+        positive = x[x > 0]
+        low, high = (positive.min(), positive.max()) if len(positive) else (x.min(), x.max())
+        log = len(positive) > 0 and high / low >= 100
+    if is_int and not log and high - low < 12:
+        return _discrete(values.astype(object), list(range(int(low), int(high) + 1)))
+    if log:
+        base = 2.0 if is_int else 10.0
+        lo, hi = math.log(low, base), math.log(high, base)
+        step = 1.0 if is_int or hi - lo >= 5 - 1e-9 else 0.5
+        exps = np.arange(math.floor(lo / step + 1e-9) * step, math.ceil(hi / step - 1e-9) * step + step / 2, step)
+        edges = base ** exps
+    else:
+        edges = MaxNLocator(nbins=6, steps=[1, 2, 2.5, 5, 10]).tick_values(low, high)
+        edges = edges[(edges > low - 1e-12) | (np.arange(len(edges)) == 0)]
+        edges = np.append(edges[edges < high - 1e-12], max(high, edges[-1]))
+    zero_bin = bool((x == 0).any()) or (isinstance(dim, dict) and bool(dim.get("zero")))
+    return _ranged(values, edges, log, zero_bin and log)
+
+
+def _dim_for(space: dict[str, Any], name: str) -> Any:
+    return space.get("units") if name.startswith("units_l") else space.get(name)
+
+
+def _cell_table(codes_x: np.ndarray, codes_y: np.ndarray, n_x: int, n_y: int, values: np.ndarray,
+                how: str) -> np.ndarray:
+    """(n_y, n_x) table of ``how`` (min/max/median) of ``values`` per cell; NaN where empty."""
+    frame = pd.DataFrame({"x": codes_x, "y": codes_y, "v": values})
+    frame = frame[(frame["x"] >= 0) & (frame["y"] >= 0)]
+    table = np.full((n_y, n_x), np.nan)
+    for (cx, cy), v in frame.groupby(["x", "y"])["v"].agg(how).items():
+        table[cy, cx] = v
+    return table
+
+
+def _heatmap(ax: Any, table: np.ndarray, counts: np.ndarray | None, bx: Bins, by: Bins, fmt: str,
+             cmap: str, label: str, title: str, log_norm: bool) -> None:
+    finite = table[np.isfinite(table)]
+    norm = None
+    if log_norm and finite.size and finite.min() > 0 and finite.max() / finite.min() > 5:
+        norm = LogNorm(finite.min(), finite.max())
+    shown = np.nan_to_num(table)
+    text = (np.vectorize(lambda v, c: f"{v:{fmt}}\nn={c}")(shown, counts) if counts is not None
+            else np.vectorize(lambda v: f"{v:{fmt}}")(shown))
+    annot = np.where(np.isfinite(table), text, "")
+    sns.heatmap(table, ax=ax, mask=~np.isfinite(table), cmap=cmap, norm=norm, annot=annot, fmt="",
+                annot_kws={"fontsize": 7 if table.size <= 64 else 5}, linewidths=0.5, linecolor="white",
+                cbar_kws={"label": label}, square=False)
+    if norm is not None:
+        _plain_ticks(ax.collections[0].colorbar.ax.yaxis)
+    ax.invert_yaxis()  # small values at the bottom, as on any other plot
+    ax.set_xticks(bx.ticks, bx.labels, rotation=45 if bx.log or len(bx.labels) > 6 else 0)
+    ax.set_yticks(by.ticks, by.labels, rotation=0)
+    ax.set_title(title, fontsize=10)
+
+
+def plot_heatmap(df: pd.DataFrame, x: str, y: str, space: dict[str, Any], study: str, path: Path) -> Path | None:
+    """Best accuracy, best loss and median loss per (x, y) cell; None (logged) if not plottable."""
+    for name in (x, y):
+        if name not in df or df[name].nunique() < 2:
+            logger.info("heatmap %s x %s skipped: %s is %s", x, y, name,
+                        "not a parameter of this study" if name not in df else "fixed")
+            return None
+    bx, by = bin_parameter(df[x], _dim_for(space, x)), bin_parameter(df[y], _dim_for(space, y))
+    counts = _cell_table(bx.codes, by.codes, bx.n, by.n, np.ones(len(df)), "sum")
+    counts = np.nan_to_num(counts).astype(int)
+    value = df["value"].to_numpy(dtype=float, na_value=np.nan)
+    acc = df["val_accuracy"].to_numpy(dtype=float, na_value=np.nan)
+    panels = [
+        (_cell_table(bx.codes, by.codes, bx.n, by.n, acc, "max"), ".3f", "viridis",
+         "best val accuracy", "best val accuracy (higher = better, bright)", False),
+        (_cell_table(bx.codes, by.codes, bx.n, by.n, value, "min"), ".3g", "viridis_r",
+         "best val loss", "best val loss (lower = better, bright)", True),
+        (_cell_table(bx.codes, by.codes, bx.n, by.n, value, "median"), ".3g", "viridis_r",
+         "median val loss", "median val loss (lower = better, bright)", True),
+    ]
+    panels = [p for p in panels if np.isfinite(p[0]).any()]  # e.g. no val_accuracy recorded
+    width = max(4.5, 0.55 * bx.n + 2.2)
+    fig = Figure(figsize=(len(panels) * width, max(3.8, 0.5 * by.n + 2.0)), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(1, len(panels)))
+    with sns.axes_style("white"):
+        for i, (ax, (table, fmt, cmap, label, title, log_norm)) in enumerate(zip(axes, panels)):
+            _heatmap(ax, table, counts if i == 0 else None, bx, by, fmt, cmap, label, title, log_norm)
+            ax.set_xlabel(x + (" (log bins)" if bx.log else ""))
+            ax.set_ylabel(y + (" (log bins)" if by.log else ""))
+    fig.suptitle(f"{study}: {x} x {y}   ({len(df)} finished trials, pruned included; "
+                 "n = trials per cell; blank = no trial)",
+                 fontsize=11)
+    fig.savefig(path, dpi=_DPI)
+    return path
+
+
+def plot_curves(df: pd.DataFrame, curves: pd.DataFrame, study: str, path: Path) -> Path | None:
+    """Validation loss per epoch: complete trials coloured by their result, pruned grey, best red."""
+    if not np.isfinite(curves["val_loss"]).any():
+        logger.info("learning curves skipped: no trial reported a validation loss per epoch")
+        return None
+    info = df.set_index("number")
+    complete = info.index[info["state"] == "COMPLETE"]
+    best = info.loc[complete, "value"].idxmin() if complete.size and info.loc[complete, "value"].notna().any() else None
+    fig = Figure(figsize=(9, 5.5), layout="constrained")
+    with sns.axes_style("whitegrid"):
+        ax = fig.subplots()
+    groups: dict[str, list[np.ndarray]] = {"complete": [], "pruned": [], "diverged": []}
+    values: list[float] = []
+    for number, curve in curves.groupby("number"):
+        xy = curve[["epoch", "val_loss"]].to_numpy(dtype=float)
+        diverged = info.at[number, "outcome"] == "diverged" or np.isnan(xy[:, 1]).any()
+        kind = "diverged" if diverged else ("complete" if number in complete else "pruned")
+        groups[kind].append(xy)
+        if kind == "complete":
+            values.append(float(info.at[number, "value"]))
+        if kind == "diverged" and np.isfinite(xy[:, 1]).any():
+            last = xy[np.isfinite(xy[:, 1])][-1]
+            ax.plot(*last, marker="x", color="tab:orange", markersize=6, zorder=3)
+    ax.add_collection(LineCollection(groups["pruned"], colors="0.6", linewidths=0.7, alpha=0.5, zorder=1))
+    ax.add_collection(LineCollection(groups["diverged"], colors="tab:orange", linewidths=0.8,
+                                     linestyles="--", alpha=0.8, zorder=2))
+    if groups["complete"]:
+        norm = LogNorm(min(values), max(values)) if min(values) > 0 and max(values) > min(values) else Normalize()
+        lines = LineCollection(groups["complete"], array=np.array(values), cmap="viridis_r", norm=norm,
+                               linewidths=1.0, alpha=0.8, zorder=2)
+        ax.add_collection(lines)
+        bar = fig.colorbar(lines, ax=ax, label="best val loss of the trial (complete trials)")
+        if isinstance(norm, LogNorm):
+            _plain_ticks(bar.ax.yaxis)
+    if best is not None:
+        b = curves[curves["number"] == best]
+        ax.plot(b["epoch"], b["val_loss"], color="crimson", linewidth=2.5, zorder=4)
+    finite = curves["val_loss"][np.isfinite(curves["val_loss"])]
+    if len(finite):
+        low, high = finite.min(), min(finite.max(), finite.quantile(0.98) * 1.5)
+        ax.set_ylim(low * 0.9 if low > 0 else low, high * 1.1)
+        if low > 0 and high / low > 3:
+            ax.set_yscale("log")
+            _plain_ticks(ax.yaxis)
+    ax.set_xlim(0.8, max(curves["epoch"].max(), 1) + 0.2)
+    ax.xaxis.get_major_locator().set_params(integer=True)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("validation loss (cross-entropy)")
+    ax.legend(handles=[
+        Line2D([], [], color="crimson", linewidth=2.5, label=f"best: trial {best}"),
+        Line2D([], [], color=sns.color_palette("viridis", 3)[1], label=f"complete ({len(groups['complete'])})"),
+        Line2D([], [], color="0.6", label=f"pruned ({len(groups['pruned'])})"),
+        Line2D([], [], color="tab:orange", linestyle="--", marker="x", label=f"diverged ({len(groups['diverged'])})"),
+    ], loc="upper right", fontsize=8)
+    ax.set_title(f"{study}: learning curves")
+    fig.savefig(path, dpi=_DPI)
+    return path
+
+
+def plot_history(df: pd.DataFrame, study: str, path: Path) -> Path:
+    """Objective per trial number with the best-so-far line (COMPLETE trials only define it)."""
+    fig = Figure(figsize=(10, 5), layout="constrained")
+    with sns.axes_style("whitegrid"):
+        ax = fig.subplots()
+    state, value = df["state"].astype(str), df["value"]
+    done = df[(state == "COMPLETE") & value.notna()]
+    pruned = df[(state == "PRUNED") & value.notna()]
+    no_value = df[(state == "PRUNED") & value.isna()]
+    failed = df[state == "FAIL"]
+    ax.scatter(pruned["number"], pruned["value"], marker="x", color="0.55", s=18, label=f"pruned ({len(pruned)})")
+    ax.scatter(done["number"], done["value"], color="tab:blue", s=16, label=f"complete ({len(done)})", zorder=3)
+    if len(done):
+        best = done["value"].cummin()
+        xs = np.append(done["number"].to_numpy(), df["number"].max())
+        ax.step(xs, np.append(best.to_numpy(), best.iloc[-1]), where="post", color="crimson",
+                linewidth=1.8, label=f"best so far ({best.iloc[-1]:.4g})", zorder=4)
+    edge = blended_transform_factory(ax.transData, ax.transAxes)
+    if len(no_value):
+        ax.scatter(no_value["number"], np.full(len(no_value), 0.97), marker="v", color="tab:orange",
+                   s=22, transform=edge, label=f"diverged, no value ({len(no_value)})", clip_on=False)
+    if len(failed):
+        ax.scatter(failed["number"], np.full(len(failed), 0.03), marker="|", color="black", s=60,
+                   transform=edge, label=f"failed ({len(failed)})", clip_on=False)
+    shown = pd.concat([done["value"], pruned["value"]])
+    if len(shown) and shown.min() > 0 and shown.max() / shown.min() > 10:
+        ax.set_yscale("log")
+        _plain_ticks(ax.yaxis)
+    ax.margins(y=0.08)  # room for the diverged/failed marks at the edges
+    ax.set_xlabel("trial number")
+    ax.set_ylabel("objective: best validation loss")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
+    ax.set_title(f"{study}: optimisation history")
+    fig.savefig(path, dpi=_DPI)
+    return path
+
+
+def default_out_dir(study: str, storage: str | None) -> Path:
+    """``<database dir>/<study>-plots`` for SQLite; ``./plots/<study>`` for a server database."""
+    path = sqlite_path(storage if storage is not None else default_url(study))
+    return path.parent / f"{study}-plots" if path is not None else Path("plots") / study
+
+
+def make_plots(study: str, storage: str | None = None, out_dir: str | Path | None = None) -> list[Path]:
+    """Write the heatmaps, learning curves and history of ``study`` as PNGs; return their paths."""
+    loaded = open_study(study, storage)
+    trials = loaded.get_trials(deepcopy=False)
+    space = study_space(loaded)
+    df = trials_frame(trials, space)
+    finished = df[df["state"].isin(FINISHED)].reset_index(drop=True)
+    if not finished["value"].notna().any():
+        raise SearchError(f"study {study!r} has no finished trials to plot ({len(df)} trials in all)")
+    out = Path(out_dir) if out_dir is not None else default_out_dir(study, storage)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise SearchError(f"cannot create plot directory {str(out)!r}: {exc.strerror}") from None
+    written = [plot_heatmap(finished, x, y, space, study, out / f"heatmap_{x}_x_{y}.png") for x, y in HEATMAP_PAIRS]
+    written.append(plot_curves(df, curves_frame(trials), study, out / "curves.png"))
+    written.append(plot_history(df, study, out / "history.png"))
+    paths = [p for p in written if p is not None]
+    logger.info("wrote %d plots to %s", len(paths), out)
+    return paths

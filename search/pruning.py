@@ -1,0 +1,77 @@
+"""Optuna's pruners, run inside a worker on a snapshot of the finished trials.
+
+Why a snapshot: asking the coordinator (or the database) after every epoch
+costs a round trip per epoch, more than a small network's epoch takes. Instead
+a task carries the curves of the trials that had finished when it was sent, and
+the worker asks Optuna's own pruner against an in-memory study rebuilt from
+them. Trial numbers are kept (gaps filled with placeholders) because Hyperband
+assigns brackets by trial number.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import optuna
+from optuna.trial import TrialState
+
+from search.errors import SearchError
+
+_PLACEHOLDER = optuna.trial.create_trial(state=TrialState.FAIL)
+
+
+@dataclass(frozen=True, slots=True)
+class Curve:
+    """What a pruner needs of one finished trial."""
+
+    number: int
+    complete: bool                  # COMPLETE (else PRUNED)
+    value: float | None
+    values: tuple[float, ...]       # validation loss after epochs 1, 2, ...
+    system_attrs: dict[str, Any] = field(default_factory=dict)  # Hyperband's rung records
+
+
+def make_pruner(name: str, max_epochs: int) -> optuna.pruners.BasePruner:
+    """The study's pruner; the same object is built in the coordinator and in workers."""
+    if name == "median":
+        # Five complete trials before judging; three epochs before a trial can be judged,
+        # since the first epochs of a small learning rate look worse than they end.
+        return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=3)
+    if name == "hyperband":
+        return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=max_epochs, reduction_factor=3)
+    if name == "none":
+        return optuna.pruners.NopPruner()
+    raise SearchError(f"pruner must be one of median, hyperband, none, got {name!r}")
+
+
+def snapshot_trial(curve: Curve) -> optuna.trial.FrozenTrial:
+    return optuna.trial.create_trial(
+        state=TrialState.COMPLETE if curve.complete else TrialState.PRUNED,
+        value=curve.value if curve.complete else None,
+        intermediate_values={step: v for step, v in enumerate(curve.values, start=1)},
+        system_attrs=dict(curve.system_attrs),
+    )
+
+
+def local_trial(study_name: str, pruner: optuna.pruners.BasePruner, snapshot: Sequence[Curve],
+                number: int) -> optuna.Trial:
+    """An in-memory trial numbered ``number`` whose study holds ``snapshot``.
+
+    Read what the pruner recorded on it with ``system_attrs_of(trial)``.
+    """
+    study = optuna.create_study(study_name=study_name, pruner=pruner, direction="minimize",
+                                sampler=optuna.samplers.RandomSampler(seed=0))
+    by_number = {c.number: c for c in snapshot}
+    study.add_trials(
+        [snapshot_trial(by_number[n]) if n in by_number else _PLACEHOLDER for n in range(number)]
+    )
+    trial = study.ask()
+    assert trial.number == number
+    return trial
+
+
+def system_attrs_of(trial: optuna.Trial) -> dict[str, Any]:
+    """What the pruner stored on ``trial`` (Hyperband's rungs), to be kept with the trial."""
+    return dict(trial.study.get_trials(deepcopy=False)[trial.number].system_attrs)

@@ -1,0 +1,189 @@
+"""The search space: what a trial may vary, and how it becomes a ``TrainConfig``.
+
+A space is a mapping from parameter name to a dimension. It is written in TOML
+presets, stored as JSON on the study (so ``resume`` needs nothing else) and
+turned into Optuna ``suggest_*`` calls in the coordinator, never in a worker.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Union
+
+import optuna
+
+from model import ACTIVATIONS, TrainConfig
+from search.errors import SearchError
+
+
+@dataclass(frozen=True, slots=True)
+class Float:
+    low: float
+    high: float
+    log: bool = False
+    zero: bool = False  # zero reachable: an extra "<name>_on" switch picks 0 or the range
+
+
+@dataclass(frozen=True, slots=True)
+class Int:
+    low: int
+    high: int
+    log: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Choice:
+    values: tuple[Any, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Fixed:
+    value: Any
+
+
+Dim = Union[Float, Int, Choice, Fixed]
+
+# Every name a space may hold, with the open/closed interval its values must lie
+# in. "units" is the width of each hidden layer (suggested once per layer).
+_NUMERIC_BOUNDS: dict[str, tuple[float, float, bool]] = {
+    # name: (lowest allowed, highest allowed, lowest is exclusive)
+    "learning_rate": (0.0, math.inf, True),
+    "batch_size": (1, math.inf, False),
+    "l1": (0.0, math.inf, False),
+    "l2": (0.0, math.inf, False),
+    "dropout": (0.0, 0.99, False),
+    "n_layers": (1, 16, False),
+    "units": (1, 65536, False),
+    "momentum": (0.0, 0.999, False),
+    "leaky_slope": (0.0, 0.999, False),
+    "lr_decay": (0.0, 1.0, True),
+    "lr_step": (1, math.inf, False),
+}
+_INTEGER_PARAMS = frozenset({"batch_size", "n_layers", "units", "lr_step"})
+_CHOICES: dict[str, tuple[str, ...]] = {
+    "activation": tuple(ACTIVATIONS),
+    "optimizer": ("sgd", "momentum", "nesterov", "adam"),
+    "lr_schedule": ("none", "step", "exponential"),
+}
+KNOWN_PARAMS = tuple(sorted([*_NUMERIC_BOUNDS, *_CHOICES, "patience"]))
+
+DEFAULT_SPACE: dict[str, Dim] = {
+    "learning_rate": Float(1e-4, 1.0, log=True),
+    "batch_size": Choice((16, 32, 64, 128, 256, 512)),
+    "l2": Float(1e-6, 1e-1, log=True, zero=True),
+    "dropout": Float(0.0, 0.6),
+    "activation": Choice(("relu", "leaky_relu", "tanh", "sigmoid")),
+    "n_layers": Int(1, 4),
+    "units": Int(16, 1024, log=True),
+    "momentum": Float(0.0, 0.99),
+}
+
+
+def _check_value(name: str, value: Any) -> None:
+    if name in _CHOICES:
+        if value not in _CHOICES[name]:
+            raise SearchError(f"space: {name} must be one of {', '.join(_CHOICES[name])}, got {value!r}")
+        return
+    if name == "patience":
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
+            raise SearchError(f"space: patience must be a positive integer, got {value!r}")
+        return
+    lo, hi, lo_open = _NUMERIC_BOUNDS[name]
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise SearchError(f"space: {name} must be a number, got {value!r}")
+    if name in _INTEGER_PARAMS and not float(value).is_integer():
+        raise SearchError(f"space: {name} must be a whole number, got {value!r}")
+    if not (lo < value if lo_open else lo <= value) or value > hi or math.isnan(value):
+        interval = f"{'(' if lo_open else '['}{lo}, {hi}]"
+        raise SearchError(f"space: {name} must be in {interval}, got {value!r}")
+
+
+def parse_dim(name: str, raw: Any) -> Dim:
+    """One TOML/JSON entry -> a dimension: a table is a range, a list a choice, a scalar fixed."""
+    if name not in KNOWN_PARAMS:
+        raise SearchError(f"space: unknown parameter {name!r}; known: {', '.join(KNOWN_PARAMS)}")
+    if isinstance(raw, Mapping):
+        unknown = set(raw) - {"low", "high", "log", "zero"}
+        if unknown or not {"low", "high"} <= set(raw):
+            raise SearchError(
+                f"space: {name} range needs keys low and high (optional log, zero), got {sorted(raw)}"
+            )
+        low, high, log, zero = raw["low"], raw["high"], raw.get("log", False), raw.get("zero", False)
+        if name in _CHOICES or name == "patience":
+            raise SearchError(f"space: {name} takes a value or a list of values, not a range")
+        for v in (low, high):
+            _check_value(name, v)
+        if not isinstance(log, bool) or not isinstance(zero, bool):
+            raise SearchError(f"space: {name}: log and zero must be true or false")
+        if low > high:
+            raise SearchError(f"space: {name} range is inverted: low={low} > high={high}")
+        if log and low <= 0:
+            raise SearchError(f"space: {name} is log-scaled, so low must be > 0, got low={low}")
+        if zero and name not in ("l1", "l2"):
+            raise SearchError(f"space: zero = true is only for l1 and l2, not {name}")
+        if name in _INTEGER_PARAMS:
+            return Int(int(low), int(high), log)
+        return Float(float(low), float(high), log, zero)
+    if isinstance(raw, (list, tuple)):
+        if not raw:
+            raise SearchError(f"space: {name} has an empty list of choices")
+        for v in raw:
+            _check_value(name, v)
+        if len(set(raw)) != len(raw):
+            raise SearchError(f"space: {name} lists a choice twice: {list(raw)}")
+        return Choice(tuple(raw))
+    _check_value(name, raw)
+    return Fixed(raw)
+
+
+def parse_space(raw: Mapping[str, Any], base: Mapping[str, Dim] = DEFAULT_SPACE) -> dict[str, Dim]:
+    """Overlay a preset's ``[space]`` table on ``base`` (the defaults)."""
+    space = dict(base)
+    for name, value in raw.items():
+        space[name] = parse_dim(name, value)
+    return space
+
+
+def dim_to_json(dim: Dim) -> Any:
+    if isinstance(dim, Float):
+        return {"low": dim.low, "high": dim.high, "log": dim.log, "zero": dim.zero}
+    if isinstance(dim, Int):
+        return {"low": dim.low, "high": dim.high, "log": dim.log}
+    if isinstance(dim, Choice):
+        return list(dim.values)
+    return dim.value
+
+
+def space_to_json(space: Mapping[str, Dim]) -> dict[str, Any]:
+    return {name: dim_to_json(dim) for name, dim in sorted(space.items())}
+
+
+def _suggest(trial: optuna.Trial, name: str, dim: Dim) -> Any:
+    if isinstance(dim, Fixed):
+        return dim.value
+    if isinstance(dim, Choice):
+        return trial.suggest_categorical(name, list(dim.values))
+    if isinstance(dim, Int):
+        return trial.suggest_int(name, dim.low, dim.high, log=dim.log)
+    if dim.zero and not trial.suggest_categorical(f"{name}_on", [True, False]):
+        return 0.0
+    return trial.suggest_float(name, dim.low, dim.high, log=dim.log)
+
+
+def suggest(trial: optuna.Trial, space: Mapping[str, Dim], epochs: int, seed: int) -> TrainConfig:
+    """Sample one configuration; depth first, then one width per layer (a conditional space)."""
+    values = {name: _suggest(trial, name, dim) for name, dim in space.items() if name != "units"}
+    n_layers = int(values.pop("n_layers", 1))
+    units = space.get("units", Fixed(128))
+    hidden = tuple(int(_suggest(trial, f"units_l{i}", units)) for i in range(n_layers))
+    try:
+        return TrainConfig(hidden=hidden, epochs=epochs, seed=seed, **values)
+    except ValueError as exc:  # a range the checks above let through; say where it came from
+        raise SearchError(f"space: the sampled configuration is invalid: {exc}") from None
+
+
+def config_from_params(params: Mapping[str, Any], space: Mapping[str, Dim], epochs: int, seed: int) -> TrainConfig:
+    """Rebuild a trial's ``TrainConfig`` from its stored parameters (for ``best --retrain``)."""
+    return suggest(optuna.trial.FixedTrial(dict(params)), space, epochs, seed)

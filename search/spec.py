@@ -1,0 +1,159 @@
+"""StudySpec: everything that defines a study, kept on the Optuna study itself.
+
+The spec is stored as one JSON user attribute of the study, so that ``resume``
+needs only the study name and storage, and so that a ``run`` whose flags
+contradict the stored study is refused instead of silently mixing two searches.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from model.datasets import DATASETS
+from search.errors import SearchError
+from search.space import DEFAULT_SPACE, Dim, parse_space, space_to_json
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+SPEC_ATTR = "search_spec"
+SAMPLERS = ("tpe", "random", "gp")
+PRUNERS = ("median", "hyperband", "none")
+NORMALIZATIONS = ("zscore", "image", "channel", "none")
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
+
+# The settings a later `run` may not change: they define what the trials mean.
+FIXED_SETTINGS = ("dataset", "epochs", "sampler", "pruner", "seed", "deterministic",
+                  "val_fraction", "normalization", "space", "sync_batch")
+
+
+def check_study_name(name: str) -> str:
+    if not isinstance(name, str) or not _NAME.match(name) or ".." in name:
+        raise SearchError(
+            f"study name must be 1-100 letters, digits, '_', '-' or '.', starting with a letter "
+            f"or digit (it becomes a file name), got {name!r}"
+        )
+    return name
+
+
+@dataclass(frozen=True)
+class StudySpec:
+    name: str = "default"
+    dataset: str = "digits"
+    trials: int = 200            # finished (complete + pruned) trials the study should hold
+    epochs: int = 30             # most epochs one trial may train
+    sampler: str = "tpe"
+    pruner: str = "median"
+    seed: int = 0                # sampler seed; training seeds derive from (seed, trial number)
+    deterministic: bool = False  # same seed -> same trials whatever the number of workers
+    sync_batch: int = 4          # trials sampled together in deterministic mode
+    val_fraction: float | None = None  # None: 0.2 for digits (small: a larger validation
+                                       # split ranks trials less noisily), else 0.1
+    normalization: str | None = None  # None: the data set's default
+    space: Mapping[str, Dim] = field(default_factory=lambda: dict(DEFAULT_SPACE))
+    preset: str | None = None    # where the settings came from, for the record
+
+    def __post_init__(self) -> None:
+        check_study_name(self.name)
+        if self.val_fraction is None:
+            object.__setattr__(self, "val_fraction", 0.2 if self.dataset == "digits" else 0.1)
+        if self.dataset not in DATASETS:
+            raise SearchError(f"unknown data set {self.dataset!r}; known: {', '.join(DATASETS)}")
+        for name, low in (("trials", 1), ("epochs", 1), ("sync_batch", 1)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise SearchError(f"{name} must be a whole number >= {low}, got {value!r}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+            raise SearchError(f"seed must be a whole number >= 0, got {self.seed!r}")
+        if self.sampler not in SAMPLERS:
+            raise SearchError(f"sampler must be one of {', '.join(SAMPLERS)}, got {self.sampler!r}")
+        if self.pruner not in PRUNERS:
+            raise SearchError(f"pruner must be one of {', '.join(PRUNERS)}, got {self.pruner!r}")
+        if not isinstance(self.val_fraction, float) or not 0.0 < self.val_fraction <= 0.5:
+            raise SearchError(f"val_fraction must be in (0, 0.5], got {self.val_fraction!r}")
+        if self.normalization is not None and self.normalization not in NORMALIZATIONS:
+            raise SearchError(
+                f"normalization must be one of {', '.join(NORMALIZATIONS)}, got {self.normalization!r}"
+            )
+
+    def to_json(self) -> str:
+        data = asdict(self)
+        data["space"] = space_to_json(self.space)
+        return json.dumps(data, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> StudySpec:
+        data = json.loads(text)
+        data["space"] = parse_space(data.get("space", {}), base={})
+        return cls(**data)
+
+    def settings(self) -> dict[str, Any]:
+        """The settings that must match between a stored study and a new ``run``."""
+        data = json.loads(self.to_json())
+        return {key: data[key] for key in FIXED_SETTINGS}
+
+
+_PRESET_KEYS = {f.name for f in fields(StudySpec)} - {"name", "preset", "space"}
+
+
+def load_preset(path: str | Path) -> dict[str, Any]:
+    """Read a preset TOML into StudySpec keyword arguments (validated by StudySpec)."""
+    path = Path(path)
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise SearchError(f"preset {str(path)!r} does not exist") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SearchError(f"preset {str(path)!r} cannot be read: {exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise SearchError(f"preset {str(path)!r} is not valid TOML: {exc}") from None
+    space = raw.pop("space", {})
+    if not isinstance(space, dict):
+        raise SearchError(f"preset {str(path)!r}: [space] must be a table")
+    unknown = sorted(set(raw) - _PRESET_KEYS)
+    if unknown:
+        raise SearchError(
+            f"preset {str(path)!r}: unknown key(s) {', '.join(unknown)}; known: "
+            f"{', '.join(sorted(_PRESET_KEYS))}, [space]"
+        )
+    kwargs = dict(raw)
+    kwargs["space"] = parse_space(space)
+    kwargs["preset"] = str(path)
+    return kwargs
+
+
+def build_spec(name: str, preset: str | None, overrides: Mapping[str, Any]) -> StudySpec:
+    """Defaults < preset < explicit command-line flags (``None`` means not given)."""
+    kwargs: dict[str, Any] = load_preset(preset) if preset else {}
+    kwargs.update({k: v for k, v in overrides.items() if v is not None})
+    try:
+        return StudySpec(name=name, **kwargs)
+    except TypeError as exc:  # a wrongly typed preset value reaches the dataclass
+        raise SearchError(f"bad study settings: {exc}") from None
+
+
+def check_compatible(stored: StudySpec, wanted: StudySpec, given: set[str]) -> StudySpec:
+    """A ``run`` on an existing study may change only the trial budget.
+
+    ``given`` names the settings the user asked for explicitly (flags or preset);
+    the others are taken from the stored study.
+    """
+    stored_settings, wanted_settings = stored.settings(), wanted.settings()
+    clashes = [k for k in FIXED_SETTINGS if k in given and stored_settings[k] != wanted_settings[k]]
+    if clashes:
+        detail = "; ".join(
+            f"{k}: stored {stored_settings[k]!r}, asked {wanted_settings[k]!r}" for k in clashes
+        )
+        raise SearchError(
+            f"study {stored.name!r} already exists with other settings ({detail}); "
+            f"use 'python -m search resume --study {stored.name}' or choose a new --study name"
+        )
+    return replace(stored, trials=wanted.trials if "trials" in given else stored.trials)

@@ -1,0 +1,93 @@
+"""Creating, finding and describing studies in a storage."""
+
+from __future__ import annotations
+
+import logging
+import warnings
+
+import optuna
+from optuna.storages import RDBStorage
+
+from search.errors import SearchError
+from search.spec import SPEC_ATTR, StudySpec, check_compatible
+
+logger = logging.getLogger(__name__)
+
+
+def _vectorised_log_ndtr() -> None:
+    """Give Optuna's TPE SciPy's log of the normal CDF.
+
+    Optuna 5 computes it with a Python function per element (``np.frompyfunc``):
+    measured here, 2 million calls and 5 s of the coordinator's CPU in a
+    200-trial digits study, time taken from the workers on a 2-core machine.
+    ``scipy.special.log_ndtr`` is the vectorised reference for the same function
+    (the sampled values are unchanged); TPE's ask drops from 17 to 9 ms at 200
+    trials. SciPy comes with scikit-learn; without it nothing changes.
+    """
+    try:
+        from optuna.samplers._tpe import _truncnorm
+        from scipy.special import log_ndtr
+    except ImportError:
+        return
+    if callable(getattr(_truncnorm, "_log_ndtr", None)):
+        _truncnorm._log_ndtr = log_ndtr
+
+
+def make_sampler(spec: StudySpec) -> optuna.samplers.BaseSampler:
+    """The one sampler, living in the coordinator, seeded from the study seed."""
+    if spec.sampler == "tpe":
+        _vectorised_log_ndtr()
+        # multivariate TPE models the joint space (learning rate and batch size interact);
+        # group=True handles the conditional widths of a variable depth.
+        with warnings.catch_warnings():  # multivariate/group are "experimental" since 2020
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return optuna.samplers.TPESampler(seed=spec.seed, multivariate=True, group=True,
+                                              n_startup_trials=10)
+    if spec.sampler == "random":
+        return optuna.samplers.RandomSampler(seed=spec.seed)
+    try:
+        import torch  # noqa: F401  (GPSampler needs it)
+    except ImportError:
+        raise SearchError("the gp sampler needs PyTorch: pip install '.[bench]' (or torch)") from None
+    return optuna.samplers.GPSampler(seed=spec.seed)
+
+
+def _study_id(storage: RDBStorage, name: str) -> int | None:
+    try:
+        return storage.get_study_id_from_name(name)
+    except KeyError:
+        return None
+
+
+def no_such_study(storage: RDBStorage, name: str, where: str = "this storage") -> SearchError:
+    """The error for an unknown study name, listing the studies that do exist."""
+    known = sorted(s.study_name for s in storage.get_all_studies())
+    return SearchError(f"no study named {name!r} in {where}; studies here: {', '.join(known) or '(none)'}")
+
+
+def load_spec(storage: RDBStorage, name: str) -> tuple[StudySpec, int]:
+    """The stored spec of study ``name`` (and its id); a clear error if there is none."""
+    study_id = _study_id(storage, name)
+    if study_id is None:
+        raise no_such_study(storage, name)
+    attrs = storage.get_study_user_attrs(study_id)
+    if SPEC_ATTR not in attrs:
+        raise SearchError(f"study {name!r} was not made by this tool (it has no {SPEC_ATTR!r} attribute)")
+    return StudySpec.from_json(attrs[SPEC_ATTR]), study_id
+
+
+def create_or_continue(storage: RDBStorage, spec: StudySpec, given: set[str]) -> tuple[StudySpec, int]:
+    """The study for a ``run``: new with ``spec``, or the stored one if its settings agree."""
+    study_id = _study_id(storage, spec.name)
+    if study_id is None:
+        study_id = storage.create_new_study([optuna.study.StudyDirection.MINIMIZE], spec.name)
+        storage.set_study_user_attr(study_id, SPEC_ATTR, spec.to_json())
+        storage.set_study_user_attr(study_id, "objective", "best validation loss (cross-entropy)")
+        logger.info("created study %r", spec.name)
+        return spec, study_id
+    stored, study_id = load_spec(storage, spec.name)
+    merged = check_compatible(stored, spec, given)
+    if merged != stored:
+        storage.set_study_user_attr(study_id, SPEC_ATTR, merged.to_json())
+    logger.info("continuing study %r", spec.name)
+    return merged, study_id

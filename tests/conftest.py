@@ -1,0 +1,70 @@
+"""Shared test helpers: run the CLI as a real process, read a study database directly."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def cli_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    return env
+
+
+def run_cli(*args: str, timeout: float = 240, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    """``python -m search ARGS`` in a fresh process, as a user would type it."""
+    return subprocess.run([sys.executable, "-m", "search", *args], capture_output=True, text=True,
+                          timeout=timeout, env=cli_env(), cwd=cwd or ROOT)
+
+
+def start_cli(*args: str, cwd: Path | None = None) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "search", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=cli_env(), cwd=cwd or ROOT,
+                            start_new_session=True)
+
+
+def query(db: Path, sql: str, *params: object) -> list[tuple]:
+    """Read the SQLite file directly, not through Optuna: what is really stored."""
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30)
+    try:
+        return conn.execute(sql, params).fetchall()
+    finally:
+        conn.close()
+
+
+def states(db: Path) -> dict[str, int]:
+    return dict(query(db, "SELECT state, count(*) FROM trials GROUP BY state"))
+
+
+def finished(db: Path) -> int:
+    """COMPLETE + PRUNED trials in the file; 0 while the run has not created it yet."""
+    try:
+        s = states(db)
+    except sqlite3.OperationalError:
+        return 0
+    return s.get("COMPLETE", 0) + s.get("PRUNED", 0)
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Path:
+    return tmp_path / "study.db"
+
+
+def wait_until_finished(db: Path, n: int, proc: subprocess.Popen, timeout: float = 120) -> None:
+    """Block until the running study holds ``n`` finished trials (or fail the test)."""
+    deadline = time.monotonic() + timeout
+    while finished(db) < n:
+        if proc.poll() is not None:
+            pytest.fail(f"the run ended early: {proc.stderr.read() if proc.stderr else ''}")
+        if time.monotonic() > deadline:
+            pytest.fail(f"fewer than {n} finished trials after {timeout} s")
+        time.sleep(0.1)

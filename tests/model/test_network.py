@@ -1,0 +1,185 @@
+"""Network: gradients against central differences, shapes, dtypes, save/load."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from model import ACTIVATIONS, Network
+
+
+def _numeric_gradient(net: Network, X, y, masks) -> list[np.ndarray]:
+    """Central differences of the full loss (cross-entropy + penalty) for every parameter."""
+    eps = np.finfo(np.float64).eps ** (1 / 3)  # ~6e-6: balances truncation and rounding error
+    grads = []
+    for p in net.parameters():
+        g = np.empty_like(p)
+        for i in np.ndindex(p.shape):
+            old = p[i]
+            p[i] = old + eps
+            up = net.loss_and_gradients(X, y, masks=masks)[0]
+            p[i] = old - eps
+            down = net.loss_and_gradients(X, y, masks=masks)[0]
+            p[i] = old
+            g[i] = (up - down) / (2 * eps)
+        grads.append(g)
+    return grads
+
+
+def _keep_weights_off_zero(net: Network) -> None:
+    """|W| is not differentiable at 0: move weights at least 1e-3 away so L1 is smooth nearby."""
+    for layer in net.layers:
+        layer.W[...] = np.where(layer.W >= 0, 1, -1) * np.maximum(np.abs(layer.W), 1e-3)
+        layer.b[...] = np.linspace(-0.1, 0.1, layer.b.size)  # non-zero biases exercise db
+
+
+@pytest.mark.parametrize("activation", ACTIVATIONS)
+@pytest.mark.parametrize("dropout", [0.0, 0.3])
+def test_gradients_match_central_differences(activation, dropout):
+    rng = np.random.default_rng(42)
+    net = Network(
+        6, (5, 4), 3, activation, leaky_slope=0.1, dropout=dropout, l1=0.01, l2=0.02, seed=1, dtype=np.float64
+    )
+    _keep_weights_off_zero(net)
+    X, y = rng.standard_normal((5, 6)), np.array([0, 2, 1, 2, 0])
+    masks = None
+    if dropout:  # a fixed mask makes the dropped network a deterministic function
+        masks = [(rng.random((5, h)) >= dropout) / (1 - dropout) for h in (5, 4)]
+    loss, grads = net.loss_and_gradients(X, y, masks=masks)
+    assert np.isfinite(loss)
+    for analytic, numeric in zip(grads, _numeric_gradient(net, X, y, masks), strict=True):
+        np.testing.assert_allclose(analytic, numeric, rtol=1e-6, atol=1e-8)
+
+
+def test_gradient_of_a_duplicated_batch_equals_that_of_the_batch():
+    # the mean loss is invariant to duplicating every sample; dividing by n twice would halve it
+    rng = np.random.default_rng(0)
+    net = Network(4, (8,), 3, dtype=np.float64)
+    X, y = rng.standard_normal((6, 4)), rng.integers(0, 3, 6)
+    loss1, g1 = net.loss_and_gradients(X, y)
+    loss2, g2 = net.loss_and_gradients(np.vstack([X, X]), np.concatenate([y, y]))
+    assert loss1 == pytest.approx(loss2, rel=1e-12)
+    for a, b in zip(g1, g2):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-15)
+
+
+def test_parameters_come_in_layer_order_w_then_b():
+    net = Network(784, (256, 128), 10)
+    shapes = [p.shape for p in net.parameters()]
+    assert shapes == [(784, 256), (256,), (256, 128), (128,), (128, 10), (10,)]
+    assert net.n_parameters == 784 * 256 + 256 + 256 * 128 + 128 + 128 * 10 + 10
+    assert all(p.dtype == np.float32 for p in net.parameters())
+    assert all(not b.any() for b in net.parameters()[1::2])  # biases start at zero
+
+
+def test_same_seed_same_weights_other_seed_other_weights():
+    a, b, c = Network(5, (7,), 3, seed=3), Network(5, (7,), 3, seed=3), Network(5, (7,), 3, seed=4)
+    np.testing.assert_array_equal(a.parameters()[0], b.parameters()[0])
+    assert not np.array_equal(a.parameters()[0], c.parameters()[0])
+
+
+def test_predictions_are_probabilities_and_argmax():
+    rng = np.random.default_rng(0)
+    net = Network(10, (16, 8), 4, "tanh")
+    X = rng.standard_normal((20_000, 10)).astype(np.float32)  # more than one inference chunk
+    p = net.predict_proba(X)
+    assert p.shape == (20_000, 4) and p.dtype == np.float32
+    np.testing.assert_allclose(p.sum(axis=1), 1, atol=1e-5)
+    np.testing.assert_array_equal(net.predict(X), p.argmax(axis=1))
+
+
+def test_save_load_roundtrip_gives_identical_predictions(tmp_path):
+    rng = np.random.default_rng(0)
+    net = Network(12, (9, 7), 5, "leaky_relu", leaky_slope=0.2, dropout=0.1, l1=1e-4, l2=1e-3, seed=5)
+    for p in net.parameters():
+        p += rng.standard_normal(p.shape).astype(p.dtype)  # biases non-zero too
+    path = tmp_path / "net.npz"
+    net.save(path)
+    loaded = Network.load(path)
+    assert loaded.config() == net.config()
+    X = rng.standard_normal((50, 12)).astype(np.float32)
+    np.testing.assert_array_equal(loaded.predict_proba(X), net.predict_proba(X))
+    for a, b in zip(loaded.parameters(), net.parameters()):
+        np.testing.assert_array_equal(a, b)
+        assert a.dtype == b.dtype
+
+
+@pytest.mark.parametrize(
+    "kwargs, bad",
+    [
+        ({"activation": "gelu"}, "activation='gelu'"),
+        ({"dropout": 1.0}, "dropout=1.0"),
+        ({"l2": -1.0}, "l2=-1.0"),
+        ({"leaky_slope": 1.5}, "leaky_slope=1.5"),
+        ({"hidden": (3, 0)}, "hidden=(3, 0)"),
+        ({"n_classes": 1}, "n_classes=1"),
+        ({"dtype": np.int32}, "dtype"),
+    ],
+)
+def test_bad_network_arguments_name_the_value(kwargs, bad):
+    args = {"n_inputs": 4, "hidden": (3,), "n_classes": 2} | kwargs
+    with pytest.raises(ValueError, match=bad.replace("(", r"\(").replace(")", r"\)")):
+        Network(**args)
+
+
+def test_batch_gradients_are_scaled_full_gradients_and_return_the_unpenalised_loss():
+    rng = np.random.default_rng(0)
+    net = Network(5, (6, 4), 3, "tanh", l1=0.01, l2=0.1, dtype=np.float64)
+    X, y = rng.standard_normal((7, 5)), rng.integers(0, 3, 7)
+    loss, grads = net.loss_and_gradients(X, y)
+    ce = net.batch_gradients(X, y, scale=-0.3)
+    assert ce == pytest.approx(loss - net.penalty(), rel=1e-12)
+    for g, scaled in zip(grads, net.gradients()):
+        np.testing.assert_allclose(scaled, -0.3 * g, rtol=1e-12, atol=1e-15)
+
+
+def test_parameters_and_gradients_are_views_into_one_flat_array_weights_first():
+    net = Network(5, (4,), 3)
+    params, grads = net.parameters(), net.gradients()
+    assert all(np.shares_memory(p, net.flat_parameters) for p in params)
+    assert all(np.shares_memory(g, net.flat_gradients) for g in grads)
+    assert net.flat_parameters.size == net.n_parameters
+    net.flat_parameters[:] = np.arange(net.n_parameters)
+    # weights W0 (5x4), W1 (4x3) first, then biases b0 (4), b1 (3)
+    assert params[0].ravel()[0] == 0 and params[2].ravel()[0] == 20 and params[1][0] == 32 and params[3][0] == 36
+
+
+@pytest.mark.parametrize("blas", [True, False])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("l1", [0.0, 0.01])
+def test_accumulating_into_a_velocity_and_stepping_equals_the_plain_momentum_step(monkeypatch, blas, dtype, l1):
+    # the training loop's momentum path: v = mu*v + scale*g by the GEMMs' beta, then w += v
+    # with the L2 term fused (BLAS srotm for float32); must equal the two-step form
+    import model.blas
+
+    if not blas:
+        monkeypatch.setattr(model.blas, "_cblas", None)
+    rng = np.random.default_rng(3)
+    X, y = rng.standard_normal((9, 5)).astype(dtype), rng.integers(0, 3, 9)
+    nets = [Network(5, (6, 4), 3, "relu", dropout=0.25, l1=l1, l2=0.1, seed=1, dtype=dtype) for _ in range(2)]
+    v0 = rng.standard_normal(nets[0].n_parameters).astype(dtype) * 0.01
+    velocities = [v0.copy(), v0.copy()]
+    scale, mu = -0.05, 0.9
+    for step in range(3):
+        plain, fused = nets
+        loss_plain = plain.batch_gradients(X, y, np.random.default_rng(step), scale=scale)
+        velocities[0] *= mu
+        velocities[0] += plain.flat_gradients
+        plain.flat_parameters += velocities[0]
+        before = fused.flat_gradients.copy()
+        loss_fused = fused.batch_gradients(
+            X, y, np.random.default_rng(step), scale=scale, into=velocities[1], beta=mu, add_to_parameters=True
+        )
+        assert loss_fused == pytest.approx(loss_plain, rel=1e-6)
+        if blas and dtype == np.float32:  # BLAS path: the gradient is never formed on its own
+            np.testing.assert_array_equal(fused.flat_gradients, before)
+    rtol = 1e-5 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(velocities[1], velocities[0], rtol=rtol, atol=rtol * 1e-2)
+    np.testing.assert_allclose(nets[1].flat_parameters, nets[0].flat_parameters, rtol=rtol, atol=rtol * 1e-2)
+    assert nets[1].flat_parameters.dtype == dtype and velocities[1].dtype == dtype
+
+
+def test_add_to_parameters_needs_into():
+    net = Network(5, (4,), 3)
+    with pytest.raises(ValueError, match="into"):
+        net.batch_gradients(np.zeros((2, 5), np.float32), np.zeros(2, int), add_to_parameters=True)

@@ -1,0 +1,143 @@
+"""End to end: real worker processes, real SQLite files, counted row by row."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from pathlib import Path
+
+import numpy as np
+import optuna
+import pytest
+
+from model import Network, load_dataset
+from search.results import load_results
+
+from tests.conftest import finished, query, run_cli, start_cli, states, wait_until_finished
+
+FAST = ("--dataset", "digits", "--epochs", "4", "--no-progress")
+
+
+def test_parallel_run_stores_exactly_n_finished_trials_from_distinct_workers(db: Path) -> None:
+    out = run_cli("run", "--trials", "24", "--jobs", "2", "--study", "par", "--storage",
+                  f"sqlite:///{db}", *FAST)
+    assert out.returncode == 0, out.stderr
+    assert finished(db) == 24
+    assert states(db).get("RUNNING", 0) == 0
+    numbers = [n for (n,) in query(db, "SELECT number FROM trials")]
+    assert sorted(numbers) == list(range(len(numbers)))
+    pids = query(db, "SELECT DISTINCT value_json FROM trial_user_attributes WHERE key='pid'")
+    assert len(pids) >= 2
+    assert "24 finished" in out.stdout
+
+    again = run_cli("run", "--trials", "30", "--jobs", "2", "--study", "par", "--storage",
+                    f"sqlite:///{db}", *FAST)
+    assert again.returncode == 0, again.stderr
+    assert finished(db) == 30  # continued, not restarted; not one trial more
+
+    # plain Optuna reads it (so optuna-dashboard can), and pandas gets typed columns
+    study = optuna.load_study(study_name="par", storage=f"sqlite:///{db}")
+    done = [t for t in study.trials if t.state.is_finished()]
+    assert len(done) == 30 and all(len(t.intermediate_values) >= 1 for t in done)
+    assert study.best_trial.user_attrs["val_accuracy"] > 0.5
+    df = load_results("par", f"sqlite:///{db}")
+    assert len(df) == 30 and df.number.is_monotonic_increasing
+    assert str(df.epochs.dtype) == "Int64" and df.learning_rate.dtype == "float64"
+    assert df.pid.nunique() >= 2 and (df.hidden.str.count("-") + 1 == df.n_layers).all()
+
+
+def test_deterministic_runs_give_the_same_trials_whatever_the_number_of_workers(tmp_path: Path) -> None:
+    def trials(jobs: str) -> list[tuple]:
+        db = tmp_path / f"det{jobs}.db"
+        out = run_cli("run", "--trials", "10", "--jobs", jobs, "--study", "det", "--deterministic",
+                      "--seed", "7", "--storage", f"sqlite:///{db}", *FAST)
+        assert out.returncode == 0, out.stderr
+        return query(db, "SELECT t.number, t.state, v.value, p.param_name, p.param_value FROM trials t "
+                         "LEFT JOIN trial_values v USING (trial_id) JOIN trial_params p USING (trial_id) "
+                         "ORDER BY t.number, p.param_name")
+
+    one, two = trials("1"), trials("2")
+    assert len(one) > 10
+    assert one == two
+
+
+def test_resume_after_the_coordinator_is_killed_keeps_every_trial(db: Path) -> None:
+    proc = start_cli("run", "--trials", "40", "--jobs", "2", "--study", "kill", "--storage",
+                     f"sqlite:///{db}", "--dataset", "digits", "--epochs", "12", "--no-progress")
+    try:
+        wait_until_finished(db, 8, proc)
+        os.kill(proc.pid, signal.SIGKILL)  # the coordinator only, as a crash would
+        proc.wait(10)
+    finally:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)  # its orphaned workers
+        except ProcessLookupError:
+            pass
+    before = set(query(db, "SELECT number, state FROM trials WHERE state IN ('COMPLETE','PRUNED')"))
+    running = [n for (n,) in query(db, "SELECT number FROM trials WHERE state='RUNNING'")]
+
+    out = run_cli("resume", "--study", "kill", "--storage", f"sqlite:///{db}", "--no-progress")
+    assert out.returncode == 0, out.stderr
+    after = set(query(db, "SELECT number, state FROM trials WHERE state IN ('COMPLETE','PRUNED')"))
+    assert before <= after
+    assert finished(db) == 40
+    numbers = [n for (n,) in query(db, "SELECT number FROM trials")]
+    assert len(numbers) == len(set(numbers))
+    reasons = dict(query(db, "SELECT t.number, a.value_json FROM trials t JOIN trial_user_attributes a "
+                             "USING (trial_id) WHERE a.key='stop_reason'"))
+    retried = {json.loads(v) for (v,) in query(db, "SELECT value_json FROM trial_user_attributes "
+                                                    "WHERE key='retry_of'")}
+    for n in running:  # recorded as interrupted, and run again
+        assert "interrupted" in json.loads(reasons[n])
+        assert n in retried
+
+
+def test_ctrl_c_stops_promptly_records_the_running_trials_and_resume_reruns_them(db: Path) -> None:
+    proc = start_cli("run", "--trials", "40", "--jobs", "2", "--study", "sigint", "--storage",
+                     f"sqlite:///{db}", "--dataset", "digits", "--epochs", "30", "--no-progress")
+    wait_until_finished(db, 3, proc)
+    os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal does: the whole group
+    start = time.monotonic()
+    _, err = proc.communicate(timeout=30)
+    assert time.monotonic() - start < 10
+    assert proc.returncode == 130
+    assert "resume --study sigint" in err
+    assert "Traceback" not in err
+    assert states(db).get("RUNNING", 0) == 0
+    assert query(db, "PRAGMA integrity_check") == [("ok",)]
+    interrupted = {n for (n,) in query(db, "SELECT t.number FROM trials t JOIN trial_user_attributes a "
+                                           "USING (trial_id) WHERE a.key='rerun'")}
+    assert interrupted
+
+    out = run_cli("resume", "--study", "sigint", "--storage", f"sqlite:///{db}", "--no-progress")
+    assert out.returncode == 0, out.stderr
+    assert finished(db) == 40
+    retried = {json.loads(v) for (v,) in query(db, "SELECT value_json FROM trial_user_attributes "
+                                                    "WHERE key='retry_of'")}
+    assert interrupted <= retried
+
+
+def test_timeout_stops_starting_trials_and_leaves_nothing_running(db: Path) -> None:
+    start = time.monotonic()
+    out = run_cli("run", "--trials", "5000", "--jobs", "2", "--study", "t", "--timeout", "3",
+                  "--storage", f"sqlite:///{db}", *FAST)
+    assert out.returncode == 0, out.stderr
+    assert time.monotonic() - start < 30
+    assert 0 < finished(db) < 5000
+    assert states(db).get("RUNNING", 0) == 0
+
+
+def test_best_retrains_the_best_configuration_and_scores_it_once_on_the_test_split(db: Path, tmp_path: Path) -> None:
+    out = run_cli("run", "--trials", "8", "--jobs", "2", "--study", "b", "--storage", f"sqlite:///{db}", *FAST)
+    assert out.returncode == 0, out.stderr
+    weights = tmp_path / "best.npz"
+    best = run_cli("best", "--study", "b", "--storage", f"sqlite:///{db}", "--retrain", "--out", str(weights))
+    assert best.returncode == 0, best.stderr
+    assert "best trial" in best.stdout and "test accuracy" in best.stdout
+    reported = float(best.stdout.split("test accuracy")[1].split()[0])
+    data = load_dataset("digits", val_fraction=0.2)
+    network = Network.load(weights)
+    assert float(np.mean(network.predict(data.X_test) == data.y_test)) == pytest.approx(reported, abs=1e-4)
+    assert reported > 0.8
