@@ -5,8 +5,15 @@
 Runs ``python -m search run`` as a real process on a fresh SQLite file. While it
 runs, a reader calls ``load_results`` every 0.2 s and a killer sends SIGKILL to
 one of its worker processes every few seconds. Reports finished trials, retries,
-errors seen by the reader (must be 0) and lost trials (must be 0: a trial is lost
-if it is left RUNNING, or failed without being run again).
+errors seen by the reader (must be 0), trials given up and lost trials.
+
+A trial is *lost* if it is left RUNNING, or failed without being run again and
+without the coordinator having given up on it: that must never happen. A trial is
+*given up* when its parameters lost a worker on every one of ``MAX_ATTEMPTS``
+attempts: the coordinator records it FAIL with that reason, on purpose (the usual
+cause is the kernel's OOM killer). Random kills hit that limit by chance when
+they are frequent against long trials, so the report counts those apart, and
+checks each one's chain of attempts back to the first.
 """
 
 from __future__ import annotations
@@ -30,6 +37,7 @@ import psutil
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
+from search.coordinator import MAX_ATTEMPTS  # noqa: E402
 from search.results import load_results  # noqa: E402
 
 
@@ -42,6 +50,7 @@ class SoakReport:
     reader_polls: int
     reader_errors: list[str]
     lost: list[int]
+    given_up: list[int]
     seconds: float
     returncode: int
 
@@ -49,6 +58,7 @@ class SoakReport:
         return (f"soak: {self.finished}/{self.trials} finished trials in {self.seconds:.0f} s, "
                 f"{self.kills} workers killed, {self.retries} retries, reader polls {self.reader_polls}, "
                 f"reader errors {len(self.reader_errors)}, lost trials {len(self.lost)}, "
+                f"given up after {MAX_ATTEMPTS} worker deaths {len(self.given_up)}, "
                 f"exit code {self.returncode}")
 
 
@@ -112,15 +122,40 @@ def soak(trials: int, kill_every: float, jobs: int, epochs: int, directory: Path
             os.killpg(proc.pid, signal.SIGKILL)
     seconds = time.monotonic() - start
     state = dict(_rows(db, "SELECT state, count(*) FROM trials GROUP BY state"))
-    retry_of = {json.loads(v) for (v,) in _rows(db, "SELECT value_json FROM trial_user_attributes "
-                                                    "WHERE key='retry_of'")}
-    failed = [n for (n,) in _rows(db, "SELECT number FROM trials WHERE state='FAIL'")]
-    running = [n for (n,) in _rows(db, "SELECT number FROM trials WHERE state='RUNNING'")]
-    lost = running + [n for n in failed if n not in retry_of]
+    lost, given_up = _lost_and_given_up(db)
     if proc.returncode:
         errors.append(f"run exited {proc.returncode}: {err.strip().splitlines()[-1:]}")
-    return SoakReport(trials, state.get("COMPLETE", 0) + state.get("PRUNED", 0), len(retry_of), kills,
-                      polls, errors, lost, seconds, proc.returncode)
+    retries = _rows(db, "SELECT count(*) FROM trial_user_attributes WHERE key='retry_of'")[0][0]
+    return SoakReport(trials, state.get("COMPLETE", 0) + state.get("PRUNED", 0), retries, kills,
+                      polls, errors, lost, given_up, seconds, proc.returncode)
+
+
+def _lost_and_given_up(db: Path) -> tuple[list[int], list[int]]:
+    """Split the unfinished trials into lost ones and ones given up on purpose.
+
+    Given up means: FAIL, attempt ``MAX_ATTEMPTS``, no retry, and every earlier
+    attempt in its ``retry_of`` chain also FAIL because its worker was lost.
+    """
+    state = dict(_rows(db, "SELECT number, state FROM trials"))
+    attrs: dict[int, dict[str, object]] = {}
+    for number, key, value in _rows(db, "SELECT t.number, a.key, a.value_json FROM trial_user_attributes a "
+                                        "JOIN trials t USING (trial_id)"):
+        attrs.setdefault(number, {})[key] = json.loads(value)
+    retried = {a["retry_of"] for a in attrs.values() if "retry_of" in a}
+    lost, given_up = [], []
+    for number, st in sorted(state.items()):
+        if st == "RUNNING":
+            lost.append(number)
+        elif st == "FAIL" and number not in retried:
+            chain, n = [], number
+            while n is not None:
+                chain.append(n)
+                n = attrs.get(n, {}).get("retry_of")
+            whole = (len(chain) == MAX_ATTEMPTS and attrs[number].get("attempt") == MAX_ATTEMPTS
+                     and all(state[c] == "FAIL" and "worker lost" in str(attrs[c].get("stop_reason", ""))
+                             for c in chain))
+            (given_up if whole else lost).append(number)
+    return lost, given_up
 
 
 def main() -> None:
