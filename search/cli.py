@@ -171,15 +171,20 @@ def _execute(spec: StudySpec, args: argparse.Namespace, given: set[str], *, crea
                 dataset.n_features, dataset.n_classes)
     url = args.storage or default_url(spec.name)
     storage = open_storage(url, create=create)
-    spec, study_id = create_or_continue(storage, spec, given)
-    executor = make_executor(args.executor, args.jobs, args.scheduler)
-    jobs = executor.n_workers
-    coordinator = Coordinator(spec, storage, study_id, executor, data=data, timeout=args.timeout,
-                              progress=not args.no_progress)
     try:
-        summary = coordinator.run()
+        spec, study_id, lease = create_or_continue(storage, spec, given)
+        try:
+            executor = make_executor(args.executor, args.jobs, args.scheduler)
+            jobs = executor.n_workers
+            coordinator = Coordinator(spec, storage, study_id, executor, data=data, timeout=args.timeout,
+                                      progress=not args.no_progress, lease=lease)
+            try:
+                summary = coordinator.run()
+            finally:
+                executor.close()
+        finally:
+            lease.release()
     finally:
-        executor.close()
         storage.engine.dispose()  # closes the writer's connections: SQLite checkpoints the WAL
     print(format_summary(summary, url, jobs))
     return 0

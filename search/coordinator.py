@@ -27,6 +27,7 @@ from tqdm import tqdm
 from search import storage as db
 from search.errors import SearchError, StudyFailedError
 from search.executors import Executor, WorkerLostError
+from search.lease import StudyLease
 from search.pruning import Curve
 from search.space import suggest
 from search.spec import StudySpec
@@ -91,8 +92,9 @@ class RunSummary:
 class Coordinator:
     def __init__(self, spec: StudySpec, storage: RDBStorage, study_id: int, executor: Executor,
                  *, data: DataRef, timeout: float | None = None, progress: bool = True,
-                 max_failures: int = 10, prefetch: int = 2) -> None:
+                 max_failures: int = 10, prefetch: int = 2, lease: StudyLease | None = None) -> None:
         self.spec, self.storage, self.study_id, self.executor = spec, storage, study_id, executor
+        self.lease = lease
         self.data, self.timeout, self.progress = data, timeout, progress
         self.max_failures, self.prefetch = max_failures, prefetch
         self.summary = RunSummary(spec.name)
@@ -307,7 +309,7 @@ class Coordinator:
                 return
             for handle in self.executor.wait(list(self._inflight), timeout=1.0):
                 self._collect(handle)
-            self._writer.raise_if_failed()
+            self._raise_if_broken()
 
     def _loop_in_batches(self, started: float) -> None:
         """Deterministic: a batch of ``sync_batch`` trials is sampled from the same history
@@ -320,12 +322,23 @@ class Coordinator:
                 pass
             for handle in sorted(results, key=lambda h: results[h].number):
                 self._collect(handle)
-            self._writer.raise_if_failed()
+            self._raise_if_broken()
+
+    def _raise_if_broken(self) -> None:
+        """A failed storage write or a lost lease stops the run: going on would write blind."""
+        self._writer.raise_if_failed()
+        if self.lease is not None:
+            self.lease.check()
 
     def _abandon(self, reason: str) -> None:
-        """Record in-flight trials as interrupted (resume re-runs them) and stop the workers."""
+        """Record in-flight trials as interrupted (resume re-runs them) and stop the workers.
+
+        Not recorded when the lease was lost: the study is another coordinator's
+        now, and it has already recorded them itself."""
+        lost = self.lease is not None and self.lease.lost
         for handle, pending in list(self._inflight.items()):
-            self._fail(pending, reason, rerun=True)
+            if not lost:
+                self._fail(pending, reason, rerun=True)
             del self._inflight[handle]
         self.executor.close(kill=True)
         try:

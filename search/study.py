@@ -9,6 +9,7 @@ import optuna
 from optuna.storages import RDBStorage
 
 from search.errors import SearchError
+from search.lease import StudyLease
 from search.spec import SPEC_ATTR, StudySpec, check_compatible
 
 logger = logging.getLogger(__name__)
@@ -76,18 +77,31 @@ def load_spec(storage: RDBStorage, name: str) -> tuple[StudySpec, int]:
     return StudySpec.from_json(attrs[SPEC_ATTR]), study_id
 
 
-def create_or_continue(storage: RDBStorage, spec: StudySpec, given: set[str]) -> tuple[StudySpec, int]:
-    """The study for a ``run``: new with ``spec``, or the stored one if its settings agree."""
+def create_or_continue(storage: RDBStorage, spec: StudySpec,
+                       given: set[str]) -> tuple[StudySpec, int, StudyLease]:
+    """The study for a ``run``: new with ``spec``, or the stored one if its settings agree.
+
+    Also returns the study's lease, taken before anything of an existing study is
+    changed: a study another coordinator is running is refused untouched.
+    """
     study_id = _study_id(storage, spec.name)
     if study_id is None:
-        study_id = storage.create_new_study([optuna.study.StudyDirection.MINIMIZE], spec.name)
-        storage.set_study_user_attr(study_id, SPEC_ATTR, spec.to_json())
-        storage.set_study_user_attr(study_id, "objective", "best validation loss (cross-entropy)")
-        logger.info("created study %r", spec.name)
-        return spec, study_id
+        try:
+            study_id = storage.create_new_study([optuna.study.StudyDirection.MINIMIZE], spec.name)
+        except optuna.exceptions.DuplicatedStudyError:  # another run created it a moment ago
+            pass
+        else:
+            lease = StudyLease(storage, study_id, spec.name)
+            lease.acquire()
+            storage.set_study_user_attr(study_id, SPEC_ATTR, spec.to_json())
+            storage.set_study_user_attr(study_id, "objective", "best validation loss (cross-entropy)")
+            logger.info("created study %r", spec.name)
+            return spec, study_id, lease
     stored, study_id = load_spec(storage, spec.name)
     merged = check_compatible(stored, spec, given)
+    lease = StudyLease(storage, study_id, spec.name)
+    lease.acquire()
     if merged != stored:
         storage.set_study_user_attr(study_id, SPEC_ATTR, merged.to_json())
     logger.info("continuing study %r", spec.name)
-    return merged, study_id
+    return merged, study_id, lease

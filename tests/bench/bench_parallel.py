@@ -39,14 +39,15 @@ from search.tasks import DataRef  # noqa: E402
 
 def run(spec: StudySpec, jobs: int, directory: Path) -> RunSummary:
     storage = open_storage(f"sqlite:///{directory / f'{spec.name}.db'}", create=True)
-    spec, study_id = create_or_continue(storage, spec, set())
+    spec, study_id, lease = create_or_continue(storage, spec, set())
     executor = LocalExecutor(jobs)
     data = DataRef(spec.dataset, spec.val_fraction, spec.normalization)
     data.load()
     try:
-        return Coordinator(spec, storage, study_id, executor, data=data, progress=False).run()
+        return Coordinator(spec, storage, study_id, executor, data=data, progress=False, lease=lease).run()
     finally:
         executor.close()
+        lease.release()
         storage.engine.dispose()
 
 

@@ -104,7 +104,8 @@ class InlineExecutor(Executor):
 def coordinator(tmp_path: Path, trials: int, **kw) -> tuple[Coordinator, Path]:
     db = tmp_path / "inline.db"
     storage = open_storage(f"sqlite:///{db}", create=True)
-    spec, study_id = create_or_continue(storage, StudySpec(name="inline", trials=trials, epochs=3), set())
+    spec, study_id, lease = create_or_continue(storage, StudySpec(name="inline", trials=trials, epochs=3), set())
+    lease.release()  # these tests are about trials, not about coordinators sharing a study
     return Coordinator(spec, storage, study_id, InlineExecutor(), data=DataRef("digits"),
                        progress=False, **kw), db
 
@@ -182,7 +183,8 @@ class DeadlyConfigExecutor(InlineExecutor):
 def test_a_configuration_that_always_kills_its_worker_is_given_up_after_three_attempts(tmp_path) -> None:
     db = tmp_path / "deadly.db"
     storage = open_storage(f"sqlite:///{db}", create=True)
-    spec, study_id = create_or_continue(storage, StudySpec(name="deadly", trials=8, epochs=2), set())
+    spec, study_id, lease = create_or_continue(storage, StudySpec(name="deadly", trials=8, epochs=2), set())
+    lease.release()
     summary = Coordinator(spec, storage, study_id, DeadlyConfigExecutor(), data=DataRef("digits"),
                           progress=False, prefetch=0).run()
     assert summary.finished == 8 and summary.retries == 2 and summary.failed == 1

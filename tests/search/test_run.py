@@ -77,12 +77,15 @@ def test_resume_after_the_coordinator_is_killed_keeps_every_trial(db: Path) -> N
             pass
     before = set(query(db, "SELECT number, state FROM trials WHERE state IN ('COMPLETE','PRUNED')"))
     running = [n for (n,) in query(db, "SELECT number FROM trials WHERE state='RUNNING'")]
+    # the dead coordinator's lease is still there; its pid is gone, so resume takes it at once
+    assert query(db, "SELECT count(*) FROM study_system_attributes WHERE key='search:coordinator'") == [(1,)]
 
     out = run_cli("resume", "--study", "kill", "--storage", f"sqlite:///{db}", "--no-progress")
     assert out.returncode == 0, out.stderr
     after = set(query(db, "SELECT number, state FROM trials WHERE state IN ('COMPLETE','PRUNED')"))
     assert before <= after
     assert finished(db) == 40
+    assert query(db, "SELECT count(*) FROM study_system_attributes WHERE key='search:coordinator'") == [(0,)]
     numbers = [n for (n,) in query(db, "SELECT number FROM trials")]
     assert len(numbers) == len(set(numbers))
     reasons = dict(query(db, "SELECT t.number, a.value_json FROM trials t JOIN trial_user_attributes a "
@@ -107,6 +110,7 @@ def test_ctrl_c_stops_promptly_records_the_running_trials_and_resume_reruns_them
     assert "Traceback" not in err
     assert states(db).get("RUNNING", 0) == 0
     assert query(db, "PRAGMA integrity_check") == [("ok",)]
+    assert query(db, "SELECT count(*) FROM study_system_attributes WHERE key='search:coordinator'") == [(0,)]
     interrupted = {n for (n,) in query(db, "SELECT t.number FROM trials t JOIN trial_user_attributes a "
                                            "USING (trial_id) WHERE a.key='rerun'")}
     assert interrupted

@@ -1,0 +1,143 @@
+"""One coordinator per study: a second run or resume of a live study is refused untouched."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+from search import lease as lease_module
+from search.coordinator import Coordinator
+from search.lease import LEASE_KEY, STALE_SECONDS, LeaseLostError, StudyBusyError, StudyLease
+from search.spec import StudySpec
+from search.storage import open_storage
+from search.study import create_or_continue
+from search.tasks import DataRef
+from tests.conftest import finished, query, run_cli, start_cli, states, wait_until_finished
+from tests.search.test_faults import InlineExecutor
+
+
+def lease_rows(db: Path) -> list[dict]:
+    return [json.loads(v) for (v,) in query(db, "SELECT value_json FROM study_system_attributes "
+                                                "WHERE key=?", LEASE_KEY)]
+
+
+def test_a_second_coordinator_is_refused_while_a_run_holds_the_study(db: Path) -> None:
+    url = f"sqlite:///{db}"
+    proc = start_cli("run", "--trials", "40", "--jobs", "1", "--study", "busy", "--storage", url,
+                     "--dataset", "digits", "--epochs", "20", "--no-progress")
+    try:
+        wait_until_finished(db, 3, proc)
+        spec_before = query(db, "SELECT value_json FROM study_user_attributes")
+        (holder,) = lease_rows(db)
+        assert holder["pid"] == proc.pid
+        for args in (("resume", "--study", "busy"), ("run", "--study", "busy", "--trials", "80")):
+            out = run_cli(*args, "--storage", url, "--no-progress")
+            assert out.returncode == 2
+            assert out.stderr.count("\n") == 1 and "Traceback" not in out.stderr
+            assert f"being run by another coordinator (pid {proc.pid}" in out.stderr
+        assert query(db, "SELECT value_json FROM study_user_attributes") == spec_before  # --trials 80 not stored
+        _, err = proc.communicate(timeout=180)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 0, err
+    assert finished(db) == 40 and "FAIL" not in states(db)
+    assert lease_rows(db) == []  # released at the end: the next run needs no waiting
+
+
+@pytest.fixture
+def study(tmp_path: Path):
+    db = tmp_path / "lease.db"
+    storage = open_storage(f"sqlite:///{db}", create=True)
+    _, study_id, lease = create_or_continue(storage, StudySpec(name="s", trials=5, epochs=2), set())
+    lease.release()
+    yield db, storage, study_id
+    storage.engine.dispose()
+
+
+def plant(db: Path, **holder: object) -> None:
+    """Write a lease as another coordinator would have."""
+    import sqlite3
+
+    value = json.dumps({"token": "theirs", "host": "elsewhere", "pid": 1, "process_start": None,
+                        "beat": time.time()} | holder)
+    with sqlite3.connect(db) as conn:
+        conn.execute("DELETE FROM study_system_attributes WHERE key=?", (LEASE_KEY,))
+        conn.execute("INSERT INTO study_system_attributes (study_id, key, value_json) VALUES (1, ?, ?)",
+                     (LEASE_KEY, value))
+
+
+def test_a_coordinator_on_another_host_is_waited_for_until_its_heartbeat_is_stale(study) -> None:
+    db, storage, study_id = study
+    plant(db, beat=time.time() - STALE_SECONDS / 2)
+    with pytest.raises(StudyBusyError, match="pid 1 on elsewhere"):
+        StudyLease(storage, study_id, "s").acquire()
+    assert lease_rows(db)[0]["token"] == "theirs"
+
+    plant(db, beat=time.time() - STALE_SECONDS - 1)
+    lease = StudyLease(storage, study_id, "s")
+    lease.acquire()
+    try:
+        assert lease_rows(db)[0]["pid"] == os.getpid()
+    finally:
+        lease.release()
+    assert lease_rows(db) == []
+
+
+def test_a_dead_or_reused_pid_on_this_host_frees_the_lease_at_once(study) -> None:
+    db, storage, study_id = study
+    host = lease_module.socket.gethostname()
+    plant(db, host=host, pid=os.getpid(), process_start=lease_module._process_start(os.getpid()))
+    with pytest.raises(StudyBusyError):  # this very process, alive: busy
+        StudyLease(storage, study_id, "s").acquire()
+    plant(db, host=host, pid=os.getpid(), process_start="1")  # same pid, another process: free
+    lease = StudyLease(storage, study_id, "s")
+    lease.acquire()
+    lease.release()
+
+
+def test_a_coordinator_whose_lease_was_taken_stops_without_writing_over_the_new_holder(study) -> None:
+    db, storage, study_id = study
+    lease = StudyLease(storage, study_id, "s")
+    lease.acquire()
+    plant(db)  # taken over, as after this process missed its heartbeats
+    lease.beat()
+    assert lease.lost
+    with pytest.raises(LeaseLostError, match="taken over by another coordinator"):
+        lease.check()
+    lease.release()
+    assert lease_rows(db)[0]["token"] == "theirs"  # not deleted by the loser
+
+
+def test_a_run_that_loses_its_lease_stops_and_leaves_its_trials_to_the_new_holder(study) -> None:
+    db, storage, study_id = study
+    lease = StudyLease(storage, study_id, "s")
+    lease.acquire()
+
+    class TakenOverOnFourthTrial(InlineExecutor):
+        submitted = 0
+
+        def submit(self, task):
+            self.submitted += 1
+            if self.submitted == 4:
+                plant(db)
+                lease.beat()
+            return super().submit(task)
+
+        def wait(self, handles, timeout):  # one at a time: the others stay in flight
+            return set(handles[:1])
+
+    spec = StudySpec(name="s", trials=20, epochs=2)
+    run = Coordinator(spec, storage, study_id, TakenOverOnFourthTrial(), data=DataRef("digits"),
+                      progress=False, lease=lease)
+    with pytest.raises(LeaseLostError):
+        run.run()
+    lease.release()
+    assert "FAIL" not in states(db)  # the in-flight trials are the new holder's to record
+    assert states(db).get("RUNNING", 0) >= 1
+    assert lease_rows(db)[0]["token"] == "theirs"
