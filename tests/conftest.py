@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -17,13 +18,32 @@ ROOT = Path(__file__).resolve().parents[1]
 def cli_env() -> dict[str, str]:
     env = dict(os.environ)
     env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    env["PYTHONFAULTHANDLER"] = "1"  # SIGABRT on a hang prints every thread's stack
     return env
 
 
 def run_cli(*args: str, timeout: float = 240, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    """``python -m search ARGS`` in a fresh process, as a user would type it."""
-    return subprocess.run([sys.executable, "-m", "search", *args], capture_output=True, text=True,
-                          timeout=timeout, env=cli_env(), cwd=cwd or ROOT)
+    """``python -m search ARGS`` in a fresh process, as a user would type it.
+
+    A command still running after ``timeout`` fails the test with the stacks of
+    all its threads (faulthandler on SIGABRT), so a hang says where it hangs."""
+    argv = [sys.executable, "-m", "search", *args]
+    with subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                          env=cli_env(), cwd=cwd or ROOT, start_new_session=True) as proc:
+        try:
+            out, err = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.send_signal(signal.SIGABRT)
+            try:
+                proc.wait(30)
+            finally:
+                try:
+                    os.killpg(proc.pid, signal.SIGKILL)  # its workers too: they hold the pipes
+                except ProcessLookupError:
+                    pass
+            out, err = proc.communicate(timeout=30)
+            pytest.fail(f"{' '.join(args)} still running after {timeout} s; its threads:\n{err[-6000:]}")
+    return subprocess.CompletedProcess(argv, proc.returncode, out, err)
 
 
 def start_cli(*args: str, cwd: Path | None = None) -> subprocess.Popen:
