@@ -5,10 +5,17 @@ from __future__ import annotations
 import json
 from concurrent.futures import Future
 import os
+import shutil
 import signal
+import socket
+import subprocess
+import threading
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
+import optuna
 import psutil
 import pytest
 
@@ -58,27 +65,109 @@ def test_a_worker_killed_mid_trial_costs_one_rerun_and_the_study_completes(db: P
         assert original == again
 
 
-def test_readers_never_fail_while_a_run_writes(db: Path) -> None:
+def _not_created_yet(exc: BaseException | str) -> bool:
+    """A reader that comes before the run has made its study: not a failure."""
+    text = str(exc).lower()
+    return "no study" in text or "holds no" in text
+
+
+def test_readers_never_fail_while_a_run_writes(db: Path, tmp_path: Path) -> None:
+    url = f"sqlite:///{db}"
     proc = start_cli("run", "--trials", "60", "--jobs", "2", "--study", "rd", "--storage",
-                     f"sqlite:///{db}", "--dataset", "digits", "--epochs", "5", "--no-progress")
+                     url, "--dataset", "digits", "--epochs", "8", "--no-progress")
     errors: list[str] = []
     rows_seen: list[int] = []
+    commands_run = 0  # that succeeded during the run
+
+    def cli_reader() -> None:  # show and plot, as a person would type them during the run
+        nonlocal commands_run
+        while proc.poll() is None:
+            for args in (("show", "--study", "rd"), ("plot", "--study", "rd", "--out", str(tmp_path / "png"))):
+                out = run_cli(*args, "--storage", url)
+                commands_run += out.returncode == 0
+                if out.returncode != 0 and not (_not_created_yet(out.stderr) or "no finished" in out.stderr):
+                    errors.append(f"{args[0]}: {out.stderr.strip()}")
+
+    thread = threading.Thread(target=cli_reader)
+    thread.start()
     try:
         while proc.poll() is None:
             try:
-                rows_seen.append(len(load_results("rd", f"sqlite:///{db}")))
+                rows_seen.append(len(load_results("rd", url)))
+                optuna.load_study(study_name="rd", storage=url).trials
             except Exception as exc:  # noqa: BLE001 -- any failure of a reader is the finding
-                if finished(db) > 0 or "no study" not in str(exc).lower() and "holds no" not in str(exc):
+                if finished(db) > 0 or not _not_created_yet(exc):
                     errors.append(repr(exc))
             time.sleep(0.2)
         out, err = proc.communicate()
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
+        thread.join()
     assert proc.returncode == 0, err
-    assert [e for e in errors if "no study" not in e and "holds no" not in e] == []
+    assert [e for e in errors if not _not_created_yet(e)] == []
     assert len(rows_seen) >= 3 and rows_seen == sorted(rows_seen)
+    assert commands_run >= 1
     assert finished(db) == 60
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _get_json(url: str) -> dict:
+    with urllib.request.urlopen(url, timeout=30) as response:
+        assert response.status == 200
+        return json.load(response)
+
+
+def _done(study_detail: dict) -> int:
+    return sum(t["state"] in ("Complete", "Pruned") for t in study_detail["trials"])
+
+
+def test_optuna_dashboard_serves_the_study_while_a_run_writes(db: Path) -> None:
+    dashboard_cmd = shutil.which("optuna-dashboard")
+    if dashboard_cmd is None:
+        pytest.skip("optuna-dashboard is not installed (it is in the test extra: pip install -e '.[test]')")
+    url = f"sqlite:///{db}"
+    proc = start_cli("run", "--trials", "60", "--jobs", "2", "--study", "dash", "--storage",
+                     url, "--dataset", "digits", "--epochs", "8", "--no-progress")
+    dashboard = None
+    seen: list[int] = []
+    try:
+        wait_until_finished(db, 1, proc)  # the dashboard would make the file itself otherwise
+        port = _free_port()
+        dashboard = subprocess.Popen([dashboard_cmd, url, "--host", "127.0.0.1", "--port", str(port)],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        api = f"http://127.0.0.1:{port}/api/studies"
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                (study,) = _get_json(api)["study_summaries"]
+                break
+            except (urllib.error.URLError, ConnectionError):
+                assert time.monotonic() < deadline, "optuna-dashboard did not start"
+                time.sleep(0.2)
+        detail = f"{api}/{study['study_id']}?after=0"
+        while proc.poll() is None:
+            seen.append(_done(_get_json(detail)))
+            time.sleep(0.2)
+        _, err = proc.communicate()
+        deadline = time.monotonic() + 30  # the dashboard caches trials for a few seconds
+        while (final := _done(_get_json(detail))) < 60 and time.monotonic() < deadline:
+            time.sleep(0.5)
+    finally:
+        if dashboard is not None:
+            dashboard.kill()
+            dashboard.wait()
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 0, err
+    assert len(seen) >= 3 and seen == sorted(seen)
+    assert final == 60 == finished(db)
+    assert query(db, "PRAGMA integrity_check") == [("ok",)]
 
 
 class InlineExecutor(Executor):
