@@ -25,7 +25,7 @@ from optuna.trial import FrozenTrial, TrialState
 from tqdm import tqdm
 
 from search import storage as db
-from search.errors import SearchError, StudyFailedError
+from search.errors import SearchError, StudyFailedError, root_cause
 from search.executors import Executor, WorkerLostError
 from search.lease import StudyLease
 from search.pruning import Curve
@@ -333,18 +333,25 @@ class Coordinator:
     def _abandon(self, reason: str) -> None:
         """Record in-flight trials as interrupted (resume re-runs them) and stop the workers.
 
-        Not recorded when the lease was lost: the study is another coordinator's
-        now, and it has already recorded them itself."""
-        lost = self.lease is not None and self.lease.lost
-        for handle, pending in list(self._inflight.items()):
-            if not lost:
-                self._fail(pending, reason, rerun=True)
-            del self._inflight[handle]
-        self.executor.close(kill=True)
+        Not recorded when the lease was lost (the study is another coordinator's
+        now, and it has recorded them itself) or when the storage refused a write:
+        they stay RUNNING there, which ``resume`` also treats as interrupted."""
+        record = not (self.lease is not None and self.lease.lost) and not self._writer.failed
+        try:
+            for handle, pending in list(self._inflight.items()):
+                if record:
+                    self._fail(pending, reason, rerun=True)
+                del self._inflight[handle]
+        finally:
+            self.executor.close(kill=True)
+        if not record:
+            return
         try:
             self._writer.flush()
-        except Exception:  # noqa: BLE001 -- the original error is the one to report
-            logger.exception("could not record the interrupted trials")
+        except Exception as exc:  # noqa: BLE001 -- the original error is the one to report
+            logger.warning("could not record the interrupted trials (%s); resume finds them RUNNING "
+                           "and re-runs them", root_cause(exc))
+            logger.debug("recording the interrupted trials", exc_info=True)
 
     def _finish_summary(self, started: float) -> None:
         self._writer.close()

@@ -13,3 +13,24 @@ class SearchError(Exception):
 
 class StudyFailedError(SearchError):
     """Too many trials in a row failed: going on would only spin."""
+
+
+class StorageWriteError(SearchError):
+    """The storage refused a write (disk full, read-only, server gone): the run stops."""
+
+
+def root_cause(exc: BaseException) -> str:
+    """The first line of the innermost error, for messages about wrapped driver errors.
+
+    Optuna wraps SQLAlchemy's error, which wraps the driver's ("disk I/O error");
+    only the last says what happened.
+    """
+    seen: set[int] = set()
+    while id(exc) not in seen:
+        seen.add(id(exc))
+        inner = getattr(exc, "orig", None) or exc.__cause__
+        if not isinstance(inner, BaseException):
+            break
+        exc = inner
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__

@@ -33,7 +33,7 @@ from pathlib import Path
 import sqlalchemy
 from optuna.storages import RDBStorage
 
-from search.errors import SearchError
+from search.errors import SearchError, root_cause
 
 logger = logging.getLogger(__name__)
 
@@ -173,8 +173,9 @@ class StudyLease:
         while not self._stop.wait(BEAT_SECONDS):
             try:
                 self.beat()
-            except Exception:  # noqa: BLE001 -- a busy database: the next beat tries again
-                logger.warning("could not renew the lease on study %r", self._name, exc_info=True)
+            except Exception as exc:  # noqa: BLE001 -- a busy database: the next beat tries again
+                logger.warning("could not renew the lease on study %r: %s", self._name, root_cause(exc))
+                logger.debug("lease renewal", exc_info=True)
 
     @property
     def lost(self) -> bool:
@@ -194,6 +195,7 @@ class StudyLease:
             try:
                 with self._engine.begin() as conn:
                     conn.execute(t.delete().where(self._where(), t.c.value_json == self._mine))
-            except sqlalchemy.exc.SQLAlchemyError:  # the holder's pid is gone: the lease is free anyway
-                logger.warning("could not release the lease on study %r", self._name, exc_info=True)
+            except sqlalchemy.exc.SQLAlchemyError as exc:  # once this pid is gone, the lease is free anyway
+                logger.info("could not release the lease on study %r: %s", self._name, root_cause(exc))
+                logger.debug("lease release", exc_info=True)
         self._mine = None

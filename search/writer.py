@@ -16,6 +16,8 @@ from collections import defaultdict
 from collections.abc import Callable
 from typing import Any
 
+from search.errors import SearchError, StorageWriteError, root_cause
+
 logger = logging.getLogger(__name__)
 
 
@@ -46,9 +48,18 @@ class StorageWriter:
                 self._queue.task_done()
         self._queue.task_done()
 
+    @property
+    def failed(self) -> bool:
+        return self._error is not None
+
     def raise_if_failed(self) -> None:
-        if self._error is not None:
+        if self._error is None:
+            return
+        if isinstance(self._error, SearchError):
             raise self._error
+        raise StorageWriteError(
+            f"the storage refused a write ({root_cause(self._error)}); the trials stored so far are "
+            "kept: resume the study once the storage is writable again") from self._error
 
     def flush(self) -> None:
         """Wait until every queued write is done."""

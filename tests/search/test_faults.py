@@ -281,3 +281,32 @@ def test_a_configuration_that_always_kills_its_worker_is_given_up_after_three_at
                      "USING (trial_id) WHERE t.state='FAIL' AND a.key='stop_reason' ORDER BY t.number")
     assert len(rows) == 3
     assert "every attempt" in json.loads(rows[-1][1])
+
+
+def test_a_storage_that_refuses_writes_mid_run_stops_it_with_one_line_and_resume_continues(db: Path) -> None:
+    if os.geteuid() != 0 or not shutil.which("chattr"):
+        pytest.skip("needs root and chattr to make an open SQLite file refuse writes")
+    url = f"sqlite:///{db}"
+    proc = start_cli("run", "--trials", "80", "--jobs", "2", "--study", "ro", "--storage", url,
+                     "--dataset", "digits", "--epochs", "20", "--no-progress")
+    files = [db, db.with_name(db.name + "-wal")]
+    try:
+        wait_until_finished(db, 5, proc)
+        if subprocess.run(["chattr", "+i", *map(str, files)]).returncode != 0:
+            pytest.skip("this file system has no immutable attribute")
+        try:
+            _, err = proc.communicate(timeout=60)
+        finally:
+            subprocess.run(["chattr", "-i", *map(str, files)], check=False)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 2
+    assert err.strip().splitlines()[-1].startswith("error: the storage refused a write (OperationalError:")
+    assert "Traceback" not in err
+    stored = finished(db)
+    assert stored >= 5 and query(db, "PRAGMA integrity_check") == [("ok",)]
+
+    out = run_cli("resume", "--study", "ro", "--storage", url, "--no-progress")
+    assert out.returncode == 0, out.stderr
+    assert finished(db) == 80 and states(db).get("RUNNING", 0) == 0
