@@ -21,9 +21,11 @@ def _vectorised_log_ndtr() -> None:
     Optuna 5 computes it with a Python function per element (``np.frompyfunc``):
     measured here, 2 million calls and 5 s of the coordinator's CPU in a
     200-trial digits study, time taken from the workers on a 2-core machine.
-    ``scipy.special.log_ndtr`` is the vectorised reference for the same function
-    (the sampled values are unchanged); TPE's ask drops from 17 to 9 ms at 200
-    trials. SciPy comes with scikit-learn; without it nothing changes.
+    ``scipy.special.log_ndtr`` is the vectorised reference for the same function,
+    and more accurate (relative error 2e-13 against Optuna's 6e-8 on [-60, 60]):
+    sampled floats move in their 15th digit, no choice changes (both checked in
+    tests/search/test_sampler.py); TPE's ask drops from 17 to 9 ms at 200 trials.
+    SciPy comes with scikit-learn; without it nothing changes.
     """
     try:
         from optuna.samplers._tpe import _truncnorm
