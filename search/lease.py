@@ -62,6 +62,17 @@ class Holder:
         return f"pid {self.pid} on {self.host}, last heartbeat {max(0.0, now - self.beat):.0f} s ago"
 
 
+def _parse(value: str | None) -> Holder | None:
+    """The holder a lease row names; None for no row or one this code cannot read (free)."""
+    if value is None:
+        return None
+    try:
+        return Holder(**json.loads(value))
+    except (ValueError, TypeError):
+        logger.warning("ignoring an unreadable coordinator lease: %.80s", value)
+        return None
+
+
 def _process_start(pid: int) -> str | None:
     """The process's start time since boot (Linux), or None where /proc is missing."""
     try:
@@ -134,8 +145,8 @@ class StudyLease:
         token = uuid.uuid4().hex
         for _ in range(5):  # lose a race only to a process that then holds the lease
             current = self._read()
-            if current is not None:
-                holder = Holder(**json.loads(current))
+            holder = _parse(current)
+            if holder is not None:
                 now = time.time()
                 if not is_stale(holder, now):
                     raise StudyBusyError(
@@ -161,8 +172,8 @@ class StudyLease:
         if self._swap(self._mine, mine):
             self._mine = mine
             return
-        current = self._read()
-        holder = "nobody" if current is None else Holder(**json.loads(current)).describe(time.time())
+        parsed = _parse(self._read())
+        holder = "nobody" if parsed is None else parsed.describe(time.time())
         self._lost = LeaseLostError(
             f"study {self._name!r} was taken over by another coordinator ({holder}) after this one "
             f"missed its heartbeats; stored trials are kept"

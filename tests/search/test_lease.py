@@ -141,3 +141,18 @@ def test_a_run_that_loses_its_lease_stops_and_leaves_its_trials_to_the_new_holde
     assert "FAIL" not in states(db)  # the in-flight trials are the new holder's to record
     assert states(db).get("RUNNING", 0) >= 1
     assert lease_rows(db)[0]["token"] == "theirs"
+
+
+def test_an_unreadable_lease_row_is_taken_over_not_a_crash(study) -> None:
+    import sqlite3
+
+    db, storage, study_id = study
+    with sqlite3.connect(db) as conn:
+        conn.execute("INSERT INTO study_system_attributes (study_id, key, value_json) VALUES (1, ?, ?)",
+                     (LEASE_KEY, '"written by hand"'))
+    lease = StudyLease(storage, study_id, "s")
+    lease.acquire()
+    try:
+        assert lease_rows(db)[0]["pid"] == os.getpid()
+    finally:
+        lease.release()
