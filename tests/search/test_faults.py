@@ -73,7 +73,7 @@ def _not_created_yet(exc: BaseException | str) -> bool:
 
 def test_readers_never_fail_while_a_run_writes(db: Path, tmp_path: Path) -> None:
     url = f"sqlite:///{db}"
-    proc = start_cli("run", "--trials", "60", "--jobs", "2", "--study", "rd", "--storage",
+    proc = start_cli("run", "--trials", "100", "--jobs", "2", "--study", "rd", "--storage",
                      url, "--dataset", "digits", "--epochs", "8", "--no-progress")
     errors: list[str] = []
     rows_seen: list[int] = []
@@ -108,7 +108,7 @@ def test_readers_never_fail_while_a_run_writes(db: Path, tmp_path: Path) -> None
     assert [e for e in errors if not _not_created_yet(e)] == []
     assert len(rows_seen) >= 3 and rows_seen == sorted(rows_seen)
     assert commands_run >= 1
-    assert finished(db) == 60
+    assert finished(db) == 100
 
 
 def _free_port() -> int:
@@ -132,7 +132,7 @@ def test_optuna_dashboard_serves_the_study_while_a_run_writes(db: Path) -> None:
     if dashboard_cmd is None:
         pytest.skip("optuna-dashboard is not installed (it is in the test extra: pip install -e '.[test]')")
     url = f"sqlite:///{db}"
-    proc = start_cli("run", "--trials", "60", "--jobs", "2", "--study", "dash", "--storage",
+    proc = start_cli("run", "--trials", "100", "--jobs", "2", "--study", "dash", "--storage",
                      url, "--dataset", "digits", "--epochs", "8", "--no-progress")
     dashboard = None
     seen: list[int] = []
@@ -156,7 +156,7 @@ def test_optuna_dashboard_serves_the_study_while_a_run_writes(db: Path) -> None:
             time.sleep(0.2)
         _, err = proc.communicate()
         deadline = time.monotonic() + 30  # the dashboard caches trials for a few seconds
-        while (final := _done(_get_json(detail))) < 60 and time.monotonic() < deadline:
+        while (final := _done(_get_json(detail))) < 100 and time.monotonic() < deadline:
             time.sleep(0.5)
     finally:
         if dashboard is not None:
@@ -166,7 +166,7 @@ def test_optuna_dashboard_serves_the_study_while_a_run_writes(db: Path) -> None:
             os.killpg(proc.pid, signal.SIGKILL)
     assert proc.returncode == 0, err
     assert len(seen) >= 3 and seen == sorted(seen)
-    assert final == 60 == finished(db)
+    assert final == 100 == finished(db)
     assert query(db, "PRAGMA integrity_check") == [("ok",)]
 
 
