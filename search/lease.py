@@ -27,7 +27,7 @@ import socket
 import threading
 import time
 import uuid
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import sqlalchemy
@@ -107,6 +107,8 @@ class StudyLease:
         self._engine = storage.engine
         self._table = models.StudySystemAttributeModel.__table__
         self._study_id, self._name = study_id, study_name
+        pid = os.getpid()
+        self._me = Holder(uuid.uuid4().hex, socket.gethostname(), pid, _process_start(pid), beat=0.0)
         self._mine: str | None = None  # the value_json this process last wrote
         self._lost: LeaseLostError | None = None
         self._stop = threading.Event()
@@ -135,14 +137,13 @@ class StudyLease:
         except sqlalchemy.exc.IntegrityError:  # another process inserted first
             return False
 
-    def _holder_json(self, token: str) -> str:
-        pid = os.getpid()
-        return json.dumps(asdict(Holder(token, socket.gethostname(), pid, _process_start(pid), time.time())))
+    def _fresh(self) -> str:
+        """This process as the holder, beating now."""
+        return json.dumps(asdict(replace(self._me, beat=time.time())))
 
     # ------------------------------------------------------------ the API
     def acquire(self) -> None:
         """Take the lease or refuse with one line naming the holder; start the heartbeat."""
-        token = uuid.uuid4().hex
         for _ in range(5):  # lose a race only to a process that then holds the lease
             current = self._read()
             holder = _parse(current)
@@ -156,7 +157,7 @@ class StudyLease:
                     )
                 logger.warning("taking over study %r from a coordinator that is gone (%s)",
                                self._name, holder.describe(now))
-            mine = self._holder_json(token)
+            mine = self._fresh()
             if self._swap(current, mine):
                 self._mine = mine
                 self._thread = threading.Thread(target=self._beat_loop, name="lease-heartbeat", daemon=True)
@@ -167,8 +168,7 @@ class StudyLease:
     def beat(self) -> None:
         """Renew the lease; if another process has taken it, remember that for ``check``."""
         assert self._mine is not None
-        token = json.loads(self._mine)["token"]
-        mine = self._holder_json(token)
+        mine = self._fresh()
         if self._swap(self._mine, mine):
             self._mine = mine
             return

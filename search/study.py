@@ -87,23 +87,27 @@ def create_or_continue(storage: RDBStorage, spec: StudySpec,
     changed: a study another coordinator is running is refused untouched.
     """
     study_id = _study_id(storage, spec.name)
+    created = False
     if study_id is None:
         try:
             study_id = storage.create_new_study([optuna.study.StudyDirection.MINIMIZE], spec.name)
+            created = True
         except optuna.exceptions.DuplicatedStudyError:  # another run created it a moment ago
             pass
-        else:
-            lease = StudyLease(storage, study_id, spec.name)
-            lease.acquire()
-            storage.set_study_user_attr(study_id, SPEC_ATTR, spec.to_json())
-            storage.set_study_user_attr(study_id, "objective", "best validation loss (cross-entropy)")
-            logger.info("created study %r", spec.name)
-            return spec, study_id, lease
-    stored, study_id = load_spec(storage, spec.name)
-    merged = check_compatible(stored, spec, given)
+    if created:
+        merged = spec
+        attrs = {SPEC_ATTR: spec.to_json(), "objective": "best validation loss (cross-entropy)"}
+    else:
+        stored, study_id = load_spec(storage, spec.name)
+        merged = check_compatible(stored, spec, given)
+        attrs = {} if merged == stored else {SPEC_ATTR: merged.to_json()}
     lease = StudyLease(storage, study_id, spec.name)
     lease.acquire()
-    if merged != stored:
-        storage.set_study_user_attr(study_id, SPEC_ATTR, merged.to_json())
-    logger.info("continuing study %r", spec.name)
+    try:
+        for key, value in attrs.items():
+            storage.set_study_user_attr(study_id, key, value)
+    except BaseException:
+        lease.release()
+        raise
+    logger.info("%s study %r", "created" if created else "continuing", spec.name)
     return merged, study_id, lease

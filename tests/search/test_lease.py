@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sqlite3
 import time
 from pathlib import Path
 
@@ -60,16 +61,26 @@ def study(tmp_path: Path):
     storage.engine.dispose()
 
 
-def plant(db: Path, **holder: object) -> None:
-    """Write a lease as another coordinator would have."""
-    import sqlite3
-
-    value = json.dumps({"token": "theirs", "host": "elsewhere", "pid": 1, "process_start": None,
-                        "beat": time.time()} | holder)
+def plant(db: Path, value: str | None = None, **holder: object) -> None:
+    """Write a lease as another coordinator would have (``value``: the raw row instead)."""
+    if value is None:
+        value = json.dumps({"token": "theirs", "host": "elsewhere", "pid": 1, "process_start": None,
+                            "beat": time.time()} | holder)
     with sqlite3.connect(db) as conn:
         conn.execute("DELETE FROM study_system_attributes WHERE key=?", (LEASE_KEY,))
         conn.execute("INSERT INTO study_system_attributes (study_id, key, value_json) VALUES (1, ?, ?)",
                      (LEASE_KEY, value))
+
+
+def assert_taken_over(db: Path, storage, study_id: int) -> None:
+    """A new lease takes the planted one, holds it as this process and frees it on release."""
+    lease = StudyLease(storage, study_id, "s")
+    lease.acquire()
+    try:
+        assert lease_rows(db)[0]["pid"] == os.getpid()
+    finally:
+        lease.release()
+    assert lease_rows(db) == []
 
 
 def test_a_coordinator_on_another_host_is_waited_for_until_its_heartbeat_is_stale(study) -> None:
@@ -80,13 +91,7 @@ def test_a_coordinator_on_another_host_is_waited_for_until_its_heartbeat_is_stal
     assert lease_rows(db)[0]["token"] == "theirs"
 
     plant(db, beat=time.time() - STALE_SECONDS - 1)
-    lease = StudyLease(storage, study_id, "s")
-    lease.acquire()
-    try:
-        assert lease_rows(db)[0]["pid"] == os.getpid()
-    finally:
-        lease.release()
-    assert lease_rows(db) == []
+    assert_taken_over(db, storage, study_id)
 
 
 def test_a_dead_or_reused_pid_on_this_host_frees_the_lease_at_once(study) -> None:
@@ -144,15 +149,6 @@ def test_a_run_that_loses_its_lease_stops_and_leaves_its_trials_to_the_new_holde
 
 
 def test_an_unreadable_lease_row_is_taken_over_not_a_crash(study) -> None:
-    import sqlite3
-
     db, storage, study_id = study
-    with sqlite3.connect(db) as conn:
-        conn.execute("INSERT INTO study_system_attributes (study_id, key, value_json) VALUES (1, ?, ?)",
-                     (LEASE_KEY, '"written by hand"'))
-    lease = StudyLease(storage, study_id, "s")
-    lease.acquire()
-    try:
-        assert lease_rows(db)[0]["pid"] == os.getpid()
-    finally:
-        lease.release()
+    plant(db, '"written by hand"')
+    assert_taken_over(db, storage, study_id)
