@@ -12,7 +12,7 @@ from .activations import ACTIVATIONS
 from .datasets import DATASETS, Dataset, load_dataset
 from .errors import DivergedError
 from .network import Network
-from .train import EpochStats, TrainConfig, TrainResult, train
+from .train import EpochStats, TrainConfig, TrainResult, Training, train
 
 __all__ = [
     "ACTIVATIONS",
@@ -23,6 +23,7 @@ __all__ = [
     "Network",
     "TrainConfig",
     "TrainResult",
+    "Training",
     "load_dataset",
     "train",
 ]

@@ -20,7 +20,7 @@ from .errors import DivergedError
 from .network import Network
 from .optim import OPTIMIZERS, SCHEDULES, Optimizer, learning_rate_at, make_optimizer
 
-__all__ = ["EpochStats", "TrainConfig", "TrainResult", "train"]
+__all__ = ["EpochStats", "TrainConfig", "TrainResult", "Training", "train"]
 
 logger = logging.getLogger(__name__)
 
@@ -48,11 +48,14 @@ class TrainConfig:
     momentum: float = 0.9  # mu for momentum/nesterov; beta1 for adam; [0, 1)
     batch_size: int = 128  # rows per step; larger than the data set means full batch
     epochs: int = 30  # maximum number of passes over the training set
-    lr_schedule: str = "none"  # none | step | exponential
+    lr_schedule: str = "none"  # key of SCHEDULES: none | step | exponential | cosine (to ~0 at the last epoch)
     lr_decay: float = 0.5  # step: lr * decay**(e // lr_step); exponential: lr * decay**e (e 0-based)
     lr_step: int = 10  # epochs between decays for "step"
+    warmup: int = 0  # epochs of linear learning-rate warm-up from ~0, on top of any schedule
+    augment_shift: int = 0  # shift training images by up to this many pixels (train(..., image_shape=...))
+    augment_flip: bool = False  # mirror training images left-right at random (train(..., image_shape=...))
     patience: int | None = None  # early stopping on validation loss; None = off
-    seed: int = 0  # weights, shuffling and dropout masks (three independent streams)
+    seed: int = 0  # weights, shuffling, dropout masks and augmentation (four independent streams)
 
     def __post_init__(self) -> None:
         hidden = self.hidden
@@ -79,6 +82,12 @@ class TrainConfig:
             value = getattr(self, name)
             if not (_is_int(value) and value >= 1):
                 raise ValueError(f"{name} must be an int >= 1, got {name}={value!r}")
+        for name in ("warmup", "augment_shift"):
+            value = getattr(self, name)
+            if not (_is_int(value) and value >= 0):
+                raise ValueError(f"{name} must be an int >= 0, got {name}={value!r}")
+        if not isinstance(self.augment_flip, (bool, np.bool_)):
+            raise ValueError(f"augment_flip must be True or False, got augment_flip={self.augment_flip!r}")
         if self.patience is not None and not (_is_int(self.patience) and self.patience >= 1):
             raise ValueError(f"patience must be None or an int >= 1, got patience={self.patience!r}")
         if not (_is_int(self.seed) and self.seed >= 0):
@@ -147,9 +156,17 @@ def _run_epoch(
     shuffle_rng: np.random.Generator,
     dropout_rng: np.random.Generator | None,
     epoch: int,
+    lr_at: Callable[[float], float] | None = None,
+    augment: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> float:
-    """One shuffled pass; returns the sample-weighted mean minibatch loss. Raises DivergedError."""
+    """One shuffled pass; returns the sample-weighted mean minibatch loss. Raises DivergedError.
+
+    ``lr_at(t)``, if given, sets the learning rate before every step from t, the
+    epochs elapsed at the middle of the step (a per-step schedule). ``augment(Xb)``,
+    if given, returns the augmented copy of each gathered training batch.
+    """
     n = X.shape[0]
+    n_batches = -(-n // batch_size)
     order = shuffle_rng.permutation(n)
     # A batch is a set: sorting each batch's indices changes nothing but the order
     # rows are read in, which makes the gather from a large (memmapped) X cheaper.
@@ -180,6 +197,11 @@ def _run_epoch(
             X.take(idx, axis=0, out=Xb, mode="clip")
         else:
             Xb = X[idx].astype(net.dtype)
+        if augment is not None:
+            Xb = augment(Xb)  # (b, d) shifted/flipped copy in the augmenter's buffer
+        if lr_at is not None:  # ~1 us per step, measured with tests/bench/bench_epoch.py
+            optimizer.lr = lr_at(epoch - 1 + (batch - 0.5) / n_batches)
+            scale = optimizer.gradient_scale
         loss = net.batch_gradients(
             Xb, y[idx], dropout_rng, scale=scale, into=into, beta=beta, add_to_parameters=into is not None
         )
@@ -189,6 +211,106 @@ def _run_epoch(
             optimizer.step_scaled(grads)
         total += loss * len(idx)
     return total / n
+
+
+class Training:
+    """One network being trained an epoch at a time: ``train()`` without the loop.
+
+    Why a class: k-fold cross-validation trains one network per fold in
+    lockstep, so that after each epoch the mean validation loss over the folds
+    can be judged by a pruner. ``train()`` is the one-network loop over it.
+    """
+
+    def __init__(
+        self,
+        config: TrainConfig,
+        X_train: np.ndarray,
+        y_train: np.ndarray,
+        X_val: np.ndarray,
+        y_val: np.ndarray,
+        *,
+        n_classes: int | None = None,
+    ) -> None:
+        self._t_start = time.perf_counter()
+        self.X_train, self.y_train = _check_data(X_train, y_train, "train")
+        self.X_val, self.y_val = _check_data(X_val, y_val, "val")
+        if self.X_val.shape[1] != self.X_train.shape[1]:
+            raise ValueError(f"X_val has {self.X_val.shape[1]} features but X_train has {self.X_train.shape[1]}")
+        needed = int(max(self.y_train.max(), self.y_val.max())) + 1
+        if n_classes is None:
+            n_classes = max(needed, 2)
+        elif n_classes < needed:
+            raise ValueError(f"n_classes must be at least max label + 1 = {needed}, got {n_classes=}")
+
+        c = self.config = config
+        self.net = Network(
+            self.X_train.shape[1], c.hidden, n_classes, c.activation, leaky_slope=c.leaky_slope,
+            dropout=c.dropout, l1=c.l1, l2=c.l2, seed=np.random.default_rng([c.seed, 0]),
+        )  # fmt: skip
+        self._shuffle_rng = np.random.default_rng([c.seed, 1])
+        self._dropout_rng = np.random.default_rng([c.seed, 2]) if c.dropout > 0 else None
+        # one flat array for all parameters: the optimizer's 3-4 ufuncs per step cover the whole network
+        self._params = self.net.flat_parameters
+        self._optimizer = make_optimizer(c.optimizer, [self._params], c.learning_rate, c.momentum)
+        self.result = TrainResult(network=self.net, reason=f"completed {c.epochs} epochs")
+        self._best_params = self._params.copy()  # the initial weights until an epoch finishes
+        self.done = False
+
+    @property
+    def epoch(self) -> int:
+        """Epochs finished so far."""
+        return len(self.result.history)
+
+    def step(self) -> EpochStats | None:
+        """Train one epoch; None when the run has ended (all epochs, early stop or divergence)."""
+        if self.done:
+            return None
+        c, result = self.config, self.result
+        epoch = self.epoch + 1
+        t_epoch = time.perf_counter()
+        with np.errstate(all="ignore"):  # blow-up is reported as an outcome, not as warnings
+            try:
+                self._optimizer.lr = learning_rate_at(epoch - 1, c.learning_rate, c.lr_schedule, c.lr_decay,
+                                                      c.lr_step)
+                train_loss = _run_epoch(self.net, self._optimizer, self.X_train, self.y_train, c.batch_size,
+                                        self._shuffle_rng, self._dropout_rng, epoch)
+                val_loss, val_accuracy = self.net.evaluate(self.X_val, self.y_val)
+                if not math.isfinite(val_loss):
+                    raise DivergedError(f"non-finite validation loss ({val_loss}) at epoch {epoch}")
+            except DivergedError as error:
+                result.outcome, result.reason = "diverged", str(error)
+                self.done = True
+                return None
+        stats = EpochStats(epoch, train_loss, val_loss, val_accuracy, time.perf_counter() - t_epoch)
+        result.history.append(stats)
+        logger.debug("%s", stats)
+        if val_loss < result.best_val_loss:
+            result.best_epoch, result.best_val_loss, result.best_val_accuracy = epoch, val_loss, val_accuracy
+            np.copyto(self._best_params, self._params)
+        if c.patience is not None and epoch - result.best_epoch >= c.patience:
+            result.outcome = "early_stopped"
+            result.reason = (
+                f"no improvement in validation loss for {c.patience} epochs at epoch {epoch} "
+                f"(best {result.best_val_loss:.6g} at epoch {result.best_epoch})"
+            )
+            self.done = True
+        elif epoch >= c.epochs:
+            self.done = True
+        return stats
+
+    def stop(self, reason: str) -> None:
+        """End the run early at the caller's request (a pruner); outcome "stopped"."""
+        self.result.outcome, self.result.reason = "stopped", reason
+        self.done = True
+
+    def finish(self) -> TrainResult:
+        """The result; the best epoch's weights when early stopping is on or the run diverged."""
+        result = self.result
+        if result.outcome == "diverged" or self.config.patience is not None:
+            self.net.copy_parameters_from(self._best_params)
+        result.seconds = time.perf_counter() - self._t_start
+        logger.info("training %s: %s (%.2f s)", result.outcome, result.reason, result.seconds)
+        return result
 
 
 def train(
@@ -207,59 +329,9 @@ def train(
     read-only memmaps. ``callback(stats)`` runs after every epoch; returning True
     stops the run (outcome "stopped"), which is how a pruner ends a trial.
     """
-    t_start = time.perf_counter()
-    X_train, y_train = _check_data(X_train, y_train, "train")
-    X_val, y_val = _check_data(X_val, y_val, "val")
-    if X_val.shape[1] != X_train.shape[1]:
-        raise ValueError(f"X_val has {X_val.shape[1]} features but X_train has {X_train.shape[1]}")
-    needed = int(max(y_train.max(), y_val.max())) + 1
-    if n_classes is None:
-        n_classes = max(needed, 2)
-    elif n_classes < needed:
-        raise ValueError(f"n_classes must be at least max label + 1 = {needed}, got {n_classes=}")
-
-    c = config
-    net = Network(
-        X_train.shape[1], c.hidden, n_classes, c.activation, leaky_slope=c.leaky_slope, dropout=c.dropout,
-        l1=c.l1, l2=c.l2, seed=np.random.default_rng([c.seed, 0]),
-    )  # fmt: skip
-    shuffle_rng = np.random.default_rng([c.seed, 1])
-    dropout_rng = np.random.default_rng([c.seed, 2]) if c.dropout > 0 else None
-    # one flat array for all parameters: the optimizer's 3-4 ufuncs per step cover the whole network
-    params = net.flat_parameters
-    optimizer = make_optimizer(c.optimizer, [params], c.learning_rate, c.momentum)
-
-    result = TrainResult(network=net, reason=f"completed {c.epochs} epochs")
-    best_params = params.copy()  # the initial weights until an epoch finishes
-    with np.errstate(all="ignore"):  # blow-up is reported as an outcome, not as warnings
-        try:
-            for epoch in range(1, c.epochs + 1):
-                t_epoch = time.perf_counter()
-                optimizer.lr = learning_rate_at(epoch - 1, c.learning_rate, c.lr_schedule, c.lr_decay, c.lr_step)
-                train_loss = _run_epoch(net, optimizer, X_train, y_train, c.batch_size, shuffle_rng, dropout_rng, epoch)
-                val_loss, val_accuracy = net.evaluate(X_val, y_val)
-                if not math.isfinite(val_loss):
-                    raise DivergedError(f"non-finite validation loss ({val_loss}) at epoch {epoch}")
-                stats = EpochStats(epoch, train_loss, val_loss, val_accuracy, time.perf_counter() - t_epoch)
-                result.history.append(stats)
-                logger.debug("%s", stats)
-                if val_loss < result.best_val_loss:
-                    result.best_epoch, result.best_val_loss, result.best_val_accuracy = epoch, val_loss, val_accuracy
-                    np.copyto(best_params, params)
-                if callback is not None and callback(stats):
-                    result.outcome, result.reason = "stopped", f"stopped by callback at epoch {epoch}"
-                    break
-                if c.patience is not None and epoch - result.best_epoch >= c.patience:
-                    result.outcome = "early_stopped"
-                    result.reason = (
-                        f"no improvement in validation loss for {c.patience} epochs at epoch {epoch} "
-                        f"(best {result.best_val_loss:.6g} at epoch {result.best_epoch})"
-                    )
-                    break
-        except DivergedError as error:
-            result.outcome, result.reason = "diverged", str(error)
-    if result.outcome == "diverged" or c.patience is not None:
-        net.copy_parameters_from(best_params)
-    result.seconds = time.perf_counter() - t_start
-    logger.info("training %s: %s (%.2f s)", result.outcome, result.reason, result.seconds)
-    return result
+    run = Training(config, X_train, y_train, X_val, y_val, n_classes=n_classes)
+    while (stats := run.step()) is not None:
+        if callback is not None and callback(stats):
+            run.stop(f"stopped by callback at epoch {stats.epoch}")
+            break
+    return run.finish()
