@@ -41,7 +41,7 @@ logger = logging.getLogger(__name__)
 # (x, y) parameter pairs; a pair is skipped when a parameter is missing or constant
 HEATMAP_PAIRS = (("learning_rate", "batch_size"), ("l2", "dropout"), ("activation", "n_layers"),
                  ("learning_rate", "momentum"), ("units_l0", "n_layers"))
-_DPI = 120
+DPI = 120
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,6 +176,18 @@ def _heatmap(ax: Any, table: np.ndarray, counts: np.ndarray | None, bx: Bins, by
 
 
 def plot_heatmap(df: pd.DataFrame, x: str, y: str, space: dict[str, Any], study: str, path: Path) -> Path | None:
+    """Write ``heatmap_figure`` to ``path``; None (logged) if not plottable."""
+    return _save(heatmap_figure(df, x, y, space, study), path)
+
+
+def _save(fig: Figure | None, path: Path) -> Path | None:
+    if fig is None:
+        return None
+    fig.savefig(path, dpi=DPI)
+    return path
+
+
+def heatmap_figure(df: pd.DataFrame, x: str, y: str, space: dict[str, Any], study: str) -> Figure | None:
     """Best accuracy, best loss and median loss per (x, y) cell; None (logged) if not plottable."""
     for name in (x, y):
         if name not in df or df[name].nunique() < 2:
@@ -207,11 +219,15 @@ def plot_heatmap(df: pd.DataFrame, x: str, y: str, space: dict[str, Any], study:
     fig.suptitle(f"{study}: {x} x {y}   ({len(df)} finished trials, pruned included; "
                  "n = trials per cell; blank = no trial)",
                  fontsize=11)
-    fig.savefig(path, dpi=_DPI)
-    return path
+    return fig
 
 
 def plot_curves(df: pd.DataFrame, curves: pd.DataFrame, study: str, path: Path) -> Path | None:
+    """Write ``curves_figure`` to ``path``; None (logged) if no trial reported a curve."""
+    return _save(curves_figure(df, curves, study), path)
+
+
+def curves_figure(df: pd.DataFrame, curves: pd.DataFrame, study: str) -> Figure | None:
     """Validation loss per epoch: complete trials coloured by their result, pruned grey, best red."""
     if not np.isfinite(curves["val_loss"]).any():
         logger.info("learning curves skipped: no trial reported a validation loss per epoch")
@@ -266,11 +282,17 @@ def plot_curves(df: pd.DataFrame, curves: pd.DataFrame, study: str, path: Path) 
         Line2D([], [], color="tab:orange", linestyle="--", marker="x", label=f"diverged ({len(groups['diverged'])})"),
     ], loc="upper right", fontsize=8)
     ax.set_title(f"{study}: learning curves")
-    fig.savefig(path, dpi=_DPI)
-    return path
+    return fig
 
 
 def plot_history(df: pd.DataFrame, study: str, path: Path) -> Path:
+    """Write ``history_figure`` to ``path``."""
+    fig = history_figure(df, study)
+    fig.savefig(path, dpi=DPI)
+    return path
+
+
+def history_figure(df: pd.DataFrame, study: str) -> Figure:
     """Objective per trial number with the best-so-far line (COMPLETE trials only define it)."""
     fig = Figure(figsize=(10, 5), layout="constrained")
     with sns.axes_style("whitegrid"):
@@ -303,8 +325,7 @@ def plot_history(df: pd.DataFrame, study: str, path: Path) -> Path:
     ax.set_ylabel("objective: best validation loss")
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
     ax.set_title(f"{study}: optimisation history")
-    fig.savefig(path, dpi=_DPI)
-    return path
+    return fig
 
 
 def default_out_dir(study: str, storage: str | None) -> Path:
