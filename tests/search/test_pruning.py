@@ -62,7 +62,7 @@ def oracle(pruner_name: str, n: int) -> tuple[optuna.Study, list[tuple[int | Non
         worker_stop = len(result.values) if result.outcome == "pruned" else None
         stops.append((worker_stop, real_stop))
         if real_stop is None:
-            study.tell(real, min(result.values))
+            study.tell(real, result.value)
         else:
             study.tell(real, state=TrialState.PRUNED)
         frozen = study.trials[number]
@@ -90,17 +90,21 @@ def test_the_worker_prunes_at_the_same_epoch_as_optunas_pruner_on_a_real_study(p
 
 def test_hyperband_in_a_worker_uses_the_bracket_of_its_trial_number() -> None:
     """Placeholders keep the trial number: the bracket is a hash of the study name and the number."""
-    pruner = make_pruner("hyperband", EPOCHS)
+    pruner, worker_pruner = make_pruner("hyperband", EPOCHS), make_pruner("hyperband", EPOCHS)
     study = optuna.create_study(study_name="oracle", pruner=pruner, direction="minimize")
-    for number in (0, 7, 20, 41):
-        local = local_trial("oracle", pruner, (), number)
-        assert local.number == number
-        assert pruner._get_bracket_id(local.study, local._cached_frozen_trial) == pruner._get_bracket_id(
-            study, optuna.trial.create_trial(state=TrialState.RUNNING).__class__(
-                number=number, state=TrialState.RUNNING, value=None, datetime_start=None,
-                datetime_complete=None, params={}, distributions={}, user_attrs={}, system_attrs={},
-                intermediate_values={}, trial_id=number))
-        assert system_attrs_of(local) == {}
+    brackets = set()
+    for number in range(40):
+        real = study.ask()
+        local = local_trial("oracle", worker_pruner, (), number)
+        assert local.number == real.number == number
+        for trial in (real, local):  # Hyperband sets its brackets up on its first decision
+            trial.report(1.0, 1)
+            trial.should_prune()
+        bracket = pruner._get_bracket_id(study, study.trials[number])
+        assert worker_pruner._get_bracket_id(local.study, local.study.trials[number]) == bracket
+        brackets.add(bracket)
+        study.tell(real, state=TrialState.FAIL)
+    assert brackets == {0, 1, 2}
 
 
 def pruned_by_the_pruner(db: Path) -> int:
