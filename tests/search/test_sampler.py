@@ -7,7 +7,6 @@ import subprocess
 import sys
 
 import numpy as np
-import pytest
 
 from tests.conftest import ROOT, cli_env
 
@@ -44,7 +43,7 @@ def test_the_vectorised_log_ndtr_agrees_with_optunas_and_is_at_least_as_accurate
     optunas = np.array([_truncnorm._log_ndtr_single(v) for v in x])
     scipys = log_ndtr(x)
     np.testing.assert_allclose(scipys, optunas, rtol=1e-7, atol=1e-300)
-    mpmath = pytest.importorskip("mpmath")
+    import mpmath  # in the test extra
     mpmath.mp.dps = 50
     # log Phi(x), with 1 - Phi(x) taken from the far tail for x > 0 (no cancellation)
     exact = np.array([float(mpmath.log(mpmath.ncdf(v)) if v <= 0 else mpmath.log1p(-mpmath.ncdf(-v)))
@@ -56,6 +55,43 @@ def test_the_vectorised_log_ndtr_agrees_with_optunas_and_is_at_least_as_accurate
         return float(np.max(np.abs(values[nonzero] - exact[nonzero]) / np.abs(exact[nonzero])))
 
     assert error(scipys) <= max(error(optunas), 1e-15)
+
+
+CALLS = """
+import json, optuna
+from optuna.samplers._tpe import _truncnorm
+from scipy.special import log_ndtr
+from search.spec import StudySpec
+from search.study import make_sampler
+
+before = _truncnorm._log_ndtr
+sampler = make_sampler(StudySpec(name="s", seed=3))
+patched = _truncnorm._log_ndtr
+calls = []
+
+def counting(*args, **kwargs):
+    calls.append(1)
+    return patched(*args, **kwargs)
+
+_truncnorm._log_ndtr = counting  # the attribute TPE looks up at each call
+optuna.logging.set_verbosity(optuna.logging.ERROR)
+study = optuna.create_study(sampler=sampler)
+for i in range(14):  # past TPE's 10 start-up trials
+    trial = study.ask()
+    study.tell(trial, (trial.suggest_float("x", 1e-4, 1.0, log=True) - 0.01) ** 2)
+print(json.dumps({"was_scipy_before": before is log_ndtr, "is_scipy": patched is log_ndtr,
+                  "calls": len(calls)}))
+"""
+
+
+def test_tpe_calls_scipys_log_ndtr_once_the_sampler_is_made() -> None:
+    """In a fresh process: the patch is applied by make_sampler, and TPE goes through it."""
+    out = subprocess.run([sys.executable, "-c", CALLS], capture_output=True, text=True, env=cli_env(),
+                         cwd=ROOT, timeout=240, check=True)
+    seen = json.loads(out.stdout)
+    assert not seen["was_scipy_before"]  # Optuna's own until make_sampler patches it
+    assert seen["is_scipy"], "make_sampler did not give TPE scipy.special.log_ndtr"
+    assert seen["calls"] > 0, "TPE no longer calls _truncnorm._log_ndtr: the patch speeds up nothing"
 
 
 def _same(a: dict, b: dict) -> bool:
