@@ -16,6 +16,7 @@ over each weight matrix for momentum, measured ~15% of a 784x256 update.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -193,18 +194,32 @@ def make_optimizer(name: str, params: Sequence[np.ndarray], lr: float, momentum:
     return OPTIMIZERS[name](params, lr, momentum)
 
 
-SCHEDULES = ("none", "step", "exponential")
+SCHEDULES = ("none", "step", "exponential", "cosine")
 
 
-def learning_rate_at(epoch: int, base: float, schedule: str, decay: float = 0.5, step: int = 10) -> float:
-    """Learning rate for 0-based ``epoch`` (the first epoch always uses ``base``).
+def learning_rate_at(
+    t: float, base: float, schedule: str, decay: float = 0.5, step: int = 10, *, epochs: int = 1, warmup: int = 0
+) -> float:
+    """Learning rate at ``t`` epochs into a run of ``epochs`` (t may be fractional: per-step schedules).
 
-    none: base;  step: base * decay ** (epoch // step);  exponential: base * decay ** epoch.
+    With e = floor(t), the 0-based epoch (so the first epoch always uses ``base``):
+    none: base;  step: base * decay ** (e // step);  exponential: base * decay ** e;
+    cosine: base * (1 + cos(pi * t / epochs)) / 2, from base at t = 0 to 0 at t = epochs.
+    A linear warm-up multiplies any of them by min(1, t / warmup) when ``warmup`` > 0:
+    large steps on random weights are what it avoids, so it ramps from ~0 over the first
+    ``warmup`` epochs. The training loop passes t at the middle of each step, so no step
+    has a learning rate of exactly 0 (neither the first under warm-up nor the last under cosine).
     """
     if schedule == "none":
-        return base
-    if schedule == "step":
-        return base * decay ** (epoch // step)
-    if schedule == "exponential":
-        return base * decay**epoch
-    raise ValueError(f"schedule must be one of {', '.join(SCHEDULES)}, got {schedule=}")
+        lr = base
+    elif schedule == "step":
+        lr = base * decay ** (math.floor(t) // step)
+    elif schedule == "exponential":
+        lr = base * decay ** math.floor(t)
+    elif schedule == "cosine":
+        lr = base * 0.5 * (1.0 + math.cos(math.pi * min(t / epochs, 1.0)))
+    else:
+        raise ValueError(f"schedule must be one of {', '.join(SCHEDULES)}, got {schedule=}")
+    if warmup > 0 and t < warmup:
+        lr *= t / warmup
+    return lr

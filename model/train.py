@@ -12,10 +12,12 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 
 import numpy as np
 
 from .activations import ACTIVATIONS
+from .augment import Augmenter
 from .errors import DivergedError
 from .network import Network
 from .optim import OPTIMIZERS, SCHEDULES, Optimizer, learning_rate_at, make_optimizer
@@ -213,6 +215,19 @@ def _run_epoch(
     return total / n
 
 
+def _make_augmenter(c: TrainConfig, image_shape: tuple[int, ...] | None, n_features: int) -> Augmenter | None:
+    """The training batches' augmenter (its own random stream, [seed, 3]); None if the config asks for none."""
+    if c.augment_shift == 0 and not c.augment_flip:
+        return None
+    if image_shape is None:
+        raise ValueError(f"augmentation (augment_shift={c.augment_shift}, augment_flip={c.augment_flip}) needs "
+                         "the layout of a row: pass image_shape, e.g. (28, 28) or Dataset.image_shape")
+    if math.prod(image_shape) != n_features:
+        raise ValueError(f"image_shape {tuple(image_shape)} holds {math.prod(image_shape)} pixels "
+                         f"but X_train has {n_features} features")
+    return Augmenter(tuple(image_shape), c.augment_shift, c.augment_flip, np.random.default_rng([c.seed, 3]))
+
+
 class Training:
     """One network being trained an epoch at a time: ``train()`` without the loop.
 
@@ -230,6 +245,7 @@ class Training:
         y_val: np.ndarray,
         *,
         n_classes: int | None = None,
+        image_shape: tuple[int, ...] | None = None,
     ) -> None:
         self._t_start = time.perf_counter()
         self.X_train, self.y_train = _check_data(X_train, y_train, "train")
@@ -249,6 +265,9 @@ class Training:
         )  # fmt: skip
         self._shuffle_rng = np.random.default_rng([c.seed, 1])
         self._dropout_rng = np.random.default_rng([c.seed, 2]) if c.dropout > 0 else None
+        self._augment = _make_augmenter(c, image_shape, self.X_train.shape[1])
+        self._lr_at = partial(learning_rate_at, base=c.learning_rate, schedule=c.lr_schedule, decay=c.lr_decay,
+                              step=c.lr_step, epochs=c.epochs, warmup=c.warmup)
         # one flat array for all parameters: the optimizer's 3-4 ufuncs per step cover the whole network
         self._params = self.net.flat_parameters
         self._optimizer = make_optimizer(c.optimizer, [self._params], c.learning_rate, c.momentum)
@@ -270,10 +289,11 @@ class Training:
         t_epoch = time.perf_counter()
         with np.errstate(all="ignore"):  # blow-up is reported as an outcome, not as warnings
             try:
-                self._optimizer.lr = learning_rate_at(epoch - 1, c.learning_rate, c.lr_schedule, c.lr_decay,
-                                                      c.lr_step)
+                self._optimizer.lr = self._lr_at(epoch - 0.5)  # per epoch unless cosine or warm-up
+                per_step = c.lr_schedule == "cosine" or c.warmup > 0
                 train_loss = _run_epoch(self.net, self._optimizer, self.X_train, self.y_train, c.batch_size,
-                                        self._shuffle_rng, self._dropout_rng, epoch)
+                                        self._shuffle_rng, self._dropout_rng, epoch,
+                                        self._lr_at if per_step else None, self._augment)
                 val_loss, val_accuracy = self.net.evaluate(self.X_val, self.y_val)
                 if not math.isfinite(val_loss):
                     raise DivergedError(f"non-finite validation loss ({val_loss}) at epoch {epoch}")
@@ -322,14 +342,17 @@ def train(
     *,
     callback: Callable[[EpochStats], bool | None] | None = None,
     n_classes: int | None = None,
+    image_shape: tuple[int, ...] | None = None,
 ) -> TrainResult:
     """Train a fresh Network by minibatch gradient descent; never raises for divergence.
 
     X arrays are (n, d), float32 ideally (others are cast per batch), and may be
     read-only memmaps. ``callback(stats)`` runs after every epoch; returning True
     stops the run (outcome "stopped"), which is how a pruner ends a trial.
+    ``image_shape`` ((H, W) or (C, H, W), e.g. ``Dataset.image_shape``) is needed
+    only for augmentation, which touches training batches only.
     """
-    run = Training(config, X_train, y_train, X_val, y_val, n_classes=n_classes)
+    run = Training(config, X_train, y_train, X_val, y_val, n_classes=n_classes, image_shape=image_shape)
     while (stats := run.step()) is not None:
         if callback is not None and callback(stats):
             run.stop(f"stopped by callback at epoch {stats.epoch}")

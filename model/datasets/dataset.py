@@ -60,6 +60,7 @@ class Dataset:
     y_test: np.ndarray = field(repr=False)
     n_classes: int
     normalization: str  # which of NORMALIZATIONS was applied
+    image_shape: tuple[int, ...] | None = None  # a row's layout, (H, W) or (C, H, W): for augmentation
 
     def __post_init__(self) -> None:
         if self.normalization not in NORMALIZATIONS:
@@ -71,6 +72,9 @@ class Dataset:
                 raise DatasetError(f"X_{part} must be C-contiguous float32 (n, {d}), got {X.dtype} {X.shape}")
             if y.dtype != np.int64 or y.shape != (X.shape[0],):
                 raise DatasetError(f"y_{part} must be int64 ({X.shape[0]},), got {y.dtype} {y.shape}")
+        if self.image_shape is not None and int(np.prod(self.image_shape)) != d:
+            raise DatasetError(f"image_shape {self.image_shape} holds {int(np.prod(self.image_shape))} pixels, "
+                               f"but rows have {d} features")
 
     @property
     def n_features(self) -> int:
@@ -184,4 +188,4 @@ def load_dataset(
     for a in arrays.values():
         if a.flags.writeable:
             a.flags.writeable = False
-    return Dataset(name=name, n_classes=spec.n_classes, normalization=method, **arrays)
+    return Dataset(name=name, n_classes=spec.n_classes, normalization=method, image_shape=spec.image_shape, **arrays)

@@ -49,6 +49,7 @@ class DatasetSpec:
     n_classes: int
     n_channels: int  # 1 for grayscale, 3 for RGB planes (decides whether "channel" is allowed)
     default_normalization: str  # used when load_dataset(normalization=None)
+    image_shape: tuple[int, ...]  # layout of a row: (H, W) grayscale, (C, H, W) for colour planes
     base_url: str | None = None  # official download location; None = nothing to download
     files: tuple[RemoteFile, ...] = ()
     label_key: str = "labels"  # CIFAR pickle key holding the labels
@@ -64,6 +65,8 @@ class DatasetSpec:
             )
         if self.n_channels not in (1, 3):
             raise DatasetError(f"n_channels must be 1 or 3, got {self.n_channels=}")
+        if len(self.image_shape) != (2 if self.n_channels == 1 else 3):
+            raise DatasetError(f"image_shape must be (H, W) for grayscale, (C, H, W) for colour, got {self.image_shape=}")
 
     def url(self, filename: str) -> str:
         """Full address of one of ``files``."""
@@ -81,9 +84,9 @@ REGISTRY: dict[str, DatasetSpec] = {
     # Default "image": on digits it tied with "zscore" (sklearn MLPClassifier (64,),
     # best of lr 1e-3/1e-2, 6 split seeds: test acc 0.968 +- 0.005 vs 0.968 +- 0.002)
     # and it matches the other grayscale sets.
-    "digits": DatasetSpec("digits", "digits", "sklearn", 10, 1, "image"),
+    "digits": DatasetSpec("digits", "digits", "sklearn", 10, 1, "image", (8, 8)),
     "mnist": DatasetSpec(
-        "mnist", "mnist", "idx", 10, 1, "image",
+        "mnist", "mnist", "idx", 10, 1, "image", (28, 28),
         # yann.lecun.com is often down; this is the mirror torchvision uses.
         base_url="https://ossci-datasets.s3.amazonaws.com/mnist/",
         files=tuple(RemoteFile(f, m) for f, m in zip(IDX_FILES, (
@@ -94,7 +97,7 @@ REGISTRY: dict[str, DatasetSpec] = {
         ))),
     ),
     "fashion-mnist": DatasetSpec(
-        "fashion-mnist", "fashion-mnist", "idx", 10, 1, "image",
+        "fashion-mnist", "fashion-mnist", "idx", 10, 1, "image", (28, 28),
         base_url="http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
         files=tuple(RemoteFile(f, m) for f, m in zip(IDX_FILES, (
             "8d4fb7e6c68d591d4c3dfef9ec88bf0d",
@@ -104,17 +107,18 @@ REGISTRY: dict[str, DatasetSpec] = {
         ))),
         install_hint="apt-get install dataset-fashion-mnist",
     ),
-    # CIFAR: per-channel statistics are the convention for RGB planes.
+    # CIFAR: per-channel statistics are the convention for RGB planes. A row holds
+    # the R, G and B 32x32 planes one after the other (see cifar.py): (C, H, W).
     "cifar10": DatasetSpec(
-        "cifar10", "cifar10", "cifar10", 10, 3, "channel",
+        "cifar10", "cifar10", "cifar10", 10, 3, "channel", (3, 32, 32),
         base_url=_CIFAR_URL, files=(_CIFAR10,),
     ),
     "cifar100": DatasetSpec(
-        "cifar100", "cifar100", "cifar100", 100, 3, "channel",
+        "cifar100", "cifar100", "cifar100", 100, 3, "channel", (3, 32, 32),
         base_url=_CIFAR_URL, files=(_CIFAR100,), label_key="fine_labels",
     ),
     "cifar100-coarse": DatasetSpec(
-        "cifar100-coarse", "cifar100", "cifar100", 20, 3, "channel",
+        "cifar100-coarse", "cifar100", "cifar100", 20, 3, "channel", (3, 32, 32),
         base_url=_CIFAR_URL, files=(_CIFAR100,), label_key="coarse_labels",
     ),
 }

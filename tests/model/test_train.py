@@ -25,7 +25,7 @@ def _blobs(n: int, seed: int = 0, n_features: int = 10, n_classes: int = 3):
     [
         ("activation", "gelu", "activation='gelu'"),
         ("optimizer", "rmsprop", "optimizer='rmsprop'"),
-        ("lr_schedule", "cosine", "lr_schedule='cosine'"),
+        ("lr_schedule", "linear", "lr_schedule='linear'"),
         ("hidden", (), "hidden=()"),
         ("hidden", (64, 0), "hidden=(64, 0)"),
         ("hidden", (64, 2.5), "hidden=(64, 2.5)"),
