@@ -15,6 +15,7 @@ from typing import Any, Union
 import optuna
 
 from model import ACTIVATIONS, TrainConfig
+from model.optim import OPTIMIZERS, SCHEDULES
 from search.errors import SearchError
 
 
@@ -60,12 +61,15 @@ _NUMERIC_BOUNDS: dict[str, tuple[float, float, bool]] = {
     "leaky_slope": (0.0, 0.999, False),
     "lr_decay": (0.0, 1.0, True),
     "lr_step": (1, math.inf, False),
+    "warmup": (0, math.inf, False),  # epochs of linear learning-rate warm-up
+    "augment_shift": (0, 8, False),  # pixels; needs a data set with an image_shape
 }
-_INTEGER_PARAMS = frozenset({"batch_size", "n_layers", "units", "lr_step"})
-_CHOICES: dict[str, tuple[str, ...]] = {
+_INTEGER_PARAMS = frozenset({"batch_size", "n_layers", "units", "lr_step", "warmup", "augment_shift"})
+_CHOICES: dict[str, tuple[Any, ...]] = {
     "activation": tuple(ACTIVATIONS),
-    "optimizer": ("sgd", "momentum", "nesterov", "adam"),
-    "lr_schedule": ("none", "step", "exponential"),
+    "optimizer": tuple(OPTIMIZERS),
+    "lr_schedule": SCHEDULES,
+    "augment_flip": (False, True),
 }
 KNOWN_PARAMS = tuple(sorted([*_NUMERIC_BOUNDS, *_CHOICES, "patience"]))
 
@@ -83,8 +87,9 @@ DEFAULT_SPACE: dict[str, Dim] = {
 
 def _check_value(name: str, value: Any) -> None:
     if name in _CHOICES:
-        if value not in _CHOICES[name]:
-            raise SearchError(f"space: {name} must be one of {', '.join(_CHOICES[name])}, got {value!r}")
+        if not any(value == c and type(value) is type(c) for c in _CHOICES[name]):  # True is not 1
+            shown = ", ".join(str(c).lower() if isinstance(c, bool) else str(c) for c in _CHOICES[name])
+            raise SearchError(f"space: {name} must be one of {shown}, got {value!r}")
         return
     if name == "patience":
         if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
