@@ -79,6 +79,18 @@ def load_spec(storage: RDBStorage, name: str) -> tuple[StudySpec, int]:
     return StudySpec.from_json(attrs[SPEC_ATTR]), study_id
 
 
+OBJECTIVE_NAME = "val_loss"  # what optuna-dashboard labels the objective (else "Objective 0")
+
+
+def _name_objective(storage: RDBStorage, name: str) -> None:
+    """Name the objective once, also on a study made before names were stored."""
+    study = optuna.Study(study_name=name, storage=storage)
+    if study.metric_names is None:
+        with warnings.catch_warnings():  # experimental in some Optuna versions
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            study.set_metric_names([OBJECTIVE_NAME])
+
+
 def create_or_continue(storage: RDBStorage, spec: StudySpec,
                        given: set[str]) -> tuple[StudySpec, int, StudyLease]:
     """The study for a ``run``: new with ``spec``, or the stored one if its settings agree.
@@ -106,6 +118,7 @@ def create_or_continue(storage: RDBStorage, spec: StudySpec,
     try:
         for key, value in attrs.items():
             storage.set_study_user_attr(study_id, key, value)
+        _name_objective(storage, spec.name)
     except BaseException:
         lease.release()
         raise

@@ -1,0 +1,74 @@
+"""The command that reproduces a study, derived from its stored spec and the CLI itself.
+
+Why derive it from the parser: a setting that gains a ``run`` flag (``--cv``,
+``--finalists``...) shows up here without a second list of names to keep in
+step. Settings with no flag (a custom space, the validation fraction) can only
+come from a preset; when the study was made from one, the preset is named.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import shlex
+from typing import Any
+
+import sqlalchemy.engine
+
+
+def _run_parser() -> argparse.ArgumentParser:
+    from search.cli import build_parser
+
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    return sub.choices["run"]
+
+
+def _defaults() -> dict[str, Any]:
+    from search.spec import StudySpec
+
+    return json_defaults(StudySpec())
+
+
+def json_defaults(spec: Any) -> dict[str, Any]:
+    import json
+
+    return json.loads(spec.to_json())
+
+
+def safe_url(url: str) -> str:
+    """The storage URL with any password hidden."""
+    try:
+        return sqlalchemy.engine.make_url(url).render_as_string(hide_password=True)
+    except sqlalchemy.exc.ArgumentError:
+        return url
+
+
+def reproduce_command(name: str, spec: dict[str, Any], url: str) -> tuple[str, list[str]]:
+    """(the ``python -m search run`` line, settings that no flag can set)."""
+    from search.spec import StudySpec
+
+    defaults = _defaults()
+    argv = ["python", "-m", "search", "run", "--study", name]
+    preset = spec.get("preset")
+    if preset:
+        argv += ["--preset", str(preset)]
+    unflagged: list[str] = []
+    options = {a.dest: a for a in _run_parser()._actions if a.option_strings}
+    names = [f.name for f in dataclasses.fields(StudySpec)] + sorted(set(spec) - set(defaults))
+    for key in names:
+        if key in ("name", "preset") or key not in spec:
+            continue
+        value = spec[key]
+        action = options.get(key)
+        if action is None:  # only a preset sets it: worth a mention when not the default
+            if not preset and value is not None and value != defaults.get(key):
+                unflagged.append(key)
+            continue
+        flag = max(action.option_strings, key=len)
+        if isinstance(value, bool) or value is None:
+            if value:
+                argv.append(flag)
+        else:
+            argv += [flag, str(value)]
+    argv += ["--storage", safe_url(url)]
+    return " ".join(shlex.quote(a) for a in argv), unflagged

@@ -1,0 +1,179 @@
+"""The report's sections, in reading order, built from one ``StudyFacts``.
+
+Every number here is computed from the study at the time of the report: counts
+from the trials' states, epochs from the stored curves, seconds from the
+trials' own timings, the winner from the values. Nothing is cached elsewhere.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from search import plots
+from search.report import figures, savings, tables, usage
+from search.report.command import reproduce_command, safe_url
+from search.report.facts import StudyFacts
+from search.report.render import Fact, Facts, Image, Section, Table, Text
+from search.results import _FORMATS, FINISHED, leaderboard
+
+logger = logging.getLogger(__name__)
+
+TOP = 20
+
+
+def _num(v: Any, spec: str = ".4f") -> str:
+    return "-" if v is None or (isinstance(v, float) and np.isnan(v)) or pd.isna(v) else format(v, spec)
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.1f} s"
+    return f"{seconds / 60:.1f} min" if seconds < 7200 else f"{seconds / 3600:.2f} h"
+
+
+def _image(fig: Any, name: str, alt: str) -> Image | None:
+    return None if fig is None else Image(name, figures.png(fig), alt)
+
+
+def _describe(obj: Any) -> str:
+    """``Name(key=value, ...)`` from an Optuna object's scalar settings."""
+    scalars = {k.lstrip("_"): v for k, v in vars(obj).items()
+               if isinstance(v, (bool, int, float, str)) and not k.startswith("__")}
+    return f"{type(obj).__name__}(" + ", ".join(f"{k}={v!r}" for k, v in sorted(scalars.items())) + ")"
+
+
+def _space_text(space: dict[str, Any]) -> str:
+    parts = []
+    for name, dim in space.items():
+        if isinstance(dim, dict):
+            scale = ", log" if dim.get("log") else ""
+            zero = ", or 0" if dim.get("zero") else ""
+            parts.append(f"{name} {plots._num(dim['low'])}..{plots._num(dim['high'])}{scale}{zero}")
+        elif isinstance(dim, list):
+            parts.append(f"{name} {{{', '.join(map(str, dim))}}}")
+        else:
+            parts.append(f"{name} = {dim}")
+    return "; ".join(parts) or "(not stored)"
+
+
+def summary(f: StudyFacts) -> Section:
+    from search.pruning import make_pruner
+    from search.spec import StudySpec
+    from search.study import make_sampler
+
+    spec = f.spec
+    try:
+        stored = StudySpec.from_json(json.dumps(spec))
+        sampler, pruner = _describe(make_sampler(stored)), _describe(make_pruner(stored.pruner, stored.epochs))
+    except Exception as exc:  # an older or foreign spec: show the names it holds
+        logger.info("spec not rebuilt (%s)", exc)
+        sampler, pruner = str(spec.get("sampler", "?")), str(spec.get("pruner", "?"))
+    use = usage.usage(f.df)
+    best = f.best()
+    run = savings.epochs_run(f.curves, f.search[f.search["state"].isin(FINISHED)]["number"])
+    budget = (f.max_epochs or 0) * len(run)
+    command, unflagged = reproduce_command(f.name, spec, f.url)
+    rows = [
+        Fact("data set", f"{spec.get('dataset', '?')} (validation fraction {spec.get('val_fraction', '?')}, "
+                         f"normalisation {spec.get('normalization') or 'the data set default'})", "dataset",
+             spec.get("dataset")),
+        Fact("search space", _space_text(f.space)),
+        Fact("sampler", sampler, "sampler", spec.get("sampler")),
+        Fact("pruner", pruner, "pruner", spec.get("pruner")),
+        Fact("trials", f"{len(f.df)} in the study, {len(run)} finished search trials "
+                       f"(target {spec.get('trials', '?')})", "trials-total", len(f.df)),
+        Fact("best validation loss", "-" if best is None else f"{best['value']:.4f} (trial {int(best['number'])})",
+             "best-value", None if best is None else repr(float(best["value"]))),
+        Fact("epochs run", f"{int(run.sum())} of {budget} budgeted ({run.sum() / max(budget, 1):.0%})",
+             "epochs-run", int(run.sum())),
+        Fact("wall time", f"{_duration(use.wall_seconds)} from first trial to last "
+                          f"({_duration(use.active_seconds)} with trials running)", "wall-seconds",
+             round(use.wall_seconds, 3)),
+        Fact("CPU time", f"{_duration(use.cpu_seconds)} of training, summed over trials "
+                         "(one BLAS thread per worker)", "cpu-seconds", round(use.cpu_seconds, 3)),
+        Fact("workers busy", f"{_num(use.busy, '.0%')} of their lifetime training, {use.workers} worker "
+                             "processes", "workers-busy", None if np.isnan(use.busy) else round(use.busy, 4)),
+        Fact("storage", safe_url(f.url)),
+    ]
+    counts = tables.stage_counts(f)
+    counts.index.name = "state"
+    blocks: list[Any] = [Facts(rows), Table(counts, key="trials", index=True),
+                         Text("Reproduce this study (same seed, same trials):"), Text(command, code=True)]
+    if unflagged:
+        blocks.append(Text(f"Settings with no flag (need a preset): {', '.join(unflagged)}."))
+    return Section("summary", "Summary", blocks)
+
+
+def winner(f: StudyFacts) -> Section:
+    best = f.best()
+    if best is None:
+        return Section("winner", "The winner", [Text("No search trial has completed yet.")])
+    trial = next(t for t in f.trials if t.number == int(best["number"]))
+    rows = [Fact("trial", str(trial.number), "winner", trial.number),
+            Fact("validation loss", f"{best['value']:.4f}"),
+            Fact("validation accuracy", _num(best["val_accuracy"]), "winner-accuracy",
+                 None if pd.isna(best["val_accuracy"]) else float(best["val_accuracy"])),
+            Fact("best epoch", f"{_num(best['best_epoch'], 'd')} of {f.max_epochs}"),
+            Fact("hidden layers", str(best["hidden"]))]
+    rows += [Fact(name, _num(v, ".4g") if isinstance(v, float) else str(v)) for name, v in sorted(trial.params.items())]
+    blocks: list[Any] = [Facts(rows)]
+    fin = tables.finalists(f)
+    if not fin.empty:
+        chosen = f.finalists
+        blocks.append(Text(
+            f"Finalists: the top configurations re-run on fresh seeds"
+            + (f", chosen after {chosen['after']} finished search trials" if "after" in chosen else "")
+            + ". The winner is the lowest mean validation loss, not the luckiest single run."))
+        shown = pd.DataFrame({
+            "search trial": fin["finalist_of"].astype(str), "runs": fin["runs"].astype(str),
+            "val loss mean ± sd": [f"{m:.4f} ± {_num(s)}" for m, s in zip(fin["value_mean"], fin["value_sd"])],
+            "val accuracy mean ± sd": [f"{_num(m)} ± {_num(s)}"
+                                       for m, s in zip(fin["val_accuracy_mean"], fin["val_accuracy_sd"])]})
+        blocks.append(Table(shown, key="finalists"))
+    r = f.retrained
+    if r:
+        sd = f" ± {r['test_accuracy_sd']:.4f}" if r.get("test_accuracy_sd") is not None else ""
+        mean = r.get("test_accuracy_mean", r.get("test_accuracy"))
+        rows = [Fact("retrained", f"trial {r.get('trial')} on {r.get('samples')} samples (train + validation) "
+                                  f"for {r.get('epochs')} epochs, {r.get('seeds', 1)} seed(s)"),
+                Fact("test accuracy", (f"{mean:.4f}{sd}" if isinstance(mean, float) else str(mean)),
+                     "test-accuracy", mean)]
+        if r.get("ensemble_accuracy") is not None:
+            rows.append(Fact("ensemble test accuracy", f"{r['ensemble_accuracy']:.4f}"))
+        rows.append(Fact("when", str(r.get("when", "-"))))
+        blocks += [Text("Scored once on the test split (selection used only the validation split):"),
+                   Facts(rows)]
+    else:
+        blocks.append(Text("No retrained test score is stored yet: `python -m search best --retrain` saves one."))
+    return Section("winner", "The winner", blocks)
+
+
+def leaderboard_section(f: StudyFacts) -> Section:
+    top = leaderboard(f.search, TOP)
+    shown = top.astype(object).apply(lambda col: col.map(_FORMATS.get(col.name, lambda v: "-" if pd.isna(v) else str(v))))
+    return Section("leaderboard", f"Leaderboard (top {TOP})", [
+        Text("Search trials by validation loss; pruned trials fill in only when fewer than "
+             f"{TOP} completed (their loss is from when they stopped)."),
+        Table(shown, key="leaderboard")])
+
+
+def importance_section(f: StudyFacts) -> Section:
+    values, note = tables.importances(f)
+    blocks: list[Any] = [Text(
+        "Evaluator: Optuna's PED-ANOVA (PedAnovaImportanceEvaluator). It compares where the top 10 % of "
+        "trials put each parameter with where all trials put it, using one-dimensional Parzen estimates; "
+        "its cost grows linearly with the trials (well under a second at 1,000), where fANOVA, the classic, "
+        "fits a random forest and can take minutes. Conditional parameters (the widths of deeper "
+        f"layers, l2 when switched on) are scored from the trials that have them. Based on {note}.")]
+    if values:
+        blocks.append(Table(pd.DataFrame({"parameter": list(values),
+                                          "importance": [f"{v:.3f}" for v in values.values()]}),
+                            key="importances"))
+        blocks.append(_image(figures.importance_figure(values, "PED-ANOVA", f.name), "importances.png",
+                             "parameter importances"))
+    return Section("importances", "Parameter importances", [b for b in blocks if b is not None])
