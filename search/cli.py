@@ -107,6 +107,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--pruner", choices=PRUNERS, help="pruner on validation loss (default median)")
     run.add_argument("--seed", type=_nonnegative_int, metavar="S", help="study seed (default 0)")
     run.add_argument("--preset", metavar="FILE", help="study preset TOML, e.g. studies/digits.toml")
+    run.add_argument("--cv", type=_positive_int, metavar="K",
+                     help="k-fold cross-validation on train + validation for every trial (1: one holdout "
+                          "split; default 3 on digits, 1 elsewhere)")
+    run.add_argument("--finalists", type=_nonnegative_int, metavar="K",
+                     help="after the search, run the K best configurations again on fresh seeds and "
+                          "choose the best mean (default 5; 0: no finalist stage)")
     run.add_argument("--deterministic", action="store_true", default=None,
                      help="same seed -> same trials and values whatever --jobs is (sampled in batches)")
     _add_storage(run)
@@ -132,7 +138,13 @@ def build_parser() -> argparse.ArgumentParser:
     best.add_argument("--study", type=_study_name, required=True, metavar="NAME", help="study name")
     best.add_argument("--retrain", action="store_true",
                       help="retrain the best configuration on train+validation and score it on test")
-    best.add_argument("--out", metavar="FILE", help="where --retrain saves the weights (.npz)")
+    best.add_argument("--seeds", type=_positive_int, default=1, metavar="K",
+                      help="--retrain K networks with different seeds: test accuracy as mean ± sd, "
+                           "and of their averaged probabilities (default 1)")
+    best.add_argument("--jobs", type=_positive_int, metavar="K",
+                      help="networks retrained at once (default: number of CPU cores)")
+    best.add_argument("--out", metavar="FILE", help="where --retrain saves the weights (.npz; with "
+                                                    "--seeds K, FILE-seed0.npz ...)")
     best.add_argument("--data-dir", metavar="DIR", help="directory holding the data set files")
     _add_storage(best)
     return parser
@@ -143,7 +155,8 @@ def _given(args: argparse.Namespace, keys: Sequence[str]) -> dict[str, Any]:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    overrides = _given(args, ("dataset", "trials", "epochs", "sampler", "pruner", "seed", "deterministic"))
+    overrides = _given(args, ("dataset", "trials", "epochs", "sampler", "pruner", "seed", "deterministic",
+                              "cv", "finalists"))
     spec = build_spec(args.study or "default", args.preset, overrides)
     if args.study is None:  # the study is named after its data set
         spec = dataclasses.replace(spec, name=spec.dataset)
@@ -202,6 +215,7 @@ def format_summary(s: RunSummary, url: str, jobs: int) -> str:
         ("trials in study", f"{s.finished} finished ({s.complete} complete, {s.pruned} pruned)"),
         ("this run", f"{s.ran} finished, {s.failed} failed, {s.retries} retried, "
                      f"{s.wall_seconds:.1f} s with {jobs} workers"),
+        ("finalist runs", f"{s.finalist_runs} in the study"),
         ("epochs", f"{s.epochs_run} run of {s.epochs_budget} budgeted"),
         ("best", best),
         ("coordinator ms/trial", f"ask {mean(s.ask_ms)}, dispatch {mean(s.dispatch_ms)}, "
@@ -236,7 +250,8 @@ def _cmd_best(args: argparse.Namespace) -> int:
 
     print(describe_best(args.study, args.storage))
     if args.retrain:
-        print(retrain_best(args.study, args.storage, out=args.out, data_dir=args.data_dir))
+        print(retrain_best(args.study, args.storage, out=args.out, data_dir=args.data_dir, seeds=args.seeds,
+                           jobs=args.jobs))
     return 0
 
 

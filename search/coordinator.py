@@ -10,11 +10,12 @@ storage: one writer keeps SQLite safe and lets writes be batched.
 from __future__ import annotations
 
 import collections
+import json
 import logging
 import math
 import signal
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,6 +25,7 @@ from optuna.storages import InMemoryStorage, RDBStorage
 from optuna.trial import FrozenTrial, TrialState
 from tqdm import tqdm
 
+from search import finalists as fin
 from search import storage as db
 from search.errors import SearchError, StudyFailedError, root_cause
 from search.executors import Executor, WorkerLostError
@@ -48,22 +50,32 @@ class Interrupted(SearchError):
 
 
 @dataclass(slots=True)
+class _Planned:
+    """A trial whose parameters are known before it is asked: a re-run or a finalist run."""
+
+    params: dict[str, Any]
+    seed: int | None                # None: a fresh seed from the trial's number
+    attrs: dict[str, Any] = field(default_factory=dict)  # stage, finalist_of, repeat, retry_of
+    attempt: int = 1
+
+    @property
+    def finalist(self) -> bool:
+        return self.attrs.get(fin.STAGE) == "finalist"
+
+
+@dataclass(slots=True)
 class _Pending:
     number: int
     task: TrialTask
     params: dict[str, Any]
     distributions: dict[str, Any]
     seed: int
-    retry_of: int | None
+    attrs: dict[str, Any]           # what _Planned carried, without retry_of/attempt
     attempt: int
 
-
-@dataclass(slots=True)
-class _Retry:
-    params: dict[str, Any]
-    seed: int
-    retry_of: int
-    attempt: int
+    def again(self) -> _Planned:
+        """The same parameters and seed, to be run again after a lost worker."""
+        return _Planned(self.params, self.seed, self.attrs | {"retry_of": self.number}, self.attempt + 1)
 
 
 @dataclass
@@ -72,6 +84,7 @@ class RunSummary:
     finished: int = 0          # in the study, complete + pruned
     complete: int = 0          # in the study
     pruned: int = 0            # in the study
+    finalist_runs: int = 0     # in the study, finished
     failed: int = 0            # in this run
     retries: int = 0           # in this run
     ran: int = 0               # finished in this run
@@ -101,7 +114,7 @@ class Coordinator:
         self._writer = StorageWriter()
         self._db_ids: dict[int, int] = {}
         self._curves: list[Curve] = []
-        self._retries: collections.deque[_Retry] = collections.deque()
+        self._planned: collections.deque[_Planned] = collections.deque()
         self._inflight: dict[Any, _Pending] = {}
         self._mem_storage = InMemoryStorage()
         self._mem = optuna.create_study(storage=self._mem_storage, sampler=make_sampler(spec),
@@ -126,20 +139,23 @@ class Coordinator:
                 db.fail_trial(self.storage, t._trial_id,
                               {"stop_reason": "interrupted: the run stopped", "rerun": True})
                 interrupted = True
-            if interrupted and t.number not in rerun_already:
+            # an interrupted finalist run is not queued here: the finalist stage plans what is missing
+            if interrupted and t.number not in rerun_already and not fin.is_finalist_run(t):
                 logger.info("re-running the parameters of interrupted trial %d", t.number)
-                self._retries.append(_Retry(dict(t.params), int(t.user_attrs.get("seed", 0)), t.number,
-                                            int(t.user_attrs.get("attempt", 1)) + 1))
+                self._planned.append(_Planned(dict(t.params), int(t.user_attrs.get("seed", 0)),
+                                              {"retry_of": t.number}, int(t.user_attrs.get("attempt", 1)) + 1))
             self._db_ids[t.number] = t._trial_id
-            if t.state in FINISHED:
+            if t.state in FINISHED and not fin.is_finalist_run(t):
                 self._curves.append(self._curve(t.number, t.state == TrialState.COMPLETE, t.value,
                                                 list(t.intermediate_values.values()), t.system_attrs))
         self._mem.add_trials(trials_for_mirror(trials))
-        counts = collections.Counter(t.state for t in trials)
+        search = [t for t in trials if not fin.is_finalist_run(t)]
+        counts = collections.Counter(t.state for t in search)
         s = self.summary
         s.complete, s.pruned = counts[TrialState.COMPLETE], counts[TrialState.PRUNED]
         s.finished = s.complete + s.pruned
-        complete = [t for t in trials if t.state == TrialState.COMPLETE]
+        s.finalist_runs = sum(1 for t in trials if fin.is_finalist_run(t) and t.state in FINISHED)
+        complete = [t for t in search if t.state == TrialState.COMPLETE]
         if complete:  # the best so far includes earlier runs of the study
             best = min(complete, key=lambda t: t.value)
             s.best_value, s.best_accuracy, s.best_number = best.value, best.user_attrs.get("val_accuracy"), best.number
@@ -151,26 +167,42 @@ class Coordinator:
         return Curve(number, complete, value, tuple(values), rung)
 
     # ---------------------------------------------------------------- dispatch
-    def _next_trial(self) -> tuple[optuna.Trial, int, int | None, int]:
-        if self._retries:
-            retry = self._retries.popleft()
-            self._mem.enqueue_trial(retry.params, skip_if_exists=False)
-            return self._mem.ask(), retry.seed, retry.retry_of, retry.attempt
-        trial = self._mem.ask()
-        return trial, training_seed(self.spec.seed, trial.number), None, 1
+    def _next_trial(self) -> tuple[optuna.Trial, _Planned]:
+        if self._planned:
+            planned = self._planned.popleft()
+            self._mem.enqueue_trial(planned.params, skip_if_exists=False)
+            return self._mem.ask(), planned
+        return self._mem.ask(), _Planned({}, None)
+
+    def _task(self, number: int, trial: optuna.Trial, planned: _Planned, seed: int) -> TrialTask:
+        spec = self.spec
+        if planned.finalist:  # longer, never pruned, on its own fresh folds
+            config = suggest(trial, spec.space, spec.finalist_epochs, seed)
+            return TrialTask(spec.name, number, config, self.data, "none", (), spec.cv,
+                             fin.folds_seed(spec.seed, planned.attrs[fin.REPEAT]), spec.selection)
+        config = suggest(trial, spec.space, spec.epochs, seed)
+        return TrialTask(spec.name, number, config, self.data, spec.pruner, tuple(self._curves), spec.cv,
+                         fin.folds_seed(spec.seed, 0), spec.selection)
 
     def _dispatch(self) -> None:
         start = time.perf_counter()
-        trial, seed, retry_of, attempt = self._next_trial()
-        config = suggest(trial, self.spec.space, self.spec.epochs, seed)
-        asked = time.perf_counter()
+        trial, planned = self._next_trial()
         number = trial.number
-        task = TrialTask(self.spec.name, number, config, self.data, self.spec.pruner, tuple(self._curves))
-        pending = _Pending(number, task, dict(trial.params), dict(trial.distributions), seed, retry_of,
-                           attempt)
+        seed = training_seed(self.spec.seed, number) if planned.seed is None else planned.seed
+        task = self._task(number, trial, planned, seed)
+        asked = time.perf_counter()
+        stage = {fin.STAGE: "finalist" if planned.finalist else "search"}
+        attrs = {k: v for k, v in planned.attrs.items() if k != "retry_of"} | stage
+        pending = _Pending(number, task, dict(trial.params), dict(trial.distributions), seed, attrs,
+                           planned.attempt)
         self._inflight[self.executor.submit(task)] = pending
-        attrs = {"seed": seed} | ({} if retry_of is None else {"retry_of": retry_of, "attempt": attempt})
-        self._writer.put("create", self._create_in_db, pending, attrs)
+        mem_trial_id = self._mem_storage.get_trial_id_from_study_id_trial_number(self._mem_id, number)
+        for key, value in attrs.items():  # the finalist stage reads them from the mirror
+            self._mem_storage.set_trial_user_attr(mem_trial_id, key, value)
+        db_attrs = {"seed": seed} | attrs
+        if "retry_of" in planned.attrs:
+            db_attrs |= {"retry_of": planned.attrs["retry_of"], "attempt": planned.attempt}
+        self._writer.put("create", self._create_in_db, pending, db_attrs)
         self.summary.ask_ms.append((asked - start) * 1e3)
         self.summary.dispatch_ms.append((time.perf_counter() - asked) * 1e3)
 
@@ -192,7 +224,7 @@ class Coordinator:
                 self._count_failure(f"worker lost: {exc}")
             else:
                 self._fail(pending, f"worker lost: {exc}", rerun=True)
-                self._retries.append(_Retry(pending.params, pending.seed, pending.number, pending.attempt + 1))
+                self._planned.append(pending.again())
                 self.summary.retries += 1
             return
         # only now: if result() raised anything else, _abandon still finds the trial in flight
@@ -245,14 +277,18 @@ class Coordinator:
         self._writer.put("finish", lambda: db.finish_trial(
             self.storage, self._db_ids[pending.number], state, value, values, attrs,
             result.system_attrs))
-        self._curves.append(self._curve(pending.number, complete, value, values, result.system_attrs))
         s = self.summary
         s.ran += 1
+        s.epochs_run += epochs
+        s.epochs_budget += pending.task.config.epochs
+        if pending.attrs.get(fin.STAGE) == "finalist":
+            s.finalist_runs += 1
+            self._update_bar()
+            return
+        self._curves.append(self._curve(pending.number, complete, value, values, result.system_attrs))
         s.finished += 1
         s.complete += complete
         s.pruned += not complete
-        s.epochs_run += epochs
-        s.epochs_budget += pending.task.config.epochs
         if complete and (s.best_value is None or result.value < s.best_value):
             s.best_value, s.best_accuracy, s.best_number = result.value, result.val_accuracy, pending.number
         self._update_bar()
@@ -261,15 +297,45 @@ class Coordinator:
     def _update_bar(self) -> None:
         if self._bar is not None:
             s = self.summary
-            self._bar.n = min(s.finished, self.spec.trials)
+            self._bar.n = min(s.finished, self.spec.trials) + s.finalist_runs
             best = "-" if s.best_accuracy is None else f"{s.best_accuracy:.4f}"
             self._bar.set_postfix_str(f"pruned={s.pruned} failed={s.failed} best_val_acc={best}",
                                       refresh=True)
 
-    def _want_more(self, started: float) -> bool:
-        if self.timeout is not None and time.monotonic() - started > self.timeout:
-            return False
-        return self.summary.finished + len(self._inflight) < self.spec.trials
+    def _timed_out(self, started: float) -> bool:
+        return self.timeout is not None and time.monotonic() - started > self.timeout
+
+    def _want_search(self, started: float) -> bool:
+        return not self._timed_out(started) and self.summary.finished + len(self._inflight) < self.spec.trials
+
+    def _want_finalists(self, started: float) -> bool:
+        return not self._timed_out(started) and bool(self._planned)
+
+    def _plan_finalists(self) -> None:
+        """Choose the finalists from the finished search and queue their missing runs."""
+        trials = self._mem.get_trials(deepcopy=False)
+        chosen = fin.choose(trials, self.spec.finalists)
+        record = {"after": self.summary.finished, "numbers": [t.number for t in chosen]}
+        self._writer.put("finalists", self.storage.set_study_user_attr, self.study_id, fin.FINALISTS_ATTR,
+                         json.dumps(record))
+        for run in fin.missing_runs(chosen, trials, self.spec.finalist_repeats):
+            attrs = {fin.STAGE: "finalist", fin.FINALIST_OF: run.finalist_of, fin.REPEAT: run.repeat}
+            self._planned.append(_Planned(run.params, None, attrs))
+        logger.info("finalist stage: %d configurations, %d runs to do", len(chosen), len(self._planned))
+
+    def _stages(self, started: float) -> None:
+        """The search until it holds ``trials`` finished trials, then the finalist stage."""
+        loop = self._loop_in_batches if self.spec.deterministic else self._loop
+        loop(lambda: self._want_search(started))
+        if self.summary.finished >= self.spec.trials:
+            # re-runs of interrupted search trials that the finished search no longer needs
+            self._planned = collections.deque(p for p in self._planned if p.finalist)
+        if (self.spec.finalists and self.summary.finished >= self.spec.trials and not self._planned
+                and not self._timed_out(started)):
+            self._plan_finalists()
+            if self._bar is not None:
+                self._bar.total = self.spec.trials + self.summary.finalist_runs + len(self._planned)
+            loop(lambda: self._want_finalists(started))
 
     def run(self) -> RunSummary:
         started = time.monotonic()
@@ -277,14 +343,12 @@ class Coordinator:
         self._recover()
         self._writer.flush()
         if self.progress:
-            self._bar = tqdm(total=self.spec.trials, initial=min(self.summary.finished, self.spec.trials),
+            self._bar = tqdm(total=self.spec.trials + self.summary.finalist_runs,
+                             initial=min(self.summary.finished, self.spec.trials) + self.summary.finalist_runs,
                              desc=self.spec.name, unit="trial", dynamic_ncols=True)
         try:
             with _sigterm_as_interrupt():
-                if self.spec.deterministic:
-                    self._loop_in_batches(started)
-                else:
-                    self._loop(started)
+                self._stages(started)
         except KeyboardInterrupt:
             self._abandon("interrupted")
             raise Interrupted(
@@ -300,10 +364,10 @@ class Coordinator:
             self._finish_summary(started)
         return self.summary
 
-    def _loop(self, started: float) -> None:
+    def _loop(self, want_more: Callable[[], bool]) -> None:
         capacity = self.executor.n_workers + self.prefetch
         while True:
-            while len(self._inflight) < capacity and self._want_more(started):
+            while len(self._inflight) < capacity and want_more():
                 self._dispatch()
             if not self._inflight:
                 return
@@ -311,11 +375,11 @@ class Coordinator:
                 self._collect(handle)
             self._raise_if_broken()
 
-    def _loop_in_batches(self, started: float) -> None:
+    def _loop_in_batches(self, want_more: Callable[[], bool]) -> None:
         """Deterministic: a batch of ``sync_batch`` trials is sampled from the same history
         and told back in trial order, so neither timing nor ``--jobs`` changes any trial."""
-        while self._want_more(started):
-            while len(self._inflight) < self.spec.sync_batch and self._want_more(started):
+        while want_more():
+            while len(self._inflight) < self.spec.sync_batch and want_more():
                 self._dispatch()
             results: dict[Any, _Pending] = dict(self._inflight)
             while len(self.executor.wait(list(results), timeout=1.0)) < len(results):

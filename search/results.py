@@ -35,7 +35,9 @@ _ATTR_DTYPES: dict[str, str] = {
     "val_accuracy": "float64", "train_loss": "float64", "epochs": "Int64", "best_epoch": "Int64",
     "seconds": "float64", "host": "string", "pid": "Int64", "outcome": "category",
     "stop_reason": "string", "seed": "Int64", "retry_of": "Int64",
+    "stage": "category", "finalist_of": "Int64", "repeat": "Int64",
 }
+STAGES = ("search", "finalist")
 # parameters shown first, in this order; any others follow alphabetically
 _PARAM_ORDER = ("learning_rate", "batch_size", "optimizer", "momentum", "l2", "l2_on", "l1", "l1_on",
                 "dropout", "activation")
@@ -151,7 +153,9 @@ def trials_frame(trials: list[FrozenTrial], space: dict[str, Any] | None = None)
     df["state"] = pd.Categorical(df["state"], categories=STATES)
     df["value"] = pd.to_numeric(df["value"], errors="coerce").astype("float64")
     for name, dtype in _ATTR_DTYPES.items():
-        df[name] = _typed(df[name], pd.CategoricalDtype(OUTCOMES) if name == "outcome" else dtype)
+        categories = {"outcome": OUTCOMES, "stage": STAGES}
+        df[name] = _typed(df[name], pd.CategoricalDtype(categories[name]) if dtype == "category" else dtype)
+    df["stage"] = df["stage"].fillna("search")  # studies from before the finalist stage
     for name in ("started", "completed"):
         df[name] = pd.to_datetime(df[name])
     df["duration_s"] = (df["completed"] - df["started"]).dt.total_seconds()
@@ -201,11 +205,37 @@ def leaderboard(df: pd.DataFrame, top: int = 10) -> pd.DataFrame:
     """
     if top < 1:
         raise SearchError(f"top must be at least 1, got {top=}")
-    finished = df[df["state"].isin(FINISHED)].copy()
+    finished = df[df["state"].isin(FINISHED) & (df["stage"] == "search")].copy()
     finished["_rank"] = (finished["state"] != "COMPLETE").astype(int)
     finished = finished.sort_values(["_rank", "value", "number"], na_position="last", kind="stable")
     columns = [c for c in LEADERBOARD_COLUMNS if c in finished.columns]
     return finished.head(top)[columns].reset_index(drop=True)
+
+
+def finalist_summary(df: pd.DataFrame) -> pd.DataFrame:
+    """One row per finalist configuration: mean and spread of its fresh runs, best mean first.
+
+    ``finalist_of`` is the search trial whose parameters were re-run; ``value_mean``
+    is what the winner is chosen by (a run that diverged makes it infinite). The
+    search trial's own score is left out: it was chosen for being lucky.
+    """
+    runs = df[(df["stage"] == "finalist") & df["state"].isin(FINISHED)].copy()
+    columns = ["finalist_of", "runs", "value_mean", "value_sd", "val_accuracy_mean", "val_accuracy_sd",
+               "diverged"]
+    if runs.empty:
+        return pd.DataFrame(columns=columns)
+    runs["value"] = runs["value"].where(runs["state"] == "COMPLETE", math.inf)
+    table = runs.groupby("finalist_of").agg(
+        runs=("number", "size"), value_mean=("value", "mean"), value_sd=("value", "std"),
+        val_accuracy_mean=("val_accuracy", "mean"), val_accuracy_sd=("val_accuracy", "std"),
+        diverged=("state", lambda s: int((s != "COMPLETE").sum())))
+    table = table.reset_index().sort_values(["value_mean", "finalist_of"], kind="stable")
+    shown = [c for c in ("hidden", "activation", "learning_rate", "batch_size", "l2", "dropout", "momentum")
+             if c in df.columns]
+    params = df.set_index("number")[shown]
+    table = table.join(params, on="finalist_of")
+    table["finalist_of"] = table["finalist_of"].astype("int64")
+    return table.reset_index(drop=True)
 
 
 def _fmt(spec: str):
@@ -214,6 +244,8 @@ def _fmt(spec: str):
 
 _FORMATS = {
     "value": _fmt(".4f"), "val_accuracy": _fmt(".4f"), "train_loss": _fmt(".4f"),
+    "value_mean": _fmt(".4f"), "value_sd": _fmt(".4f"), "val_accuracy_mean": _fmt(".4f"),
+    "val_accuracy_sd": _fmt(".4f"),
     "learning_rate": _fmt(".2e"), "l2": lambda v: "0" if v == 0 else _fmt(".1e")(v),
     "l1": lambda v: "0" if v == 0 else _fmt(".1e")(v),
     "dropout": _fmt(".2f"), "momentum": _fmt(".2f"), "seconds": _fmt(".2f"), "duration_s": _fmt(".2f"),

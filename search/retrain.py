@@ -1,21 +1,36 @@
-"""The best trial: its settings, and a final network scored once on the test split.
+"""The winner of a study, and the final networks scored once on the test split.
 
-The test split is used here and nowhere else: selection happened on the
-validation split, so this score is an honest estimate of the chosen network.
+The test split is used here and nowhere else: selection happened on training
+and validation data only (holdout or folds, then the finalists' fresh runs),
+so the score printed here is an honest estimate of the chosen configuration.
+It is stored on the study (``retrained``) so a report can show it, and never
+feeds back into any choice.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import datetime
+import json
 import logging
+import math
+import os
+import statistics
+import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import optuna
-from optuna.trial import TrialState
+from joblib import Parallel, delayed
+from optuna.trial import FrozenTrial, TrialState
+from threadpoolctl import threadpool_limits
 
-from model import train
+from model import Network, TrainConfig, train
+from model.datasets import Dataset
+from search import finalists as fin
 from search.errors import SearchError
+from search.selection import retrain_epochs
 from search.space import config_from_params
 from search.spec import StudySpec
 from search.storage import default_url, open_storage, sqlite_path
@@ -24,49 +39,154 @@ from search.tasks import DataRef
 
 logger = logging.getLogger(__name__)
 
+RETRAINED_ATTR = "retrained"  # study user attr: the last `best --retrain`'s test scores
 
-def _best(study: str, storage_url: str | None) -> tuple[StudySpec, optuna.trial.FrozenTrial, str]:
-    url = storage_url or default_url(study)
-    storage = open_storage(url, read_only=True)
-    spec, study_id = load_spec(storage, study)
-    complete = storage.get_all_trials(study_id, states=(TrialState.COMPLETE,))
+
+@dataclass(frozen=True)
+class Winner:
+    trial: FrozenTrial                  # the search trial whose configuration won
+    finalists: list[fin.Finalist]       # the finalist stage's standings, best first ([] if none ran)
+
+    @property
+    def runs(self) -> tuple[FrozenTrial, ...]:
+        return self.finalists[0].runs if self.finalists else ()
+
+
+def find_winner(storage: optuna.storages.BaseStorage, study_id: int, study: str) -> Winner:
+    """The finalist with the best mean over its fresh runs, else the best search trial."""
+    trials = storage.get_all_trials(study_id, deepcopy=False)
+    raw = storage.get_study_user_attrs(study_id).get(fin.FINALISTS_ATTR)
+    standings = fin.standings(trials, json.loads(raw)["numbers"]) if raw else []
+    standings = [f for f in standings if f.runs]
+    if standings and math.isfinite(standings[0].mean):
+        return Winner(next(t for t in trials if t.number == standings[0].number), standings)
+    complete = [t for t in trials if t.state == TrialState.COMPLETE and not fin.is_finalist_run(t)]
     if not complete:
         raise SearchError(f"study {study!r} has no complete trial yet")
-    return spec, min(complete, key=lambda t: t.value), url
+    return Winner(min(complete, key=lambda t: t.value), [])
+
+
+def _load(study: str, storage_url: str | None) -> tuple[StudySpec, Winner, str]:
+    url = storage_url or default_url(study)
+    storage = open_storage(url, read_only=True)
+    try:
+        spec, study_id = load_spec(storage, study)
+        return spec, find_winner(storage, study_id, study), url
+    finally:
+        storage.engine.dispose()
 
 
 def describe_best(study: str, storage_url: str | None = None) -> str:
-    spec, best, _ = _best(study, storage_url)
-    lines = [f"best trial {best.number} of study {study!r} ({spec.dataset})",
-             f"  validation loss      {best.value:.4f}",
-             f"  validation accuracy  {best.user_attrs.get('val_accuracy', float('nan')):.4f}",
-             f"  best epoch           {best.user_attrs.get('best_epoch')} of {spec.epochs}"]
+    spec, winner, _ = _load(study, storage_url)
+    best = winner.trial
+    lines = [f"best trial {best.number} of study {study!r} ({spec.dataset})"]
+    if winner.finalists:
+        f = winner.finalists[0]
+        lines.append(f"  chosen as the best of {len(winner.finalists)} finalists, on the mean of "
+                     f"{len(f.runs)} fresh runs each")
+    lines += [f"  validation loss      {best.value:.4f} (search)",
+              f"  validation accuracy  {best.user_attrs.get('val_accuracy', float('nan')):.4f} (search)",
+              f"  best epoch           {best.user_attrs.get('best_epoch')} of {spec.epochs}"]
     lines += [f"  {name:<20} {value}" for name, value in sorted(best.params.items())]
+    if winner.finalists:
+        lines.append("finalists (fresh runs: mean ± sd)")
+        for f in winner.finalists:
+            acc = [t.user_attrs.get("val_accuracy") for t in f.runs if t.user_attrs.get("val_accuracy") is not None]
+            acc_text = f"{statistics.fmean(acc):.4f} ± {_sd(acc):.4f}" if acc else "-"
+            lines.append(f"  trial {f.number:>5}  val loss {f.mean:.4f} ± {f.sd:.4f}  "
+                         f"val accuracy {acc_text}  ({len(f.runs)} runs)")
     return "\n".join(lines)
 
 
-def retrain_best(study: str, storage_url: str | None = None, *, out: str | None = None,
-                 data_dir: str | None = None) -> str:
-    """Retrain on train + validation for the best trial's best epoch count, score on test."""
-    spec, best, url = _best(study, storage_url)
-    epochs = int(best.user_attrs.get("best_epoch") or spec.epochs)
-    config = config_from_params(best.params, spec.space, epochs, int(best.user_attrs.get("seed", 0)))
-    data = DataRef(spec.dataset, spec.val_fraction, spec.normalization, data_dir).load()
-    X = np.concatenate([data.X_train, data.X_val])
-    y = np.concatenate([data.y_train, data.y_val])
+def _sd(xs: list[float]) -> float:
+    return statistics.stdev(xs) if len(xs) > 1 else 0.0
+
+
+def _epochs(spec: StudySpec, winner: Winner) -> int:
+    """How long the final networks train: from the finalists' curves when there are some.
+
+    A schedule laid out over the whole run (cosine) is only the schedule the
+    trials saw when the run is as long as theirs, so those keep their length.
+    """
+    complete = [t for t in winner.runs if t.state == TrialState.COMPLETE]
+    if complete:
+        config = config_from_params(winner.trial.params, spec.space, spec.finalist_epochs, 0)
+        if config.lr_schedule == "cosine":
+            return spec.finalist_epochs
+        return retrain_epochs([list(t.intermediate_values.values()) for t in complete], spec.selection)
+    return int(winner.trial.user_attrs.get("best_epoch") or spec.epochs)
+
+
+def _train_one(config: TrainConfig, data: DataRef) -> tuple[np.ndarray, Network, int]:
+    """One final network on train + validation: (test probabilities, network, rows trained on)."""
+    threadpool_limits(1)  # one process per core; BLAS threads would only fight over them
+    d: Dataset = data.load()
+    X = np.concatenate([d.X_train, d.X_val])
+    y = np.concatenate([d.y_train, d.y_val])
     # The test split is passed as "validation" only so train() can report; with
     # early stopping off it selects nothing: training runs exactly `epochs` epochs.
-    result = train(dataclasses.replace(config, patience=None), X, y,
-                   data.X_test, data.y_test, n_classes=data.n_classes)
+    result = train(dataclasses.replace(config, patience=None), X, y, d.X_test, d.y_test, n_classes=d.n_classes)
     if result.outcome == "diverged":
-        raise SearchError(f"retraining trial {best.number} diverged: {result.reason}")
-    accuracy = float(np.mean(result.network.predict(data.X_test) == data.y_test))
-    path = Path(out) if out else _default_weights_path(study, url)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    result.network.save(path)
-    return (f"retrained trial {best.number} on {len(y)} samples for {epochs} epochs "
-            f"({result.seconds:.1f} s)\n  test accuracy        {accuracy:.4f}\n"
-            f"  test loss            {result.history[-1].val_loss:.4f}\n  weights              {path}")
+        raise SearchError(f"retraining diverged: {result.reason}")
+    return result.network.predict_proba(d.X_test), result.network, len(y)
+
+
+def retrain_best(study: str, storage_url: str | None = None, *, out: str | None = None,
+                 data_dir: str | None = None, seeds: int = 1, jobs: int | None = None) -> str:
+    """Retrain the winner ``seeds`` times on train + validation; score each, and their ensemble, on test."""
+    started = time.perf_counter()
+    spec, winner, url = _load(study, storage_url)
+    epochs = _epochs(spec, winner)
+    data = DataRef(spec.dataset, spec.val_fraction, spec.normalization, data_dir)
+    d = data.load()
+    configs = [config_from_params(winner.trial.params, spec.space, epochs, _seed(spec.seed, k))
+               for k in range(seeds)]
+    workers = min(seeds, jobs or os.cpu_count() or 1)
+    outputs = Parallel(n_jobs=workers)(delayed(_train_one)(c, data) for c in configs)
+    accuracies = [float(np.mean(p.argmax(axis=1) == d.y_test)) for p, _, _ in outputs]
+    ensemble = float(np.mean(np.mean([p for p, _, _ in outputs], axis=0).argmax(axis=1) == d.y_test))
+    paths = _weights_paths(Path(out) if out else _default_weights_path(study, url), seeds)
+    for path, (_, network, _) in zip(paths, outputs):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        network.save(path)
+    record = {
+        "trial": winner.trial.number, "epochs": epochs, "samples": outputs[0][2],
+        "seeds": seeds, "test_accuracy": accuracies, "test_accuracy_mean": statistics.fmean(accuracies),
+        "test_accuracy_sd": _sd(accuracies), "ensemble_accuracy": ensemble,
+        "weights": [str(p) for p in paths], "when": datetime.datetime.now().isoformat(timespec="seconds"),
+    }
+    _store(url, study, record)
+    seconds = time.perf_counter() - started
+    lines = [f"retrained trial {winner.trial.number} on {record['samples']} samples for {epochs} epochs "
+             f"({seeds} seed{'s' if seeds > 1 else ''}, {workers} at a time, {seconds:.1f} s)"]
+    if seeds > 1:
+        lines += [f"  test accuracy        {record['test_accuracy_mean']:.4f} ± {record['test_accuracy_sd']:.4f} "
+                  f"(mean ± sd over {seeds} seeds: {', '.join(f'{a:.4f}' for a in accuracies)})",
+                  f"  ensemble accuracy    {ensemble:.4f} (averaged probabilities of the {seeds} networks)"]
+    else:
+        lines.append(f"  test accuracy        {accuracies[0]:.4f}")
+    lines += [f"  weights              {paths[0]}" + (f" (+{seeds - 1} more)" if seeds > 1 else "")]
+    return "\n".join(lines)
+
+
+def _seed(study_seed: int, k: int) -> int:
+    """The k-th final network's seed: fresh, and never one a trial used."""
+    return int(np.random.SeedSequence([study_seed, 2, k]).generate_state(1)[0])
+
+
+def _store(url: str, study: str, record: dict) -> None:
+    """Keep the scores on the study, for `report`; the test split still chooses nothing."""
+    storage = open_storage(url)
+    try:
+        storage.set_study_user_attr(load_spec(storage, study)[1], RETRAINED_ATTR, json.dumps(record))
+    finally:
+        storage.engine.dispose()
+
+
+def _weights_paths(path: Path, seeds: int) -> list[Path]:
+    if seeds == 1:
+        return [path]
+    return [path.with_name(f"{path.stem}-seed{k}{path.suffix}") for k in range(seeds)]
 
 
 def _default_weights_path(study: str, url: str) -> Path:

@@ -17,6 +17,7 @@ from typing import Any
 
 from model.datasets import DATASETS
 from search.errors import SearchError
+from search.selection import SELECTIONS
 from search.space import DEFAULT_SPACE, Dim, parse_space, space_to_json
 
 if sys.version_info >= (3, 11):
@@ -32,7 +33,13 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 
 # The settings a later `run` may not change: they define what the trials mean.
 FIXED_SETTINGS = ("dataset", "epochs", "sampler", "pruner", "seed", "deterministic",
-                  "val_fraction", "normalization", "space", "sync_batch")
+                  "val_fraction", "normalization", "space", "sync_batch", "cv", "selection",
+                  "finalists", "finalist_repeats", "finalist_epochs")
+# Data sets small enough that k-fold cross-validation pays for itself within the
+# time a user expects of a default run (measured: tests/bench/bench_quality.py).
+CV_BY_DEFAULT = {"digits": 3}
+# What a study stored before these settings existed meant: one holdout, no finalists.
+_BEFORE_STAGES = {"cv": 1, "selection": "min_loss", "finalists": 0}
 
 
 def check_study_name(name: str) -> str:
@@ -60,14 +67,25 @@ class StudySpec:
     normalization: str | None = None  # None: the data set's default
     space: Mapping[str, Dim] = field(default_factory=lambda: dict(DEFAULT_SPACE))
     preset: str | None = None    # where the settings came from, for the record
+    cv: int | None = None        # k-fold cross-validation on train + validation; 1 = the holdout.
+                                 # None: CV_BY_DEFAULT for the data set, else 1
+    selection: str = "smoothed_loss"  # how a curve becomes the objective (search.selection)
+    finalists: int = 5           # top configurations run again on fresh seeds; 0 = no such stage
+    finalist_repeats: int = 3    # fresh runs per finalist
+    finalist_epochs: int | None = None  # epochs of a finalist run; None: same as epochs
 
     def __post_init__(self) -> None:
         check_study_name(self.name)
         if self.val_fraction is None:
             object.__setattr__(self, "val_fraction", 0.2 if self.dataset == "digits" else 0.1)
+        if self.cv is None:
+            object.__setattr__(self, "cv", CV_BY_DEFAULT.get(self.dataset, 1))
+        if self.finalist_epochs is None:
+            object.__setattr__(self, "finalist_epochs", self.epochs)
         if self.dataset not in DATASETS:
             raise SearchError(f"unknown data set {self.dataset!r}; known: {', '.join(DATASETS)}")
-        for name, low in (("trials", 1), ("epochs", 1), ("sync_batch", 1)):
+        for name, low in (("trials", 1), ("epochs", 1), ("sync_batch", 1), ("cv", 1), ("finalists", 0),
+                          ("finalist_repeats", 1), ("finalist_epochs", 1)):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 raise SearchError(f"{name} must be a whole number >= {low}, got {value!r}")
@@ -75,6 +93,10 @@ class StudySpec:
             raise SearchError(f"seed must be a whole number >= 0, got {self.seed!r}")
         if self.sampler not in SAMPLERS:
             raise SearchError(f"sampler must be one of {', '.join(SAMPLERS)}, got {self.sampler!r}")
+        if self.selection not in SELECTIONS:
+            raise SearchError(f"selection must be one of {', '.join(SELECTIONS)}, got {self.selection!r}")
+        if self.cv > 50:
+            raise SearchError(f"cv must be at most 50 folds, got {self.cv!r}")
         if self.pruner not in PRUNERS:
             raise SearchError(f"pruner must be one of {', '.join(PRUNERS)}, got {self.pruner!r}")
         if not isinstance(self.val_fraction, float) or not 0.0 < self.val_fraction <= 0.5:
@@ -93,6 +115,8 @@ class StudySpec:
     def from_json(cls, text: str) -> StudySpec:
         data = json.loads(text)
         data["space"] = parse_space(data.get("space", {}), base={})
+        if "cv" not in data:  # stored before cross-validation and finalists existed
+            data |= _BEFORE_STAGES
         return cls(**data)
 
     def settings(self) -> dict[str, Any]:

@@ -9,6 +9,7 @@ worker died can simply be run again.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 import math
@@ -24,9 +25,10 @@ import numpy as np
 import optuna
 from threadpoolctl import threadpool_limits
 
-from model import EpochStats, TrainConfig, train
+from model import TrainConfig, Training
 from model.datasets import Dataset, load_dataset
 from search.pruning import Curve, local_trial, make_pruner, system_attrs_of
+from search.selection import select
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +45,18 @@ class DataRef:
     def load(self) -> Dataset:
         return _load(self)
 
+    def folds(self, k: int, seed: int) -> tuple[Fold, ...]:
+        """``k`` stratified folds of train + validation (1: the fixed validation split)."""
+        return _folds(self, k, seed)
+
+
+@dataclass(frozen=True, slots=True)
+class Fold:
+    X_train: np.ndarray  # (n_train, n_features)
+    y_train: np.ndarray
+    X_val: np.ndarray
+    y_val: np.ndarray
+
 
 @dataclass(frozen=True, slots=True)
 class TrialTask:
@@ -52,6 +66,9 @@ class TrialTask:
     data: DataRef
     pruner: str
     snapshot: tuple[Curve, ...] = ()
+    folds: int = 1                    # k-fold cross-validation on train + validation; 1 = holdout
+    fold_seed: int = 0                # which random assignment of rows to folds
+    selection: str = "min_loss"       # key of search.selection.SELECTIONS
 
 
 @dataclass(slots=True)
@@ -59,9 +76,9 @@ class TrialResult:
     number: int
     outcome: str                      # complete | pruned | diverged | failed
     reason: str                       # why it stopped, for people
-    values: list[float] = field(default_factory=list)  # validation loss per epoch
-    value: float | None = None        # objective: best validation loss (complete trials)
-    val_accuracy: float | None = None  # at the best epoch
+    values: list[float] = field(default_factory=list)  # validation loss per epoch (mean over folds)
+    value: float | None = None        # objective, by the study's selection rule (complete trials)
+    val_accuracy: float | None = None  # at the selected epoch (mean over folds)
     best_epoch: int = 0
     train_loss: float | None = None   # last epoch
     system_attrs: dict[str, Any] = field(default_factory=dict)
@@ -90,43 +107,84 @@ def _init_worker() -> None:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 
+@functools.lru_cache(maxsize=4)
+def _folds(ref: DataRef, k: int, seed: int) -> tuple[Fold, ...]:
+    data = ref.load()
+    if k == 1:
+        return (Fold(data.X_train, data.y_train, data.X_val, data.y_val),)
+    # Folds are cut from train + validation; the test split is never part of them.
+    X = np.concatenate([data.X_train, data.X_val])
+    y = np.concatenate([data.y_train, data.y_val])
+    fold_of = stratified_folds(y, k, np.random.default_rng([seed, k]))
+    return tuple(Fold(X[fold_of != i], y[fold_of != i], X[fold_of == i], y[fold_of == i]) for i in range(k))
+
+
+def stratified_folds(y: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
+    """Each row's fold in 0..k-1; every class spread over the folds as evenly as it divides."""
+    fold_of = np.empty(len(y), dtype=np.int64)
+    offset = 0
+    for c in np.unique(y):
+        rows = rng.permutation(np.flatnonzero(y == c))
+        fold_of[rows] = (np.arange(len(rows)) + offset) % k
+        offset += len(rows)  # the next class starts where this one ended: fold sizes stay level
+    return fold_of
+
+
+def fold_training_seed(seed: int, fold: int) -> int:
+    """Fold ``fold``'s training seed: fold 0 keeps the trial's, so a holdout trial is unchanged."""
+    if fold == 0:
+        return seed
+    return int(np.random.SeedSequence([seed, fold]).generate_state(1)[0])
+
+
 def run_trial(task: TrialTask) -> TrialResult:
-    """Train one configuration, pruning on validation loss; never raises for training trouble."""
+    """Train one configuration on each fold in lockstep, pruning on the mean validation loss.
+
+    Never raises for training trouble: a diverged or failed run is a result.
+    """
     started = time.time()
     _init_worker()
     result = TrialResult(task.number, "failed", "", host=socket.gethostname(), pid=os.getpid(),
                          started=started)
     try:
-        data = task.data.load()
+        n_classes = task.data.load().n_classes
         pruner = make_pruner(task.pruner, task.config.epochs)
         trial = local_trial(task.study_name, pruner, task.snapshot, task.number)
-
-        def after_epoch(stats: EpochStats) -> bool:
-            result.values.append(stats.val_loss)
-            trial.report(stats.val_loss, stats.epoch)
-            return trial.should_prune()
-
-        out = train(task.config, data.X_train, data.y_train, data.X_val, data.y_val,
-                    n_classes=data.n_classes, callback=after_epoch)
-        # the callback saw every finished epoch; trust the history if they differ
-        result.values = [s.val_loss for s in out.history]
-        result.best_epoch = out.best_epoch
-        result.train_loss = out.history[-1].train_loss if out.history else None
-        if out.history:
-            result.val_accuracy = out.best_val_accuracy
+        # Patience is judged on the mean curve below, not fold by fold, so the folds stay in step.
+        runs = [Training(dataclasses.replace(task.config, seed=fold_training_seed(task.config.seed, i), patience=None),
+                         f.X_train, f.y_train, f.X_val, f.y_val, n_classes=n_classes)
+                for i, f in enumerate(task.data.folds(task.folds, task.fold_seed))]
+        accuracies: list[float] = []
+        result.outcome, result.reason = "complete", f"completed {task.config.epochs} epochs"
+        for epoch in range(1, task.config.epochs + 1):
+            stats = [run.step() for run in runs]
+            if any(s is None for s in stats):
+                reason = next(run.result.reason for run in runs if run.result.outcome == "diverged")
+                result.outcome, result.reason = "diverged", reason
+                break
+            loss = float(np.mean([s.val_loss for s in stats]))
+            result.values.append(loss)
+            accuracies.append(float(np.mean([s.val_accuracy for s in stats])))
+            trial.report(loss, epoch)
+            if trial.should_prune():
+                result.outcome, result.reason = "pruned", f"pruned at epoch {epoch}"
+                break
+            patience = task.config.patience
+            if patience is not None and epoch - (int(np.argmin(result.values)) + 1) >= patience:
+                result.reason = f"no improvement in validation loss for {patience} epochs at epoch {epoch}"
+                break
+        result.train_loss = float(np.mean([r.result.history[-1].train_loss for r in runs
+                                           if r.result.history])) if result.values else None
         result.system_attrs = system_attrs_of(trial)
-        result.reason = out.reason
-        if out.outcome == "diverged":
-            result.outcome = "diverged"
+        if result.values:
+            result.value, result.best_epoch = select(task.selection, result.values)
+            result.val_accuracy = accuracies[result.best_epoch - 1]
+        if result.outcome != "complete":
+            result.value = None
+        if result.outcome == "diverged":
             result.values.append(math.nan)  # ranks it below every trial that got as far
-        elif out.outcome == "stopped":
-            result.outcome = "pruned"
-            result.reason = f"pruned at epoch {len(out.history)}"
-        else:
-            result.outcome = "complete"
-            result.value = out.best_val_loss
     except MemoryError:
-        result.reason = "out of memory: the configuration does not fit in this worker"
+        result.outcome, result.reason = "failed", "out of memory: the configuration does not fit in this worker"
     except Exception as exc:  # a bug or bad data must cost one trial, not the study
         logger.debug("trial %d failed", task.number, exc_info=True)
         last = traceback.extract_tb(exc.__traceback__)[-1]
