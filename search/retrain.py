@@ -125,7 +125,8 @@ def _train_one(config: TrainConfig, data: DataRef) -> tuple[np.ndarray, Network,
     y = np.concatenate([d.y_train, d.y_val])
     # The test split is passed as "validation" only so train() can report; with
     # early stopping off it selects nothing: training runs exactly `epochs` epochs.
-    result = train(dataclasses.replace(config, patience=None), X, y, d.X_test, d.y_test, n_classes=d.n_classes)
+    result = train(dataclasses.replace(config, patience=None), X, y, d.X_test, d.y_test, n_classes=d.n_classes,
+                   image_shape=d.image_shape)
     if result.outcome == "diverged":
         raise SearchError(f"retraining diverged: {result.reason}")
     return result.network.predict_proba(d.X_test), result.network, len(y)

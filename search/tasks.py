@@ -147,12 +147,13 @@ def run_trial(task: TrialTask) -> TrialResult:
     result = TrialResult(task.number, "failed", "", host=socket.gethostname(), pid=os.getpid(),
                          started=started)
     try:
-        n_classes = task.data.load().n_classes
+        data = task.data.load()
         pruner = make_pruner(task.pruner, task.config.epochs)
         trial = local_trial(task.study_name, pruner, task.snapshot, task.number)
         # Patience is judged on the mean curve below, not fold by fold, so the folds stay in step.
         runs = [Training(dataclasses.replace(task.config, seed=fold_training_seed(task.config.seed, i), patience=None),
-                         f.X_train, f.y_train, f.X_val, f.y_val, n_classes=n_classes)
+                         f.X_train, f.y_train, f.X_val, f.y_val, n_classes=data.n_classes,
+                         image_shape=data.image_shape)
                 for i, f in enumerate(task.data.folds(task.folds, task.fold_seed))]
         accuracies: list[float] = []
         result.outcome, result.reason = "complete", f"completed {task.config.epochs} epochs"
