@@ -147,6 +147,16 @@ def build_parser() -> argparse.ArgumentParser:
                                                     "--seeds K, FILE-seed0.npz ...)")
     best.add_argument("--data-dir", metavar="DIR", help="directory holding the data set files")
     _add_storage(best)
+
+    report = sub.add_parser("report", help="one self-contained HTML page (or Markdown + PNGs) describing a study")
+    report.add_argument("--study", type=_study_name, required=True, metavar="NAME", help="study name")
+    report.add_argument("--out", metavar="FILE",
+                        help="file to write (default: <study>-report.html or .md beside the database)")
+    report.add_argument("--format", choices=("html", "md"), default="html",
+                        help="html: one file, images inline; md: Markdown plus a folder of PNGs (default html)")
+    report.add_argument("--data-dir", metavar="DIR",
+                        help="directory holding the data set files (for parameter counts)")
+    _add_storage(report)
     return parser
 
 
@@ -255,7 +265,15 @@ def _cmd_best(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"run": _cmd_run, "resume": _cmd_resume, "show": _cmd_show, "plot": _cmd_plot, "best": _cmd_best}
+def _cmd_report(args: argparse.Namespace) -> int:
+    from search.report import write_report
+
+    print(write_report(args.study, args.storage, args.out, args.format, args.data_dir))
+    return 0
+
+
+COMMANDS = {"run": _cmd_run, "resume": _cmd_resume, "show": _cmd_show, "plot": _cmd_plot, "best": _cmd_best,
+            "report": _cmd_report}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
