@@ -178,7 +178,7 @@ class Coordinator:
         spec = self.spec
         if planned.finalist:  # longer, never pruned, on its own fresh folds
             config = suggest(trial, spec.space, spec.finalist_epochs, seed)
-            return TrialTask(spec.name, number, config, self.data, "none", (), spec.cv,
+            return TrialTask(spec.name, number, config, self.data, "none", (), spec.finalist_cv,
                              fin.folds_seed(spec.seed, planned.attrs[fin.REPEAT]), spec.selection)
         config = suggest(trial, spec.space, spec.epochs, seed)
         return TrialTask(spec.name, number, config, self.data, spec.pruner, tuple(self._curves), spec.cv,

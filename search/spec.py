@@ -34,7 +34,7 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 # The settings a later `run` may not change: they define what the trials mean.
 FIXED_SETTINGS = ("dataset", "epochs", "sampler", "pruner", "seed", "deterministic",
                   "val_fraction", "normalization", "space", "sync_batch", "cv", "selection",
-                  "finalists", "finalist_repeats", "finalist_epochs")
+                  "finalists", "finalist_repeats", "finalist_epochs", "finalist_cv")
 # Data sets small enough that k-fold cross-validation pays for itself within the
 # time a user expects of a default run (measured: tests/bench/bench_quality.py).
 CV_BY_DEFAULT = {"digits": 3}
@@ -73,6 +73,7 @@ class StudySpec:
     finalists: int = 5           # top configurations run again on fresh seeds; 0 = no such stage
     finalist_repeats: int = 3    # fresh runs per finalist
     finalist_epochs: int | None = None  # epochs of a finalist run; None: same as epochs
+    finalist_cv: int | None = None  # folds of a finalist run; None: same as cv
 
     def __post_init__(self) -> None:
         check_study_name(self.name)
@@ -82,10 +83,12 @@ class StudySpec:
             object.__setattr__(self, "cv", CV_BY_DEFAULT.get(self.dataset, 1))
         if self.finalist_epochs is None:
             object.__setattr__(self, "finalist_epochs", self.epochs)
+        if self.finalist_cv is None:
+            object.__setattr__(self, "finalist_cv", self.cv)
         if self.dataset not in DATASETS:
             raise SearchError(f"unknown data set {self.dataset!r}; known: {', '.join(DATASETS)}")
         for name, low in (("trials", 1), ("epochs", 1), ("sync_batch", 1), ("cv", 1), ("finalists", 0),
-                          ("finalist_repeats", 1), ("finalist_epochs", 1)):
+                          ("finalist_repeats", 1), ("finalist_epochs", 1), ("finalist_cv", 1)):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 raise SearchError(f"{name} must be a whole number >= {low}, got {value!r}")
@@ -95,8 +98,9 @@ class StudySpec:
             raise SearchError(f"sampler must be one of {', '.join(SAMPLERS)}, got {self.sampler!r}")
         if self.selection not in SELECTIONS:
             raise SearchError(f"selection must be one of {', '.join(SELECTIONS)}, got {self.selection!r}")
-        if self.cv > 50:
-            raise SearchError(f"cv must be at most 50 folds, got {self.cv!r}")
+        for name in ("cv", "finalist_cv"):
+            if getattr(self, name) > 50:
+                raise SearchError(f"{name} must be at most 50 folds, got {getattr(self, name)!r}")
         if self.pruner not in PRUNERS:
             raise SearchError(f"pruner must be one of {', '.join(PRUNERS)}, got {self.pruner!r}")
         if not isinstance(self.val_fraction, float) or not 0.0 < self.val_fraction <= 0.5:

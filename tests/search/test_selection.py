@@ -1,0 +1,46 @@
+"""Selection rules: how a curve becomes the objective, and how long the final network trains."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from search.selection import SELECTIONS, retrain_epochs, select
+
+
+def test_min_loss_takes_the_lowest_epoch() -> None:
+    assert select("min_loss", [0.9, 0.5, 0.7, 0.6]) == (0.5, 2)
+
+
+def test_smoothed_loss_prefers_a_steady_valley_to_one_lucky_epoch() -> None:
+    # epoch 2 is a lucky dip (0.30) between 0.90 and 0.80; epochs 4-6 hold 0.45-0.50
+    curve = [0.9, 0.3, 0.8, 0.5, 0.45, 0.5, 0.9]
+    assert select("min_loss", curve) == (0.3, 2)
+    value, epoch = select("smoothed_loss", curve)
+    # windows of 3: (0.9+0.3+0.8)/3 = 0.667, (0.3+0.8+0.5)/3 = 0.533, (0.8+0.5+0.45)/3 = 0.583,
+    # (0.5+0.45+0.5)/3 = 0.4833 (epochs 4-6, middle 5), (0.45+0.5+0.9)/3 = 0.617
+    assert value == pytest.approx(0.48333333) and epoch == 5
+
+
+def test_smoothed_loss_of_a_short_curve_is_its_minimum() -> None:
+    assert select("smoothed_loss", [0.4, 0.3]) == (0.3, 2)
+
+
+def test_last_loss_ignores_earlier_epochs() -> None:
+    assert select("last_loss", [0.2, 0.9, 0.6]) == (0.6, 3)
+
+
+@pytest.mark.parametrize("rule", list(SELECTIONS))
+def test_every_rule_refuses_an_empty_or_non_finite_curve(rule: str) -> None:
+    for curve in ([], [0.5, math.nan], [math.inf]):
+        with pytest.raises(ValueError, match="finite, non-empty"):
+            select(rule, curve)
+
+
+def test_retrain_epochs_read_the_mean_curve_of_the_repeated_runs() -> None:
+    # each run alone has its minimum elsewhere (epochs 2 and 4); the mean's is epoch 3
+    runs = [[1.0, 0.40, 0.45, 0.70], [1.0, 0.70, 0.45, 0.40]]
+    assert retrain_epochs(runs, "min_loss") == 3
+    # runs of different lengths are compared over the epochs they share
+    assert retrain_epochs([[1.0, 0.5, 0.4], [1.0, 0.5]], "min_loss") == 2
