@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sqlite3
+import subprocess
 import time
 from pathlib import Path
 
@@ -46,6 +48,19 @@ def preset(tmp_path: Path, **keys: object) -> str:
     return str(path)
 
 
+def wait_for_a_running_finalist(db: Path, proc: subprocess.Popen, timeout: float = 180) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        assert proc.poll() is None, proc.stderr.read() if proc.stderr else "the run ended"
+        assert time.monotonic() < deadline, "no finalist run started"
+        try:
+            if any(state == "RUNNING" for _, _, state in finalist_runs(db)):
+                return
+        except sqlite3.OperationalError:  # the run has not created the file yet
+            pass
+        time.sleep(0.05)
+
+
 def test_the_best_distinct_configurations_run_again_unpruned_on_fresh_seeds(db: Path, tmp_path: Path) -> None:
     out = run_cli("run", "--trials", "12", "--finalists", "3", "--study", "f", "--storage", f"sqlite:///{db}",
                   "--preset", preset(tmp_path, finalist_repeats=2, finalist_epochs=6, epochs=4, dataset="digits"),
@@ -79,11 +94,7 @@ def test_a_coordinator_killed_during_the_finalist_stage_loses_nothing_and_resume
                      "--storage", f"sqlite:///{db}", "--no-progress",
                      "--preset", preset(tmp_path, finalist_epochs=60, epochs=3, dataset="digits"))
     try:
-        deadline = time.monotonic() + 180
-        while not any(state == "RUNNING" for _, _, state in finalist_runs(db)):
-            assert proc.poll() is None, proc.stderr.read()
-            assert time.monotonic() < deadline, "no finalist run started"
-            time.sleep(0.05)
+        wait_for_a_running_finalist(db, proc)
         done_before = finished_pairs(db)
         os.kill(proc.pid, signal.SIGKILL)  # the coordinator only, as a crash would
         proc.wait(10)
@@ -111,11 +122,7 @@ def test_a_worker_killed_during_the_finalist_stage_costs_one_rerun(db: Path, tmp
                      "--preset", preset(tmp_path, finalist_epochs=60, finalist_repeats=2, epochs=3,
                                         dataset="digits"))
     try:
-        deadline = time.monotonic() + 180
-        while not any(state == "RUNNING" for _, _, state in finalist_runs(db)):
-            assert proc.poll() is None, proc.stderr.read()
-            assert time.monotonic() < deadline, "no finalist run started"
-            time.sleep(0.05)
+        wait_for_a_running_finalist(db, proc)
         workers = [p for p in psutil.Process(proc.pid).children(recursive=True)
                    if "loky" in " ".join(p.cmdline()) and "resource_tracker" not in " ".join(p.cmdline())]
         assert workers
