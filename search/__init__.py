@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["load_results", "load_curves", "make_plots", "SearchError", "StudySpec"]
+__all__ = ["load_results", "load_curves", "load_finalists", "make_plots", "SearchError", "StudySpec"]
 
 
 def __getattr__(name: str) -> Any:
-    if name in ("load_results", "load_curves"):
+    if name in ("load_results", "load_curves", "load_finalists"):
         from search import results
 
         return getattr(results, name)

@@ -71,9 +71,22 @@ def study_space(study: optuna.Study) -> dict[str, Any]:
 
 
 def load_results(study: str, storage: str | None = None) -> pd.DataFrame:
-    """One row per trial of ``study``, ordered by trial number (see ``trials_frame``)."""
+    """One row per trial of ``study``, ordered by trial number (see ``trials_frame``).
+
+    A search trial that became a finalist also carries the mean and sd of its
+    fresh runs (``finalist_value_mean`` ...); ``load_finalists`` has them alone.
+    """
     loaded = open_study(study, storage)
-    return trials_frame(loaded.get_trials(deepcopy=False), study_space(loaded))
+    df = trials_frame(loaded.get_trials(deepcopy=False), study_space(loaded))
+    table = finalist_summary(df).set_index("finalist_of")
+    for column in ("value_mean", "value_sd", "val_accuracy_mean", "val_accuracy_sd"):
+        df[f"finalist_{column}"] = df["number"].map(table[column]).astype("float64")
+    return df
+
+
+def load_finalists(study: str, storage: str | None = None) -> pd.DataFrame:
+    """The finalist stage's standings: mean ± sd of each finalist's fresh runs, best first."""
+    return finalist_summary(load_results(study, storage))
 
 
 def load_curves(study: str, storage: str | None = None) -> pd.DataFrame:

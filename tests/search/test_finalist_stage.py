@@ -16,6 +16,7 @@ import pytest
 
 from model import Network
 from model.datasets import load_dataset
+from search import load_finalists, load_results
 from tests.conftest import query, run_cli, start_cli
 
 FAST = ("--dataset", "digits", "--epochs", "4", "--no-progress")
@@ -86,6 +87,20 @@ def test_the_best_distinct_configurations_run_again_unpruned_on_fresh_seeds(db: 
     assert best_out.returncode == 0, best_out.stderr
     assert "finalists (fresh runs: mean ± sd)" in best_out.stdout
     assert best_out.stdout.count(" ± ") >= 6
+
+    show = run_cli("show", "--study", "f", "--storage", f"sqlite:///{db}")
+    assert show.returncode == 0 and "finalists: fresh runs" in show.stdout
+    df = load_results("f", f"sqlite:///{db}")
+    table = load_finalists("f", f"sqlite:///{db}")
+    assert sorted(table.finalist_of) == sorted(numbers) and (table.runs == 2).all()
+    for _, row in table.iterrows():  # the mean and sd of its runs' values, on the finalist's own row
+        values = df[(df.stage == "finalist") & (df.finalist_of == row.finalist_of)].value
+        own = df[df.number == row.finalist_of].iloc[0]
+        if values.notna().all():
+            assert row.value_mean == pytest.approx(values.mean()) == own.finalist_value_mean
+            assert row.value_sd == pytest.approx(values.std()) == own.finalist_value_sd
+    assert table.value_mean.is_monotonic_increasing
+    assert (df[df.stage == "search"].shape[0], df[df.stage == "finalist"].shape[0]) == (12, 6)
 
 
 def test_a_coordinator_killed_during_the_finalist_stage_loses_nothing_and_resume_completes_it(
