@@ -14,8 +14,9 @@ from pathlib import Path
 
 from search.errors import SearchError
 from search.report.facts import StudyFacts, gather
-from search.report.render import Section, to_html, to_markdown
-from search.storage import sqlite_path, default_url
+from search.report.parallel import Plot, draw_all
+from search.report.render import Image, Section, to_html, to_markdown
+from search.storage import default_url, sqlite_path
 
 __all__ = ["FORMATS", "build_sections", "default_report_path", "gather", "write_report"]
 
@@ -39,6 +40,18 @@ def build_sections(facts: StudyFacts, data_dir: str | None = None) -> list[Secti
     ]
 
 
+def draw_plots(sections: list[Section]) -> list[Section]:
+    """The sections with every ``Plot`` drawn into an ``Image`` (a plot with nothing to show is dropped)."""
+    pending = [b for s in sections for b in s.blocks if isinstance(b, Plot)]
+    drawn = dict(zip(map(id, pending), draw_all(pending)))
+    out = []
+    for s in sections:
+        blocks = [b if not isinstance(b, Plot) else (Image(b.name, drawn[id(b)], b.alt) if drawn[id(b)] else None)
+                  for b in s.blocks]
+        out.append(Section(s.key, s.title, [b for b in blocks if b is not None]))
+    return out
+
+
 def default_report_path(study: str, storage: str | None, fmt: str) -> Path:
     """``<database dir>/<study>-report.<html|md>`` for SQLite; ``./<study>-report.<fmt>`` otherwise."""
     path = sqlite_path(storage if storage is not None else default_url(study))
@@ -52,7 +65,7 @@ def write_report(study: str, storage: str | None = None, out: str | Path | None 
         raise SearchError(f"report format must be one of {', '.join(FORMATS)}, got {fmt!r}")
     start = time.perf_counter()
     facts = gather(study, storage)
-    sections = build_sections(facts, data_dir)
+    sections = draw_plots(build_sections(facts, data_dir))
     when = datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
     title = f"Study report: {study}"
     subtitle = (f"{len(facts.df)} trials read at {when}; every number below is computed from the study "

@@ -18,7 +18,8 @@ from search import plots
 from search.report import figures, savings, tables, usage
 from search.report.command import reproduce_command, safe_url
 from search.report.facts import StudyFacts
-from search.report.render import Fact, Facts, Image, Section, Table, Text
+from search.report.parallel import Plot
+from search.report.render import Fact, Facts, Section, Table, Text
 from search.results import _FORMATS, FINISHED, leaderboard
 
 logger = logging.getLogger(__name__)
@@ -36,8 +37,6 @@ def _duration(seconds: float) -> str:
     return f"{seconds / 60:.1f} min" if seconds < 7200 else f"{seconds / 3600:.2f} h"
 
 
-def _image(fig: Any, name: str, alt: str) -> Image | None:
-    return None if fig is None else Image(name, figures.png(fig), alt)
 
 
 def _describe(obj: Any) -> str:
@@ -174,6 +173,6 @@ def importance_section(f: StudyFacts) -> Section:
         blocks.append(Table(pd.DataFrame({"parameter": list(values),
                                           "importance": [f"{v:.3f}" for v in values.values()]}),
                             key="importances"))
-        blocks.append(_image(figures.importance_figure(values, "PED-ANOVA", f.name), "importances.png",
-                             "parameter importances"))
-    return Section("importances", "Parameter importances", [b for b in blocks if b is not None])
+        blocks.append(Plot("importances.png", "parameter importances",
+                           lambda: figures.importance_figure(values, "PED-ANOVA", f.name)))
+    return Section("importances", "Parameter importances", blocks)

@@ -9,8 +9,9 @@ import pandas as pd
 from search import plots
 from search.report import figures, savings, tables, usage
 from search.report.facts import StudyFacts
-from search.report.render import Fact, Facts, Image, Section, Table, Text
-from search.report.sections import _duration, _image
+from search.report.parallel import Plot
+from search.report.render import Fact, Facts, Section, Table, Text
+from search.report.sections import _duration
 from search.results import FINISHED
 
 
@@ -18,18 +19,15 @@ def figures_section(f: StudyFacts) -> Section:
     search = f.search
     finished = search[search["state"].isin(FINISHED)].reset_index(drop=True)
     curves = f.curves[f.curves["number"].isin(search["number"])]
-    blocks: list[Image | None] = []
-    if finished["value"].notna().any():
-        blocks += [_image(plots.heatmap_figure(finished, x, y, f.space, f.name), f"heatmap_{x}_x_{y}.png",
-                          f"heatmap {x} x {y}") for x, y in plots.HEATMAP_PAIRS]
+    if not finished["value"].notna().any():
+        return Section("figures", "Where the good networks are", [Text("No finished search trial to plot yet.")])
+    blocks: list[Any] = [Plot(f"heatmap_{x}_x_{y}.png", f"heatmap {x} x {y}",
+                              lambda x=x, y=y: plots.heatmap_figure(finished, x, y, f.space, f.name))
+                         for x, y in plots.HEATMAP_PAIRS]
     if len(curves):
-        blocks.append(_image(plots.curves_figure(search, curves, f.name), "curves.png", "learning curves"))
-    if len(search):
-        blocks.append(_image(plots.history_figure(search, f.name), "history.png", "optimisation history"))
-    shown: list[Any] = [b for b in blocks if b is not None]
-    if not shown:
-        shown = [Text("No finished search trial to plot yet.")]
-    return Section("figures", "Where the good networks are", shown)
+        blocks.append(Plot("curves.png", "learning curves", lambda: plots.curves_figure(search, curves, f.name)))
+    blocks.append(Plot("history.png", "optimisation history", lambda: plots.history_figure(search, f.name)))
+    return Section("figures", "Where the good networks are", blocks)
 
 
 def pruning_section(f: StudyFacts) -> Section:
@@ -76,9 +74,8 @@ def timeline_section(f: StudyFacts) -> Section:
             f"the coordinator recorded it. Workers were training {use.busy:.0%} of their lifetime."
             if use.workers else "No trial records its worker yet.")
     blocks: list[Any] = [Text(text)]
-    image = _image(figures.timeline_figure(spans, f.name), "timeline.png", "worker timeline")
-    if image is not None:
-        blocks.append(image)
+    if use.workers:
+        blocks.append(Plot("timeline.png", "worker timeline", lambda: figures.timeline_figure(spans, f.name)))
     return Section("timeline", "Worker timeline", blocks)
 
 
@@ -89,7 +86,6 @@ def tradeoff_section(f: StudyFacts, n_in: int | None) -> Section:
     blocks: list[Any] = [Text("Validation accuracy of complete search trials against network size and "
                               "training time. Red points form the Pareto front: no other trial is both "
                               f"smaller (or faster) and more accurate. {note}")]
-    image = _image(figures.tradeoff_figure(points, f.name), "tradeoffs.png", "accuracy against size and time")
-    if image is not None:
-        blocks.append(image)
+    blocks.append(Plot("tradeoffs.png", "accuracy against size and time",
+                       lambda: figures.tradeoff_figure(points, f.name)))
     return Section("tradeoffs", "Trade-offs", blocks)

@@ -1,0 +1,236 @@
+"""search.report: a study built so every answer is known, and the page follows the database."""
+
+from __future__ import annotations
+
+import base64
+import datetime
+import io
+import json
+import math
+import re
+import sqlite3
+from pathlib import Path
+
+import numpy as np
+import optuna
+import pandas as pd
+import pytest
+from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+from optuna.trial import TrialState, create_trial
+from PIL import Image
+
+from search.cli import main
+from search.report import gather, write_report
+from search.report.figures import pareto_front
+from search.report.savings import pruned_while_ahead, pruning_stats
+from search.spec import StudySpec
+from tests.conftest import query
+
+EPOCHS = 6
+T0 = datetime.datetime(2026, 1, 1, 12, 0, 0)
+DISTS = {"learning_rate": FloatDistribution(1e-4, 1.0, log=True), "batch_size": CategoricalDistribution([32, 64]),
+         "activation": CategoricalDistribution(["relu", "tanh"]), "n_layers": IntDistribution(1, 2),
+         "units_l0": IntDistribution(16, 256, log=True)}
+WINNER_CURVE = [1.0, 0.6, 0.4, 0.3, 0.25, 0.2]          # trial 0: the best complete trial
+
+
+def _trial(number: int, state: TrialState, curve: list[float], *, stage: str | None = None,
+           extra: dict | None = None, seconds: float = 0.6, pid: int = 100) -> optuna.trial.FrozenTrial:
+    rng = np.random.default_rng(number)
+    params = {"learning_rate": float(10 ** rng.uniform(-3, -1)), "batch_size": int(rng.choice([32, 64])),
+              "activation": str(rng.choice(["relu", "tanh"])), "n_layers": 1,
+              "units_l0": int(rng.choice([16, 64, 256]))}
+    finite = [v for v in curve if math.isfinite(v)]
+    outcome = "complete" if state == TrialState.COMPLETE else (
+        "diverged" if len(finite) < len(curve) else "pruned")
+    value = min(finite) if state == TrialState.COMPLETE else (finite[-1] if finite and outcome == "pruned" else None)
+    start = T0 + datetime.timedelta(seconds=number)
+    attrs = {"val_accuracy": 1.0 - (min(finite) if finite else 1.0) / 2, "epochs": len(finite),
+             "best_epoch": int(np.argmin(finite)) + 1 if finite else None, "seconds": seconds,
+             "host": "box", "pid": pid + number % 2, "outcome": outcome, "seed": number,
+             "stop_reason": f"{outcome} at epoch {len(curve)}"} | ({"stage": stage} if stage else {}) | (extra or {})
+    return create_trial(state=state, value=value, params=params, distributions=DISTS, user_attrs=attrs,
+                        intermediate_values=dict(enumerate(curve, 1)))
+
+
+def build(path: Path, name: str = "known") -> str:
+    """A study whose report is known: trial 0 wins; 3 and 5 are pruned while ahead of it.
+
+    0: complete, the winner. 1, 2: complete, worse.
+    3: pruned at epoch 4 with 0.28 <= the winner's 0.30 then           -> ahead
+    4: pruned at epoch 4 with 0.50 >  0.30                             -> not ahead
+    5: pruned at epoch 2 with exactly the winner's 0.6 ("at or below") -> ahead
+    6: diverged (NaN at epoch 2), pruned without a value               -> left out
+    7: failed. 8-11: finalist runs of trials 0 and 1 (two repeats each).
+    """
+    url = f"sqlite:///{path}"
+    study = optuna.create_study(storage=url, study_name=name, direction="minimize")
+    spec = json.loads(StudySpec(name=name, epochs=EPOCHS, trials=7).to_json())
+    spec["space"] = {"learning_rate": {"low": 1e-4, "high": 1.0, "log": True, "zero": False},
+                     "batch_size": [32, 64], "activation": ["relu", "tanh"],
+                     "n_layers": {"low": 1, "high": 2, "log": False}, "units": {"low": 16, "high": 256, "log": True}}
+    study.set_user_attr("search_spec", json.dumps(spec))
+    c, p, f = TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL
+    trials = [
+        _trial(0, c, WINNER_CURVE),
+        _trial(1, c, [1.1, 0.7, 0.5, 0.4, 0.35, 0.33]),
+        _trial(2, c, [1.2, 0.9, 0.8, 0.7, 0.65, 0.6], stage="search"),
+        _trial(3, p, [0.9, 0.5, 0.35, 0.28], seconds=0.4),
+        _trial(4, p, [1.5, 1.0, 0.7, 0.5], seconds=0.4),
+        _trial(5, p, [1.0, 0.6], seconds=0.2),
+        _trial(6, p, [2.0, math.nan], seconds=0.2),
+        create_trial(state=f, user_attrs={"stop_reason": "boom"}),
+    ]
+    for number, (of, repeat, loss) in enumerate([(0, 1, 0.21), (0, 2, 0.23), (1, 1, 0.30), (1, 2, 0.40)], start=8):
+        curve = [1.0, 0.5, loss + 0.1, loss, loss + 0.05, loss + 0.02]
+        trials.append(_trial(number, c, curve, stage="finalist", extra={"finalist_of": of, "repeat": repeat}))
+    study.add_trials(trials)
+    study.set_user_attr("finalists", json.dumps({"after": 7, "numbers": [0, 1]}))
+    return url
+
+
+@pytest.fixture
+def known(tmp_path: Path) -> tuple[Path, str]:
+    """A fresh copy, for tests that change the database."""
+    db = tmp_path / "known.db"
+    return db, build(db)
+
+
+@pytest.fixture(scope="module")
+def shared(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
+    """(url, html) of one report of the known study, for tests that only read."""
+    tmp = tmp_path_factory.mktemp("report")
+    url = build(tmp / "known.db")
+    return url, write_report("known", url, tmp / "r.html").read_text()
+
+
+def _keyed(html: str) -> dict[str, str]:
+    """data-key -> data-value (or the cell text) of every keyed element in the page."""
+    found = {}
+    for m in re.finditer(r'<(td|table)[^>]*data-key="([^"]+)"(?: data-value="([^"]*)")?[^>]*>([^<]*)', html):
+        found[m.group(2)] = m.group(3) if m.group(3) is not None else m.group(4)
+    return found
+
+
+def test_pruned_while_ahead_is_exactly_the_trials_built_to_be_ahead(shared: tuple[str, str]) -> None:
+    facts = gather("known", shared[0])
+    ahead = pruned_while_ahead(facts.search, facts.curves, winner=0)
+    assert ahead["number"].tolist() == [3, 5]
+    assert ahead["epoch"].tolist() == [4, 2]
+    assert ahead["winner_loss"].tolist() == [0.3, 0.6]
+
+
+def test_pruning_stats_count_epochs_and_estimate_seconds_from_each_trials_pace(shared: tuple[str, str]) -> None:
+    facts = gather("known", shared[0])
+    stats = pruning_stats(facts.search, facts.curves, EPOCHS)
+    assert stats.finished == 7                         # finalist runs and the FAIL left out
+    assert stats.epochs_run == 6 * 3 + 4 + 4 + 2 + 1   # trial 6's NaN epoch is not a finite loss
+    assert stats.epochs_budget == 7 * EPOCHS
+    by_cause = stats.by_cause.set_index("cause")
+    # pruned: trials 3, 4 skip 2 epochs at 0.1 s/epoch; trial 5 skips 4 at 0.1 s/epoch
+    assert by_cause.loc["pruned (the pruner)", "trials"] == 3
+    assert by_cause.loc["pruned (the pruner)", "seconds_saved"] == pytest.approx(0.2 + 0.2 + 0.4)
+    # diverged: 1 finite epoch of 6, 0.2 s over 2 epochs trained -> 5 * 0.1
+    assert by_cause.loc["diverged (non-finite loss)", "seconds_saved"] == pytest.approx(0.5)
+
+
+def test_pareto_front_keeps_only_points_nothing_beats() -> None:
+    cost = np.array([1.0, 2.0, 3.0, 2.0, 5.0])
+    gain = np.array([0.5, 0.7, 0.6, 0.8, 0.9])
+    assert pareto_front(cost, gain).tolist() == [0, 3, 4]
+
+
+def test_html_report_is_self_contained_and_every_image_decodes(shared: tuple[str, str]) -> None:
+    html = shared[1]
+    assert "<script" not in html.lower()
+    assert not re.search(r'(src|href)="(https?:)?//', html)          # nothing fetched from anywhere
+    images = re.findall(r'<img alt="([^"]*)" src="data:image/png;base64,([^"]+)"', html)
+    assert {"learning curves", "optimisation history", "worker timeline", "parameter importances",
+            "accuracy against size and time"} <= {alt for alt, _ in images}
+    for _, data in images:
+        with Image.open(io.BytesIO(base64.b64decode(data))) as im:
+            im.verify()
+    for title in ("Summary", "The winner", "Leaderboard", "Parameter importances", "Pruning", "Worker timeline",
+                  "Trade-offs", "PED-ANOVA"):
+        assert title in html
+
+
+def test_report_numbers_equal_sql_counts_and_follow_a_changed_database(known: tuple[Path, str],
+                                                                       tmp_path: Path) -> None:
+    db, url = known
+
+    def report() -> dict[str, str]:
+        return _keyed(write_report("known", url, tmp_path / "r.html").read_text())
+
+    page = report()
+    for state, n in query(db, "SELECT state, count(*) FROM trials GROUP BY state"):
+        assert page[f"trials.{state}.all"] == str(n)
+    assert page["best-value"] == repr(0.2) and page["winner"] == "0"
+    assert page["pruned-while-ahead"] == "3,5"
+    assert int(page["epochs-run"]) == 29
+
+    # trial 4 becomes a complete trial with the best curve (0.5, 0.3, 0.2, 0.05); trial 2 fails
+    with sqlite3.connect(db) as conn:
+        (t4,) = conn.execute("SELECT trial_id FROM trials WHERE number = 4").fetchone()
+        conn.execute("UPDATE trials SET state = 'COMPLETE' WHERE trial_id = ?", (t4,))
+        conn.execute("UPDATE trial_values SET value = 0.05 WHERE trial_id = ?", (t4,))
+        for step, loss in enumerate([0.5, 0.3, 0.2, 0.05], start=1):
+            conn.execute("UPDATE trial_intermediate_values SET intermediate_value = ? WHERE trial_id = ? AND step = ?",
+                         (loss, t4, step))
+        conn.execute("UPDATE trials SET state = 'FAIL' WHERE number = 2")
+    page = report()
+    for state, n in query(db, "SELECT state, count(*) FROM trials GROUP BY state"):
+        assert page[f"trials.{state}.all"] == str(n)
+    assert page["trials.FAIL.all"] == "2" and page["trials.PRUNED.all"] == "3"
+    assert page["best-value"] == repr(0.05) and page["winner"] == "4"
+    assert int(page["epochs-run"]) == 29 - 6                       # trial 2 is no longer finished
+    assert page["pruned-while-ahead"] == ""        # 3 (0.28 > 0.05 at epoch 4) and 5 (0.6 > 0.3) were behind
+
+
+    # a retrained test score stored by `best --retrain` (issue 9's study attr) appears next time
+    optuna.load_study(study_name="known", storage=url).set_user_attr("retrained", json.dumps({
+        "trial": 4, "epochs": 4, "samples": 1437, "seeds": 3, "test_accuracy": [0.97, 0.98, 0.99],
+        "test_accuracy_mean": 0.98, "test_accuracy_sd": 0.01, "ensemble_accuracy": 0.985,
+        "weights": [], "when": "2026-01-01T12:00:00"}))
+    html = write_report("known", url, tmp_path / "r.html").read_text()
+    assert _keyed(html)["test-accuracy"] == "0.98" and "0.9800 ± 0.0100" in html and "0.9850" in html
+
+
+def test_finalists_are_shown_with_mean_and_sd_of_their_repeats(shared: tuple[str, str]) -> None:
+    page = _keyed(shared[1])
+    assert page["finalists.0.search trial"] == "0" and page["finalists.0.runs"] == "2"
+    assert page["finalists.0.val loss mean ± sd"].startswith("0.2200 ± 0.0141")   # sd of 0.21, 0.23
+    assert page["finalists.1.search trial"] == "1"
+    assert "test-accuracy" not in page and "No retrained test score is stored yet" in shared[1]
+
+
+def test_cli_writes_markdown_and_a_folder_of_pngs_beside_the_database(known: tuple[Path, str],
+                                                                      capsys: pytest.CaptureFixture) -> None:
+    db, url = known
+    assert main(["report", "--study", "known", "--storage", url, "--format", "md"]) == 0
+    out = Path(capsys.readouterr().out.strip())
+    assert out == db.parent / "known-report.md"
+    text = out.read_text()
+    links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", text)
+    assert len(links) >= 6 and all(link.startswith("known-report-images/") for link in links)
+    for link in links:
+        with Image.open(out.parent / link) as im:
+            im.verify()
+    assert "| state | search | finalist | all |" in text and "## Pruning" in text
+    assert "python -m search run --study known" in text
+
+
+def test_cli_report_of_an_unknown_study_is_one_line_naming_the_known_ones(shared: tuple[str, str],
+                                                                         capsys: pytest.CaptureFixture) -> None:
+    assert main(["report", "--study", "nope", "--storage", shared[0]]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "no study named 'nope'" in err and "known" in err
+
+
+def test_report_of_a_study_with_no_finished_trial_says_so(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'empty.db'}"
+    study = optuna.create_study(storage=url, study_name="empty")
+    study.set_user_attr("search_spec", StudySpec(name="empty").to_json())
+    study.add_trial(create_trial(state=TrialState.FAIL))
+    html = write_report("empty", url, tmp_path / "e.html").read_text()
+    assert "No search trial has completed yet." in html and "No finished search trial to plot yet." in html
