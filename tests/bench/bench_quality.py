@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shlex
 import statistics
 import subprocess
@@ -46,13 +47,24 @@ from search.spec import build_spec  # noqa: E402
 from search.tasks import DataRef, training_seed  # noqa: E402
 
 
-def _cli(*args: str) -> tuple[str, float]:
-    start = time.perf_counter()
+def _cpu() -> float:
+    """CPU seconds of every finished child process (the CLI and its reaped workers)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _cli(*args: str) -> tuple[str, float, float]:
+    """(stdout, wall seconds, CPU seconds) of ``python -m search ARGS``.
+
+    The CPU time says what the wall time would be on an idle machine (about
+    CPU / workers) when the machine is shared and the wall time is not.
+    """
+    start, cpu = time.perf_counter(), _cpu()
     out = subprocess.run([sys.executable, "-m", "search", *args], capture_output=True, text=True, cwd=ROOT,
                          env=dict(os.environ, PYTHONPATH=str(ROOT)))
     if out.returncode != 0:
         raise SystemExit(f"python -m search {' '.join(args)} failed:\n{out.stderr}")
-    return out.stdout, time.perf_counter() - start
+    return out.stdout, time.perf_counter() - start, _cpu() - cpu
 
 
 def ours(seed: int, trials: int | None, preset: str | None, extra: list[str], retrain_seeds: int,
@@ -61,8 +73,8 @@ def ours(seed: int, trials: int | None, preset: str | None, extra: list[str], re
     args = ["run", "--study", "q", "--storage", url, "--seed", str(seed), "--no-progress", *extra]
     args += ["--preset", preset] if preset else []
     args += ["--trials", str(trials)] if trials else []
-    _, wall = _cli(*args)
-    _, retrain_wall = _cli("best", "--study", "q", "--storage", url, "--retrain", "--seeds", str(retrain_seeds),
+    _, wall, cpu = _cli(*args)
+    _, retrain_wall, _ = _cli("best", "--study", "q", "--storage", url, "--retrain", "--seeds", str(retrain_seeds),
                            "--out", str(workdir / f"ours-{seed}.npz"))
     study = optuna.load_study(study_name="q", storage=url)
     record = json.loads(study.user_attrs["retrained"])
@@ -70,7 +82,7 @@ def ours(seed: int, trials: int | None, preset: str | None, extra: list[str], re
     runs = [t for t in study.trials if t.user_attrs.get("finalist_of") == winner.number and t.value is not None]
     val_acc = (statistics.fmean(t.user_attrs["val_accuracy"] for t in runs) if runs
                else winner.user_attrs["val_accuracy"])
-    return {"wall": wall, "retrain_wall": retrain_wall, "val_accuracy": val_acc, **record}
+    return {"wall": wall, "cpu": cpu, "retrain_wall": retrain_wall, "val_accuracy": val_acc, **record}
 
 
 def _objective(trial: optuna.Trial, spec, data: DataRef) -> float:
@@ -117,12 +129,13 @@ def baseline(seed: int, trials: int | None, preset: str | None, retrain_seeds: i
     spec = build_spec("baseline", preset, {"seed": seed} | ({"trials": trials} if trials else {}))
     data = DataRef(spec.dataset, spec.val_fraction, spec.normalization)
     url = f"sqlite:///{workdir / f'baseline-{seed}.db'}"
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), _cpu()
     optuna.create_study(study_name="baseline", storage=url, direction="minimize")
     per_worker = [spec.trials // 2, spec.trials - spec.trials // 2]
-    Parallel(n_jobs=2)(delayed(_baseline_worker)(url, n, seed * 2 + i, spec, data)
-                       for i, n in enumerate(per_worker))
+    with Parallel(n_jobs=2) as parallel:
+        parallel(delayed(_baseline_worker)(url, n, seed * 2 + i, spec, data) for i, n in enumerate(per_worker))
     wall = time.perf_counter() - start
+    cpu = time.process_time() + _cpu() - cpu  # approximate: loky workers are reaped lazily
     study = optuna.load_study(study_name="baseline", storage=url)
     best = study.best_trial
     epochs = int(best.user_attrs["best_epoch"])
@@ -134,7 +147,7 @@ def baseline(seed: int, trials: int | None, preset: str | None, retrain_seeds: i
     retrain_wall = time.perf_counter() - start
     y_test = data.load().y_test
     accuracies = [float(np.mean(p.argmax(1) == y_test)) for p in probs]
-    return {"wall": wall, "retrain_wall": retrain_wall, "val_accuracy": best.user_attrs["val_accuracy"],
+    return {"wall": wall, "cpu": cpu, "retrain_wall": retrain_wall, "val_accuracy": best.user_attrs["val_accuracy"],
             "test_accuracy": accuracies, "test_accuracy_mean": statistics.fmean(accuracies),
             "test_accuracy_sd": statistics.stdev(accuracies) if len(accuracies) > 1 else 0.0,
             "ensemble_accuracy": float(np.mean(np.mean(probs, axis=0).argmax(1) == y_test)),
@@ -143,7 +156,7 @@ def baseline(seed: int, trials: int | None, preset: str | None, retrain_seeds: i
 
 def _row(name: str, seed: int, r: dict) -> str:
     optimism = r["val_accuracy"] - r["test_accuracy_mean"]
-    return (f"{name:<14} {seed:>4} {r['wall']:>8.1f} {r['retrain_wall']:>9.1f} {r['val_accuracy']:>8.4f} "
+    return (f"{name:<14} {seed:>4} {r['wall']:>8.1f} {r['cpu']:>7.1f} {r['retrain_wall']:>9.1f} {r['val_accuracy']:>8.4f} "
             f"{r['test_accuracy_mean']:>8.4f} ± {r['test_accuracy_sd']:.4f} {r['ensemble_accuracy']:>9.4f} "
             f"{optimism:>+9.4f}")
 
@@ -157,10 +170,12 @@ def main() -> None:
     parser.add_argument("--variant", action="append", default=[], metavar="NAME=FLAGS",
                         help="also run this project with extra `run` flags, e.g. 'holdout=--cv 1'")
     parser.add_argument("--no-baseline", action="store_true", help="skip the plain-Optuna arm")
+    parser.add_argument("--no-defaults", action="store_true", help="skip this project's default arm")
     args = parser.parse_args()
-    arms = [("ours", [])] + [(v.split("=", 1)[0], shlex.split(v.split("=", 1)[1])) for v in args.variant]
+    arms = [] if args.no_defaults else [("ours", [])]
+    arms += [(v.split("=", 1)[0], shlex.split(v.split("=", 1)[1])) for v in args.variant]
     results: dict[str, list[dict]] = {}
-    header = (f"{'arm':<14} {'seed':>4} {'run s':>8} {'retrain s':>9} {'val acc':>8} "
+    header = (f"{'arm':<14} {'seed':>4} {'run s':>8} {'cpu s':>7} {'retrain s':>9} {'val acc':>8} "
               f"{'test acc (mean ± sd)':>17} {'ensemble':>9} {'optimism':>9}")
     print(header, flush=True)
     with tempfile.TemporaryDirectory() as tmp:
