@@ -99,7 +99,7 @@ def tradeoff_figure(points: pd.DataFrame, study: str) -> Figure | None:
         ax.set_xlabel(label)
         ax.legend(loc="lower right", fontsize=8)
     low = points["val_accuracy"].quantile(0.05)
-    axes[0].set_ylim(max(0.0, low - 0.02), min(1.0, points["val_accuracy"].max() + 0.01))
+    axes[0].set_ylim(max(0.0, low - 0.02), min(1.005, points["val_accuracy"].max() + 0.015))
     axes[0].set_ylabel("validation accuracy")
     fig.suptitle(f"{study}: accuracy against size and cost (up and left is better)", fontsize=11)
     return fig

@@ -65,9 +65,9 @@ body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;max-width:
 padding:0 1em;color:#1b1b1b;line-height:1.45}
 h1{font-size:1.7em;margin-bottom:.2em}h2{border-bottom:2px solid #ddd;padding-bottom:.2em;margin-top:2em}
 table{border-collapse:collapse;margin:.8em 0;font-size:.88em}
-th,td{border:1px solid #ddd;padding:.25em .6em;text-align:right}th{background:#f3f3f3}
+th,td{border:1px solid #ddd;padding:.25em .6em;text-align:right;white-space:nowrap}th{background:#f3f3f3}
 td:first-child,th:first-child{text-align:left}
-table.facts td:first-child{font-weight:600;background:#fafafa}table.facts td{text-align:left}
+table.facts td:first-child{font-weight:600;background:#fafafa}table.facts td{text-align:left;white-space:normal}
 img{max-width:100%;height:auto;display:block;margin:.8em 0;border:1px solid #eee}
 pre{background:#f6f6f6;padding:.6em;overflow-x:auto;white-space:pre-wrap}
 nav a{margin-right:1em}p.note{color:#555;font-size:.9em}

@@ -86,7 +86,7 @@ def summary(f: StudyFacts) -> Section:
         Fact("pruner", pruner, "pruner", spec.get("pruner")),
         Fact("trials", f"{len(f.df)} in the study, {len(run)} finished search trials "
                        f"(target {spec.get('trials', '?')})", "trials-total", len(f.df)),
-        Fact("best validation loss", "-" if best is None else f"{best['value']:.4f} (trial {int(best['number'])})",
+        Fact("best validation loss", "-" if best is None else f"{best['value']:.4f} (trial {int(best['number'])}, the best single search trial)",
              "best-value", None if best is None else repr(float(best["value"]))),
         Fact("epochs run", f"{int(run.sum())} of {budget} budgeted ({run.sum() / max(budget, 1):.0%})",
              "epochs-run", int(run.sum())),
@@ -108,20 +108,33 @@ def summary(f: StudyFacts) -> Section:
     return Section("summary", "Summary", blocks)
 
 
-def winner(f: StudyFacts) -> Section:
+def winner_number(f: StudyFacts, fin: pd.DataFrame) -> tuple[int | None, str]:
+    """(the chosen search trial, how it was chosen): the best finalist mean when finalists ran."""
+    if not fin.empty:
+        return int(fin["finalist_of"].iloc[0]), "lowest mean validation loss over its finalist runs"
     best = f.best()
     if best is None:
+        return None, ""
+    return int(best["number"]), "lowest validation loss of a single search trial (no finalist stage ran)"
+
+
+def winner(f: StudyFacts) -> Section:
+    fin = tables.finalists(f)
+    number, how = winner_number(f, fin)
+    if number is None:
         return Section("winner", "The winner", [Text("No search trial has completed yet.")])
-    trial = next(t for t in f.trials if t.number == int(best["number"]))
+    best = f.df.set_index("number").loc[number].copy()
+    best["number"] = number
+    trial = next(t for t in f.trials if t.number == number)
     rows = [Fact("trial", str(trial.number), "winner", trial.number),
-            Fact("validation loss", f"{best['value']:.4f}"),
+            Fact("chosen by", how),
+            Fact("validation loss", f"{best['value']:.4f} (its search run)"),
             Fact("validation accuracy", _num(best["val_accuracy"]), "winner-accuracy",
                  None if pd.isna(best["val_accuracy"]) else float(best["val_accuracy"])),
             Fact("best epoch", f"{_num(best['best_epoch'], 'd')} of {f.max_epochs}"),
             Fact("hidden layers", str(best["hidden"]))]
     rows += [Fact(name, _num(v, ".4g") if isinstance(v, float) else str(v)) for name, v in sorted(trial.params.items())]
     blocks: list[Any] = [Facts(rows)]
-    fin = tables.finalists(f)
     if not fin.empty:
         chosen = f.finalists
         blocks.append(Text(

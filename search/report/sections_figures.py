@@ -11,7 +11,7 @@ from search.report import figures, savings, tables, usage
 from search.report.facts import StudyFacts
 from search.report.parallel import Plot
 from search.report.render import Fact, Facts, Section, Table, Text
-from search.report.sections import _duration
+from search.report.sections import _duration, winner_number
 from search.results import FINISHED
 
 
@@ -50,13 +50,13 @@ def pruning_section(f: StudyFacts) -> Section:
         blocks.append(Table(shown, key="stopped"))
     blocks.append(Text("Seconds saved are estimated from each trial's own pace: the epochs it did not run, "
                        "times its training seconds per epoch run."))
-    best = f.best()
-    if best is not None:
-        ahead = savings.pruned_while_ahead(f.search, f.curves, int(best["number"]))
+    number, _ = winner_number(f, tables.finalists(f))
+    if number is not None:
+        ahead = savings.pruned_while_ahead(f.search, f.curves, number)
         n_pruned = int((f.search["state"] == "PRUNED").sum())
         blocks.append(Text(
             f"The risk side: {len(ahead)} of {n_pruned} pruned trials were stopped while their validation "
-            f"loss was at or below the eventual winner's (trial {int(best['number'])}) at the same epoch."))
+            f"loss was at or below the eventual winner's (trial {number}) at the same epoch."))
         blocks.append(Facts([Fact("pruned while ahead", ", ".join(str(n) for n in ahead["number"]) or "none",
                                   "pruned-while-ahead", ",".join(str(n) for n in ahead["number"]))]))
         if len(ahead):

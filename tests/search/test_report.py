@@ -165,27 +165,28 @@ def test_report_numbers_equal_sql_counts_and_follow_a_changed_database(known: tu
     page = report()
     for state, n in query(db, "SELECT state, count(*) FROM trials GROUP BY state"):
         assert page[f"trials.{state}.all"] == str(n)
-    assert page["best-value"] == repr(0.2) and page["winner"] == "0"
+    assert page["best-value"] == repr(0.2) and page["winner"] == "0"      # best single trial and finalist mean
     assert page["pruned-while-ahead"] == "3,5"
     assert int(page["epochs-run"]) == 29
 
-    # trial 4 becomes a complete trial with the best curve (0.5, 0.3, 0.2, 0.05); trial 2 fails
+    # trial 4 completes with the best value (0.05); trial 2 fails; trial 0's finalist runs (8, 9) fail,
+    # so trial 1 wins on its finalist mean, and its curve is made lower (0.5, 0.3, 0.2, 0.1, ...)
     with sqlite3.connect(db) as conn:
-        (t4,) = conn.execute("SELECT trial_id FROM trials WHERE number = 4").fetchone()
-        conn.execute("UPDATE trials SET state = 'COMPLETE' WHERE trial_id = ?", (t4,))
-        conn.execute("UPDATE trial_values SET value = 0.05 WHERE trial_id = ?", (t4,))
-        for step, loss in enumerate([0.5, 0.3, 0.2, 0.05], start=1):
+        ids = dict(conn.execute("SELECT number, trial_id FROM trials"))
+        conn.execute("UPDATE trials SET state = 'COMPLETE' WHERE trial_id = ?", (ids[4],))
+        conn.execute("UPDATE trial_values SET value = 0.05 WHERE trial_id = ?", (ids[4],))
+        for step, loss in enumerate([0.5, 0.3, 0.2, 0.1], start=1):
             conn.execute("UPDATE trial_intermediate_values SET intermediate_value = ? WHERE trial_id = ? AND step = ?",
-                         (loss, t4, step))
-        conn.execute("UPDATE trials SET state = 'FAIL' WHERE number = 2")
+                         (loss, ids[1], step))
+        conn.executemany("UPDATE trials SET state = 'FAIL' WHERE trial_id = ?", [(ids[n],) for n in (2, 8, 9)])
     page = report()
     for state, n in query(db, "SELECT state, count(*) FROM trials GROUP BY state"):
         assert page[f"trials.{state}.all"] == str(n)
-    assert page["trials.FAIL.all"] == "2" and page["trials.PRUNED.all"] == "3"
-    assert page["best-value"] == repr(0.05) and page["winner"] == "4"
-    assert int(page["epochs-run"]) == 29 - 6                       # trial 2 is no longer finished
-    assert page["pruned-while-ahead"] == ""        # 3 (0.28 > 0.05 at epoch 4) and 5 (0.6 > 0.3) were behind
-
+    assert page["trials.FAIL.all"] == "4" and page["trials.PRUNED.all"] == "3"
+    assert page["best-value"] == repr(0.05)
+    assert page["winner"] == "1"                   # chosen on finalist means, not on the best single run
+    assert int(page["epochs-run"]) == 29 - 6       # trial 2 is no longer finished
+    assert page["pruned-while-ahead"] == ""        # 3 (0.28 > 0.1 at epoch 4) and 5 (0.6 > 0.3) were behind
 
     # a retrained test score stored by `best --retrain` (issue 9's study attr) appears next time
     optuna.load_study(study_name="known", storage=url).set_user_attr("retrained", json.dumps({
