@@ -24,7 +24,8 @@ from search.report import gather, write_report
 from search.report.figures import pareto_front
 from search.report.savings import pruned_while_ahead, pruning_stats
 from search.spec import StudySpec
-from tests.conftest import query
+from tests.conftest import finished, query, run_cli, start_cli, wait_until_finished
+from tests.equipment import missing
 
 EPOCHS = 6
 T0 = datetime.datetime(2026, 1, 1, 12, 0, 0)
@@ -53,7 +54,7 @@ def _trial(number: int, state: TrialState, curve: list[float], *, stage: str | N
                         intermediate_values=dict(enumerate(curve, 1)))
 
 
-def build(path: Path, name: str = "known") -> str:
+def build(path: Path | str, name: str = "known") -> str:
     """A study whose report is known: trial 0 wins; 3 and 5 are pruned while ahead of it.
 
     0: complete, the winner. 1, 2: complete, worse.
@@ -63,7 +64,7 @@ def build(path: Path, name: str = "known") -> str:
     6: diverged (NaN at epoch 2), pruned without a value               -> left out
     7: failed. 8-11: finalist runs of trials 0 and 1 (two repeats each).
     """
-    url = f"sqlite:///{path}"
+    url = path if isinstance(path, str) else f"sqlite:///{path}"
     study = optuna.create_study(storage=url, study_name=name, direction="minimize")
     spec = json.loads(StudySpec(name=name, epochs=EPOCHS, trials=7).to_json())
     spec["space"] = {"learning_rate": {"low": 1e-4, "high": 1.0, "log": True, "zero": False},
@@ -235,3 +236,46 @@ def test_report_of_a_study_with_no_finished_trial_says_so(tmp_path: Path) -> Non
     study.add_trial(create_trial(state=TrialState.FAIL))
     html = write_report("empty", url, tmp_path / "e.html").read_text()
     assert "No search trial has completed yet." in html and "No finished search trial to plot yet." in html
+
+
+@pytest.mark.slow
+def test_report_of_a_live_run_reads_without_disturbing_it(db: Path, tmp_path: Path) -> None:
+    url = f"sqlite:///{db}"
+    proc = start_cli("run", "--trials", "80", "--jobs", "2", "--study", "live", "--storage", url,
+                     "--epochs", "8", "--no-progress")
+    try:
+        wait_until_finished(db, 10, proc)
+        reports = []
+        while proc.poll() is None and len(reports) < 3:
+            out = run_cli("report", "--study", "live", "--storage", url, "--out", str(tmp_path / "live.html"))
+            assert out.returncode == 0, out.stderr
+            reports.append(_keyed((tmp_path / "live.html").read_text()))
+        _, err = proc.communicate(timeout=300)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    assert reports, "the run ended before a report was made"
+    done = [int(r["trials.COMPLETE.search"]) + int(r["trials.PRUNED.search"]) for r in reports]
+    assert done == sorted(done) and 10 <= done[0] and done[-1] <= finished(db)
+    assert query(db, "PRAGMA integrity_check") == [("ok",)]
+
+
+@pytest.mark.slow
+@pytest.mark.cluster
+def test_report_reads_a_study_on_postgresql(tmp_path: Path) -> None:
+    from tests.search.pg import PostgresUnavailable, start_postgres
+
+    try:
+        server = start_postgres()
+    except PostgresUnavailable as exc:
+        missing(f"no PostgreSQL server: {exc}")
+    try:
+        url = build(server.createdb("report"))
+        page = _keyed(write_report("known", url, tmp_path / "pg.html").read_text())
+        for state, n in server.query("report", "SELECT state, count(*) FROM trials GROUP BY state"):
+            assert page[f"trials.{state}.all"] == str(n)
+        assert page["best-value"] == repr(0.2) and page["pruned-while-ahead"] == "3,5"
+        assert "postgresql+psycopg://search:***@" in (tmp_path / "pg.html").read_text()   # no password shown
+    finally:
+        server.stop()
