@@ -7,12 +7,40 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # An exception in a helper thread (a reader, a killer) would otherwise be a warning
+    # at the end of a passing test: make it the test's failure.
+    config.addinivalue_line("filterwarnings", "error::pytest.PytestUnhandledThreadExceptionWarning")
+
+
+class Reader(threading.Thread):
+    """A helper thread whose exception (``pytest.fail`` included) fails the test at ``join()``."""
+
+    def __init__(self, target: Callable[[], None]) -> None:
+        super().__init__(daemon=True)
+        self._body = target
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            self._body()
+        except BaseException as exc:  # noqa: BLE001 -- pytest.fail raises a BaseException
+            self.error = exc
+
+    def join(self, timeout: float | None = None) -> None:
+        super().join(timeout)
+        if self.error is not None:
+            raise AssertionError(f"the reader thread failed: {self.error!r}") from self.error
 
 
 def cli_env() -> dict[str, str]:
