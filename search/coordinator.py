@@ -269,6 +269,7 @@ class Coordinator:
         epochs = sum(1 for v in result.values if math.isfinite(v))
         attrs = {
             "val_accuracy": result.val_accuracy, "best_epoch": result.best_epoch, "epochs": epochs,
+            "val_accuracy_curve": [round(a, 6) for a in result.accuracies],
             "train_loss": result.train_loss, "seconds": round(result.seconds, 4),
             "host": result.host, "pid": result.pid, "outcome": result.outcome,
             "stop_reason": result.reason, "worker_peak_rss_mb": round(result.peak_rss_mb, 1),

@@ -113,7 +113,8 @@ def _epochs(spec: StudySpec, winner: Winner) -> int:
         config = config_from_params(winner.trial.params, spec.space, spec.finalist_epochs, 0)
         if config.lr_schedule == "cosine":
             return spec.finalist_epochs
-        return retrain_epochs([list(t.intermediate_values.values()) for t in complete], spec.selection)
+        return retrain_epochs([(list(t.intermediate_values.values()), t.user_attrs["val_accuracy_curve"])
+                               for t in complete], spec.selection)
     return int(winner.trial.user_attrs.get("best_epoch") or spec.epochs)
 
 

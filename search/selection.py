@@ -1,4 +1,4 @@
-"""How a trial's curve becomes the one number the study ranks it by.
+"""How a trial's curves become the one number the study ranks it by.
 
 Why a module of its own: the choice decides which network the search hands
 back, and it was made by measurement (``tests/bench/bench_quality.py``; the
@@ -7,66 +7,87 @@ optimistic twice, over epochs and then over trials; a value taken from a
 smoothed curve, a mean over folds, and a winner chosen on fresh runs
 (the finalist stage) each remove part of that optimism.
 
-Every rule reads the curve a worker reports (validation loss per epoch, the
-mean over folds under cross-validation) and returns ``(value, epoch)``: the
-objective to minimise and the epoch it was taken at (which ``best --retrain``
-uses to choose how long to train).
+Every rule reads the curves a worker reports (validation loss and accuracy per
+epoch, means over folds under cross-validation) and returns ``(value, epoch)``:
+the objective to minimise and the epoch it was taken at (which ``best
+--retrain`` uses to choose how long to train).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
-Rule = Callable[[Sequence[float]], tuple[float, int]]
+SMOOTHING = 3  # epochs averaged by the smoothed rules
 
 
-def _min_loss(losses: Sequence[float]) -> tuple[float, int]:
-    """The lowest validation loss of any epoch (the textbook objective)."""
-    epoch = int(np.argmin(losses)) + 1
-    return float(losses[epoch - 1]), epoch
-
-
-def _smoothed_loss(losses: Sequence[float], width: int = 3) -> tuple[float, int]:
+def _smoothed_min(curve: Sequence[float], width: int = SMOOTHING) -> tuple[float, int]:
     """The lowest mean of ``width`` consecutive epochs, and the middle one of them.
 
-    One lucky epoch cannot win: a network must hold a low loss for a while.
+    One lucky epoch cannot win: a network must hold a low value for a while.
     """
-    if len(losses) < width:
-        return _min_loss(losses)
-    means = np.convolve(np.asarray(losses, dtype=np.float64), np.ones(width) / width, mode="valid")
+    if len(curve) < width:
+        epoch = int(np.argmin(curve)) + 1
+        return float(curve[epoch - 1]), epoch
+    means = np.convolve(np.asarray(curve, dtype=np.float64), np.ones(width) / width, mode="valid")
     start = int(np.argmin(means))
     return float(means[start]), start + (width + 1) // 2
 
 
-def _last_loss(losses: Sequence[float]) -> tuple[float, int]:
-    """The loss after the last epoch: no choice over epochs at all."""
+def _min_loss(losses: Sequence[float], accuracies: Sequence[float]) -> tuple[float, int]:
+    epoch = int(np.argmin(losses)) + 1
+    return float(losses[epoch - 1]), epoch
+
+
+def _smoothed_loss(losses: Sequence[float], accuracies: Sequence[float]) -> tuple[float, int]:
+    return _smoothed_min(losses)
+
+
+def _last_loss(losses: Sequence[float], accuracies: Sequence[float]) -> tuple[float, int]:
     return float(losses[-1]), len(losses)
 
 
-SELECTIONS: dict[str, Rule] = {
-    "min_loss": _min_loss,
-    "smoothed_loss": _smoothed_loss,
-    "last_loss": _last_loss,
+def _smoothed_error(losses: Sequence[float], accuracies: Sequence[float]) -> tuple[float, int]:
+    return _smoothed_min([1.0 - a for a in accuracies])
+
+
+@dataclass(frozen=True, slots=True)
+class Selection:
+    rule: Callable[[Sequence[float], Sequence[float]], tuple[float, int]]
+    metric: str   # the objective's name in the study (optuna-dashboard shows it)
+    text: str     # for people
+
+
+SELECTIONS: dict[str, Selection] = {
+    "min_loss": Selection(_min_loss, "val_loss", "the lowest validation loss of any epoch"),
+    "smoothed_loss": Selection(_smoothed_loss, "val_loss_smoothed",
+                               f"the lowest validation loss averaged over {SMOOTHING} consecutive epochs"),
+    "last_loss": Selection(_last_loss, "val_loss_last", "the validation loss after the last epoch"),
+    "smoothed_error": Selection(_smoothed_error, "val_error_smoothed",
+                                f"the lowest validation error (1 - accuracy) averaged over {SMOOTHING} "
+                                "consecutive epochs"),
 }
 
 
-def select(rule: str, losses: Sequence[float]) -> tuple[float, int]:
-    """``(value, epoch)`` of a finished curve under ``rule`` (a key of ``SELECTIONS``)."""
-    if not losses or not all(math.isfinite(v) for v in losses):
-        raise ValueError(f"a selection needs a finite, non-empty curve, got {list(losses)!r}")
-    return SELECTIONS[rule](losses)
+def select(rule: str, losses: Sequence[float], accuracies: Sequence[float]) -> tuple[float, int]:
+    """``(value, epoch)`` of a finished run's curves under ``rule`` (a key of ``SELECTIONS``)."""
+    if not losses or len(accuracies) != len(losses) or not all(math.isfinite(v) for v in losses):
+        raise ValueError(f"a selection needs finite, non-empty curves of one length, got {list(losses)!r} "
+                         f"and {list(accuracies)!r}")
+    return SELECTIONS[rule].rule(losses, accuracies)
 
 
-def retrain_epochs(curves: Sequence[Sequence[float]], rule: str) -> int:
+def retrain_epochs(curves: Sequence[tuple[Sequence[float], Sequence[float]]], rule: str) -> int:
     """How long to train the final network: ``rule`` applied to the mean of ``curves``.
 
-    The finalists' repeated runs of the winning configuration give several
-    curves of the same configuration; their mean is a far steadier guide to
+    ``curves`` are (losses, accuracies) of repeated runs of one configuration
+    (the winning finalist's fresh runs): their mean is a far steadier guide to
     the right number of epochs than the best epoch of one run.
     """
-    length = min(len(c) for c in curves)
-    mean = np.mean([np.asarray(c[:length], dtype=np.float64) for c in curves], axis=0)
-    return select(rule, list(mean))[1]
+    length = min(len(losses) for losses, _ in curves)
+    mean_loss = np.mean([np.asarray(losses[:length], dtype=np.float64) for losses, _ in curves], axis=0)
+    mean_acc = np.mean([np.asarray(acc[:length], dtype=np.float64) for _, acc in curves], axis=0)
+    return select(rule, list(mean_loss), list(mean_acc))[1]

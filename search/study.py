@@ -10,6 +10,7 @@ from optuna.storages import RDBStorage
 
 from search.errors import SearchError
 from search.lease import StudyLease
+from search.selection import SELECTIONS
 from search.spec import SPEC_ATTR, StudySpec, check_compatible
 
 logger = logging.getLogger(__name__)
@@ -79,16 +80,14 @@ def load_spec(storage: RDBStorage, name: str) -> tuple[StudySpec, int]:
     return StudySpec.from_json(attrs[SPEC_ATTR]), study_id
 
 
-OBJECTIVE_NAME = "val_loss"  # what optuna-dashboard labels the objective (else "Objective 0")
-
-
-def _name_objective(storage: RDBStorage, name: str) -> None:
-    """Name the objective once, also on a study made before names were stored."""
-    study = optuna.Study(study_name=name, storage=storage)
+def _name_objective(storage: RDBStorage, spec: StudySpec) -> None:
+    """Name the objective once (optuna-dashboard says "Objective 0" otherwise), also on a
+    study made before names were stored."""
+    study = optuna.Study(study_name=spec.name, storage=storage)
     if study.metric_names is None:
         with warnings.catch_warnings():  # experimental in some Optuna versions
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            study.set_metric_names([OBJECTIVE_NAME])
+            study.set_metric_names([SELECTIONS[spec.selection].metric])
 
 
 def create_or_continue(storage: RDBStorage, spec: StudySpec,
@@ -108,7 +107,7 @@ def create_or_continue(storage: RDBStorage, spec: StudySpec,
             pass
     if created:
         merged = spec
-        attrs = {SPEC_ATTR: spec.to_json(), "objective": "best validation loss (cross-entropy)"}
+        attrs = {SPEC_ATTR: spec.to_json(), "objective": SELECTIONS[spec.selection].text}
     else:
         stored, study_id = load_spec(storage, spec.name)
         merged = check_compatible(stored, spec, given)
@@ -118,7 +117,7 @@ def create_or_continue(storage: RDBStorage, spec: StudySpec,
     try:
         for key, value in attrs.items():
             storage.set_study_user_attr(study_id, key, value)
-        _name_objective(storage, spec.name)
+        _name_objective(storage, merged)
     except BaseException:
         lease.release()
         raise

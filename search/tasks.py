@@ -77,6 +77,7 @@ class TrialResult:
     outcome: str                      # complete | pruned | diverged | failed
     reason: str                       # why it stopped, for people
     values: list[float] = field(default_factory=list)  # validation loss per epoch (mean over folds)
+    accuracies: list[float] = field(default_factory=list)  # validation accuracy per epoch (mean over folds)
     value: float | None = None        # objective, by the study's selection rule (complete trials)
     val_accuracy: float | None = None  # at the selected epoch (mean over folds)
     best_epoch: int = 0
@@ -155,7 +156,7 @@ def run_trial(task: TrialTask) -> TrialResult:
                          f.X_train, f.y_train, f.X_val, f.y_val, n_classes=data.n_classes,
                          image_shape=data.image_shape)
                 for i, f in enumerate(task.data.folds(task.folds, task.fold_seed))]
-        accuracies: list[float] = []
+        accuracies = result.accuracies
         result.outcome, result.reason = "complete", f"completed {task.config.epochs} epochs"
         for epoch in range(1, task.config.epochs + 1):
             stats = [run.step() for run in runs]
@@ -178,7 +179,7 @@ def run_trial(task: TrialTask) -> TrialResult:
                                            if r.result.history])) if result.values else None
         result.system_attrs = system_attrs_of(trial)
         if result.values:
-            result.value, result.best_epoch = select(task.selection, result.values)
+            result.value, result.best_epoch = select(task.selection, result.values, accuracies)
             result.val_accuracy = accuracies[result.best_epoch - 1]
         if result.outcome != "complete":
             result.value = None

@@ -69,13 +69,14 @@ def _cli(*args: str) -> tuple[str, float, float]:
 
 def ours(seed: int, trials: int | None, preset: str | None, extra: list[str], retrain_seeds: int,
          workdir: Path) -> dict:
-    url = f"sqlite:///{workdir / f'ours-{seed}.db'}"
+    workdir.mkdir(exist_ok=True)
+    url = f"sqlite:///{workdir / f'{seed}.db'}"
     args = ["run", "--study", "q", "--storage", url, "--seed", str(seed), "--no-progress", *extra]
     args += ["--preset", preset] if preset else []
     args += ["--trials", str(trials)] if trials else []
     _, wall, cpu = _cli(*args)
     _, retrain_wall, _ = _cli("best", "--study", "q", "--storage", url, "--retrain", "--seeds", str(retrain_seeds),
-                           "--out", str(workdir / f"ours-{seed}.npz"))
+                           "--out", str(workdir / f"{seed}.npz"))
     study = optuna.load_study(study_name="q", storage=url)
     record = json.loads(study.user_attrs["retrained"])
     winner = [t for t in study.trials if t.number == record["trial"]][0]
@@ -171,6 +172,7 @@ def main() -> None:
                         help="also run this project with extra `run` flags, e.g. 'holdout=--cv 1'")
     parser.add_argument("--no-baseline", action="store_true", help="skip the plain-Optuna arm")
     parser.add_argument("--no-defaults", action="store_true", help="skip this project's default arm")
+    parser.add_argument("--keep", metavar="DIR", help="keep the study databases in DIR (default: a temporary one)")
     args = parser.parse_args()
     arms = [] if args.no_defaults else [("ours", [])]
     arms += [(v.split("=", 1)[0], shlex.split(v.split("=", 1)[1])) for v in args.variant]
@@ -178,10 +180,11 @@ def main() -> None:
     header = (f"{'arm':<14} {'seed':>4} {'run s':>8} {'cpu s':>7} {'retrain s':>9} {'val acc':>8} "
               f"{'test acc (mean ± sd)':>17} {'ensemble':>9} {'optimism':>9}")
     print(header, flush=True)
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as scratch:
+        tmp = args.keep or scratch
         for seed in args.seeds:
             for name, extra in arms:
-                r = ours(seed, args.trials, args.preset, extra, args.retrain_seeds, Path(tmp))
+                r = ours(seed, args.trials, args.preset, extra, args.retrain_seeds, Path(tmp) / name)
                 results.setdefault(name, []).append(r)
                 print(_row(name, seed, r), flush=True)
             if not args.no_baseline:
