@@ -11,7 +11,6 @@ import multiprocessing
 import os
 import struct
 import threading
-import time
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +18,7 @@ import pytest
 
 from model.datasets import DatasetError, DatasetNotFoundError, load_dataset
 from model.datasets import cache, locate, registry
+from tests.equipment import missing
 
 IDX_FILES = registry.IDX_FILES
 
@@ -69,8 +69,10 @@ def test_cache_key_follows_options_and_raw_files(tmp_path: Path) -> None:
     load_dataset("mnist", data_dir=tmp_path / "d", normalization="none")
     assert len(entries(tmp_path / "arrays")) == 4
     old = load_dataset("mnist", data_dir=tmp_path / "d", normalization="none")
-    time.sleep(0.01)
-    write_idx_set(tmp_path / "d", seed=1)  # new raw files: new size/mtime, new entry
+    mtimes = {p: p.stat().st_mtime_ns for p in (tmp_path / "d").iterdir()}
+    write_idx_set(tmp_path / "d", seed=1)  # new raw files of the same size: only the mtime tells
+    for p, ns in mtimes.items():  # a later mtime, whatever the clock's resolution
+        os.utime(p, ns=(ns + 10**9, ns + 10**9))
     new = load_dataset("mnist", data_dir=tmp_path / "d", normalization="none")
     assert len(entries(tmp_path / "arrays")) == 5 and not np.array_equal(old.X_test, new.X_test)
 
@@ -97,8 +99,9 @@ def test_losing_a_race_to_another_writer_keeps_the_winners_entry(tmp_path: Path)
     np.testing.assert_array_equal(cache.load_entry(entry, mmap=True)["X_train"], arrays["X_train"])
 
 
-def _load_in_worker(data_dir: str, cache_dir: str, start: float) -> bytes:
-    time.sleep(max(0.0, start - time.time()))  # start both builds at the same moment
+def _load_in_worker(data_dir: str, cache_dir: str, start=None) -> bytes:
+    if start is not None:
+        start.wait(timeout=240)  # both interpreters are up: start both builds at once
     ds = load_dataset("mnist", data_dir=data_dir, cache_dir=cache_dir, normalization="zscore")
     return hashlib.sha256(np.ascontiguousarray(ds.X_train).tobytes() + ds.y_val.tobytes()).digest()
 
@@ -106,14 +109,14 @@ def _load_in_worker(data_dir: str, cache_dir: str, start: float) -> bytes:
 def test_two_processes_building_the_cache_at_once_agree(tmp_path: Path) -> None:
     write_idx_set(tmp_path / "d", n_train=3000, n_test=500)
     ctx = multiprocessing.get_context("spawn")
-    start = time.time() + 1.5  # after both interpreters have imported numpy
-    with ctx.Pool(2) as pool:
+    with ctx.Manager() as manager, ctx.Pool(2) as pool:
+        start = manager.Barrier(2)
         digests = pool.starmap(_load_in_worker, [(str(tmp_path / "d"), str(tmp_path / "c"), start)] * 2)
     assert digests[0] == digests[1]
     (entry,) = entries(tmp_path / "c")  # one complete entry, no temporaries
     assert sorted(p.name for p in (tmp_path / "c" / entry).iterdir()) == sorted(
         [f"{n}.npy" for n in cache.ARRAY_NAMES] + ["meta.json"])
-    assert _load_in_worker(str(tmp_path / "d"), str(tmp_path / "c"), 0) == digests[0]
+    assert _load_in_worker(str(tmp_path / "d"), str(tmp_path / "c")) == digests[0]
 
 
 # ---- download --------------------------------------------------------------------------------
@@ -174,8 +177,9 @@ def test_missing_remote_file_is_a_dataset_error(local_server, monkeypatch) -> No
 REAL = Path("/usr/share/datasets/fashion-mnist")
 
 
-@pytest.mark.skipif(not (REAL / "train-images-idx3-ubyte.gz").exists(), reason="dataset-fashion-mnist not installed")
 def test_real_fashion_mnist_loads_with_official_sizes(monkeypatch) -> None:
+    if not (REAL / "train-images-idx3-ubyte.gz").exists():
+        missing("Fashion-MNIST (apt-get install dataset-fashion-mnist)")
     monkeypatch.setattr(locate, "SYSTEM_DATA_DIRS", (str(REAL.parent),))
     ds = load_dataset("fashion-mnist")
     assert ds.X_train.shape == (54000, 784) and ds.X_val.shape == (6000, 784) and ds.X_test.shape == (10000, 784)

@@ -9,6 +9,7 @@ from threadpoolctl import threadpool_limits
 
 from model.datasets import DatasetNotFoundError
 from tests.bench.bench_accuracy import CONFIGS, score
+from tests.equipment import missing
 
 
 @pytest.mark.slow
@@ -17,7 +18,7 @@ def test_fashion_mnist_fixed_config_reaches_88_5_percent_on_the_test_split() -> 
         with threadpool_limits(1):
             accuracy, _, _ = score("fashion-mnist", CONFIGS["fashion-mnist"])
     except DatasetNotFoundError:
-        pytest.skip("Fashion-MNIST is not installed (apt-get install dataset-fashion-mnist)")
+        missing("Fashion-MNIST (apt-get install dataset-fashion-mnist)")
     assert accuracy >= 0.885
 
 

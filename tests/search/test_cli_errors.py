@@ -14,6 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from search.cli import main
+from tests.equipment import missing
 
 
 def snapshot(directory: Path) -> dict[str, str]:
@@ -139,7 +140,7 @@ def _read_only(path: Path) -> None:
         path.chmod(0o555)
         return
     if not shutil.which("chattr") or subprocess.run(["chattr", "+i", str(path)]).returncode != 0:
-        pytest.skip("running as root on a file system without chattr +i: cannot make a read-only directory")
+        missing("chattr +i (running as root: nothing else makes a directory read-only)")
 
 
 def _writable(path: Path) -> None:

@@ -27,6 +27,7 @@ from search.spec import StudySpec
 from search.storage import open_storage
 from search.study import create_or_continue
 from search.tasks import DataRef, TrialResult, TrialTask, run_trial
+from tests.equipment import missing
 from tests.conftest import Reader, finished, query, run_cli, start_cli, states, wait_until_finished
 
 
@@ -141,7 +142,7 @@ def _done(study_detail: dict) -> int:
 def test_optuna_dashboard_serves_the_study_while_a_run_writes(db: Path) -> None:
     dashboard_cmd = shutil.which("optuna-dashboard")
     if dashboard_cmd is None:
-        pytest.skip("optuna-dashboard is not installed (it is in the test extra: pip install -e '.[test]')")
+        missing("optuna-dashboard (in the test extra: pip install -e '.[test]')")
     url = f"sqlite:///{db}"
     proc = start_cli("run", "--trials", "100", "--jobs", "2", "--study", "dash", "--storage",
                      url, "--dataset", "digits", "--epochs", "8", "--no-progress")
@@ -295,8 +296,10 @@ def test_a_configuration_that_always_kills_its_worker_is_given_up_after_three_at
 
 
 def test_a_storage_that_refuses_writes_mid_run_stops_it_with_one_line_and_resume_continues(db: Path) -> None:
-    if os.geteuid() != 0 or not shutil.which("chattr"):
-        pytest.skip("needs root and chattr to make an open SQLite file refuse writes")
+    if os.geteuid() != 0:
+        pytest.skip("needs root to make an open SQLite file refuse writes")
+    if not shutil.which("chattr"):
+        missing("chattr (e2fsprogs): makes an open SQLite file refuse writes")
     url = f"sqlite:///{db}"
     proc = start_cli("run", "--trials", "80", "--jobs", "2", "--study", "ro", "--storage", url,
                      "--dataset", "digits", "--epochs", "20", "--no-progress")
@@ -304,7 +307,7 @@ def test_a_storage_that_refuses_writes_mid_run_stops_it_with_one_line_and_resume
     try:
         wait_until_finished(db, 5, proc)
         if subprocess.run(["chattr", "+i", *map(str, files)]).returncode != 0:
-            pytest.skip("this file system has no immutable attribute")
+            missing("chattr +i: this file system has no immutable attribute")
         try:
             _, err = proc.communicate(timeout=60)
         finally:
