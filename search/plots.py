@@ -317,9 +317,19 @@ def history_figure(df: pd.DataFrame, study: str) -> Figure:
         ax.scatter(failed["number"], np.full(len(failed), 0.03), marker="|", color="black", s=60,
                    transform=edge, label=f"failed ({len(failed)})", clip_on=False)
     shown = pd.concat([done["value"], pruned["value"]])
+    # a pruned trial stopped at a huge loss (1e12 before it diverged) would squash every other
+    # point into the bottom decade: such values are drawn at the top edge instead
+    top = shown.quantile(0.98) * 20 if len(shown) else math.inf
+    off = pruned[pruned["value"] > top]
+    if len(off):
+        ax.scatter(off["number"], np.full(len(off), 0.90), marker="^", color="0.4", s=22, transform=edge,
+                   label=f"pruned, loss off the scale > {_num(top)} ({len(off)})", clip_on=False)
+        shown = shown[shown <= top]
     if len(shown) and shown.min() > 0 and shown.max() / shown.min() > 10:
         ax.set_yscale("log")
         _plain_ticks(ax.yaxis)
+    if len(off):
+        ax.set_ylim(top=top)
     ax.margins(y=0.08)  # room for the diverged/failed marks at the edges
     ax.set_xlabel("trial number")
     ax.set_ylabel("objective: best validation loss")
