@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import shlex
 from typing import Any
 
@@ -24,15 +25,10 @@ def _run_parser() -> argparse.ArgumentParser:
 
 
 def _defaults() -> dict[str, Any]:
+    """The default StudySpec as stored (JSON types), to spot settings a study changed."""
     from search.spec import StudySpec
 
-    return json_defaults(StudySpec())
-
-
-def json_defaults(spec: Any) -> dict[str, Any]:
-    import json
-
-    return json.loads(spec.to_json())
+    return json.loads(StudySpec().to_json())
 
 
 def safe_url(url: str) -> str:

@@ -31,7 +31,7 @@ def _num(v: Any, spec: str = ".4f") -> str:
     return "-" if v is None or (isinstance(v, float) and np.isnan(v)) or pd.isna(v) else format(v, spec)
 
 
-def _duration(seconds: float) -> str:
+def duration_text(seconds: float) -> str:
     if seconds < 120:
         return f"{seconds:.1f} s"
     return f"{seconds / 60:.1f} min" if seconds < 7200 else f"{seconds / 3600:.2f} h"
@@ -86,14 +86,15 @@ def summary(f: StudyFacts) -> Section:
         Fact("pruner", pruner, "pruner", spec.get("pruner")),
         Fact("trials", f"{len(f.df)} in the study, {len(run)} finished search trials "
                        f"(target {spec.get('trials', '?')})", "trials-total", len(f.df)),
-        Fact("best validation loss", "-" if best is None else f"{best['value']:.4f} (trial {int(best['number'])}, the best single search trial)",
+        Fact("best validation loss",
+             "-" if best is None else f"{best['value']:.4f} (trial {int(best['number'])}, best single search trial)",
              "best-value", None if best is None else repr(float(best["value"]))),
         Fact("epochs run", f"{int(run.sum())} of {budget} budgeted ({run.sum() / max(budget, 1):.0%})",
              "epochs-run", int(run.sum())),
-        Fact("wall time", f"{_duration(use.wall_seconds)} from first trial to last "
-                          f"({_duration(use.active_seconds)} with trials running)", "wall-seconds",
+        Fact("wall time", f"{duration_text(use.wall_seconds)} from first trial to last "
+                          f"({duration_text(use.active_seconds)} with trials running)", "wall-seconds",
              round(use.wall_seconds, 3)),
-        Fact("CPU time", f"{_duration(use.cpu_seconds)} of training, summed over trials "
+        Fact("CPU time", f"{duration_text(use.cpu_seconds)} of training, summed over trials "
                          "(one BLAS thread per worker)", "cpu-seconds", round(use.cpu_seconds, 3)),
         Fact("workers busy", f"{_num(use.busy, '.0%')} of their lifetime training, {use.workers} worker "
                              "processes", "workers-busy", None if np.isnan(use.busy) else round(use.busy, 4)),
@@ -167,7 +168,10 @@ def winner(f: StudyFacts) -> Section:
 
 def leaderboard_section(f: StudyFacts) -> Section:
     top = leaderboard(f.search, TOP)
-    shown = top.astype(object).apply(lambda col: col.map(_FORMATS.get(col.name, lambda v: "-" if pd.isna(v) else str(v))))
+    def plain(v: Any) -> str:
+        return "-" if pd.isna(v) else str(v)
+
+    shown = top.astype(object).apply(lambda col: col.map(_FORMATS.get(col.name, plain)))
     return Section("leaderboard", f"Leaderboard (top {TOP})", [
         Text("Search trials by validation loss; pruned trials fill in only when fewer than "
              f"{TOP} completed (their loss is from when they stopped)."),

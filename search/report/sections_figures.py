@@ -11,7 +11,7 @@ from search.report import figures, savings, tables, usage
 from search.report.facts import StudyFacts
 from search.report.parallel import Plot
 from search.report.render import Fact, Facts, Section, Table, Text
-from search.report.sections import _duration, winner_number
+from search.report.sections import duration_text, winner_number
 from search.results import FINISHED
 
 
@@ -39,7 +39,7 @@ def pruning_section(f: StudyFacts) -> Section:
     rows = [Fact("epochs run", f"{stats.epochs_run} of {stats.epochs_budget} budgeted "
                                f"({stats.finished} finished search trials x {f.max_epochs})", "pruning-epochs-run",
                  stats.epochs_run),
-            Fact("training time", f"{_duration(stats.seconds_spent)} spent; about {_duration(saved)} saved "
+            Fact("training time", f"{duration_text(stats.seconds_spent)} spent; about {duration_text(saved)} saved "
                                   f"({share:.0%} of what full training would have cost)", "seconds-saved",
                  round(saved, 3))]
     blocks: list[Any] = [Facts(rows)]

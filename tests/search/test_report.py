@@ -13,7 +13,6 @@ from pathlib import Path
 
 import numpy as np
 import optuna
-import pandas as pd
 import pytest
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.trial import TrialState, create_trial

@@ -30,12 +30,12 @@ SEARCH_ONLY = ("NOT EXISTS (SELECT 1 FROM trial_user_attributes a WHERE a.trial_
 
 @pytest.fixture(scope="module")
 def real_study(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
-    """A real 30-trial digits study (5 epochs), run through the CLI."""
+    """A real 20-trial digits study (4 epochs), run through the CLI."""
     if chromium() is None:
         missing("chromium is not installed (apt-get install chromium)")
     db = tmp_path_factory.mktemp("web") / "web.db"
     url = f"sqlite:///{db}"
-    done = run_cli("run", "--trials", "30", "--epochs", "5", "--jobs", "2", "--study", "web",
+    done = run_cli("run", "--trials", "20", "--epochs", "4", "--jobs", "2", "--study", "web",
                    "--storage", url, "--dataset", "digits", "--no-progress")
     assert done.returncode == 0, done.stderr
     return db, url
