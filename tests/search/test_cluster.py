@@ -1,7 +1,8 @@
 """The study on a real Dask cluster with a real PostgreSQL server, loopback only.
 
 The server and the cluster are started here (see ``tests/search/pg.py``); when
-either cannot be installed or started, the tests are skipped with the reason.
+either is not installed, the tests are skipped with the reason (a failure in CI:
+see ``tests/equipment.py``); Dask installed but failing to start is a failure.
 Counts are read from the database with SQL, not through the code under test.
 """
 
@@ -19,10 +20,10 @@ import pytest
 
 from search.cli import main
 from tests.conftest import run_cli, start_cli
+from tests.equipment import missing
 from tests.search.pg import Postgres, PostgresUnavailable, start_postgres
 
 FAST = ("--dataset", "digits", "--epochs", "5", "--no-progress")
-WORKER_ENV = {name: "1" for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +31,7 @@ def postgres() -> Iterator[Postgres]:
     try:
         server = start_postgres()
     except PostgresUnavailable as exc:
-        pytest.skip(f"no PostgreSQL server for the cluster tests: {exc}")
+        missing(f"PostgreSQL for the cluster tests: {exc}")
     try:
         yield server
     finally:
@@ -43,7 +44,7 @@ def cluster() -> Iterator[object]:
     try:
         import distributed
     except ImportError:
-        pytest.skip("dask.distributed is not installed: pip install -e '.[cluster]'")
+        missing("dask.distributed (pip install -e '.[cluster]')")
     # Workers unpickle TrialTask: they must import this checkout (the scheduler is in this process).
     path = os.pathsep.join(p for p in (str(Path(__file__).resolve().parents[2]),
                                        os.environ.get("PYTHONPATH")) if p)
@@ -51,15 +52,25 @@ def cluster() -> Iterator[object]:
         local = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
                                          host="127.0.0.1", dashboard_address=None,
                                          scheduler_kwargs={"dashboard_address": ":0"},
-                                         env=WORKER_ENV | {"PYTHONPATH": path})
-    except Exception as exc:  # noqa: BLE001 -- any failure to start is a reason to skip
-        pytest.skip(f"cannot start a local Dask cluster: {type(exc).__name__}: {exc}")
+                                         env={"PYTHONPATH": path})  # no BLAS limit here: the task sets it
+    except Exception as exc:  # noqa: BLE001 -- Dask is installed: failing to start is a failure
+        pytest.fail(f"cannot start a local Dask cluster: {type(exc).__name__}: {exc}")
     client = distributed.Client(local, set_as_default=False)
     try:
         yield client
     finally:
         client.close()
         local.close()
+
+
+def _blas_threads_in_a_task() -> list[int]:
+    """Run where a trial runs, after the task's own set-up: each BLAS pool's thread count."""
+    from threadpoolctl import threadpool_info
+
+    from search.tasks import _init_worker
+
+    _init_worker()
+    return [pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"]
 
 
 def counts(pg: Postgres, database: str) -> dict[str, int]:
@@ -89,8 +100,9 @@ def test_dask_run_on_postgres_stores_exactly_n_finished_trials_from_two_workers(
         postgres: Postgres, cluster: object, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     url = postgres.createdb("run40")
     address = cluster.scheduler.address
-    threads = cluster.run(lambda: {k: os.environ.get(k) for k in WORKER_ENV})
-    assert all(env == WORKER_ENV for env in threads.values())
+    # BLAS threads as a task sees them: read by threadpoolctl inside the worker, during a trial
+    blas = cluster.gather(cluster.submit(_blas_threads_in_a_task, pure=False))
+    assert blas and all(n == 1 for n in blas), blas
 
     out = run_cli("run", "--trials", "40", "--study", "d40", "--storage", url, "--executor", "dask",
                   "--scheduler", address, *FAST)
@@ -110,7 +122,7 @@ def test_dask_run_on_postgres_stores_exactly_n_finished_trials_from_two_workers(
     from search.results import load_results
 
     df = load_results("d40", url)
-    assert len(df) == 40
+    assert (df.stage == "search").sum() == 40 and (df.stage == "finalist").sum() == 15  # 5 finalists x 3
     assert main(["show", "--study", "d40", "--storage", url, "--top", "3"]) == 0
     assert main(["best", "--study", "d40", "--storage", url]) == 0
     assert main(["plot", "--study", "d40", "--storage", url, "--out", str(tmp_path / "plots")]) == 0
@@ -152,15 +164,18 @@ def test_killing_a_dask_worker_mid_trial_loses_no_trial(postgres: Postgres, clus
     # long, unpruned trials so that the kill lands inside one
     proc = start_cli("run", "--trials", "40", "--study", "k", "--storage", url, "--executor", "dask",
                      "--scheduler", cluster.scheduler.address, "--pruner", "none", "--dataset", "digits",
-                     "--epochs", "20", "--no-progress")
+                     "--epochs", "40", "--no-progress")
     worker_pids = cluster.run(os.getpid)  # worker address -> pid, looked up before: the kill must be quick
     victim, running = None, []
     deadline = time.monotonic() + 120
     while victim is None and time.monotonic() < deadline and proc.poll() is None:
-        # wait until some trials have finished, then kill a worker that is running one
+        # wait until some trials have finished, then kill a worker running one that is
+        # still RUNNING in the database (unfinished: the kill cannot land after it)
         if len(user_attr(postgres, "killed", "pid")) >= 6:
+            unfinished = {n for (n,) in postgres.query("killed", "SELECT number FROM trials "
+                                                                 "WHERE state = 'RUNNING'")}
             for address, keys in cluster.processing().items():
-                if keys:
+                if keys and {int(str(key).split("-")[-2]) for key in keys} <= unfinished:
                     victim, running = address, list(keys)
                     os.kill(worker_pids[victim], signal.SIGKILL)
                     break
@@ -205,11 +220,16 @@ def test_deterministic_study_is_the_same_on_the_local_pool_and_on_dask(
     one, two = trial_table("det", sqlite_url), trial_table("det", url)
     assert len(one) == 16 and any(state == "PRUNED" for _, state, _, _ in one)
     assert one == two
+    pids = set(user_attr(postgres, "det", "pid").values())  # trained by the Dask workers
+    assert pids and pids <= set(cluster.run(os.getpid).values())
 
 
 @pytest.mark.cluster
 def test_a_local_dask_cluster_is_started_when_no_scheduler_is_given(tmp_path: Path, capsys) -> None:
-    pytest.importorskip("distributed", reason="dask.distributed is not installed")
+    try:
+        import distributed  # noqa: F401
+    except ImportError:
+        missing("dask.distributed (pip install -e '.[cluster]')")
     db = tmp_path / "lc.db"
     code = main(["run", "--trials", "6", "--study", "lc", "--storage", f"sqlite:///{db}", "--jobs", "2",
                  "--executor", "dask", *FAST])
