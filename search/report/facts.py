@@ -35,6 +35,7 @@ class StudyFacts:
     df: pd.DataFrame                  # results.trials_frame + stage, finalist_of, repeat
     curves: pd.DataFrame              # results.curves_frame of every trial
     trials: list[optuna.trial.FrozenTrial]
+    attrs: dict[str, Any] = field(default_factory=dict)       # every study user attr, as stored
     finalists: dict[str, Any] = field(default_factory=dict)   # study attr "finalists"
     retrained: dict[str, Any] = field(default_factory=dict)   # study attr "retrained"
 
@@ -79,11 +80,13 @@ def gather(study: str, storage: str | None = None) -> StudyFacts:
     space = study_space(loaded)
     df = trials_frame(trials, space)
     by_number = {t.number: t.user_attrs for t in trials}
-    # the stage attrs of issue 9; a study from before it is all search
-    df["stage"] = [str(by_number[n].get("stage", SEARCH)) for n in df["number"]]
-    df["finalist_of"] = pd.array([by_number[n].get("finalist_of") for n in df["number"]], dtype="Int64")
-    df["repeat"] = pd.array([by_number[n].get("repeat") for n in df["number"]], dtype="Int64")
-    attrs = loaded.user_attrs
+    # the stage attrs (trials_frame reads them too); a study from before stages is all search
+    if "stage" not in df:
+        df["stage"] = [str(by_number[n].get("stage", SEARCH)) for n in df["number"]]
+    for name in ("finalist_of", "repeat"):
+        if name not in df:
+            df[name] = pd.array([by_number[n].get(name) for n in df["number"]], dtype="Int64")
+    attrs = dict(loaded.user_attrs)
     return StudyFacts(
         name=study,
         url=storage if storage is not None else default_url(study),
@@ -92,6 +95,7 @@ def gather(study: str, storage: str | None = None) -> StudyFacts:
         df=df,
         curves=curves_frame(trials),
         trials=list(trials),
+        attrs=attrs,
         finalists=_json_attr(attrs, "finalists"),
         retrained=_json_attr(attrs, "retrained"),
     )

@@ -109,19 +109,37 @@ def summary(f: StudyFacts) -> Section:
     return Section("summary", "Summary", blocks)
 
 
-def winner_number(f: StudyFacts, fin: pd.DataFrame) -> tuple[int | None, str]:
-    """(the chosen search trial, how it was chosen): the best finalist mean when finalists ran."""
-    if not fin.empty:
-        return int(fin["finalist_of"].iloc[0]), "lowest mean validation loss over its finalist runs"
-    best = f.best()
-    if best is None:
+class _Snapshot:
+    """The storage reads ``find_winner`` makes, answered from the report's one read of the study."""
+
+    def __init__(self, f: StudyFacts) -> None:
+        self._f = f
+
+    def get_all_trials(self, study_id: int, deepcopy: bool = False, states: Any = None) -> list[Any]:
+        return [t for t in self._f.trials if states is None or t.state in states]
+
+    def get_study_user_attrs(self, study_id: int) -> dict[str, Any]:
+        return self._f.attrs
+
+
+def winner_number(f: StudyFacts) -> tuple[int | None, str]:
+    """(the chosen search trial, how it was chosen), by the rule ``best`` uses (``retrain.find_winner``)."""
+    from search.errors import SearchError
+    from search.retrain import find_winner
+
+    try:
+        won = find_winner(_Snapshot(f), 0, f.name)  # type: ignore[arg-type]
+    except SearchError:
         return None, ""
-    return int(best["number"]), "lowest validation loss of a single search trial (no finalist stage ran)"
+    if won.finalists:
+        return won.trial.number, (f"best mean validation loss over fresh runs, of {len(won.finalists)} "
+                                  "finalists (the rule `best` uses)")
+    return won.trial.number, "lowest validation loss of a single search trial (no finalist stage ran)"
 
 
 def winner(f: StudyFacts) -> Section:
     fin = tables.finalists(f)
-    number, how = winner_number(f, fin)
+    number, how = winner_number(f)
     if number is None:
         return Section("winner", "The winner", [Text("No search trial has completed yet.")])
     best = f.df.set_index("number").loc[number].copy()

@@ -50,7 +50,7 @@ def pruning_section(f: StudyFacts) -> Section:
         blocks.append(Table(shown, key="stopped"))
     blocks.append(Text("Seconds saved are estimated from each trial's own pace: the epochs it did not run, "
                        "times its training seconds per epoch run."))
-    number, _ = winner_number(f, tables.finalists(f))
+    number, _ = winner_number(f)
     if number is not None:
         ahead = savings.pruned_while_ahead(f.search, f.curves, number)
         n_pruned = int((f.search["state"] == "PRUNED").sum())

@@ -55,10 +55,14 @@ def importances(facts: StudyFacts, evaluator: str = "ped-anova") -> tuple[dict[s
 
 
 def n_features(facts: StudyFacts, data_dir: str | None = None) -> int | None:
-    """Input width of the data set, or None when it cannot be loaded here."""
+    """Input width of the data set: from the registry's image shape, else by loading it; None if neither."""
+    from model.datasets.registry import REGISTRY
     from search.tasks import DataRef
 
     spec = facts.spec
+    shape = getattr(REGISTRY.get(str(spec.get("dataset"))), "image_shape", None)
+    if shape:
+        return int(np.prod(shape))
     try:
         ref = DataRef(spec["dataset"], spec.get("val_fraction"), spec.get("normalization"), data_dir)
         return int(ref.load().n_features)
@@ -94,26 +98,10 @@ def tradeoff_points(facts: StudyFacts, n_in: int | None) -> pd.DataFrame:
 
 
 def finalists(facts: StudyFacts) -> pd.DataFrame:
-    """One row per finalist configuration: finalist_of, runs, value/accuracy mean and sd, best first.
+    """``search.results.finalist_summary``: one row per finalist configuration, best mean first."""
+    from search.results import finalist_summary
 
-    Uses ``search.results.finalist_summary`` when that exists (issue 9), else the same by hand.
-    """
-    runs = facts.finalist_runs
-    if runs.empty:
-        return pd.DataFrame()
-    from search import results
-
-    summary = getattr(results, "finalist_summary", None)
-    if summary is not None:
-        try:
-            return summary(facts.df)
-        except Exception as exc:  # the function is new and may expect other columns
-            logger.info("finalist_summary failed (%s); summarising here", exc)
-    done = runs[runs["state"] == "COMPLETE"]
-    table = done.groupby("finalist_of").agg(
-        runs=("number", "size"), value_mean=("value", "mean"), value_sd=("value", "std"),
-        val_accuracy_mean=("val_accuracy", "mean"), val_accuracy_sd=("val_accuracy", "std"))
-    return table.sort_values("value_mean").reset_index()
+    return finalist_summary(facts.df)
 
 
 def stage_counts(facts: StudyFacts) -> pd.DataFrame:

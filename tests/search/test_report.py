@@ -36,7 +36,8 @@ WINNER_CURVE = [1.0, 0.6, 0.4, 0.3, 0.25, 0.2]          # trial 0: the best comp
 
 def _trial(number: int, state: TrialState, curve: list[float], *, stage: str | None = None,
            extra: dict | None = None, seconds: float = 0.6, pid: int = 100) -> optuna.trial.FrozenTrial:
-    rng = np.random.default_rng(number)
+    # a finalist run re-runs the parameters of the search trial it is a finalist of
+    rng = np.random.default_rng((extra or {}).get("finalist_of", number))
     params = {"learning_rate": float(10 ** rng.uniform(-3, -1)), "batch_size": int(rng.choice([32, 64])),
               "activation": str(rng.choice(["relu", "tanh"])), "n_layers": 1,
               "units_l0": int(rng.choice([16, 64, 256]))}
