@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from concurrent.futures import Future
 import os
 import shutil
@@ -261,6 +262,13 @@ def test_diverging_learning_rates_are_recorded_and_ranked_bad(tmp_path) -> None:
     assert len(diverged) >= 1
     assert (diverged.state == "PRUNED").all()  # teaches TPE: ranked below every trial that got as far
     assert diverged.stop_reason.str.contains("non-finite").all()
+    for number in diverged.number:  # the curve ends in NaN at the diverging epoch, the last one stored
+        steps = query(db, "SELECT v.step, v.intermediate_value, v.intermediate_value_type FROM "
+                          "trial_intermediate_values v JOIN trials t "
+                          "USING (trial_id) WHERE t.number=? ORDER BY v.step", int(number))
+        *before, (last_step, last_value, last_type) = steps
+        assert last_step == len(steps) and last_value is None and last_type == "NAN", steps
+        assert all(value is not None and math.isfinite(value) for _, value, _ in before), steps
 
 
 class DeadlyConfigExecutor(InlineExecutor):

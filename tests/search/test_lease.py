@@ -6,6 +6,8 @@ import json
 import os
 import signal
 import sqlite3
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -28,26 +30,35 @@ def lease_rows(db: Path) -> list[dict]:
 
 
 def test_a_second_coordinator_is_refused_while_a_run_holds_the_study(db: Path) -> None:
+    """The run is far from done when it is stopped (Ctrl-C): it outlasts the refused starts."""
     url = f"sqlite:///{db}"
-    proc = start_cli("run", "--trials", "40", "--jobs", "1", "--study", "busy", "--storage", url,
+    proc = start_cli("run", "--trials", "5000", "--jobs", "1", "--study", "busy", "--storage", url,
                      "--dataset", "digits", "--epochs", "20", "--no-progress")
     try:
         wait_until_finished(db, 3, proc)
         spec_before = query(db, "SELECT value_json FROM study_user_attributes")
         (holder,) = lease_rows(db)
         assert holder["pid"] == proc.pid
-        for args in (("resume", "--study", "busy"), ("run", "--study", "busy", "--trials", "80")):
+        for args in (("resume", "--study", "busy"), ("run", "--study", "busy", "--trials", "8000")):
             out = run_cli(*args, "--storage", url, "--no-progress")
             assert out.returncode == 2
             assert out.stderr.count("\n") == 1 and "Traceback" not in out.stderr
             assert f"being run by another coordinator (pid {proc.pid}" in out.stderr
-        assert query(db, "SELECT value_json FROM study_user_attributes") == spec_before  # --trials 80 not stored
+        assert query(db, "SELECT value_json FROM study_user_attributes") == spec_before  # --trials 8000 not stored
+        # the heartbeat is renewed while the run goes on (every BEAT_SECONDS)
+        deadline = time.monotonic() + 30 * lease_module.BEAT_SECONDS
+        while lease_rows(db)[0]["beat"] == holder["beat"]:
+            assert proc.poll() is None and time.monotonic() < deadline, "the lease was never renewed"
+            time.sleep(0.1)
+        (renewed,) = lease_rows(db)
+        assert renewed["token"] == holder["token"] and renewed["beat"] > holder["beat"]
+        os.killpg(proc.pid, signal.SIGINT)
         _, err = proc.communicate(timeout=180)
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
-    assert proc.returncode == 0, err
-    assert finished(db) == 40 and "FAIL" not in states(db)
+    assert proc.returncode == 130, err
+    assert 3 <= finished(db) < 5000 and states(db).get("RUNNING", 0) == 0
     assert lease_rows(db) == []  # released at the end: the next run needs no waiting
 
 
@@ -101,9 +112,12 @@ def test_a_dead_or_reused_pid_on_this_host_frees_the_lease_at_once(study) -> Non
     with pytest.raises(StudyBusyError):  # this very process, alive: busy
         StudyLease(storage, study_id, "s").acquire()
     plant(db, host=host, pid=os.getpid(), process_start="1")  # same pid, another process: free
-    lease = StudyLease(storage, study_id, "s")
-    lease.acquire()
-    lease.release()
+    assert_taken_over(db, storage, study_id)
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()  # reaped: the pid names no process now
+    plant(db, host=host, pid=dead.pid, process_start=None)  # a heartbeat of just now, yet dead
+    assert_taken_over(db, storage, study_id)
 
 
 def test_a_coordinator_whose_lease_was_taken_stops_without_writing_over_the_new_holder(study) -> None:

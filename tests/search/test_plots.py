@@ -11,6 +11,7 @@ import numpy as np
 import optuna
 import pandas as pd
 import pytest
+from PIL import Image
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.trial import TrialState, create_trial
 
@@ -78,7 +79,10 @@ def test_make_plots_writes_every_png_beside_the_database(tmp_path: Path) -> None
     assert [p.name for p in paths] == EXPECTED
     assert all(p.parent == tmp_path / "s-plots" for p in paths)
     for p in paths:
-        assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and p.stat().st_size > 10_000
+        with Image.open(p) as image:
+            image.load()  # decodes every pixel: a truncated or corrupt file raises here
+            width, height = image.size
+        assert image.format == "PNG" and width >= 400 and height >= 300, (p.name, image.size)
 
 
 def test_a_parameter_fixed_by_a_preset_skips_its_heatmap_with_a_log_message(
