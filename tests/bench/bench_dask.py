@@ -18,7 +18,9 @@ the Dask workers were started before), the whole command's wall time, the mean
 dispatch and collect milliseconds per trial, the steady-state milliseconds
 between trial completions once all workers are up (the overhead a long study
 pays) with its ratio to ``local``, and "workers busy" from the summary. Every
-configuration runs ``--repeat`` times, interleaved; the best time is kept.
+configuration runs ``--repeat`` times, interleaved: each repeat runs every
+configuration back to back, so a ratio to ``local`` is taken within a repeat
+(paired, on the same machine load) and the median over repeats is shown.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import argparse
 import os
 import re
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -114,7 +117,7 @@ def main() -> None:
         except PostgresUnavailable as exc:
             print(f"dask+pg skipped: {exc}")
     configs: dict[str, tuple[str, list[str]]] = {}
-    best: dict[str, dict[str, float]] = {}
+    runs: dict[str, list[dict[str, float]]] = {}  # label -> one result per repeat, in order
     try:
         for i in range(opts.repeat):
             configs = {
@@ -126,9 +129,7 @@ def main() -> None:
                 configs["dask+pg"] = (pg.createdb(f"bench{i}"), ["--executor", "dask", "--scheduler", address])
             for label, (storage, extra) in configs.items():
                 trials = ["--trials", str(opts.trials), "--study", f"b{i}"]
-                result = run(label, storage, trials + study, extra)
-                if label not in best or result["wall"] < best[label]["wall"]:
-                    best[label] = result
+                runs.setdefault(label, []).append(run(label, storage, trials + study, extra))
     finally:
         for proc in procs:
             proc.terminate()
@@ -137,12 +138,15 @@ def main() -> None:
             pg.stop()
 
     print(f"{opts.trials} trials, digits, random sampler, no pruner, {opts.epochs} epochs, "
-          f"--jobs {opts.jobs}, best of {opts.repeat}, {os.cpu_count()} CPUs")
+          f"--jobs {opts.jobs}, median of {opts.repeat} paired repeats, {os.cpu_count()} CPUs")
     print(f"{'executor':<9} {'run s':>6} {'command s':>9} {'ms/trial steady':>15} {'ratio':>6} "
           f"{'busy':>5} {'dispatch ms':>11} {'collect ms':>10}")
-    base = best["local"]["steady"]
-    for label, r in best.items():
-        print(f"{label:<9} {r['wall']:>6.2f} {r['total']:>9.2f} {r['steady']:>15.1f} {r['steady'] / base:>6.2f} "
+    local = runs["local"]
+    for label, results in runs.items():
+        r = {k: statistics.median(x[k] for x in results) for k in results[0]}
+        # ratio within each repeat (the same load for both), then the median of those ratios
+        ratio = statistics.median(x["steady"] / b["steady"] for x, b in zip(results, local))
+        print(f"{label:<9} {r['wall']:>6.2f} {r['total']:>9.2f} {r['steady']:>15.1f} {ratio:>6.2f} "
               f"{r['busy']:>4.0f}% {r['dispatch']:>11.1f} {r['collect']:>10.1f}")
 
 

@@ -41,7 +41,8 @@ while True:
         optuna.load_study(study_name="r", storage=url).trials
         polls += 1
     except Exception as exc:
-        if "no study" not in str(exc) and "holds no" not in str(exc):
+        # only before the first good read may the study not exist yet; after it, every error counts
+        if polls or ("no study" not in str(exc) and "holds no" not in str(exc)):
             errors += 1
             print(repr(exc), file=sys.stderr)
     print(polls, errors, flush=True)
@@ -94,8 +95,9 @@ def with_dashboard(db: Path, trials: int, epochs: int, command: str) -> tuple[fl
                                                     f"{study['study_id']}?after=0", timeout=30) as d:
                             json.load(d)
                 polls += 1
-            except OSError:  # the server is still starting
-                if polls:
+            except Exception as exc:  # noqa: BLE001 -- every client exception is counted...
+                refused = isinstance(getattr(exc, "reason", exc), ConnectionRefusedError)
+                if polls or not refused:  # ...but a refused connection while the server starts
                     errors += 1
             time.sleep(1.0)
 

@@ -90,7 +90,8 @@ def soak(trials: int, kill_every: float, jobs: int, epochs: int, directory: Path
                 load_results("soak", url)
                 polls += 1
             except Exception as exc:  # noqa: BLE001 -- the reader's failures are the measurement
-                if db.exists() and "no study" not in str(exc) and "holds no" not in str(exc):
+                # "not created yet" is excused only before the first good read; then every error counts
+                if polls or ("no study" not in str(exc) and "holds no" not in str(exc)):
                     errors.append(repr(exc))
             stop.wait(0.2)
 
