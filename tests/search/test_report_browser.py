@@ -43,6 +43,10 @@ def real_study(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
 
 @pytest.fixture
 def browser(tmp_path: Path):
+    try:
+        import tornado.websocket  # noqa: F401  (the DevTools client; installed with dask[distributed])
+    except ImportError:
+        missing("tornado is not installed (pip install -e '.[test]' brings it with dask[distributed])")
     with Browser(tmp_path / "profile") as b:
         yield b
 
