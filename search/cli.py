@@ -108,8 +108,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--seed", type=_nonnegative_int, metavar="S", help="study seed (default 0)")
     run.add_argument("--preset", metavar="FILE", help="study preset TOML, e.g. studies/digits.toml")
     run.add_argument("--cv", type=_positive_int, metavar="K",
-                     help="k-fold cross-validation on train + validation for every trial (1: one holdout "
-                          "split; default 3 on digits, 1 elsewhere)")
+                     help="k-fold cross-validation on train + validation for every search trial (default 1: "
+                          "one holdout split; finalists use finalist_cv, 3 on digits)")
     run.add_argument("--finalists", type=_nonnegative_int, metavar="K",
                      help="after the search, run the K best configurations again on fresh seeds and "
                           "choose the best mean (default 5; 0: no finalist stage)")
