@@ -105,7 +105,9 @@ def summary(f: StudyFacts) -> Section:
     counts = tables.stage_counts(f)
     counts.index.name = "state"
     blocks: list[Any] = [Facts(rows), Table(counts, key="trials", index=True),
-                         Text("Reproduce this study (same seed, same trials):"), Text(command, code=True)]
+                         Text("Reproduce this study (same settings and seed; the same trials too when it was "
+                              "run with --deterministic, whatever the number of workers):"),
+                         Text(command, code=True)]
     if unflagged:
         blocks.append(Text(f"Settings with no flag (need a preset): {', '.join(unflagged)}."))
     return Section("summary", "Summary", blocks)
