@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import html
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -70,8 +71,13 @@ td:first-child,th:first-child{text-align:left}
 table.facts td:first-child{font-weight:600;background:#fafafa}table.facts td{text-align:left;white-space:normal}
 img{max-width:100%;height:auto;display:block;margin:.8em 0;border:1px solid #eee}
 pre{background:#f6f6f6;padding:.6em;overflow-x:auto;white-space:pre-wrap}
-nav a{margin-right:1em}p.note{color:#555;font-size:.9em}
+nav a{margin-right:1em}p.note{color:#555;font-size:.9em}code{background:#f3f3f3;padding:0 .2em}
 """
+
+
+def _prose(text: str) -> str:
+    """Escaped text with `backticked` spans as <code>, as in the Markdown output."""
+    return re.sub(r"`([^`]+)`", r"<code>\1</code>", html.escape(text))
 
 
 def _attrs(key: str | None, value: object = None) -> str:
@@ -101,7 +107,7 @@ def _html_block(block: Block) -> str:
                        f"{html.escape(f.text)}</td></tr>" for f in block.rows)
         return f'<table class="facts"><tbody>{rows}</tbody></table>'
     if isinstance(block, Text):
-        return f"<pre>{html.escape(block.text)}</pre>" if block.code else f"<p>{html.escape(block.text)}</p>"
+        return f"<pre>{html.escape(block.text)}</pre>" if block.code else f"<p>{_prose(block.text)}</p>"
     if isinstance(block, Table):
         return _html_table(block)
     if isinstance(block, Image):
@@ -118,7 +124,7 @@ def to_html(title: str, subtitle: str, sections: list[Section]) -> str:
     return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
             f'<meta name="viewport" content="width=device-width, initial-scale=1">'
             f"<title>{html.escape(title)}</title><style>{CSS}</style></head>\n<body>"
-            f'<h1>{html.escape(title)}</h1><p class="note">{html.escape(subtitle)}</p><nav>{nav}</nav>\n'
+            f'<h1>{html.escape(title)}</h1><p class="note">{_prose(subtitle)}</p><nav>{nav}</nav>\n'
             f"{body}\n</body></html>\n")
 
 

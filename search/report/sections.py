@@ -81,8 +81,8 @@ def summary(f: StudyFacts) -> Section:
         Fact("data set", f"{spec.get('dataset', '?')} (validation fraction {spec.get('val_fraction', '?')}, "
                          f"normalisation {spec.get('normalization') or 'the data set default'})", "dataset",
              spec.get("dataset")),
-        Fact("objective", f"{f.attrs.get('objective', 'validation loss')} (minimised; named "
-                          "val_loss on the study)"),
+        Fact("objective", f"{f.attrs.get('objective', 'validation loss')}; minimised, named "
+                          "val_loss on the study"),
         Fact("search space", _space_text(f.space)),
         Fact("sampler", sampler, "sampler", spec.get("sampler")),
         Fact("pruner", pruner, "pruner", spec.get("pruner")),
