@@ -4,7 +4,8 @@ Why: drawing is most of a report's time (text layout in the heatmaps: about
 0.6 s of CPU each), and the figures are independent. Forked children inherit
 the study already read and the modules already imported, and send back only
 PNG bytes; each figure's closure stays in the parent's memory, never pickled.
-Where fork is unavailable, or there are few figures, they are drawn in turn.
+Where fork is unavailable or unsafe (other threads running), or there are
+few figures, they are drawn in turn.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -51,7 +53,8 @@ def draw_all(plots: Sequence[Plot]) -> list[bytes | None]:
     """PNG bytes (or None) for each of ``plots``, in order."""
     global _PENDING
     workers = _workers(len(plots))
-    if workers < 2 or "fork" not in multiprocessing.get_all_start_methods():
+    # forking a process with other threads (a notebook kernel, a server) can copy a held lock
+    if workers < 2 or "fork" not in multiprocessing.get_all_start_methods() or threading.active_count() > 1:
         return [_draw_one(p) for p in plots]
     _PENDING = plots
     try:
