@@ -34,8 +34,16 @@ def test_last_loss_ignores_earlier_epochs() -> None:
 
 def test_smoothed_error_reads_the_accuracy_curve() -> None:
     # errors 0.5, 0.1, 0.4, 0.15, 0.15, 0.2: windows 0.333, 0.217, 0.233, 0.167 (epochs 4-6, middle 5)
-    value, epoch = select("smoothed_error", [1.0] * 6, [0.5, 0.9, 0.6, 0.85, 0.85, 0.8])
+    value, epoch = select("smoothed_error", [0.0] * 6, [0.5, 0.9, 0.6, 0.85, 0.85, 0.8])
     assert value == pytest.approx(0.5 / 3) and epoch == 5
+
+
+def test_smoothed_error_breaks_ties_by_loss_without_outweighing_one_sample() -> None:
+    # the same accuracies; the lower loss wins, and 1e-3 x loss moves the value by far less
+    # than one sample of a 288-image split (1 / 288)
+    a = select("smoothed_error", [0.30] * 3, [0.98] * 3)
+    b = select("smoothed_error", [0.10] * 3, [0.98] * 3)
+    assert b[0] < a[0] and a[0] - b[0] < 1 / 288 / 10
 
 
 @pytest.mark.parametrize("rule", list(SELECTIONS))
