@@ -82,13 +82,13 @@ def summary(f: StudyFacts) -> Section:
                          f"normalisation {spec.get('normalization') or 'the data set default'})", "dataset",
              spec.get("dataset")),
         Fact("objective", f"{f.attrs.get('objective', 'validation loss')}; minimised, named "
-                          "val_loss on the study"),
+                          f"{_metric(f)} on the study"),
         Fact("search space", _space_text(f.space)),
         Fact("sampler", sampler, "sampler", spec.get("sampler")),
         Fact("pruner", pruner, "pruner", spec.get("pruner")),
         Fact("trials", f"{len(f.df)} in the study, {len(run)} finished search trials "
                        f"(target {spec.get('trials', '?')})", "trials-total", len(f.df)),
-        Fact("best validation loss",
+        Fact("best objective value",
              "-" if best is None else f"{best['value']:.4f} (trial {int(best['number'])}, best single search trial)",
              "best-value", None if best is None else repr(float(best["value"]))),
         Fact("epochs run", f"{int(run.sum())} of {budget} budgeted ({run.sum() / max(budget, 1):.0%})",
@@ -136,9 +136,17 @@ def winner_number(f: StudyFacts) -> tuple[int | None, str]:
     except SearchError:
         return None, ""
     if won.finalists:
-        return won.trial.number, (f"best mean validation loss over fresh runs, of {len(won.finalists)} "
+        return won.trial.number, (f"best mean {_metric(f)} over fresh runs, of {len(won.finalists)} "
                                   "finalists (the rule `best` uses)")
-    return won.trial.number, "lowest validation loss of a single search trial (no finalist stage ran)"
+    return won.trial.number, f"lowest {_metric(f)} of a single search trial (no finalist stage ran)"
+
+
+def _metric(f: StudyFacts) -> str:
+    """The objective's name: the selection rule's metric (val_loss on studies made before rules)."""
+    from search.selection import SELECTIONS
+
+    rule = SELECTIONS.get(f.spec.get("selection", "min_loss"))
+    return rule.metric if rule else "val_loss"
 
 
 def winner(f: StudyFacts) -> Section:
@@ -151,7 +159,7 @@ def winner(f: StudyFacts) -> Section:
     trial = next(t for t in f.trials if t.number == number)
     rows = [Fact("trial", str(trial.number), "winner", trial.number),
             Fact("chosen by", how),
-            Fact("validation loss", f"{best['value']:.4f} (its search run)"),
+            Fact(_metric(f), f"{best['value']:.4f} (its search run)"),
             Fact("validation accuracy", _num(best["val_accuracy"]), "winner-accuracy",
                  None if pd.isna(best["val_accuracy"]) else float(best["val_accuracy"])),
             Fact("best epoch", f"{_num(best['best_epoch'], 'd')} of {f.max_epochs}"),
@@ -163,10 +171,10 @@ def winner(f: StudyFacts) -> Section:
         blocks.append(Text(
             f"Finalists: the top configurations re-run on fresh seeds"
             + (f", chosen after {chosen['after']} finished search trials" if "after" in chosen else "")
-            + ". The winner is the lowest mean validation loss, not the luckiest single run."))
+            + f". The winner has the lowest mean {_metric(f)}, not the luckiest single run."))
         shown = pd.DataFrame({
             "search trial": fin["finalist_of"].astype(str), "runs": fin["runs"].astype(str),
-            "val loss mean ± sd": [f"{m:.4f} ± {_num(s)}" for m, s in zip(fin["value_mean"], fin["value_sd"])],
+            f"{_metric(f)} mean ± sd": [f"{m:.4f} ± {_num(s)}" for m, s in zip(fin["value_mean"], fin["value_sd"])],
             "val accuracy mean ± sd": [f"{_num(m)} ± {_num(s)}"
                                        for m, s in zip(fin["val_accuracy_mean"], fin["val_accuracy_sd"])]})
         blocks.append(Table(shown, key="finalists"))
@@ -195,8 +203,8 @@ def leaderboard_section(f: StudyFacts) -> Section:
 
     shown = top.astype(object).apply(lambda col: col.map(_FORMATS.get(col.name, plain)))
     return Section("leaderboard", f"Leaderboard (top {TOP})", [
-        Text("Search trials by validation loss; pruned trials fill in only when fewer than "
-             f"{TOP} completed (their loss is from when they stopped)."),
+        Text(f"Search trials by {_metric(f)}; pruned trials fill in only when fewer than "
+             f"{TOP} completed (their value is from when they stopped)."),
         Table(shown, key="leaderboard")])
 
 

@@ -22,6 +22,7 @@ from search.cli import main
 from search.report import gather, write_report
 from search.report.figures import pareto_front
 from search.report.savings import pruned_while_ahead, pruning_stats
+from search.selection import SELECTIONS
 from search.spec import StudySpec
 from tests.conftest import finished, query, run_cli, start_cli, wait_until_finished
 from tests.equipment import missing
@@ -201,7 +202,8 @@ def test_report_numbers_equal_sql_counts_and_follow_a_changed_database(known: tu
 def test_finalists_are_shown_with_mean_and_sd_of_their_repeats(shared: tuple[str, str]) -> None:
     page = _keyed(shared[1])
     assert page["finalists.0.search trial"] == "0" and page["finalists.0.runs"] == "2"
-    assert page["finalists.0.val loss mean ± sd"].startswith("0.2200 ± 0.0141")   # sd of 0.21, 0.23
+    metric = SELECTIONS[StudySpec().selection].metric  # the study's objective, named by its selection rule
+    assert page[f"finalists.0.{metric} mean ± sd"].startswith("0.2200 ± 0.0141")   # sd of 0.21, 0.23
     assert page["finalists.1.search trial"] == "1"
     assert "test-accuracy" not in page and "No retrained test score is stored yet" in shared[1]
 
