@@ -30,7 +30,7 @@ from model import Network, TrainConfig, train
 from model.datasets import Dataset
 from search import finalists as fin
 from search.errors import SearchError
-from search.selection import retrain_epochs
+from search.selection import SELECTIONS, retrain_epochs
 from search.space import config_from_params
 from search.spec import StudySpec
 from search.storage import default_url, open_storage, sqlite_path
@@ -84,7 +84,8 @@ def describe_best(study: str, storage_url: str | None = None) -> str:
         f = winner.finalists[0]
         lines.append(f"  chosen as the best of {len(winner.finalists)} finalists, on the mean of "
                      f"{len(f.runs)} fresh runs each")
-    lines += [f"  validation loss      {best.value:.4f} (search)",
+    metric = SELECTIONS[spec.selection].metric
+    lines += [f"  {metric:<20} {best.value:.4f} (search)",
               f"  validation accuracy  {best.user_attrs.get('val_accuracy', float('nan')):.4f} (search)",
               f"  best epoch           {best.user_attrs.get('best_epoch')} of {spec.epochs}"]
     lines += [f"  {name:<20} {value}" for name, value in sorted(best.params.items())]
@@ -93,7 +94,7 @@ def describe_best(study: str, storage_url: str | None = None) -> str:
         for f in winner.finalists:
             acc = [t.user_attrs.get("val_accuracy") for t in f.runs if t.user_attrs.get("val_accuracy") is not None]
             acc_text = f"{statistics.fmean(acc):.4f} ± {_sd(acc):.4f}" if acc else "-"
-            lines.append(f"  trial {f.number:>5}  val loss {f.mean:.4f} ± {f.sd:.4f}  "
+            lines.append(f"  trial {f.number:>5}  {metric} {f.mean:.4f} ± {f.sd:.4f}  "
                          f"val accuracy {acc_text}  ({len(f.runs)} runs)")
     return "\n".join(lines)
 
