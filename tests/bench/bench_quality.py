@@ -69,7 +69,7 @@ def _cli(*args: str) -> tuple[str, float, float]:
 
 def ours(seed: int, trials: int | None, preset: str | None, extra: list[str], retrain_seeds: int,
          workdir: Path) -> dict:
-    workdir.mkdir(exist_ok=True)
+    workdir.mkdir(parents=True, exist_ok=True)
     url = f"sqlite:///{workdir / f'{seed}.db'}"
     args = ["run", "--study", "q", "--storage", url, "--seed", str(seed), "--no-progress", *extra]
     args += ["--preset", preset] if preset else []
