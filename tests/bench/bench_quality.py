@@ -88,7 +88,8 @@ def ours(seed: int, trials: int | None, preset: str | None, extra: list[str], re
 
 def _objective(trial: optuna.Trial, spec, data: DataRef) -> float:
     d = data.load()
-    config = suggest(trial, spec.space, spec.epochs, training_seed(spec.seed, trial.number))
+    # the longer of this project's two budgets (its finalists'), for every trial
+    config = suggest(trial, spec.space, spec.finalist_epochs, training_seed(spec.seed, trial.number))
 
     def report(stats) -> bool:
         trial.report(stats.val_loss, stats.epoch)
@@ -157,7 +158,8 @@ def baseline(seed: int, trials: int | None, preset: str | None, retrain_seeds: i
 
 def _row(name: str, seed: int, r: dict) -> str:
     optimism = r["val_accuracy"] - r["test_accuracy_mean"]
-    return (f"{name:<14} {seed:>4} {r['wall']:>8.1f} {r['cpu']:>7.1f} {r['retrain_wall']:>9.1f} {r['val_accuracy']:>8.4f} "
+    return (f"{name:<14} {seed:>4} {r['wall']:>8.1f} {r['cpu']:>7.1f} {r['retrain_wall']:>9.1f} "
+            f"{r['val_accuracy']:>8.4f} "
             f"{r['test_accuracy_mean']:>8.4f} ± {r['test_accuracy_sd']:.4f} {r['ensemble_accuracy']:>9.4f} "
             f"{optimism:>+9.4f}")
 
