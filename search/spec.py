@@ -174,6 +174,8 @@ def build_spec(name: str, preset: str | None, overrides: Mapping[str, Any]) -> S
     kwargs: dict[str, Any] = load_preset(preset) if preset else {}
     kwargs.update({k: v for k, v in overrides.items() if v is not None})
     defaults = dict(DATASET_DEFAULTS.get(kwargs.get("dataset", StudySpec.dataset), {}))
+    if "epochs" in kwargs and "finalist_epochs" not in kwargs:
+        defaults.pop("finalist_epochs", None)  # a budget the user set is the finalists' too
     space = parse_space(kwargs.pop("space", {}), base=parse_space(defaults.pop("space", {})))
     kwargs = defaults | kwargs | {"space": space}
     try:
