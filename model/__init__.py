@@ -12,7 +12,7 @@ from .activations import ACTIVATIONS
 from .datasets import DATASETS, Dataset, load_dataset
 from .errors import DivergedError
 from .network import Network
-from .train import EpochStats, TrainConfig, TrainResult, Training, train
+from .train import EpochStats, TrainConfig, Training, TrainResult, train
 
 __all__ = [
     "ACTIVATIONS",

@@ -65,8 +65,11 @@ class Augmenter:
     """
 
     def __init__(self, image_shape: tuple[int, ...], shift: int, flip: bool, rng: np.random.Generator) -> None:
-        if not (isinstance(image_shape, tuple) and len(image_shape) in (2, 3)
-                and all(isinstance(s, (int, np.integer)) and s > 0 for s in image_shape)):
+        if not (
+            isinstance(image_shape, tuple)
+            and len(image_shape) in (2, 3)
+            and all(isinstance(s, (int, np.integer)) and s > 0 for s in image_shape)
+        ):
             raise ValueError(f"image_shape must be (H, W) or (C, H, W) of positive ints, got {image_shape=}")
         if not (isinstance(shift, (int, np.integer)) and shift >= 0):
             raise ValueError(f"shift must be an int >= 0, got {shift=}")

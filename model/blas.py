@@ -89,14 +89,18 @@ def _addr(a: np.ndarray) -> int:
     return address
 
 
-def _blas_ok(*arrays: np.ndarray) -> bool:
-    return _cblas is not None and all(a.dtype == np.float32 and a.flags.c_contiguous for a in arrays)
+def _cblas_for(*arrays: np.ndarray) -> _CBLAS | None:
+    """The BLAS library when it is loaded and every array is C-contiguous float32, else None."""
+    if _cblas is not None and all(a.dtype == np.float32 and a.flags.c_contiguous for a in arrays):
+        return _cblas
+    return None
 
 
 def axpy(alpha: float, x: np.ndarray, y: np.ndarray, scratch: np.ndarray | None = None) -> None:
     """y += alpha * x in one pass (BLAS saxpy for contiguous float32; else NumPy, using ``scratch``)."""
-    if _blas_ok(x, y):
-        _cblas.saxpy(x.size, alpha, _addr(x), 1, _addr(y), 1)
+    c = _cblas_for(x, y)
+    if c is not None:
+        c.saxpy(x.size, alpha, _addr(x), 1, _addr(y), 1)
         return
     s = np.multiply(x, x.dtype.type(alpha), out=scratch)
     y += s
@@ -110,27 +114,29 @@ def decay_and_add(c: float, W: np.ndarray, V: np.ndarray, scratch: np.ndarray | 
     two arrays instead of two. 1 + c is rounded to float32, an error of at most
     half an ulp of W per step, the same as the rounding of W + V itself.
     """
-    if _blas_ok(W, V) and W.size == V.size:
-        p = _cblas.rotm_param
+    lib = _cblas_for(W, V)
+    if lib is not None and W.size == V.size:
+        p = lib.rotm_param
         p[0], p[1], p[2], p[3], p[4] = -1.0, 1.0 + c, c, 1.0, 1.0
-        _cblas.srotm(W.size, _addr(W), 1, _addr(V), 1, _addr(p))
+        lib.srotm(W.size, _addr(W), 1, _addr(V), 1, _addr(p))
         return
     if c:
         axpy(c, W, V, scratch)
     W += V
 
 
-def accumulate_gradients(X: np.ndarray, dZ: np.ndarray, ones: np.ndarray, VW: np.ndarray, Vb: np.ndarray,
-                         beta: float) -> bool:
+def accumulate_gradients(
+    X: np.ndarray, dZ: np.ndarray, ones: np.ndarray, VW: np.ndarray, Vb: np.ndarray, beta: float
+) -> bool:
     """VW = beta * VW + X.T @ dZ and Vb = beta * Vb + ones @ dZ in two BLAS calls.
 
     Returns False (and does nothing) when BLAS cannot be used; the caller then
     forms the gradients with NumPy.
     """
-    if not _blas_ok(X, dZ, ones, VW, Vb):
+    c = _cblas_for(X, dZ, ones, VW, Vb)
+    if c is None:
         return False
     (n, n_in), n_out = X.shape, dZ.shape[1]
-    c = _cblas
     c.sgemm(c.ROW_MAJOR, c.TRANS, c.NO_TRANS, n_in, n_out, n, 1.0, _addr(X), n_in,
             _addr(dZ), n_out, beta, _addr(VW), n_out)  # fmt: skip
     c.sgemv(c.ROW_MAJOR, c.TRANS, n, n_out, 1.0, _addr(dZ), n_out, _addr(ones), 1,

@@ -14,9 +14,7 @@ from .blas import accumulate_gradients
 __all__ = ["BatchBuffers", "Dense", "Dropout", "init_weights"]
 
 
-def init_weights(
-    n_in: int, n_out: int, scheme: str, rng: np.random.Generator, dtype: np.dtype
-) -> np.ndarray:
+def init_weights(n_in: int, n_out: int, scheme: str, rng: np.random.Generator, dtype: np.dtype) -> np.ndarray:
     """Random (n_in, n_out) weights whose scale keeps activations' variance stable.
 
     ``"he"`` draws N(0, 2/n_in) (rectifiers zero half their inputs, so the

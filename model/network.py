@@ -19,7 +19,8 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -34,7 +35,7 @@ logger = logging.getLogger(__name__)
 
 _MAX_WORKSPACES = 4  # batch sizes kept: the full batch, the last partial one, a few spare
 _CHUNK = 1024  # rows per forward pass at inference: bounds memory (12 MB for 3 x 1024 units),
-               # still large enough for full-speed GEMMs
+# still large enough for full-speed GEMMs
 
 
 class Network:
@@ -187,9 +188,11 @@ class Network:
             if masks is None and self.activation == "relu":
                 # every layer's survivors, one draw; the masks are formed per layer below
                 bool_gate = True
+                assert rng is not None  # train without masks: dropout draws from rng
                 self.dropouts[0].sample_keep(rng, ws.keep_flat)
                 keep_scale = self.dtype.type(1.0 / (1.0 - self.dropout))
             elif masks is None:
+                assert rng is not None
                 self.dropouts[0].sample_mask(rng, ws.mask_flat)  # every layer's mask, one draw
             else:  # copied, because the gate changes the masks in place
                 for buffer, mask in zip(ws.masks, masks, strict=True):
@@ -252,6 +255,7 @@ class Network:
         if not add_to_parameters:
             self._add_penalty_gradient(scale, self.flat_gradients if into is None else into)
             return
+        assert into is not None  # the momentum step adds into to the parameters
         W, V, into_biases = self._split_into(into)
         if self.l1:
             np.sign(W, out=self._scratch)
@@ -322,7 +326,8 @@ class Network:
         gradient check.
         """
         X, y = self._as_input(X), np.asarray(y)
-        if y.shape != (X.shape[0],) or not np.issubdtype(y.dtype, np.integer) or y.min() < 0 or y.max() >= self.n_classes:
+        labels_ok = y.shape == (X.shape[0],) and np.issubdtype(y.dtype, np.integer)
+        if not labels_ok or y.min() < 0 or y.max() >= self.n_classes:
             raise ValueError(f"y must hold {X.shape[0]} integer labels in [0, {self.n_classes})")
         ws = self._workspace(X.shape[0])
         logits = self._forward(X, ws, masks=masks)
@@ -337,7 +342,7 @@ class Network:
             raise ValueError(f"X must have shape (n, {self.n_inputs}), got {X.shape}")
         return X
 
-    def _logits_chunks(self, X: np.ndarray):
+    def _logits_chunks(self, X: np.ndarray) -> Iterator[tuple[int, np.ndarray]]:
         X = self._as_input(X)
         ws = None
         for start in range(0, X.shape[0], _CHUNK):
@@ -374,7 +379,7 @@ class Network:
         return total_loss / len(y), correct / len(y)
 
     # --------------------------------------------------------------- persistence
-    def config(self) -> dict:
+    def config(self) -> dict[str, Any]:
         """The constructor arguments that define the architecture (JSON-able)."""
         return {
             "n_inputs": self.n_inputs, "hidden": list(self.hidden), "n_classes": self.n_classes,
@@ -382,15 +387,15 @@ class Network:
             "l1": self.l1, "l2": self.l2, "dtype": self.dtype.name,
         }  # fmt: skip
 
-    def save(self, path: str | os.PathLike) -> None:
+    def save(self, path: str | os.PathLike[str]) -> None:
         """Write architecture and weights to ``path`` as .npz (exactly that path; no suffix added)."""
         arrays = {f"p{i}": p for i, p in enumerate(self.parameters())}
         with open(path, "wb") as f:
-            np.savez(f, config=np.array(json.dumps(self.config())), **arrays)
+            np.savez(f, config=np.array(json.dumps(self.config())), **arrays)  # type: ignore[arg-type]  # numpy's stub
         logger.debug("saved network %s to %s", self.config(), path)
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> Network:
+    def load(cls, path: str | os.PathLike[str]) -> Network:
         """Rebuild a network written by :meth:`save`."""
         with np.load(path, allow_pickle=False) as data:
             cfg = json.loads(str(data["config"]))

@@ -191,7 +191,9 @@ def make_optimizer(name: str, params: Sequence[np.ndarray], lr: float, momentum:
         return SGD(params, lr)
     if name == "adam":
         return Adam(params, lr, beta1=momentum)
-    return OPTIMIZERS[name](params, lr, momentum)
+    cls = OPTIMIZERS[name]
+    assert issubclass(cls, Momentum)  # momentum and nesterov: the ones that take mu
+    return cls(params, lr, momentum)
 
 
 SCHEDULES = ("none", "step", "exponential", "cosine")

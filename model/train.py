@@ -185,7 +185,7 @@ def _run_epoch(
     # Gathering into a reused buffer measured twice as fast as X[idx], which
     # writes each batch to fresh, cold memory. Only possible without a dtype cast.
     same_dtype = X.dtype == net.dtype
-    buffers = {}
+    buffers: dict[int, np.ndarray] = {}  # batch size -> reused (batch size, d) buffer
     total = 0.0
     for batch, start in enumerate(range(0, n, batch_size), start=1):
         idx = order[start : start + batch_size]
@@ -220,11 +220,15 @@ def _make_augmenter(c: TrainConfig, image_shape: tuple[int, ...] | None, n_featu
     if c.augment_shift == 0 and not c.augment_flip:
         return None
     if image_shape is None:
-        raise ValueError(f"augmentation (augment_shift={c.augment_shift}, augment_flip={c.augment_flip}) needs "
-                         "the layout of a row: pass image_shape, e.g. (28, 28) or Dataset.image_shape")
+        raise ValueError(
+            f"augmentation (augment_shift={c.augment_shift}, augment_flip={c.augment_flip}) needs "
+            "the layout of a row: pass image_shape, e.g. (28, 28) or Dataset.image_shape"
+        )
     if math.prod(image_shape) != n_features:
-        raise ValueError(f"image_shape {tuple(image_shape)} holds {math.prod(image_shape)} pixels "
-                         f"but X_train has {n_features} features")
+        raise ValueError(
+            f"image_shape {tuple(image_shape)} holds {math.prod(image_shape)} pixels "
+            f"but X_train has {n_features} features"
+        )
     return Augmenter(tuple(image_shape), c.augment_shift, c.augment_flip, np.random.default_rng([c.seed, 3]))
 
 
@@ -266,8 +270,15 @@ class Training:
         self._shuffle_rng = np.random.default_rng([c.seed, 1])
         self._dropout_rng = np.random.default_rng([c.seed, 2]) if c.dropout > 0 else None
         self._augment = _make_augmenter(c, image_shape, self.X_train.shape[1])
-        self._lr_at = partial(learning_rate_at, base=c.learning_rate, schedule=c.lr_schedule, decay=c.lr_decay,
-                              step=c.lr_step, epochs=c.epochs, warmup=c.warmup)
+        self._lr_at = partial(
+            learning_rate_at,
+            base=c.learning_rate,
+            schedule=c.lr_schedule,
+            decay=c.lr_decay,
+            step=c.lr_step,
+            epochs=c.epochs,
+            warmup=c.warmup,
+        )
         # one flat array for all parameters: the optimizer's 3-4 ufuncs per step cover the whole network
         self._params = self.net.flat_parameters
         self._optimizer = make_optimizer(c.optimizer, [self._params], c.learning_rate, c.momentum)
@@ -291,9 +302,18 @@ class Training:
             try:
                 self._optimizer.lr = self._lr_at(epoch - 0.5)  # per epoch unless cosine or warm-up
                 per_step = c.lr_schedule == "cosine" or c.warmup > 0
-                train_loss = _run_epoch(self.net, self._optimizer, self.X_train, self.y_train, c.batch_size,
-                                        self._shuffle_rng, self._dropout_rng, epoch,
-                                        self._lr_at if per_step else None, self._augment)
+                train_loss = _run_epoch(
+                    self.net,
+                    self._optimizer,
+                    self.X_train,
+                    self.y_train,
+                    c.batch_size,
+                    self._shuffle_rng,
+                    self._dropout_rng,
+                    epoch,
+                    self._lr_at if per_step else None,
+                    self._augment,
+                )
                 val_loss, val_accuracy = self.net.evaluate(self.X_val, self.y_val)
                 if not math.isfinite(val_loss):
                     raise DivergedError(f"non-finite validation loss ({val_loss}) at epoch {epoch}")

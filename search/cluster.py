@@ -58,8 +58,7 @@ class DaskExecutor(Executor):
         try:
             import distributed
         except ImportError:
-            raise SearchError(
-                "the dask executor needs the cluster extra: pip install -e '.[cluster]'") from None
+            raise SearchError("the dask executor needs the cluster extra: pip install -e '.[cluster]'") from None
         self._distributed = distributed
         _quiet_dask(logging.WARNING)  # a local cluster's scheduler and nannies log every worker at INFO
         self._cluster: Any = None
@@ -70,10 +69,14 @@ class DaskExecutor(Executor):
         if scheduler is None:
             self.address = "a local cluster"
             self._cluster = distributed.LocalCluster(
-                n_workers=worker_count(n_workers), threads_per_worker=1, processes=True,
-                dashboard_address=None, env=dict(_WORKER_ENV),
+                n_workers=worker_count(n_workers),
+                threads_per_worker=1,
+                processes=True,
+                dashboard_address=None,
+                env=dict(_WORKER_ENV),
                 scheduler_kwargs={"dashboard_address": ":0"},  # no dashboard; health routes on any port
-                silence_logs=logging.ERROR)
+                silence_logs=logging.ERROR,
+            )
             target: Any = self._cluster
         else:
             self.address = target = scheduler
@@ -86,8 +89,10 @@ class DaskExecutor(Executor):
             raise SearchError(f"cannot reach the Dask scheduler at {scheduler}: {first}") from None
         threads = self._client.nthreads()
         if any(n > 1 for n in threads.values()):
-            logger.warning("Dask workers with several threads run trials in threads that share "
-                           "one GIL; start workers with --nthreads 1 (and more --nworkers)")
+            logger.warning(
+                "Dask workers with several threads run trials in threads that share "
+                "one GIL; start workers with --nthreads 1 (and more --nworkers)"
+            )
         if not threads:
             logger.warning("the Dask scheduler at %s has no workers yet: trials wait for them", self.address)
         self.n_workers = n_workers if n_workers else max(1, sum(threads.values()))
@@ -131,12 +136,14 @@ class DaskExecutor(Executor):
             if getattr(exc, "reason", "") == "scheduler-connection-lost" or self._scheduler_lost():
                 raise self._lost_scheduler() from None
             raise WorkerLostError(f"Dask cancelled the task ({getattr(exc, 'reason', 'no reason given')})") from None
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 -- reported as the worker's failure
             # run_trial never raises for training trouble: this is the worker unable to run it
             # at all (e.g. the project is not installed on the worker machine).
             first = str(exc).splitlines()[0] if str(exc) else ""
-            raise SearchError(f"a Dask worker could not run trial tasks: {type(exc).__name__}: {first}; "
-                              "every worker needs the same version of this project and the data set") from None
+            raise SearchError(
+                f"a Dask worker could not run trial tasks: {type(exc).__name__}: {first}; "
+                "every worker needs the same version of this project and the data set"
+            ) from None
 
     def close(self, *, kill: bool = False) -> None:
         if self._closed:
@@ -162,8 +169,10 @@ class DaskExecutor(Executor):
         return self._client.status not in ("running", "connecting", "newly-created")
 
     def _lost_scheduler(self) -> SearchError:
-        return SearchError(f"lost the Dask scheduler at {self.address}; the study is saved: resume with "
-                           f"python -m search resume --study {self._study}")
+        return SearchError(
+            f"lost the Dask scheduler at {self.address}; the study is saved: resume with "
+            f"python -m search resume --study {self._study}"
+        )
 
     def scheduler_address(self) -> str:
         return self._client.scheduler.address

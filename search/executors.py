@@ -132,8 +132,7 @@ class LocalExecutor(Executor):
     def wait(self, handles: Collection[Any], timeout: float | None) -> set[Any]:
         with self._lock:
             self._fill(replace_broken=True)
-        done, _ = concurrent.futures.wait(handles, timeout=timeout,
-                                          return_when=concurrent.futures.FIRST_COMPLETED)
+        done, _ = concurrent.futures.wait(handles, timeout=timeout, return_when=concurrent.futures.FIRST_COMPLETED)
         return done
 
     def result(self, handle: concurrent.futures.Future) -> TrialResult:

@@ -56,7 +56,7 @@ class Holder:
     host: str
     pid: int
     process_start: str | None  # tells a reused pid from the holder itself
-    beat: float                # wall-clock time of the last heartbeat
+    beat: float  # wall-clock time of the last heartbeat
 
     def describe(self, now: float) -> str:
         return f"pid {self.pid} on {self.host}, last heartbeat {max(0.0, now - self.beat):.0f} s ago"
@@ -131,8 +131,7 @@ class StudyLease:
                 if old is None:
                     conn.execute(t.insert().values(study_id=self._study_id, key=LEASE_KEY, value_json=new))
                     return True
-                updated = conn.execute(t.update().where(self._where(), t.c.value_json == old)
-                                       .values(value_json=new))
+                updated = conn.execute(t.update().where(self._where(), t.c.value_json == old).values(value_json=new))
                 return updated.rowcount == 1
         except sqlalchemy.exc.IntegrityError:  # another process inserted first
             return False
@@ -155,8 +154,9 @@ class StudyLease:
                         f"wait for it to finish or stop it (Ctrl-C); a coordinator on another host that "
                         f"stopped beating is taken over {STALE_SECONDS:.0f} s after its last heartbeat"
                     )
-                logger.warning("taking over study %r from a coordinator that is gone (%s)",
-                               self._name, holder.describe(now))
+                logger.warning(
+                    "taking over study %r from a coordinator that is gone (%s)", self._name, holder.describe(now)
+                )
             mine = self._fresh()
             if self._swap(current, mine):
                 self._mine = mine

@@ -132,7 +132,7 @@ def bin_parameter(values: pd.Series, dim: Any) -> Bins:
         exps = np.arange(math.floor(lo / step + 1e-9) * step, math.ceil(hi / step - 1e-9) * step + step / 2, step)
         edges = base ** exps
     else:
-        edges = MaxNLocator(nbins=6, steps=[1, 2, 2.5, 5, 10]).tick_values(low, high)
+        edges = np.asarray(MaxNLocator(nbins=6, steps=[1, 2, 2.5, 5, 10]).tick_values(low, high))
         edges = edges[(edges > low - 1e-12) | (np.arange(len(edges)) == 0)]
         edges = np.append(edges[edges < high - 1e-12], max(high, edges[-1]))
     zero_bin = bool((x == 0).any()) or (isinstance(dim, dict) and bool(dim.get("zero")))
@@ -272,7 +272,7 @@ def curves_figure(df: pd.DataFrame, curves: pd.DataFrame, study: str) -> Figure 
             ax.set_yscale("log")
             _plain_ticks(ax.yaxis)
     ax.set_xlim(0.8, max(curves["epoch"].max(), 1) + 0.2)
-    ax.xaxis.get_major_locator().set_params(integer=True)
+    ax.xaxis.get_major_locator().set_params(integer=True)  # type: ignore[call-arg]  # MaxNLocator's
     ax.set_xlabel("epoch")
     ax.set_ylabel("validation loss (cross-entropy)")
     ax.legend(handles=[

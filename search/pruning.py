@@ -27,9 +27,9 @@ class Curve:
     """What a pruner needs of one finished trial."""
 
     number: int
-    complete: bool                  # COMPLETE (else PRUNED)
+    complete: bool  # COMPLETE (else PRUNED)
     value: float | None
-    values: tuple[float, ...]       # validation loss after epochs 1, 2, ...
+    values: tuple[float, ...]  # validation loss after epochs 1, 2, ...
     system_attrs: dict[str, Any] = field(default_factory=dict)  # Hyperband's rung records
 
 
@@ -55,18 +55,18 @@ def snapshot_trial(curve: Curve) -> optuna.trial.FrozenTrial:
     )
 
 
-def local_trial(study_name: str, pruner: optuna.pruners.BasePruner, snapshot: Sequence[Curve],
-                number: int) -> optuna.Trial:
+def local_trial(
+    study_name: str, pruner: optuna.pruners.BasePruner, snapshot: Sequence[Curve], number: int
+) -> optuna.Trial:
     """An in-memory trial numbered ``number`` whose study holds ``snapshot``.
 
     Read what the pruner recorded on it with ``system_attrs_of(trial)``.
     """
-    study = optuna.create_study(study_name=study_name, pruner=pruner, direction="minimize",
-                                sampler=optuna.samplers.RandomSampler(seed=0))
-    by_number = {c.number: c for c in snapshot}
-    study.add_trials(
-        [snapshot_trial(by_number[n]) if n in by_number else _PLACEHOLDER for n in range(number)]
+    study = optuna.create_study(
+        study_name=study_name, pruner=pruner, direction="minimize", sampler=optuna.samplers.RandomSampler(seed=0)
     )
+    by_number = {c.number: c for c in snapshot}
+    study.add_trials([snapshot_trial(by_number[n]) if n in by_number else _PLACEHOLDER for n in range(number)])
     trial = study.ask()
     assert trial.number == number
     return trial

@@ -32,17 +32,50 @@ FINISHED = ("COMPLETE", "PRUNED")
 
 # user attr -> dtype; the order is the column order after "value"
 _ATTR_DTYPES: dict[str, str] = {
-    "val_accuracy": "float64", "train_loss": "float64", "epochs": "Int64", "best_epoch": "Int64",
-    "seconds": "float64", "host": "string", "pid": "Int64", "outcome": "category",
-    "stop_reason": "string", "seed": "Int64", "retry_of": "Int64",
-    "stage": "category", "finalist_of": "Int64", "repeat": "Int64",
+    "val_accuracy": "float64",
+    "train_loss": "float64",
+    "epochs": "Int64",
+    "best_epoch": "Int64",
+    "seconds": "float64",
+    "host": "string",
+    "pid": "Int64",
+    "outcome": "category",
+    "stop_reason": "string",
+    "seed": "Int64",
+    "retry_of": "Int64",
+    "stage": "category",
+    "finalist_of": "Int64",
+    "repeat": "Int64",
 }
 STAGES = ("search", "finalist")
 # parameters shown first, in this order; any others follow alphabetically
-_PARAM_ORDER = ("learning_rate", "batch_size", "optimizer", "momentum", "l2", "l2_on", "l1", "l1_on",
-                "dropout", "activation")
-LEADERBOARD_COLUMNS = ("number", "value", "val_accuracy", "epochs", "state", "activation", "hidden",
-                       "learning_rate", "batch_size", "l2", "dropout", "momentum", "seconds")
+_PARAM_ORDER = (
+    "learning_rate",
+    "batch_size",
+    "optimizer",
+    "momentum",
+    "l2",
+    "l2_on",
+    "l1",
+    "l1_on",
+    "dropout",
+    "activation",
+)
+LEADERBOARD_COLUMNS = (
+    "number",
+    "value",
+    "val_accuracy",
+    "epochs",
+    "state",
+    "activation",
+    "hidden",
+    "learning_rate",
+    "batch_size",
+    "l2",
+    "dropout",
+    "momentum",
+    "seconds",
+)
 
 
 def open_study(study: str, storage: str | None = None) -> optuna.Study:
@@ -160,8 +193,10 @@ def trials_frame(trials: list[FrozenTrial], space: dict[str, Any] | None = None)
             dists.setdefault(name, []).append(dist)
         rows.append(row)
     df = pd.DataFrame(rows, columns=["number", "state", "value", *_ATTR_DTYPES, "started", "completed"])
-    df = pd.concat([df, pd.DataFrame([{k: r[k] for k in dists if k in r} for r in rows],
-                                     columns=list(dists), dtype=object)], axis=1)
+    df = pd.concat(
+        [df, pd.DataFrame([{k: r[k] for k in dists if k in r} for r in rows], columns=list(dists), dtype=object)],
+        axis=1,
+    )
     df["number"] = df["number"].astype("int64")
     df["state"] = pd.Categorical(df["state"], categories=STATES)
     df["value"] = pd.to_numeric(df["value"], errors="coerce").astype("float64")
@@ -193,7 +228,7 @@ def trials_frame(trials: list[FrozenTrial], space: dict[str, Any] | None = None)
     df["n_layers"] = pd.Series([d for d, _ in depth_hidden], index=df.index, dtype="Int64")
 
     fixed_cols = ["number", "state", "value", *_ATTR_DTYPES, "started", "completed", "duration_s"]
-    units = sorted((c for c in df.columns if c.startswith("units_l")), key=lambda c: int(c[len("units_l"):]))
+    units = sorted((c for c in df.columns if c.startswith("units_l")), key=lambda c: int(c[len("units_l") :]))
     params = [c for c in df.columns if c not in fixed_cols and c not in units and c not in ("hidden", "n_layers")]
     params.sort(key=lambda c: (_PARAM_ORDER.index(c) if c in _PARAM_ORDER else len(_PARAM_ORDER), c))
     return df[fixed_cols + params + units + ["hidden", "n_layers"]].reset_index(drop=True)
@@ -201,9 +236,11 @@ def trials_frame(trials: list[FrozenTrial], space: dict[str, Any] | None = None)
 
 def curves_frame(trials: list[FrozenTrial]) -> pd.DataFrame:
     """Long format (number, epoch, val_loss, state); a diverged epoch keeps its NaN."""
-    rows = [(t.number, int(step), float(v) if v is not None else math.nan, t.state.name)
-            for t in sorted(trials, key=lambda t: t.number)
-            for step, v in sorted(t.intermediate_values.items())]
+    rows = [
+        (t.number, int(step), float(v) if v is not None else math.nan, t.state.name)
+        for t in sorted(trials, key=lambda t: t.number)
+        for step, v in sorted(t.intermediate_values.items())
+    ]
     df = pd.DataFrame(rows, columns=["number", "epoch", "val_loss", "state"])
     df = df.astype({"number": "int64", "epoch": "int64", "val_loss": "float64"})
     df["state"] = pd.Categorical(df["state"], categories=STATES)
@@ -233,18 +270,24 @@ def finalist_summary(df: pd.DataFrame) -> pd.DataFrame:
     search trial's own score is left out: it was chosen for being lucky.
     """
     runs = df[(df["stage"] == "finalist") & df["state"].isin(FINISHED)].copy()
-    columns = ["finalist_of", "runs", "value_mean", "value_sd", "val_accuracy_mean", "val_accuracy_sd",
-               "diverged"]
+    columns = ["finalist_of", "runs", "value_mean", "value_sd", "val_accuracy_mean", "val_accuracy_sd", "diverged"]
     if runs.empty:
         return pd.DataFrame(columns=columns)
     runs["value"] = runs["value"].where(runs["state"] == "COMPLETE", math.inf)
     table = runs.groupby("finalist_of").agg(
-        runs=("number", "size"), value_mean=("value", "mean"), value_sd=("value", "std"),
-        val_accuracy_mean=("val_accuracy", "mean"), val_accuracy_sd=("val_accuracy", "std"),
-        diverged=("state", lambda s: int((s != "COMPLETE").sum())))
+        runs=("number", "size"),
+        value_mean=("value", "mean"),
+        value_sd=("value", "std"),
+        val_accuracy_mean=("val_accuracy", "mean"),
+        val_accuracy_sd=("val_accuracy", "std"),
+        diverged=("state", lambda s: int((s != "COMPLETE").sum())),
+    )
     table = table.reset_index().sort_values(["value_mean", "finalist_of"], kind="stable")
-    shown = [c for c in ("hidden", "activation", "learning_rate", "batch_size", "l2", "dropout", "momentum")
-             if c in df.columns]
+    shown = [
+        c
+        for c in ("hidden", "activation", "learning_rate", "batch_size", "l2", "dropout", "momentum")
+        if c in df.columns
+    ]
     params = df.set_index("number")[shown]
     table = table.join(params, on="finalist_of")
     table["finalist_of"] = table["finalist_of"].astype("int64")
@@ -256,12 +299,20 @@ def _fmt(spec: str):
 
 
 _FORMATS = {
-    "value": _fmt(".4f"), "val_accuracy": _fmt(".4f"), "train_loss": _fmt(".4f"),
-    "value_mean": _fmt(".4f"), "value_sd": _fmt(".4f"), "val_accuracy_mean": _fmt(".4f"),
+    "value": _fmt(".4f"),
+    "val_accuracy": _fmt(".4f"),
+    "train_loss": _fmt(".4f"),
+    "value_mean": _fmt(".4f"),
+    "value_sd": _fmt(".4f"),
+    "val_accuracy_mean": _fmt(".4f"),
     "val_accuracy_sd": _fmt(".4f"),
-    "learning_rate": _fmt(".2e"), "l2": lambda v: "0" if v == 0 else _fmt(".1e")(v),
+    "learning_rate": _fmt(".2e"),
+    "l2": lambda v: "0" if v == 0 else _fmt(".1e")(v),
     "l1": lambda v: "0" if v == 0 else _fmt(".1e")(v),
-    "dropout": _fmt(".2f"), "momentum": _fmt(".2f"), "seconds": _fmt(".2f"), "duration_s": _fmt(".2f"),
+    "dropout": _fmt(".2f"),
+    "momentum": _fmt(".2f"),
+    "seconds": _fmt(".2f"),
+    "duration_s": _fmt(".2f"),
 }
 
 

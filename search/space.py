@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Union
+from typing import Any
 
 import optuna
 
@@ -44,7 +44,7 @@ class Fixed:
     value: Any
 
 
-Dim = Union[Float, Int, Choice, Fixed]
+Dim = Float | Int | Choice | Fixed
 
 # Every name a space may hold, with the open/closed interval its values must lie
 # in. "units" is the width of each hidden layer (suggested once per layer).
@@ -112,9 +112,7 @@ def parse_dim(name: str, raw: Any) -> Dim:
     if isinstance(raw, Mapping):
         unknown = set(raw) - {"low", "high", "log", "zero"}
         if unknown or not {"low", "high"} <= set(raw):
-            raise SearchError(
-                f"space: {name} range needs keys low and high (optional log, zero), got {sorted(raw)}"
-            )
+            raise SearchError(f"space: {name} range needs keys low and high (optional log, zero), got {sorted(raw)}")
         low, high, log, zero = raw["low"], raw["high"], raw.get("log", False), raw.get("zero", False)
         if name in _CHOICES or name == "patience":
             raise SearchError(f"space: {name} takes a value or a list of values, not a range")
@@ -165,7 +163,7 @@ def space_to_json(space: Mapping[str, Dim]) -> dict[str, Any]:
     return {name: dim_to_json(dim) for name, dim in sorted(space.items())}
 
 
-def _suggest(trial: optuna.Trial, name: str, dim: Dim) -> Any:
+def _suggest(trial: optuna.trial.BaseTrial, name: str, dim: Dim) -> Any:
     if isinstance(dim, Fixed):
         return dim.value
     if isinstance(dim, Choice):
@@ -177,7 +175,7 @@ def _suggest(trial: optuna.Trial, name: str, dim: Dim) -> Any:
     return trial.suggest_float(name, dim.low, dim.high, log=dim.log)
 
 
-def suggest(trial: optuna.Trial, space: Mapping[str, Dim], epochs: int, seed: int) -> TrainConfig:
+def suggest(trial: optuna.trial.BaseTrial, space: Mapping[str, Dim], epochs: int, seed: int) -> TrainConfig:
     """Sample one configuration; depth first, then one width per layer (a conditional space)."""
     values = {name: _suggest(trial, name, dim) for name, dim in space.items() if name != "units"}
     n_layers = int(values.pop("n_layers", 1))

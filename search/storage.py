@@ -17,7 +17,7 @@ import os
 import sqlite3
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import optuna
 import sqlalchemy
@@ -196,8 +196,9 @@ def create_running_trial(
 
     with _create_scoped_session(storage.scoped_session) as session:
         models.StudyModel.find_or_raise_by_id(study_id, session, for_update=True)
-        trial = models.TrialModel(study_id=study_id, number=number, state=TrialState.RUNNING,
-                                  datetime_start=datetime.datetime.now())
+        trial = models.TrialModel(
+            study_id=study_id, number=number, state=TrialState.RUNNING, datetime_start=datetime.datetime.now()
+        )
         session.add(trial)
         session.flush()
         past = trial.count_past_trials(session)
@@ -208,15 +209,19 @@ def create_running_trial(
             )
         rows: list[Any] = [
             models.TrialParamModel(
-                trial_id=trial.trial_id, param_name=name,
+                trial_id=trial.trial_id,
+                param_name=name,
                 param_value=distributions[name].to_internal_repr(value),
-                distribution_json=optuna.distributions.distribution_to_json(distributions[name]))
+                distribution_json=optuna.distributions.distribution_to_json(distributions[name]),
+            )
             for name, value in params.items()
         ]
-        rows.extend(models.TrialUserAttributeModel(trial_id=trial.trial_id, key=k, value_json=json.dumps(v))
-                    for k, v in user_attrs.items())
+        rows.extend(
+            models.TrialUserAttributeModel(trial_id=trial.trial_id, key=k, value_json=json.dumps(v))
+            for k, v in user_attrs.items()
+        )
         session.add_all(rows)
-        return trial.trial_id
+        return int(trial.trial_id)
 
 
 def finish_trial(
@@ -242,18 +247,21 @@ def finish_trial(
     ivm = models.TrialIntermediateValueModel
     with _create_scoped_session(storage.scoped_session) as session:
         trial = models.TrialModel.find_or_raise_by_id(trial_id, session, for_update=True)
-        storage.check_trial_is_updatable(trial_id, trial.state)
+        storage.check_trial_is_updatable(trial_id, cast(TrialState, trial.state))  # a TrialState at run time
         rows: list[Any] = []
         for step, raw in enumerate(intermediate_values, start=1):
             stored, kind = ivm.intermediate_value_to_stored_repr(raw)
-            rows.append(ivm(trial_id=trial_id, step=step, intermediate_value=stored,
-                            intermediate_value_type=kind))
-        for model, attrs in ((models.TrialUserAttributeModel, user_attrs),
-                             (models.TrialSystemAttributeModel, system_attrs)):
+            rows.append(ivm(trial_id=trial_id, step=step, intermediate_value=stored, intermediate_value_type=kind))
+        for model, attrs in (
+            (models.TrialUserAttributeModel, user_attrs),
+            (models.TrialSystemAttributeModel, system_attrs),
+        ):
             rows.extend(model(trial_id=trial_id, key=k, value_json=json.dumps(v)) for k, v in attrs.items())
         if value is not None:
-            stored, kind = models.TrialValueModel.value_to_stored_repr(value)
-            rows.append(models.TrialValueModel(trial_id=trial_id, objective=0, value=stored, value_type=kind))
+            stored_value, value_kind = models.TrialValueModel.value_to_stored_repr(value)
+            rows.append(
+                models.TrialValueModel(trial_id=trial_id, objective=0, value=stored_value, value_type=value_kind)
+            )
         session.add_all(rows)
         trial.state = state
         trial.datetime_complete = datetime.datetime.now()

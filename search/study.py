@@ -45,8 +45,7 @@ def make_sampler(spec: StudySpec) -> optuna.samplers.BaseSampler:
         # group=True handles the conditional widths of a variable depth.
         with warnings.catch_warnings():  # multivariate/group are "experimental" since 2020
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            return optuna.samplers.TPESampler(seed=spec.seed, multivariate=True, group=True,
-                                              n_startup_trials=10)
+            return optuna.samplers.TPESampler(seed=spec.seed, multivariate=True, group=True, n_startup_trials=10)
     if spec.sampler == "random":
         return optuna.samplers.RandomSampler(seed=spec.seed)
     try:
@@ -90,8 +89,7 @@ def _name_objective(storage: RDBStorage, spec: StudySpec) -> None:
             study.set_metric_names([SELECTIONS[spec.selection].metric])
 
 
-def create_or_continue(storage: RDBStorage, spec: StudySpec,
-                       given: set[str]) -> tuple[StudySpec, int, StudyLease]:
+def create_or_continue(storage: RDBStorage, spec: StudySpec, given: set[str]) -> tuple[StudySpec, int, StudyLease]:
     """The study for a ``run``: new with ``spec``, or the stored one if its settings agree.
 
     Also returns the study's lease, taken before anything of an existing study is

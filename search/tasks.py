@@ -66,28 +66,28 @@ class TrialTask:
     data: DataRef
     pruner: str
     snapshot: tuple[Curve, ...] = ()
-    folds: int = 1                    # k-fold cross-validation on train + validation; 1 = holdout
-    fold_seed: int = 0                # which random assignment of rows to folds
-    selection: str = "min_loss"       # key of search.selection.SELECTIONS
+    folds: int = 1  # k-fold cross-validation on train + validation; 1 = holdout
+    fold_seed: int = 0  # which random assignment of rows to folds
+    selection: str = "min_loss"  # key of search.selection.SELECTIONS
 
 
 @dataclass(slots=True)
 class TrialResult:
     number: int
-    outcome: str                      # complete | pruned | diverged | failed
-    reason: str                       # why it stopped, for people
+    outcome: str  # complete | pruned | diverged | failed
+    reason: str  # why it stopped, for people
     values: list[float] = field(default_factory=list)  # validation loss per epoch (mean over folds)
     accuracies: list[float] = field(default_factory=list)  # validation accuracy per epoch (mean over folds)
-    value: float | None = None        # objective, by the study's selection rule (complete trials)
+    value: float | None = None  # objective, by the study's selection rule (complete trials)
     val_accuracy: float | None = None  # at the selected epoch (mean over folds)
     best_epoch: int = 0
-    train_loss: float | None = None   # last epoch
+    train_loss: float | None = None  # last epoch
     system_attrs: dict[str, Any] = field(default_factory=dict)
     host: str = ""
     pid: int = 0
-    started: float = 0.0              # wall clock (time.time()) in the worker
+    started: float = 0.0  # wall clock (time.time()) in the worker
     finished: float = 0.0
-    peak_rss_mb: float = 0.0          # the worker process's peak resident memory so far
+    peak_rss_mb: float = 0.0  # the worker process's peak resident memory so far
 
     @property
     def seconds(self) -> float:
@@ -97,8 +97,7 @@ class TrialResult:
 @functools.lru_cache(maxsize=2)
 def _load(ref: DataRef) -> Dataset:
     # Once per worker process: the arrays are memory-mapped from the shared .npy cache.
-    return load_dataset(ref.name, data_dir=ref.data_dir, val_fraction=ref.val_fraction,
-                        normalization=ref.normalization)
+    return load_dataset(ref.name, data_dir=ref.data_dir, val_fraction=ref.val_fraction, normalization=ref.normalization)
 
 
 @functools.cache
@@ -145,22 +144,30 @@ def run_trial(task: TrialTask) -> TrialResult:
     """
     started = time.time()
     _init_worker()
-    result = TrialResult(task.number, "failed", "", host=socket.gethostname(), pid=os.getpid(),
-                         started=started)
+    result = TrialResult(task.number, "failed", "", host=socket.gethostname(), pid=os.getpid(), started=started)
     try:
         data = task.data.load()
         pruner = make_pruner(task.pruner, task.config.epochs)
         trial = local_trial(task.study_name, pruner, task.snapshot, task.number)
         # Patience is judged on the mean curve below, not fold by fold, so the folds stay in step.
-        runs = [Training(dataclasses.replace(task.config, seed=fold_training_seed(task.config.seed, i), patience=None),
-                         f.X_train, f.y_train, f.X_val, f.y_val, n_classes=data.n_classes,
-                         image_shape=data.image_shape)
-                for i, f in enumerate(task.data.folds(task.folds, task.fold_seed))]
+        runs = [
+            Training(
+                dataclasses.replace(task.config, seed=fold_training_seed(task.config.seed, i), patience=None),
+                f.X_train,
+                f.y_train,
+                f.X_val,
+                f.y_val,
+                n_classes=data.n_classes,
+                image_shape=data.image_shape,
+            )
+            for i, f in enumerate(task.data.folds(task.folds, task.fold_seed))
+        ]
         accuracies = result.accuracies
         result.outcome, result.reason = "complete", f"completed {task.config.epochs} epochs"
         for epoch in range(1, task.config.epochs + 1):
-            stats = [run.step() for run in runs]
-            if any(s is None for s in stats):
+            steps = [run.step() for run in runs]
+            stats = [s for s in steps if s is not None]
+            if len(stats) < len(steps):
                 reason = next(run.result.reason for run in runs if run.result.outcome == "diverged")
                 result.outcome, result.reason = "diverged", reason
                 break
@@ -175,8 +182,11 @@ def run_trial(task: TrialTask) -> TrialResult:
             if patience is not None and epoch - (int(np.argmin(result.values)) + 1) >= patience:
                 result.reason = f"no improvement in validation loss for {patience} epochs at epoch {epoch}"
                 break
-        result.train_loss = float(np.mean([r.result.history[-1].train_loss for r in runs
-                                           if r.result.history])) if result.values else None
+        result.train_loss = (
+            float(np.mean([r.result.history[-1].train_loss for r in runs if r.result.history]))
+            if result.values
+            else None
+        )
         result.system_attrs = system_attrs_of(trial)
         if result.values:
             result.value, result.best_epoch = select(task.selection, result.values, accuracies)

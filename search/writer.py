@@ -59,7 +59,8 @@ class StorageWriter:
             raise self._error
         raise StorageWriteError(
             f"the storage refused a write ({root_cause(self._error)}); the trials stored so far are "
-            "kept: resume the study once the storage is writable again") from self._error
+            "kept: resume the study once the storage is writable again"
+        ) from self._error
 
     def flush(self) -> None:
         """Wait until every queued write is done."""

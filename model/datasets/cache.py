@@ -54,8 +54,9 @@ def load_entry(entry: Path, mmap: bool) -> dict[str, np.ndarray] | None:
     if not entry.is_dir():
         return None
     try:
-        arrays = {n: np.load(entry / f"{n}.npy", mmap_mode="r" if mmap else None, allow_pickle=False)
-                  for n in ARRAY_NAMES}
+        arrays = {
+            n: np.load(entry / f"{n}.npy", mmap_mode="r" if mmap else None, allow_pickle=False) for n in ARRAY_NAMES
+        }
     except (OSError, ValueError) as exc:  # someone deleted files under us, or disk damage
         logger.warning("ignoring unreadable cache entry %s: %s", entry, exc)
         return None

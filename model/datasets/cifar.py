@@ -38,9 +38,7 @@ _TEST = {"cifar10": ("test_batch",), "cifar100": ("test",)}
 
 # What an ndarray pickle refers to (numpy 1 and numpy 2 module paths).
 _ALLOWED = {
-    (mod, name)
-    for mod in ("numpy.core.multiarray", "numpy._core.multiarray")
-    for name in ("_reconstruct", "scalar")
+    (mod, name) for mod in ("numpy.core.multiarray", "numpy._core.multiarray") for name in ("_reconstruct", "scalar")
 } | {("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode"), ("codecs", "encode")}
 
 
@@ -79,7 +77,9 @@ def _read_members(source: RawSource, folder: str, names: tuple[str, ...]) -> dic
             for member in tar:
                 name = wanted.get(member.name.removeprefix("./"))
                 if name is not None and member.isfile():
-                    found[name] = tar.extractfile(member).read()
+                    data = tar.extractfile(member)
+                    assert data is not None  # a regular file always has data
+                    found[name] = data.read()
                     if len(found) == len(wanted):
                         break
     except (tarfile.TarError, OSError, EOFError, zlib.error) as exc:
@@ -115,8 +115,10 @@ def read_cifar(
     origin = source.paths.get("archive")
 
     def parse(names: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
-        parts = [_parse_batch(raws[n], f"{origin}:{folder}/{n}" if origin else str(source.paths[n]),
-                              label_key, n_classes) for n in names]
+        parts = [
+            _parse_batch(raws[n], f"{origin}:{folder}/{n}" if origin else str(source.paths[n]), label_key, n_classes)
+            for n in names
+        ]
         return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
     X_train, y_train = parse(_TRAIN[fmt])

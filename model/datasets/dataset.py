@@ -17,7 +17,6 @@ Defaults, measured or conventional:
 from __future__ import annotations
 
 import importlib.metadata
-
 import logging
 import os
 import time
@@ -73,8 +72,10 @@ class Dataset:
             if y.dtype != np.int64 or y.shape != (X.shape[0],):
                 raise DatasetError(f"y_{part} must be int64 ({X.shape[0]},), got {y.dtype} {y.shape}")
         if self.image_shape is not None and int(np.prod(self.image_shape)) != d:
-            raise DatasetError(f"image_shape {self.image_shape} holds {int(np.prod(self.image_shape))} pixels, "
-                               f"but rows have {d} features")
+            raise DatasetError(
+                f"image_shape {self.image_shape} holds {int(np.prod(self.image_shape))} pixels, "
+                f"but rows have {d} features"
+            )
 
     @property
     def n_features(self) -> int:
@@ -90,7 +91,7 @@ def _check_options(val_fraction: float, normalization: str | None, split_seed: i
         raise DatasetError(f"split_seed must be a non-negative int, got {split_seed=}")
 
 
-def _find_source(spec: DatasetSpec, data_dir: str | os.PathLike | None, download: bool) -> locate.RawSource:
+def _find_source(spec: DatasetSpec, data_dir: str | os.PathLike[str] | None, download: bool) -> locate.RawSource:
     try:
         return locate.locate(spec, data_dir)
     except DatasetNotFoundError:
@@ -105,7 +106,9 @@ def _find_source(spec: DatasetSpec, data_dir: str | os.PathLike | None, download
     return found
 
 
-def _read_raw(spec: DatasetSpec, source: locate.RawSource | None) -> tuple[np.ndarray, ...]:
+def _read_raw(
+    spec: DatasetSpec, source: locate.RawSource | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, float]:
     """(X_train, y_train, X_test, y_test, max_value) with X as (n, d) raw intensities."""
     if spec.format == "sklearn":
         from sklearn.datasets import load_digits  # imported lazily: only digits needs scikit-learn
@@ -126,27 +129,34 @@ def _read_raw(spec: DatasetSpec, source: locate.RawSource | None) -> tuple[np.nd
     return X_tr, y_tr, X_te, y_te, 255.0
 
 
-def _prepare(spec: DatasetSpec, source: locate.RawSource | None, val_fraction: float,
-             normalization: str, split_seed: int) -> dict[str, np.ndarray]:
+def _prepare(
+    spec: DatasetSpec, source: locate.RawSource | None, val_fraction: float, normalization: str, split_seed: int
+) -> dict[str, np.ndarray]:
     X_tr, y_tr, X_te, y_te, max_value = _read_raw(spec, source)
     keep, val = stratified_split(y_tr, val_fraction, np.random.default_rng(split_seed))
     X_train = to_unit_float32(X_tr[keep], max_value)
     X_val = to_unit_float32(X_tr[val], max_value)
     X_test = to_unit_float32(X_te, max_value)
     X_train, X_val, X_test = normalize(X_train, X_val, X_test, normalization, spec.n_channels)
-    return {"X_train": X_train, "y_train": y_tr[keep], "X_val": X_val, "y_val": y_tr[val],
-            "X_test": X_test, "y_test": y_te}
+    return {
+        "X_train": X_train,
+        "y_train": y_tr[keep],
+        "X_val": X_val,
+        "y_val": y_tr[val],
+        "X_test": X_test,
+        "y_test": y_te,
+    }
 
 
 def load_dataset(
     name: str,
     *,
-    data_dir: str | os.PathLike | None = None,
+    data_dir: str | os.PathLike[str] | None = None,
     download: bool = False,
     val_fraction: float = 0.1,
     normalization: str | None = None,
     split_seed: int = 0,
-    cache_dir: str | os.PathLike | None = None,
+    cache_dir: str | os.PathLike[str] | None = None,
     mmap: bool = True,
 ) -> Dataset:
     """Load one of ``DATASETS`` as train/validation/test float32 arrays.
@@ -172,8 +182,13 @@ def load_dataset(
         fingerprint: object = f"sklearn-{importlib.metadata.version('scikit-learn')}"
     else:
         fingerprint = source.fingerprint()
-    key = cache.cache_key(name=name, val_fraction=float(val_fraction), normalization=method,
-                          split_seed=int(split_seed), source=fingerprint)
+    key = cache.cache_key(
+        name=name,
+        val_fraction=float(val_fraction),
+        normalization=method,
+        split_seed=int(split_seed),
+        source=fingerprint,
+    )
     entry = Path(cache_dir) if cache_dir is not None else cache.default_cache_dir()
     entry = entry / f"{name}-{key}"
     arrays = cache.load_entry(entry, mmap)
@@ -181,8 +196,13 @@ def load_dataset(
         start = time.perf_counter()
         arrays = _prepare(spec, source, float(val_fraction), method, int(split_seed))
         logger.info("prepared %s in %.2f s", name, time.perf_counter() - start)
-        meta = {"name": name, "val_fraction": val_fraction, "normalization": method,
-                "split_seed": split_seed, "source": fingerprint}
+        meta = {
+            "name": name,
+            "val_fraction": val_fraction,
+            "normalization": method,
+            "split_seed": split_seed,
+            "source": fingerprint,
+        }
         if cache.save_entry(entry, arrays, meta) and mmap:
             arrays = cache.load_entry(entry, mmap) or arrays
     for a in arrays.values():

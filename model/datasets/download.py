@@ -42,8 +42,9 @@ def download_file(url: str, destination: Path, md5: str | None, *, timeout: floa
                 n_bytes += len(chunk)
         got = digest.hexdigest()
         if md5 is not None and got != md5:
-            raise DatasetError(f"checksum mismatch for {url}: expected MD5 {md5}, got {got} "
-                               f"({n_bytes} bytes); the file was discarded")
+            raise DatasetError(
+                f"checksum mismatch for {url}: expected MD5 {md5}, got {got} ({n_bytes} bytes); the file was discarded"
+            )
         if md5 is None:
             logger.warning("no published checksum for %s; kept it unchecked (MD5 %s)", url, got)
         os.replace(tmp, destination)

@@ -38,8 +38,10 @@ def _read_bytes(path: Path) -> bytes:
             return gzip.decompress(raw)
         return raw
     except (OSError, EOFError, zlib.error) as exc:  # BadGzipFile is an OSError
-        raise DatasetError(f"{path}: cannot read IDX file ({type(exc).__name__}: {exc}); "
-                           "it may be truncated: delete it and fetch it again") from exc
+        raise DatasetError(
+            f"{path}: cannot read IDX file ({type(exc).__name__}: {exc}); "
+            "it may be truncated: delete it and fetch it again"
+        ) from exc
 
 
 def read_idx(path: str | Path) -> np.ndarray:
@@ -50,8 +52,10 @@ def read_idx(path: str | Path) -> np.ndarray:
         raise DatasetError(f"{path}: {len(data)} bytes is too short for an IDX header")
     zero, type_code, ndim = struct.unpack(">HBB", data[:4])
     if zero != 0 or type_code not in _DTYPES:
-        raise DatasetError(f"{path}: bad IDX magic 0x{data[:4].hex()}; expected 0x0000 then a type byte "
-                           f"in {[hex(t) for t in _DTYPES]} (e.g. 0x00000803 images, 0x00000801 labels)")
+        raise DatasetError(
+            f"{path}: bad IDX magic 0x{data[:4].hex()}; expected 0x0000 then a type byte "
+            f"in {[hex(t) for t in _DTYPES]} (e.g. 0x00000803 images, 0x00000801 labels)"
+        )
     header_len = 4 + 4 * ndim
     if len(data) < header_len:
         raise DatasetError(f"{path}: truncated IDX header ({len(data)} bytes, need {header_len})")
@@ -59,8 +63,10 @@ def read_idx(path: str | Path) -> np.ndarray:
     dtype = np.dtype(_DTYPES[type_code])
     expected = header_len + int(np.prod(dims, dtype=np.int64)) * dtype.itemsize
     if len(data) != expected:
-        raise DatasetError(f"{path}: IDX header says shape {dims} ({expected} bytes) but the file "
-                           f"has {len(data)} bytes; it is truncated or corrupt")
+        raise DatasetError(
+            f"{path}: IDX header says shape {dims} ({expected} bytes) but the file "
+            f"has {len(data)} bytes; it is truncated or corrupt"
+        )
     array = np.frombuffer(data, dtype=dtype, offset=header_len).reshape(dims)
     return array.astype(dtype.newbyteorder("="), copy=False)
 
@@ -71,8 +77,10 @@ def _read_expecting(path: str | Path, magic: int, what: str) -> np.ndarray:
     got = (array.dtype == np.uint8, array.ndim)
     want_ndim = 3 if magic == IMAGES_MAGIC else 1
     if got != (True, want_ndim):
-        raise DatasetError(f"{path}: expected IDX {what} (magic 0x{magic:08x}: uint8, {want_ndim} dims), "
-                           f"got {array.dtype} with shape {array.shape}")
+        raise DatasetError(
+            f"{path}: expected IDX {what} (magic 0x{magic:08x}: uint8, {want_ndim} dims), "
+            f"got {array.dtype} with shape {array.shape}"
+        )
     return array
 
 

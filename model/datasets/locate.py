@@ -35,8 +35,11 @@ APP_NAME = "numpy-hpsearch"
 SYSTEM_DATA_DIRS: tuple[str, ...] = ("/usr/share/datasets",)
 
 _CIFAR_LAYOUT = {
-    "cifar10": ("cifar-10-python.tar.gz", "cifar-10-batches-py",
-                ("data_batch_1", "data_batch_2", "data_batch_3", "data_batch_4", "data_batch_5", "test_batch")),
+    "cifar10": (
+        "cifar-10-python.tar.gz",
+        "cifar-10-batches-py",
+        ("data_batch_1", "data_batch_2", "data_batch_3", "data_batch_4", "data_batch_5", "test_batch"),
+    ),
     "cifar100": ("cifar-100-python.tar.gz", "cifar-100-python", ("train", "test")),
 }
 
@@ -73,7 +76,7 @@ def user_data_dir(spec: DatasetSpec) -> Path:
     return user_cache_root() / spec.source
 
 
-def candidate_dirs(spec: DatasetSpec, data_dir: str | os.PathLike | None) -> list[Path]:
+def candidate_dirs(spec: DatasetSpec, data_dir: str | os.PathLike[str] | None) -> list[Path]:
     """Every directory searched, in order (see the module docstring)."""
     dirs: list[Path] = []
     for root in (data_dir, os.environ.get(DATA_ENV) or None):
@@ -117,7 +120,7 @@ def find_in(spec: DatasetSpec, directory: Path) -> RawSource | None:
     return None
 
 
-def locate(spec: DatasetSpec, data_dir: str | os.PathLike | None) -> RawSource:
+def locate(spec: DatasetSpec, data_dir: str | os.PathLike[str] | None) -> RawSource:
     """The first complete set of raw files; DatasetNotFoundError lists all tried."""
     tried = candidate_dirs(spec, data_dir)
     for directory in tried:

@@ -47,7 +47,7 @@ def stratified_split(y: np.ndarray, fraction: float, rng: np.random.Generator) -
     quotas = fraction * counts
     n_take = np.floor(quotas).astype(np.int64)
     short = int(np.floor(fraction * y.size + 0.5)) - int(n_take.sum())
-    n_take[np.argsort(-(quotas - n_take), kind="stable")[:max(short, 0)]] += 1
+    n_take[np.argsort(-(quotas - n_take), kind="stable")[: max(short, 0)]] += 1
     n_take = np.minimum(n_take, counts - 1)  # keep >= 1 per class
     taken = [rng.permutation(np.flatnonzero(y == c))[:k] for c, k in zip(classes, n_take)]
     taken_idx = np.sort(np.concatenate(taken)) if taken else np.empty(0, dtype=np.int64)
@@ -90,8 +90,9 @@ def normalize(
     if method not in NORMALIZATIONS:
         raise DatasetError(f"normalization must be one of {NORMALIZATIONS}, got {method!r}")
     if method == "channel" and n_channels == 1:
-        raise DatasetError(f"normalization='channel' needs colour data, but this data set has {n_channels=}; "
-                           "use 'image' or 'zscore'")
+        raise DatasetError(
+            f"normalization='channel' needs colour data, but this data set has {n_channels=}; use 'image' or 'zscore'"
+        )
     if method == "none":
         return X_train, X_val, X_test
     mean, std = _stats(X_train, method, n_channels)

@@ -69,7 +69,7 @@ def summary(f: StudyFacts) -> Section:
     try:
         stored = StudySpec.from_json(json.dumps(spec))
         sampler, pruner = _describe(make_sampler(stored)), _describe(make_pruner(stored.pruner, stored.epochs))
-    except Exception as exc:  # an older or foreign spec: show the names it holds
+    except Exception as exc:  # noqa: BLE001 -- an older or foreign spec: show the names it holds
         logger.info("spec not rebuilt (%s)", exc)
         sampler, pruner = str(spec.get("sampler", "?")), str(spec.get("pruner", "?"))
     use = usage.usage(f.df)
@@ -169,7 +169,7 @@ def winner(f: StudyFacts) -> Section:
     if not fin.empty:
         chosen = f.finalists
         blocks.append(Text(
-            f"Finalists: the top configurations re-run on fresh seeds"
+            "Finalists: the top configurations re-run on fresh seeds"
             + (f", chosen after {chosen['after']} finished search trials" if "after" in chosen else "")
             + f". The winner has the lowest mean {_metric(f)}, not the luckiest single run."))
         shown = pd.DataFrame({

@@ -66,7 +66,7 @@ def n_features(facts: StudyFacts, data_dir: str | None = None) -> int | None:
     try:
         ref = DataRef(spec["dataset"], spec.get("val_fraction"), spec.get("normalization"), data_dir)
         return int(ref.load().n_features)
-    except Exception as exc:  # any reason: the figure then counts hidden layers only
+    except Exception as exc:  # noqa: BLE001 -- any reason: the figure then counts hidden layers only
         logger.info("data set %r not loadable for parameter counts: %s", spec.get("dataset"), exc)
         return None
 

@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from model import TrainConfig, load_dataset, train  # noqa: E402
 from model.augment import Augmenter  # noqa: E402
 from model.network import Network  # noqa: E402
-from model.optim import make_optimizer, learning_rate_at  # noqa: E402
+from model.optim import learning_rate_at, make_optimizer  # noqa: E402
 from model.train import _run_epoch  # noqa: E402
 
 # The recipe: 2048 units, dropout 0.4, Nesterov, lr 0.05, L2 1e-5 (test 0.9020 with a
@@ -95,7 +95,8 @@ def run_one(name: str, mode: str, seed: int) -> dict:
     return {"recipe": name, "mode": mode, "seed": seed, "epochs": len(accs), "last": accs[-1],
             "best": max(accs), "best_epoch": int(np.argmax(accs)) + 1, "curve": [round(a, 4) for a in accs],
             "s_per_epoch": float(np.median([s.seconds for s in result.history])), "seconds": result.seconds,
-            "cpu_per_epoch": (time.process_time() - cpu) / len(accs), "load": load, "config": {k: v for k, v in asdict(config).items()}}
+            "cpu_per_epoch": (time.process_time() - cpu) / len(accs), "load": load,
+            "config": {k: v for k, v in asdict(config).items()}}
 
 
 def epoch_time(widths: list[tuple[int, ...]], batch_size: int, rows: int) -> None:
@@ -145,7 +146,8 @@ def main() -> None:
     if unknown or not args.recipes:
         parser.error(f"recipes must be some of {', '.join(RECIPES)}, got {args.recipes}")
     jobs = [(r, args.mode, s) for r in args.recipes for s in args.seeds]
-    print(f"{'recipe':<20} {'mode':<5} {'seed':>4} {'last':>7} {'best':>7} {'@ep':>4} {'s/ep':>6} {'total s':>8} {'load':>5}")
+    print(f"{'recipe':<20} {'mode':<5} {'seed':>4} {'last':>7} {'best':>7} {'@ep':>4} {'s/ep':>6} "
+          f"{'total s':>8} {'load':>5}")
     with ProcessPoolExecutor(max_workers=args.jobs) as pool, open(args.log, "a") as log:
         for row in pool.map(run_one, *zip(*jobs)):
             log.write(json.dumps(row) + "\n")

@@ -29,11 +29,11 @@ import optuna
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
+from optuna.trial import TrialState  # noqa: E402
+
 from search.coordinator import Coordinator, RunSummary  # noqa: E402
 from search.executors import LocalExecutor  # noqa: E402
 from search.spec import StudySpec  # noqa: E402
-from optuna.trial import TrialState  # noqa: E402
-
 from search.storage import create_running_trial, finish_trial, open_storage  # noqa: E402
 from search.study import create_or_continue  # noqa: E402
 from search.tasks import DataRef  # noqa: E402
@@ -129,7 +129,8 @@ def main() -> None:
               f" last 20: {ms(tpe.ask_ms[-20:])})")
         print(f"  (b) storage writes      {per_trial_writes:6.1f} ms per trial, off the dispatch path "
               + ", ".join(f"{k} {ms(v)}" for k, v in tpe.write_ms.items()))
-        print(f"  (c) dispatch + collect  {statistics.mean(tpe.dispatch_ms) + statistics.mean(tpe.collect_ms):6.1f} ms per trial")
+        dispatch_collect = statistics.mean(tpe.dispatch_ms) + statistics.mean(tpe.collect_ms)
+        print(f"  (c) dispatch + collect  {dispatch_collect:6.1f} ms per trial")
         plain_create, plain_finish = plain_optuna(directory, 200, 30)
         create, finish = our_writes_alone(directory, 200, 30)
         print("storage writes alone, the same rows per trial (6 params, 30 reports, 7 user attrs, result),"

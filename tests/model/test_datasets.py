@@ -13,8 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from model.datasets import DATASETS, Dataset, DatasetError, DatasetNotFoundError, load_dataset
-from model.datasets import locate
+from model.datasets import DATASETS, Dataset, DatasetError, DatasetNotFoundError, load_dataset, locate
 from model.datasets.idx import read_idx
 
 IDX_NAMES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
@@ -220,8 +219,8 @@ def test_not_found_lists_every_path_tried_and_how_to_get_the_files(tmp_path: Pat
     with pytest.raises(DatasetNotFoundError) as err:
         load_dataset("fashion-mnist", data_dir=tmp_path / "given")
     msg = str(err.value)
-    for path in (tmp_path / "given", tmp_path / "env" / "fashion-mnist", tmp_path / "xdg" / "numpy-hpsearch" / "fashion-mnist",
-                 tmp_path / "system" / "fashion-mnist"):
+    for path in (tmp_path / "given", tmp_path / "env" / "fashion-mnist",
+                 tmp_path / "xdg" / "numpy-hpsearch" / "fashion-mnist", tmp_path / "system" / "fashion-mnist"):
         assert str(path) in msg
     assert "apt-get install dataset-fashion-mnist" in msg and "download=True" in msg and "http" in msg
     assert isinstance(err.value, FileNotFoundError)

@@ -16,8 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from model.datasets import DatasetError, DatasetNotFoundError, load_dataset
-from model.datasets import cache, locate, registry
+from model.datasets import DatasetError, DatasetNotFoundError, cache, load_dataset, locate, registry
 from tests.equipment import missing
 
 IDX_FILES = registry.IDX_FILES
@@ -144,7 +143,8 @@ def test_download_fetches_verifies_and_loads(tmp_path: Path, local_server, monke
     served, url = local_server
     write_idx_set(served)
     files = tuple(registry.RemoteFile(f, _md5(served / f)) for f in IDX_FILES)
-    monkeypatch.setitem(registry.REGISTRY, "mnist", dataclasses.replace(registry.REGISTRY["mnist"], base_url=url, files=files))
+    served_mnist = dataclasses.replace(registry.REGISTRY["mnist"], base_url=url, files=files)
+    monkeypatch.setitem(registry.REGISTRY, "mnist", served_mnist)
     with pytest.raises(DatasetNotFoundError, match="download=True"):
         load_dataset("mnist")  # never downloads unless asked
     ds = load_dataset("mnist", download=True)

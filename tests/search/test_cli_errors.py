@@ -5,8 +5,8 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
-import subprocess
 import sqlite3
+import subprocess
 from pathlib import Path
 
 import pytest

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-from concurrent.futures import Future
 import os
 import shutil
 import signal
@@ -13,6 +12,7 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
+from concurrent.futures import Future
 from pathlib import Path
 
 import optuna
@@ -28,8 +28,8 @@ from search.spec import StudySpec
 from search.storage import open_storage
 from search.study import create_or_continue
 from search.tasks import DataRef, TrialResult, TrialTask, run_trial
-from tests.equipment import missing
 from tests.conftest import Reader, finished, query, run_cli, start_cli, states, wait_until_finished
+from tests.equipment import missing
 
 
 def test_a_worker_killed_mid_trial_costs_one_rerun_and_the_study_completes(db: Path) -> None:
@@ -107,7 +107,7 @@ def test_readers_never_fail_while_a_run_writes(db: Path, tmp_path: Path) -> None
             before = finished(db)
             try:
                 rows_seen.append(len(load_results("rd", url)))
-                optuna.load_study(study_name="rd", storage=url).trials
+                _ = optuna.load_study(study_name="rd", storage=url).trials
             except Exception as exc:  # noqa: BLE001 -- any failure of a reader is the finding
                 if failed(before, str(exc)):
                     errors.append(f"in process (after {before} finished): {exc!r}")

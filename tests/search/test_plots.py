@@ -11,9 +11,9 @@ import numpy as np
 import optuna
 import pandas as pd
 import pytest
-from PIL import Image
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.trial import TrialState, create_trial
+from PIL import Image
 
 from search.errors import SearchError
 from search.plots import bin_parameter, default_out_dir, make_plots

@@ -18,7 +18,7 @@ import pytest
 from optuna.trial import TrialState
 
 from model import TrainConfig
-from search.pruning import Curve, local_trial, make_pruner, system_attrs_of
+from search.pruning import Curve, local_trial, make_pruner
 from search.tasks import DataRef, TrialTask, run_trial
 from tests.conftest import query, run_cli
 

@@ -46,7 +46,6 @@ def _trial(number: int, state: TrialState, curve: list[float], *, stage: str | N
     outcome = "complete" if state == TrialState.COMPLETE else (
         "diverged" if len(finite) < len(curve) else "pruned")
     value = min(finite) if state == TrialState.COMPLETE else (finite[-1] if finite and outcome == "pruned" else None)
-    start = T0 + datetime.timedelta(seconds=number)
     attrs = {"val_accuracy": 1.0 - (min(finite) if finite else 1.0) / 2, "epochs": len(finite),
              "best_epoch": int(np.argmin(finite)) + 1 if finite else None, "seconds": seconds,
              "host": "box", "pid": pid + number % 2, "outcome": outcome, "seed": number,

@@ -15,7 +15,6 @@ import pytest
 
 from model import Network, load_dataset
 from search.results import load_results
-
 from tests.conftest import finished, query, run_cli, start_cli, states, wait_until_finished
 
 FAST = ("--dataset", "digits", "--epochs", "4", "--no-progress")
