@@ -89,12 +89,23 @@ def query(db: Path, sql: str, *params: object) -> list[tuple]:
         conn.close()
 
 
+# The finalist stage's re-runs of the best configurations: `run --trials N` stops
+# the search at N finished trials, and these come on top of them.
+SEARCH_TRIALS = ("trial_id NOT IN (SELECT trial_id FROM trial_user_attributes "
+                 "WHERE key='stage' AND value_json='\"finalist\"')")
+
+
 def states(db: Path) -> dict[str, int]:
-    return dict(query(db, "SELECT state, count(*) FROM trials GROUP BY state"))
+    """Search trials by state (finalist runs left out; see ``finalist_states``)."""
+    return dict(query(db, f"SELECT state, count(*) FROM trials WHERE {SEARCH_TRIALS} GROUP BY state"))
+
+
+def finalist_states(db: Path) -> dict[str, int]:
+    return dict(query(db, f"SELECT state, count(*) FROM trials WHERE NOT {SEARCH_TRIALS} GROUP BY state"))
 
 
 def finished(db: Path) -> int:
-    """COMPLETE + PRUNED trials in the file; 0 while the run has not created it yet."""
+    """COMPLETE + PRUNED search trials in the file; 0 while the run has not created it yet."""
     try:
         s = states(db)
     except sqlite3.OperationalError:

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from search.cli import main
-from tests.conftest import run_cli, start_cli
+from tests.conftest import SEARCH_TRIALS, run_cli, start_cli
 from tests.equipment import missing
 from tests.search.pg import Postgres, PostgresUnavailable, start_postgres
 
@@ -74,7 +74,9 @@ def _blas_threads_in_a_task() -> list[int]:
 
 
 def counts(pg: Postgres, database: str) -> dict[str, int]:
-    return dict(pg.query(database, "SELECT state::text, count(*) FROM trials GROUP BY state"))
+    """Search trials by state (the finalist stage's runs come on top of them)."""
+    return dict(pg.query(database, f"SELECT state::text, count(*) FROM trials WHERE {SEARCH_TRIALS} "
+                                   "GROUP BY state"))
 
 
 def user_attr(pg: Postgres, database: str, key: str) -> dict[int, object]:
@@ -92,7 +94,8 @@ def trial_table(study: str, url: str) -> list[tuple]:
     import optuna
 
     trials = optuna.load_study(study_name=study, storage=url).get_trials(deepcopy=False)
-    return [(t.number, t.state.name, t.value, sorted(t.params.items())) for t in trials]
+    return [(t.number, t.state.name, t.value, sorted(t.params.items()), t.user_attrs.get("stage"))
+            for t in trials]
 
 
 @pytest.mark.cluster
@@ -209,7 +212,8 @@ def test_killing_a_dask_worker_mid_trial_loses_no_trial(postgres: Postgres, clus
 @pytest.mark.cluster
 def test_deterministic_study_is_the_same_on_the_local_pool_and_on_dask(
         postgres: Postgres, cluster: object, tmp_path: Path) -> None:
-    args = ("--trials", "16", "--study", "det", "--deterministic", "--seed", "11", *FAST)
+    args = ("--trials", "16", "--study", "det", "--deterministic", "--seed", "11", "--cv", "3",
+            "--finalists", "2", *FAST)
     sqlite_url = f"sqlite:///{tmp_path / 'det.db'}"
     local = run_cli("run", *args, "--storage", sqlite_url, "--jobs", "2")
     assert local.returncode == 0, local.stderr
@@ -218,7 +222,9 @@ def test_deterministic_study_is_the_same_on_the_local_pool_and_on_dask(
                    cluster.scheduler.address)
     assert dask.returncode == 0, dask.stderr
     one, two = trial_table("det", sqlite_url), trial_table("det", url)
-    assert len(one) == 16 and any(state == "PRUNED" for _, state, _, _ in one)
+    # 16 search trials, cross-validated on 3 folds, then 2 finalists x 3 fresh runs
+    assert [stage for *_, stage in one] == ["search"] * 16 + ["finalist"] * 6
+    assert any(state == "PRUNED" for _, state, *_ in one)
     assert one == two
     pids = set(user_attr(postgres, "det", "pid").values())  # trained by the Dask workers
     assert pids and pids <= set(cluster.run(os.getpid).values())
