@@ -213,7 +213,7 @@ def coordinator(tmp_path: Path, trials: int, **kw) -> tuple[Coordinator, Path]:
 
 
 def test_an_exception_in_the_network_code_fails_one_trial_and_the_run_goes_on(tmp_path, monkeypatch) -> None:
-    real_train = search.tasks.train
+    real_train = search.tasks.Training  # one per fold of a trial
     calls = {"n": 0}
 
     def flaky_train(config, *args, **kwargs):
@@ -224,7 +224,7 @@ def test_an_exception_in_the_network_code_fails_one_trial_and_the_run_goes_on(tm
             raise MemoryError
         return real_train(config, *args, **kwargs)
 
-    monkeypatch.setattr(search.tasks, "train", flaky_train)
+    monkeypatch.setattr(search.tasks, "Training", flaky_train)
     coord, db = coordinator(tmp_path, trials=12)
     summary = coord.run()
     assert summary.finished == 12 and summary.failed >= 4
@@ -239,7 +239,7 @@ def test_a_study_where_every_trial_fails_stops_with_a_clear_error(tmp_path, monk
     def broken(*args, **kwargs):
         raise RuntimeError("broken build")
 
-    monkeypatch.setattr(search.tasks, "train", broken)
+    monkeypatch.setattr(search.tasks, "Training", broken)
     coord, db = coordinator(tmp_path, trials=50, max_failures=5)
     with pytest.raises(StudyFailedError, match="5 trials in a row failed.*broken build"):
         coord.run()
