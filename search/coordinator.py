@@ -26,9 +26,11 @@ from optuna.trial import FrozenTrial, TrialState
 from tqdm import tqdm
 
 from search import finalists as fin
+from search import optuna_internals
 from search import storage as db
 from search.errors import SearchError, StudyFailedError, root_cause
 from search.executors import Executor, WorkerLostError
+from search.finalists import FINISHED
 from search.lease import StudyLease
 from search.pruning import Curve
 from search.space import suggest
@@ -39,7 +41,6 @@ from search.writer import StorageWriter
 
 logger = logging.getLogger(__name__)
 
-FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 # A configuration whose worker dies this many times (the kernel's OOM killer, a
 # crash in native code) is failed for good instead of being re-run forever.
 MAX_ATTEMPTS = 3
@@ -136,7 +137,7 @@ class Coordinator:
             interrupted = t.state == TrialState.FAIL and t.user_attrs.get("rerun", False)
             if t.state in (TrialState.RUNNING, TrialState.WAITING):
                 logger.warning("trial %d was running when the last run stopped", t.number)
-                db.fail_trial(self.storage, t._trial_id,
+                db.fail_trial(self.storage, optuna_internals.trial_id(t),
                               {"stop_reason": "interrupted: the run stopped", "rerun": True})
                 interrupted = True
             # an interrupted finalist run is not queued here: the finalist stage plans what is missing
@@ -144,7 +145,7 @@ class Coordinator:
                 logger.info("re-running the parameters of interrupted trial %d", t.number)
                 self._planned.append(_Planned(dict(t.params), int(t.user_attrs.get("seed", 0)),
                                               {"retry_of": t.number}, int(t.user_attrs.get("attempt", 1)) + 1))
-            self._db_ids[t.number] = t._trial_id
+            self._db_ids[t.number] = optuna_internals.trial_id(t)
             if t.state in FINISHED and not fin.is_finalist_run(t):
                 self._curves.append(self._curve(t.number, t.state == TrialState.COMPLETE, t.value,
                                                 list(t.intermediate_values.values()), t.system_attrs))

@@ -20,7 +20,9 @@ import pandas as pd
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.trial import FrozenTrial
 
+from search import finalists as fin
 from search.errors import SearchError
+from search.spec import SPEC_ATTR
 from search.storage import default_url, open_storage
 from search.study import no_such_study
 
@@ -28,7 +30,7 @@ logger = logging.getLogger(__name__)
 
 STATES = ("COMPLETE", "PRUNED", "FAIL", "RUNNING", "WAITING")
 OUTCOMES = ("complete", "pruned", "diverged")
-FINISHED = ("COMPLETE", "PRUNED")
+FINISHED = tuple(state.name for state in fin.FINISHED)  # as the state column spells them
 
 # user attr -> dtype; the order is the column order after "value"
 _ATTR_DTYPES: dict[str, str] = {
@@ -93,7 +95,7 @@ def study_space(study: optuna.Study) -> dict[str, Any]:
 
     Plots need it to know which parameters are log-scaled and which values were fixed.
     """
-    raw = study.user_attrs.get("search_spec")
+    raw = study.user_attrs.get(SPEC_ATTR)
     try:
         spec = json.loads(raw) if isinstance(raw, str) else raw
     except json.JSONDecodeError:
@@ -298,7 +300,8 @@ def _fmt(spec: str):
     return lambda v: "-" if v is None or pd.isna(v) else format(v, spec)
 
 
-_FORMATS = {
+# How leaderboard columns are printed (`show` and the report): column -> formatter.
+FORMATS = {
     "value": _fmt(".4f"),
     "val_accuracy": _fmt(".4f"),
     "train_loss": _fmt(".4f"),
@@ -320,5 +323,5 @@ def format_table(df: pd.DataFrame) -> str:
     """A fixed-width text table for a terminal: fixed decimals per column, "-" for missing."""
     if df.empty:
         return "(no trials)"
-    formatters = {c: f for c, f in _FORMATS.items() if c in df.columns}
+    formatters = {c: f for c, f in FORMATS.items() if c in df.columns}
     return df.to_string(index=False, formatters=formatters, na_rep="-", float_format=_fmt(".4g"))

@@ -17,6 +17,7 @@ import optuna
 import pandas as pd
 
 from search.results import curves_frame, open_study, study_space, trials_frame
+from search.spec import SPEC_ATTR
 from search.storage import default_url
 
 logger = logging.getLogger(__name__)
@@ -90,7 +91,7 @@ def gather(study: str, storage: str | None = None) -> StudyFacts:
     return StudyFacts(
         name=study,
         url=storage if storage is not None else default_url(study),
-        spec=_json_attr(attrs, "search_spec"),
+        spec=_json_attr(attrs, SPEC_ATTR),
         space=space,
         df=df,
         curves=curves_frame(trials),

@@ -20,7 +20,7 @@ from search.report.command import reproduce_command, safe_url
 from search.report.facts import StudyFacts
 from search.report.parallel import Plot
 from search.report.render import Fact, Facts, Section, Table, Text
-from search.results import _FORMATS, FINISHED, leaderboard
+from search.results import FINISHED, FORMATS, leaderboard
 
 logger = logging.getLogger(__name__)
 
@@ -201,7 +201,7 @@ def leaderboard_section(f: StudyFacts) -> Section:
     def plain(v: Any) -> str:
         return "-" if pd.isna(v) else str(v)
 
-    shown = top.astype(object).apply(lambda col: col.map(_FORMATS.get(col.name, plain)))
+    shown = top.astype(object).apply(lambda col: col.map(FORMATS.get(col.name, plain)))
     return Section("leaderboard", f"Leaderboard (top {TOP})", [
         Text(f"Search trials by {_metric(f)}; pruned trials fill in only when fewer than "
              f"{TOP} completed (their value is from when they stopped)."),
