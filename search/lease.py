@@ -33,6 +33,7 @@ from pathlib import Path
 import sqlalchemy
 from optuna.storages import RDBStorage
 
+from search import optuna_internals
 from search.errors import SearchError, root_cause
 
 logger = logging.getLogger(__name__)
@@ -102,8 +103,7 @@ class StudyLease:
     """The right to write one study, renewed by a daemon thread while the run lasts."""
 
     def __init__(self, storage: RDBStorage, study_id: int, study_name: str) -> None:
-        from optuna.storages._rdb import models
-
+        models = optuna_internals.rdb_models()
         self._engine = storage.engine
         self._table = models.StudySystemAttributeModel.__table__
         self._study_id, self._name = study_id, study_name

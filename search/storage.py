@@ -25,6 +25,7 @@ import sqlalchemy.engine
 from optuna.storages import RDBStorage
 from optuna.trial import TrialState
 
+from search import optuna_internals
 from search.errors import SearchError
 
 logger = logging.getLogger(__name__)
@@ -132,6 +133,8 @@ def _create_sqlite_file(path: Path) -> None:
 
 def open_storage(url: str, *, create: bool = False, read_only: bool = False) -> RDBStorage:
     """Open (or with ``create`` make) the storage behind ``url`` with one-line errors."""
+    if not read_only:  # a writer goes below Optuna's API: say when its version was not tested
+        optuna_internals.check_version()
     path = sqlite_path(url)
     shown = url  # error messages name what the user typed, not the read-only rewrite
     engine_kwargs: dict[str, Any] = {}
@@ -191,10 +194,9 @@ def create_running_trial(
     them, so the rows are written directly. ``number`` must be the next number
     in the study: anything else means a second process is writing it.
     """
-    from optuna.storages._rdb import models
-    from optuna.storages._rdb.storage import _create_scoped_session
+    models = optuna_internals.rdb_models()
 
-    with _create_scoped_session(storage.scoped_session) as session:
+    with optuna_internals.scoped_session(storage) as session:
         models.StudyModel.find_or_raise_by_id(study_id, session, for_update=True)
         trial = models.TrialModel(
             study_id=study_id, number=number, state=TrialState.RUNNING, datetime_start=datetime.datetime.now()
@@ -241,11 +243,10 @@ def finish_trial(
     same encodings, via Optuna's own models), so Optuna, pandas and
     optuna-dashboard read the trial as usual.
     """
-    from optuna.storages._rdb import models
-    from optuna.storages._rdb.storage import _create_scoped_session
+    models = optuna_internals.rdb_models()
 
     ivm = models.TrialIntermediateValueModel
-    with _create_scoped_session(storage.scoped_session) as session:
+    with optuna_internals.scoped_session(storage) as session:
         trial = models.TrialModel.find_or_raise_by_id(trial_id, session, for_update=True)
         storage.check_trial_is_updatable(trial_id, cast(TrialState, trial.state))  # a TrialState at run time
         rows: list[Any] = []

@@ -8,6 +8,7 @@ import warnings
 import optuna
 from optuna.storages import RDBStorage
 
+from search import optuna_internals
 from search.errors import SearchError
 from search.lease import StudyLease
 from search.selection import SELECTIONS
@@ -16,31 +17,10 @@ from search.spec import SPEC_ATTR, StudySpec, check_compatible
 logger = logging.getLogger(__name__)
 
 
-def _vectorised_log_ndtr() -> None:
-    """Give Optuna's TPE SciPy's log of the normal CDF.
-
-    Optuna 5 computes it with a Python function per element (``np.frompyfunc``):
-    measured here, 2 million calls and 5 s of the coordinator's CPU in a
-    200-trial digits study, time taken from the workers on a 2-core machine.
-    ``scipy.special.log_ndtr`` is the vectorised reference for the same function,
-    and more accurate (relative error 2e-13 against Optuna's 6e-8 on [-60, 60]):
-    sampled floats move in their 15th digit, no choice changes (both checked in
-    tests/search/test_sampler.py); TPE's ask drops from 17 to 9 ms at 200 trials.
-    SciPy comes with scikit-learn; without it nothing changes.
-    """
-    try:
-        from optuna.samplers._tpe import _truncnorm
-        from scipy.special import log_ndtr
-    except ImportError:
-        return
-    if callable(getattr(_truncnorm, "_log_ndtr", None)):
-        _truncnorm._log_ndtr = log_ndtr
-
-
 def make_sampler(spec: StudySpec) -> optuna.samplers.BaseSampler:
     """The one sampler, living in the coordinator, seeded from the study seed."""
     if spec.sampler == "tpe":
-        _vectorised_log_ndtr()
+        optuna_internals.patch_tpe_log_ndtr()  # SciPy's log_ndtr for TPE (see that module)
         # multivariate TPE models the joint space (learning rate and batch size interact);
         # group=True handles the conditional widths of a variable depth.
         with warnings.catch_warnings():  # multivariate/group are "experimental" since 2020
