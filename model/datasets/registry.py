@@ -80,6 +80,8 @@ _CIFAR10 = RemoteFile("cifar-10-python.tar.gz", "c58f30108f718f92721af3b95e74349
 _CIFAR100 = RemoteFile("cifar-100-python.tar.gz", "eb9058c3a382ffc7106e4002c42a8d85")
 _CIFAR_URL = "https://www.cs.toronto.edu/~kriz/"
 
+# One data set a row, as a table.
+# fmt: off
 REGISTRY: dict[str, DatasetSpec] = {
     # 8x8 digits bundled with scikit-learn: nothing to find or download.
     # Default "image": on digits it tied with "zscore" (sklearn MLPClassifier (64,),
@@ -87,89 +89,43 @@ REGISTRY: dict[str, DatasetSpec] = {
     # and it matches the other grayscale sets.
     "digits": DatasetSpec("digits", "digits", "sklearn", 10, 1, "image", (8, 8)),
     "mnist": DatasetSpec(
-        "mnist",
-        "mnist",
-        "idx",
-        10,
-        1,
-        "image",
-        (28, 28),
+        "mnist", "mnist", "idx", 10, 1, "image", (28, 28),
         # yann.lecun.com is often down; this is the mirror torchvision uses.
         base_url="https://ossci-datasets.s3.amazonaws.com/mnist/",
-        files=tuple(
-            RemoteFile(f, m)
-            for f, m in zip(
-                IDX_FILES,
-                (
-                    "f68b3c2dcbeaaa9fbdd348bbdeb94873",
-                    "d53e105ee54ea40749a09fcbcd1e9432",
-                    "9fb629c4189551a2d022fa330f9573f3",
-                    "ec29112dd5afa0611ce80d1b7f02629c",
-                ),
-            )
-        ),
+        files=tuple(RemoteFile(f, m) for f, m in zip(IDX_FILES, (
+            "f68b3c2dcbeaaa9fbdd348bbdeb94873",
+            "d53e105ee54ea40749a09fcbcd1e9432",
+            "9fb629c4189551a2d022fa330f9573f3",
+            "ec29112dd5afa0611ce80d1b7f02629c",
+        ))),
     ),
     "fashion-mnist": DatasetSpec(
-        "fashion-mnist",
-        "fashion-mnist",
-        "idx",
-        10,
-        1,
-        "image",
-        (28, 28),
+        "fashion-mnist", "fashion-mnist", "idx", 10, 1, "image", (28, 28),
         base_url="http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
-        files=tuple(
-            RemoteFile(f, m)
-            for f, m in zip(
-                IDX_FILES,
-                (
-                    "8d4fb7e6c68d591d4c3dfef9ec88bf0d",
-                    "25c81989df183df01b3e8a0aad5dffbe",
-                    "bef4ecab320f06d8554ea6380940ec79",
-                    "bb300cfdad3c16e7a12a480ee83cd310",
-                ),
-            )
-        ),
+        files=tuple(RemoteFile(f, m) for f, m in zip(IDX_FILES, (
+            "8d4fb7e6c68d591d4c3dfef9ec88bf0d",
+            "25c81989df183df01b3e8a0aad5dffbe",
+            "bef4ecab320f06d8554ea6380940ec79",
+            "bb300cfdad3c16e7a12a480ee83cd310",
+        ))),
         install_hint="apt-get install dataset-fashion-mnist",
     ),
     # CIFAR: per-channel statistics are the convention for RGB planes. A row holds
     # the R, G and B 32x32 planes one after the other (see cifar.py): (C, H, W).
     "cifar10": DatasetSpec(
-        "cifar10",
-        "cifar10",
-        "cifar10",
-        10,
-        3,
-        "channel",
-        (3, 32, 32),
-        base_url=_CIFAR_URL,
-        files=(_CIFAR10,),
+        "cifar10", "cifar10", "cifar10", 10, 3, "channel", (3, 32, 32),
+        base_url=_CIFAR_URL, files=(_CIFAR10,),
     ),
     "cifar100": DatasetSpec(
-        "cifar100",
-        "cifar100",
-        "cifar100",
-        100,
-        3,
-        "channel",
-        (3, 32, 32),
-        base_url=_CIFAR_URL,
-        files=(_CIFAR100,),
-        label_key="fine_labels",
+        "cifar100", "cifar100", "cifar100", 100, 3, "channel", (3, 32, 32),
+        base_url=_CIFAR_URL, files=(_CIFAR100,), label_key="fine_labels",
     ),
     "cifar100-coarse": DatasetSpec(
-        "cifar100-coarse",
-        "cifar100",
-        "cifar100",
-        20,
-        3,
-        "channel",
-        (3, 32, 32),
-        base_url=_CIFAR_URL,
-        files=(_CIFAR100,),
-        label_key="coarse_labels",
+        "cifar100-coarse", "cifar100", "cifar100", 20, 3, "channel", (3, 32, 32),
+        base_url=_CIFAR_URL, files=(_CIFAR100,), label_key="coarse_labels",
     ),
 }
+# fmt: on
 
 DATASETS: tuple[str, ...] = tuple(REGISTRY)
 
