@@ -96,7 +96,20 @@ class DaskExecutor(Executor):
         if not threads:
             logger.warning("the Dask scheduler at %s has no workers yet: trials wait for them", self.address)
         self.n_workers = n_workers if n_workers else max(1, sum(threads.values()))
+        self._check_workers()
         logger.info("Dask: %d workers, %d threads at %s", len(threads), sum(threads.values()), self.address)
+
+    def _check_workers(self) -> None:
+        """Every worker must import the project: a task it cannot unpickle never comes back.
+
+        Measured with distributed 2026.8: such a task stays pending for ever, so the run
+        would wait for ever; asked up front, the worker answers with its ImportError.
+        """
+        answers = self._client.run(_can_run_trials, on_error="return")
+        broken = [answer for answer in answers.values() if isinstance(answer, BaseException)]
+        if broken:
+            self.close(kill=True)
+            raise _unusable_worker(broken[0])
 
     # ------------------------------------------------------------------ Executor
     def submit(self, task: TrialTask) -> Any:
@@ -139,11 +152,7 @@ class DaskExecutor(Executor):
         except Exception as exc:  # noqa: BLE001 -- reported as the worker's failure
             # run_trial never raises for training trouble: this is the worker unable to run it
             # at all (e.g. the project is not installed on the worker machine).
-            first = str(exc).splitlines()[0] if str(exc) else ""
-            raise SearchError(
-                f"a Dask worker could not run trial tasks: {type(exc).__name__}: {first}; "
-                "every worker needs the same version of this project and the data set"
-            ) from None
+            raise _unusable_worker(exc) from None
 
     def close(self, *, kill: bool = False) -> None:
         if self._closed:
@@ -176,6 +185,19 @@ class DaskExecutor(Executor):
 
     def scheduler_address(self) -> str:
         return self._client.scheduler.address
+
+
+def _can_run_trials() -> str:
+    """Run on each worker: unpickling this function imports the project there."""
+    import search.tasks
+
+    return search.tasks.__name__
+
+
+def _unusable_worker(exc: BaseException) -> SearchError:
+    first = str(exc).splitlines()[0] if str(exc) else ""
+    return SearchError(f"a Dask worker could not run trial tasks: {type(exc).__name__}: {first}; "
+                       "every worker needs the same version of this project and the data set")
 
 
 def _quiet_dask(level: int) -> None:

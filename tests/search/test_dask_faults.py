@@ -105,9 +105,6 @@ def test_losing_the_scheduler_mid_run_is_one_line_and_resume_finishes_the_study(
     assert interrupted <= retried
 
 
-@pytest.mark.xfail(run=False, strict=True, reason=(
-    "finding: with distributed 2026.8 the task never comes back from a worker that cannot "
-    "unpickle it, so the run waits forever instead of stopping with one line (search/cluster.py)"))
 def test_a_worker_that_cannot_import_the_project_stops_the_run_with_one_line(
         cluster: Cluster, db: Path, tmp_path: Path) -> None:
     shadow = tmp_path / "shadow" / "search"  # first on the worker's path: `import search` fails there
