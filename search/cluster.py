@@ -196,8 +196,10 @@ def _can_run_trials() -> str:
 
 def _unusable_worker(exc: BaseException) -> SearchError:
     first = str(exc).splitlines()[0] if str(exc) else ""
-    return SearchError(f"a Dask worker could not run trial tasks: {type(exc).__name__}: {first}; "
-                       "every worker needs the same version of this project and the data set")
+    return SearchError(
+        f"a Dask worker could not run trial tasks: {type(exc).__name__}: {first}; "
+        "every worker needs the same version of this project and the data set"
+    )
 
 
 def _quiet_dask(level: int) -> None:
