@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from search.cli import main
+from search.spec import build_spec
 from tests.conftest import SEARCH_TRIALS, run_cli, start_cli
 from tests.equipment import missing
 from tests.search.pg import Postgres, PostgresUnavailable, start_postgres
@@ -125,7 +126,9 @@ def test_dask_run_on_postgres_stores_exactly_n_finished_trials_from_two_workers(
     from search.results import load_results
 
     df = load_results("d40", url)
-    assert (df.stage == "search").sum() == 40 and (df.stage == "finalist").sum() == 15  # 5 finalists x 3
+    spec = build_spec("d40", None, {})  # digits defaults: the finalists and their repeats
+    assert (df.stage == "search").sum() == 40
+    assert (df.stage == "finalist").sum() == spec.finalists * spec.finalist_repeats
     assert main(["show", "--study", "d40", "--storage", url, "--top", "3"]) == 0
     assert main(["best", "--study", "d40", "--storage", url]) == 0
     assert main(["plot", "--study", "d40", "--storage", url, "--out", str(tmp_path / "plots")]) == 0
@@ -222,8 +225,9 @@ def test_deterministic_study_is_the_same_on_the_local_pool_and_on_dask(
                    cluster.scheduler.address)
     assert dask.returncode == 0, dask.stderr
     one, two = trial_table("det", sqlite_url), trial_table("det", url)
-    # 16 search trials, cross-validated on 3 folds, then 2 finalists x 3 fresh runs
-    assert [stage for *_, stage in one] == ["search"] * 16 + ["finalist"] * 6
+    # 16 search trials, cross-validated on 3 folds, then 2 finalists' fresh runs
+    repeats = build_spec("det", None, {}).finalist_repeats
+    assert [stage for *_, stage in one] == ["search"] * 16 + ["finalist"] * 2 * repeats
     assert any(state == "PRUNED" for _, state, *_ in one)
     assert one == two
     pids = set(user_attr(postgres, "det", "pid").values())  # trained by the Dask workers

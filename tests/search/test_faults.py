@@ -146,7 +146,7 @@ def test_optuna_dashboard_serves_the_study_while_a_run_writes(db: Path) -> None:
         missing("optuna-dashboard (in the test extra: pip install -e '.[test]')")
     url = f"sqlite:///{db}"
     proc = start_cli("run", "--trials", "100", "--jobs", "2", "--study", "dash", "--storage",
-                     url, "--dataset", "digits", "--epochs", "8", "--no-progress")
+                     url, "--dataset", "digits", "--epochs", "8", "--finalists", "0", "--no-progress")
     dashboard = None
     seen: list[int] = []
     try:

@@ -107,7 +107,8 @@ def test_a_coordinator_killed_during_the_finalist_stage_loses_nothing_and_resume
         db: Path, tmp_path: Path) -> None:
     proc = start_cli("run", "--trials", "10", "--finalists", "2", "--jobs", "2", "--study", "fk",
                      "--storage", f"sqlite:///{db}", "--no-progress",
-                     "--preset", preset(tmp_path, finalist_epochs=60, epochs=3, dataset="digits"))
+                     "--preset", preset(tmp_path, finalist_epochs=60, finalist_repeats=3, epochs=3,
+                                        dataset="digits"))
     try:
         wait_for_a_running_finalist(db, proc)
         done_before = finished_pairs(db)

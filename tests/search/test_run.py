@@ -15,6 +15,7 @@ import pytest
 
 from model import Network, load_dataset
 from search.results import load_results
+from search.spec import build_spec
 from tests.conftest import finished, query, run_cli, start_cli, states, wait_until_finished
 
 FAST = ("--dataset", "digits", "--epochs", "4", "--no-progress")
@@ -32,8 +33,9 @@ def wait_for_a_running_trial(db: Path, proc, timeout: float = 120) -> None:
 
 
 def test_parallel_run_stores_exactly_n_finished_trials_from_distinct_workers(db: Path) -> None:
+    # no finalist stage: this is about the search's trial count
     out = run_cli("run", "--trials", "24", "--jobs", "2", "--study", "par", "--storage",
-                  f"sqlite:///{db}", *FAST)
+                  f"sqlite:///{db}", "--finalists", "0", *FAST)
     assert out.returncode == 0, out.stderr
     assert finished(db) == 24
     assert states(db).get("RUNNING", 0) == 0
@@ -44,7 +46,7 @@ def test_parallel_run_stores_exactly_n_finished_trials_from_distinct_workers(db:
     assert "24 finished" in out.stdout
 
     again = run_cli("run", "--trials", "30", "--jobs", "2", "--study", "par", "--storage",
-                    f"sqlite:///{db}", *FAST)
+                    f"sqlite:///{db}", "--finalists", "0", *FAST)
     assert again.returncode == 0, again.stderr
     assert finished(db) == 30  # continued, not restarted; not one trial more
 
@@ -70,7 +72,8 @@ def test_deterministic_runs_give_the_same_trials_whatever_the_number_of_workers(
                          "ORDER BY t.number, p.param_name")
 
     one, two = trials("1"), trials("2")
-    assert len({n for n, *_ in one}) == 10 + 2 * 3  # the search, then 2 finalists x 3 fresh runs
+    repeats = build_spec("det", None, {}).finalist_repeats  # the digits default
+    assert len({n for n, *_ in one}) == 10 + 2 * repeats  # the search, then 2 finalists' fresh runs
     assert one == two
 
 
