@@ -103,6 +103,7 @@ def test_the_best_distinct_configurations_run_again_unpruned_on_fresh_seeds(db: 
     assert (df[df.stage == "search"].shape[0], df[df.stage == "finalist"].shape[0]) == (12, 6)
 
 
+@pytest.mark.slow  # .ci/run runs it; 25-35 s of kills and re-runs
 def test_a_coordinator_killed_during_the_finalist_stage_loses_nothing_and_resume_completes_it(
         db: Path, tmp_path: Path) -> None:
     proc = start_cli("run", "--trials", "10", "--finalists", "2", "--jobs", "2", "--study", "fk",
@@ -132,6 +133,7 @@ def test_a_coordinator_killed_during_the_finalist_stage_loses_nothing_and_resume
     assert search == [(10,)]
 
 
+@pytest.mark.slow  # .ci/run runs it; 25-35 s of kills and re-runs
 def test_a_worker_killed_during_the_finalist_stage_costs_one_rerun(db: Path, tmp_path: Path) -> None:
     proc = start_cli("run", "--trials", "8", "--finalists", "2", "--jobs", "2", "--study", "fw",
                      "--storage", f"sqlite:///{db}", "--no-progress",
