@@ -26,7 +26,7 @@ def ci_run(tmp_path: Path, **status: int) -> tuple[int, list[str]]:
     bin_dir, log = tmp_path / "bin", tmp_path / "calls.log"
     bin_dir.mkdir()
     log.touch()
-    for name in ("apt-get", "pip", "python"):
+    for name in ("apt-get", "pip", "python", "ruff", "mypy"):  # lint runs for real in .ci/run itself
         fake = bin_dir / name
         fake.write_text(FAKE.format(log=log, status=status.get(name, 0)))
         fake.chmod(0o755)
@@ -44,7 +44,8 @@ def test_ci_run_installs_then_runs_the_readme_test_command_then_the_slow_tests(t
     assert calls[0] == "apt-get update -qq"
     assert calls[1].startswith("apt-get install") and "chromium" in calls[1].split()
     assert "dataset-fashion-mnist" in calls[1].split() and "postgresql" in calls[1].split()
-    assert calls[2:] == ['pip install -e .[test]', "python -m pytest", "python -m pytest -m slow"]
+    assert calls[2:] == ['pip install -e .[test]', "python -m pytest", "python -m pytest -m slow",
+                         "ruff check .", "ruff format --check .", "mypy "]  # the fake logs "$0 $*"
 
 
 @pytest.mark.parametrize("failing", ["apt-get", "pip"])
