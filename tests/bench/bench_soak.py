@@ -122,7 +122,9 @@ def soak(trials: int, kill_every: float, jobs: int, epochs: int, directory: Path
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
     seconds = time.monotonic() - start
-    state = dict(_rows(db, "SELECT state, count(*) FROM trials GROUP BY state"))
+    # search trials: the finalist stage's runs come on top of the --trials asked for
+    state = dict(_rows(db, "SELECT state, count(*) FROM trials WHERE trial_id NOT IN (SELECT trial_id FROM "
+                           "trial_user_attributes WHERE key='stage' AND value_json='\"finalist\"') GROUP BY state"))
     lost, given_up = _lost_and_given_up(db)
     if proc.returncode:
         errors.append(f"run exited {proc.returncode}: {err.strip().splitlines()[-1:]}")
