@@ -20,7 +20,7 @@ import pytest
 
 from search.cli import main
 from search.spec import build_spec
-from tests.conftest import SEARCH_TRIALS, run_cli, start_cli
+from tests.conftest import SEARCH_TRIALS, run_cli, start_cli, wait_until_finished
 from tests.equipment import missing
 from tests.search.pg import Postgres, PostgresUnavailable, start_postgres
 
@@ -144,11 +144,18 @@ def test_a_sqlite_study_copied_to_postgres_resumes_on_dask(
         postgres: Postgres, cluster: object, tmp_path: Path) -> None:
     import optuna
 
-    sqlite_url = f"sqlite:///{tmp_path / 'local.db'}"
-    # --timeout stops the local run early: the study wants 30 trials and holds fewer
-    out = run_cli("run", "--trials", "30", "--study", "moved", "--storage", sqlite_url, "--jobs", "2",
-                  "--timeout", "1", *FAST)
-    assert out.returncode == 0, out.stderr
+    db = tmp_path / "local.db"
+    sqlite_url = f"sqlite:///{db}"
+    # Ctrl-C once 5 trials are stored stops the local run early: the study wants 30 and holds fewer
+    proc = start_cli("run", "--trials", "30", "--study", "moved", "--storage", sqlite_url, "--jobs", "2", *FAST)
+    try:
+        wait_until_finished(db, 5, proc)
+        os.killpg(proc.pid, signal.SIGINT)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 130, err
     local = trial_table("moved", sqlite_url)
     assert 0 < len(local) < 30
 
