@@ -43,6 +43,15 @@ class Reader(threading.Thread):
             raise AssertionError(f"the reader thread failed: {self.error!r}") from self.error
 
 
+def _ctrl_c_as_in_a_terminal() -> None:
+    """In the child: SIGINT acts as in a terminal, even when the tests run as a background job.
+
+    A shell starts `nohup cmd &` with SIGINT ignored, children inherit that, and a
+    Python that starts with SIGINT ignored never raises KeyboardInterrupt: the Ctrl-C
+    tests would then see a run that does not stop (seen: exit 0 instead of 130)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def cli_env() -> dict[str, str]:
     env = dict(os.environ)
     env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
@@ -57,7 +66,8 @@ def run_cli(*args: str, timeout: float = 240, cwd: Path | None = None) -> subpro
     all its threads (faulthandler on SIGABRT), so a hang says where it hangs."""
     argv = [sys.executable, "-m", "search", *args]
     with subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                          env=cli_env(), cwd=cwd or ROOT, start_new_session=True) as proc:
+                          env=cli_env(), cwd=cwd or ROOT, start_new_session=True,
+                          preexec_fn=_ctrl_c_as_in_a_terminal) as proc:
         try:
             out, err = proc.communicate(timeout=timeout)
         except subprocess.TimeoutExpired:
@@ -77,7 +87,7 @@ def run_cli(*args: str, timeout: float = 240, cwd: Path | None = None) -> subpro
 def start_cli(*args: str, cwd: Path | None = None) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "search", *args], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, env=cli_env(), cwd=cwd or ROOT,
-                            start_new_session=True)
+                            start_new_session=True, preexec_fn=_ctrl_c_as_in_a_terminal)
 
 
 def query(db: Path, sql: str, *params: object) -> list[tuple]:
