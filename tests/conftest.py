@@ -90,6 +90,17 @@ def start_cli(*args: str, cwd: Path | None = None) -> subprocess.Popen:
                             start_new_session=True, preexec_fn=_ctrl_c_as_in_a_terminal)
 
 
+def ctrl_c(proc: subprocess.Popen, timeout: float) -> str:
+    """Ctrl-C the run's whole process group as a terminal would; its stderr once it has exited."""
+    try:
+        os.killpg(proc.pid, signal.SIGINT)
+        _, err = proc.communicate(timeout=timeout)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    return err
+
+
 def query(db: Path, sql: str, *params: object) -> list[tuple]:
     """Read the SQLite file directly, not through Optuna: what is really stored."""
     conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30)

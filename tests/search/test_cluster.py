@@ -20,7 +20,7 @@ import pytest
 
 from search.cli import main
 from search.spec import build_spec
-from tests.conftest import SEARCH_TRIALS, run_cli, start_cli, wait_until_finished
+from tests.conftest import SEARCH_TRIALS, ctrl_c, run_cli, start_cli, wait_until_finished
 from tests.equipment import missing
 from tests.search.pg import Postgres, PostgresUnavailable, start_postgres
 
@@ -150,11 +150,8 @@ def test_a_sqlite_study_copied_to_postgres_resumes_on_dask(
     proc = start_cli("run", "--trials", "30", "--study", "moved", "--storage", sqlite_url, "--jobs", "2", *FAST)
     try:
         wait_until_finished(db, 5, proc)
-        os.killpg(proc.pid, signal.SIGINT)
-        _, err = proc.communicate(timeout=120)
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
+        err = ctrl_c(proc, timeout=120)
     assert proc.returncode == 130, err
     local = trial_table("moved", sqlite_url)
     assert 0 < len(local) < 30
