@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from .blas import accumulate_gradients
-
 __all__ = ["BatchBuffers", "Dense", "Dropout", "init_weights"]
 
 
@@ -78,42 +76,21 @@ class Dense:
         Z += self.b  # broadcast over rows, in place: no temporary
         return Z
 
-    def backward(
-        self,
-        dZ: np.ndarray,
-        dX_out: np.ndarray | None = None,
-        *,
-        need_dX: bool = True,
-        ones: np.ndarray | None = None,
-        into: tuple[np.ndarray, np.ndarray, float] | None = None,
-    ) -> np.ndarray | None:
-        """Fill dW = X.T @ dZ and db = sum(dZ, axis=0); return dX = dZ @ W.T if needed.
+    @property
+    def input(self) -> np.ndarray:
+        """The X of the last ``forward``, which the weight gradient needs."""
+        if self._X is None:
+            raise RuntimeError("Dense.backward called before forward")
+        return self._X
 
-        ``into=(VW, Vb, beta)`` accumulates instead: VW = beta * VW + X.T @ dZ and
-        Vb = beta * Vb + sum(dZ, axis=0) (dW and db are then left untouched); one
-        BLAS call each with beta for contiguous float32, else NumPy through dW and db.
+    def backward(self, dZ: np.ndarray, dX_out: np.ndarray | None = None, *, need_dX: bool = True) -> np.ndarray | None:
+        """Fill dW = X.T @ dZ and db = sum(dZ, axis=0); return dX = dZ @ W.T if needed.
 
         ``need_dX=False`` skips the product for the first layer, whose input
         is the data: that GEMM would be a fifth of the backward work for nothing.
-        ``ones`` (n,) turns the column sum into a BLAS matrix-vector product,
-        measured 3x faster than ``np.sum(axis=0)`` on (128, 256).
         """
-        if self._X is None:
-            raise RuntimeError("Dense.backward called before forward")
-        X = self._X
-        if into is not None and ones is not None and accumulate_gradients(X, dZ, ones, *into):
-            pass  # the velocities hold the step; dW and db are left untouched
-        else:
-            np.matmul(X.T, dZ, out=self.dW)  # (n_in, n_out)
-            if ones is None:
-                np.sum(dZ, axis=0, out=self.db)  # (n_out,)
-            else:
-                np.matmul(ones, dZ, out=self.db)
-            if into is not None:
-                VW, Vb, beta = into
-                for V, g in ((VW, self.dW), (Vb, self.db)):
-                    V *= V.dtype.type(beta)
-                    V += g
+        np.matmul(self.input.T, dZ, out=self.dW)  # (n_in, n_out)
+        np.sum(dZ, axis=0, out=self.db)  # (n_out,)
         if not need_dX:
             return None
         return np.matmul(dZ, self.W.T, out=dX_out)  # (n, n_in)
@@ -194,16 +171,11 @@ class Dropout:
 
 
 class BatchBuffers:
-    """Every per-batch array a network needs for one batch size n, allocated once.
-
-    Reusing them saves an allocation (and, for large arrays, fresh page
-    faults) per array and batch.
-    """
+    """Every per-batch array the reference forward/backward needs for one batch size n."""
 
     def __init__(self, n: int, widths: list[int], dropout: bool, dtype: np.dtype) -> None:
         # widths = [n_inputs, h1, ..., n_classes]
-        self.rows = np.arange(n)
-        self.ones = np.ones(n, dtype)  # bias gradients as ones @ dZ
+        self.n = n
         self.Z = [np.empty((n, w), dtype) for w in widths[1:]]  # pre-activations, then H in place
         hidden = widths[1:-1]
         self.dA = [np.empty((n, w), dtype) for w in hidden]  # gradients w.r.t. hidden outputs
@@ -214,8 +186,3 @@ class BatchBuffers:
             ends = np.cumsum([n * w for w in hidden])
             self.masks = [self.mask_flat[e - n * w : e].reshape(n, w) for e, w in zip(ends, hidden)]
         self.dropped = [np.empty((n, w), dtype) for w in hidden] if dropout else []
-        # relu with dropout: the survivors and z > 0 as bools, combined before one
-        # conversion to float (float * bool multiplies measured 2x slower than the lot)
-        self.keep_flat = np.empty(self.mask_flat.size, bool)
-        self.keeps = [self.keep_flat[e - n * w : e].reshape(n, w) for e, w in zip(ends, hidden)] if dropout else []
-        self.positive = [np.empty((n, w), bool) for w in hidden] if dropout else []

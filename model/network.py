@@ -1,14 +1,18 @@
 """Network: dense layers in order, a hidden activation, dropout and an L1/L2 penalty.
 
 The network knows nothing of training loops or optimizers: it turns a batch
-into a loss and gradients, and data into probabilities. For speed, every
-per-batch array lives in :class:`~model.layers.BatchBuffers` allocated once
-per batch size and reused, activations are applied in place, the first
-layer's input gradient is never formed, and all parameters (and gradients)
-are views into one flat array, so that an optimizer step or a snapshot is a
-handful of whole-array operations. ``batch_gradients(..., scale=)`` hands an
-optimizer its step direction (e.g. -lr * gradient) for free, since backprop is
-linear in the gradient of the logits.
+into a loss and gradients, and data into probabilities. Its forward and
+backward are the reference maths, written to be read and checked against
+finite differences. ``train()`` runs the same step through
+:mod:`model.fused` instead, which fuses dropout, activation and the momentum
+update for speed and is tested against this module (scikit-learn keeps
+``_forward_pass`` and ``_forward_pass_fast`` apart in the same way).
+
+All parameters (and gradients) are views into one flat array, weights first,
+so that an optimizer step or a snapshot is a handful of whole-array
+operations. ``batch_gradients(..., scale=)`` hands an optimizer its step
+direction (e.g. -lr * gradient) for free, since backprop is linear in the
+gradient of the logits.
 
 Loss convention: ``loss = mean cross-entropy + 0.5 * l2 * sum(W**2) + l1 * sum(|W|)``,
 summed over the weight matrices only (biases are not penalised).
@@ -25,15 +29,13 @@ from typing import Any
 import numpy as np
 
 from .activations import ACTIVATIONS
-from .blas import axpy, decay_and_add
 from .layers import BatchBuffers, Dense, Dropout, init_weights
-from .losses import softmax, softmax_cross_entropy, softmax_cross_entropy_and_gradient
+from .losses import softmax, softmax_cross_entropy, softmax_cross_entropy_gradient
 
 __all__ = ["Network"]
 
 logger = logging.getLogger(__name__)
 
-_MAX_WORKSPACES = 4  # batch sizes kept: the full batch, the last partial one, a few spare
 _CHUNK = 1024  # rows per forward pass at inference: bounds memory (12 MB for 3 x 1024 units),
 # still large enough for full-speed GEMMs
 
@@ -93,11 +95,10 @@ class Network:
         # every bias; W and b are views into it, and likewise the gradients. An
         # optimizer then updates the whole network in 3 ufunc calls instead of 3
         # per array, the L2/L1 gradient is one slice, a snapshot one copy.
-        self._n_weights = sum(a * b for a, b in shapes)
-        self.flat_parameters = np.zeros(self._n_weights + sum(widths[1:]), dtype)
+        self.n_weights = sum(a * b for a, b in shapes)  # the weights come first in the flat arrays
+        self.flat_parameters = np.zeros(self.n_weights + sum(widths[1:]), dtype)
         self.flat_gradients = np.zeros_like(self.flat_parameters)
-        self._scratch = np.empty(self._n_weights, dtype)  # penalty gradients
-        w_offset, b_offset = 0, self._n_weights
+        w_offset, b_offset = 0, self.n_weights
         self.layers: list[Dense] = []
         for i, (n_in, n_out) in enumerate(shapes):
             w_slice = slice(w_offset, w_offset + n_in * n_out)
@@ -109,29 +110,7 @@ class Network:
             dW = self.flat_gradients[w_slice].reshape(n_in, n_out)
             self.layers.append(Dense(W, self.flat_parameters[b_slice], dW, self.flat_gradients[b_slice]))
         self.dropouts = [Dropout(self.dropout) for _ in hidden]
-        self._widths = widths
-        self._workspaces: dict[int, BatchBuffers] = {}
-        self._slices = self._layer_slices(shapes)
-        self._biases = self.flat_parameters[self._n_weights :]
-        self._into_split: tuple[np.ndarray, ...] | None = None
-        self._into_views: tuple[np.ndarray, list[tuple[np.ndarray, np.ndarray]]] | None = None
-
-    def _layer_slices(self, shapes: list[tuple[int, int]]) -> list[tuple[slice, slice]]:
-        slices, w_offset, b_offset = [], 0, self._n_weights
-        for n_in, n_out in shapes:
-            slices.append((slice(w_offset, w_offset + n_in * n_out), slice(b_offset, b_offset + n_out)))
-            w_offset, b_offset = w_offset + n_in * n_out, b_offset + n_out
-        return slices
-
-    def _views_of(self, flat: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
-        """Per-layer (W-shaped, b-shaped) views into a flat array laid out like ``flat_parameters``."""
-        cached = self._into_views
-        if cached is None or cached[0] is not flat:
-            if flat.shape != self.flat_parameters.shape or flat.dtype != self.dtype:
-                raise ValueError(f"into must be a {self.dtype} array of shape {self.flat_parameters.shape}")
-            views = [(flat[ws].reshape(layer.W.shape), flat[bs]) for (ws, bs), layer in zip(self._slices, self.layers)]
-            cached = self._into_views = (flat, views)
-        return cached[1]
+        self.widths = widths  # [n_inputs, *hidden, n_classes]
 
     # ----------------------------------------------------------------- parameters
     def parameters(self) -> list[np.ndarray]:
@@ -152,7 +131,7 @@ class Network:
 
     def penalty(self) -> float:
         """0.5 * l2 * sum(W**2) + l1 * sum(|W|) over the weight matrices."""
-        W = self.flat_parameters[: self._n_weights]  # every weight, no bias
+        W = self.flat_parameters[: self.n_weights]  # every weight, no bias
         total = 0.0
         if self.l2:
             total += 0.5 * self.l2 * float(np.dot(W, W))
@@ -160,161 +139,67 @@ class Network:
             total += self.l1 * float(np.abs(W).sum())
         return total
 
-    # ---------------------------------------------------------- forward/backward
-    def _workspace(self, n: int) -> BatchBuffers:
-        ws = self._workspaces.get(n)
-        if ws is None:
-            if len(self._workspaces) >= _MAX_WORKSPACES:
-                self._workspaces.pop(next(iter(self._workspaces)))
-            ws = self._workspaces[n] = BatchBuffers(n, self._widths, self.dropout > 0, self.dtype)
-        return ws
+    # ------------------------------------------------- forward/backward (reference)
+    def _forward(self, X: np.ndarray, ws: BatchBuffers, masks: Sequence[np.ndarray] | None = None) -> np.ndarray:
+        """Logits (n, n_classes) in ``ws``; dropout is on iff ``masks`` (one (n, h) per hidden layer) are given."""
+        A = X  # (n, n_inputs)
+        for i, layer in enumerate(self.layers[:-1]):
+            H = layer.forward(A, out=ws.Z[i])  # (n, h): Z, then H = f(Z) in place
+            self._act.forward(H, self.leaky_slope)
+            A = H if masks is None else self.dropouts[i].forward(H, mask=masks[i], out=ws.dropped[i])
+        return self.layers[-1].forward(A, out=ws.Z[-1])  # (n, n_classes)
 
-    def _forward(
-        self,
-        X: np.ndarray,
-        ws: BatchBuffers,
-        rng: np.random.Generator | None = None,
-        masks: Sequence[np.ndarray] | None = None,
-    ) -> np.ndarray:
-        """Logits (n, n_classes) in ``ws``; dropout is on iff ``rng`` or ``masks`` is given.
-
-        With dropout and a gated activation (relu, leaky relu) the layer's mask
-        absorbs f'(Z) and the activation is never applied on its own: the
-        output is Z * mask and backward multiplies by the same mask.
-        """
-        train = self.dropout > 0 and (rng is not None or masks is not None)
-        bool_gate = False
-        if train:
-            if masks is None and self.activation == "relu":
-                # every layer's survivors, one draw; the masks are formed per layer below
-                bool_gate = True
-                assert rng is not None  # train without masks: dropout draws from rng
-                self.dropouts[0].sample_keep(rng, ws.keep_flat)
-                keep_scale = self.dtype.type(1.0 / (1.0 - self.dropout))
-            elif masks is None:
-                assert rng is not None
-                self.dropouts[0].sample_mask(rng, ws.mask_flat)  # every layer's mask, one draw
-            else:  # copied, because the gate changes the masks in place
-                for buffer, mask in zip(ws.masks, masks, strict=True):
-                    np.copyto(buffer, mask)
-        act, slope, gate = self._act, self.leaky_slope, self._act.gate
-        A = X
-        last = len(self.layers) - 1
-        for i, layer in enumerate(self.layers):
-            Z = layer.forward(A, out=ws.Z[i])  # (n, n_out)
-            if i == last:
-                return Z
-            if not train:
-                act.forward(Z, slope)  # Z now holds H = f(Z)
-                A = Z
-            elif bool_gate:  # mask = (keep and z > 0) / (1 - rate): relu'(Z) folded in
-                keep, M = ws.keeps[i], ws.masks[i]
-                np.logical_and(keep, np.greater(Z, 0, out=ws.positive[i]), out=keep)
-                np.copyto(M, keep)
-                M *= keep_scale
-                A = self.dropouts[i].forward(Z, mask=M, out=ws.dropped[i])  # f(Z) * mask
-            elif gate is not None:
-                gate(Z, ws.masks[i], slope)  # mask *= f'(Z)
-                A = self.dropouts[i].forward(Z, mask=ws.masks[i], out=ws.dropped[i])  # f(Z) * mask
-            else:
-                act.forward(Z, slope)
-                A = self.dropouts[i].forward(Z, mask=ws.masks[i], out=ws.dropped[i])
-        raise AssertionError("unreachable")
-
-    def _backward(
-        self,
-        dlogits: np.ndarray,
-        ws: BatchBuffers,
-        dropout: bool,
-        scale: float = 1.0,
-        into: np.ndarray | None = None,
-        beta: float = 0.0,
-        add_to_parameters: bool = False,
-    ) -> None:
-        """Fill every layer's dW, db from ``dlogits`` = scale * d(loss)/d(logits), adding scale * penalty gradient.
-
-        With ``into`` (laid out like ``flat_parameters``): into = beta * into + that gradient
-        instead, and then, if ``add_to_parameters``, flat_parameters += into.
-        """
-        gated = dropout and self._act.gate is not None
-        views = None if into is None else self._views_of(into)
-        delta = dlogits
+    def _backward(self, dlogits: np.ndarray, ws: BatchBuffers, dropout: bool) -> None:
+        """Fill every layer's dW, db from ``dlogits`` = d(loss)/d(logits), the penalty not included."""
+        delta = dlogits  # (n, n_out) of layer i
         for i in range(len(self.layers) - 1, -1, -1):
-            layer = self.layers[i]
-            dA = ws.dA[i - 1] if i > 0 else None
-            acc = None if views is None else (*views[i], beta)
-            layer.backward(delta, dA, need_dX=i > 0, ones=ws.ones, into=acc)
+            # the first layer's input is the data: its gradient is never needed
+            dA = self.layers[i].backward(delta, ws.dA[i - 1] if i > 0 else None, need_dX=i > 0)
             if dA is None:
                 break
             if dropout:
-                self.dropouts[i - 1].backward(dA)  # gated: this is the activation's derivative too
-            if not gated:
-                # may overwrite H = ws.Z[i-1], which layer i's dW no longer needs
-                self._act.derivative(ws.Z[i - 1], dA, self.leaky_slope)
+                self.dropouts[i - 1].backward(dA)  # through the same mask: d(H * m)/dH = m
+            self._act.derivative(ws.Z[i - 1], dA, self.leaky_slope)  # ws.Z[i-1] holds H; dA becomes dZ
             delta = dA
-        if not add_to_parameters:
-            self._add_penalty_gradient(scale, self.flat_gradients if into is None else into)
-            return
-        assert into is not None  # the momentum step adds into to the parameters
-        W, V, into_biases = self._split_into(into)
-        if self.l1:
-            np.sign(W, out=self._scratch)
-            axpy(scale * self.l1, self._scratch, V, self._scratch)
-        decay_and_add(scale * self.l2, W, V, self._scratch)  # V += scale*l2*W; W += V: one pass
-        self._biases += into_biases  # biases: not penalised
 
-    def _split_into(self, into: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(weights of flat_parameters, weights of into, biases of into), the views cached
-        so that BLAS sees the same array objects every batch (their addresses are cached)."""
-        cached = self._into_split
-        if cached is None or cached[0] is not into:
-            n = self._n_weights
-            cached = self._into_split = (into, self.flat_parameters[:n], into[:n], into[n:])
-        return cached[1], cached[2], cached[3]
-
-    def _add_penalty_gradient(self, scale: float = 1.0, grads: np.ndarray | None = None) -> None:
-        """Add scale * (l2 * W + l1 * sign(W)) to every weight gradient at once (in ``grads``, flat)."""
-        n = self._n_weights
-        W, s = self.flat_parameters[:n], self._scratch
-        dW = (self.flat_gradients if grads is None else grads)[:n]
+    def _add_penalty_gradient(self, scale: float) -> None:
+        """Add scale * (l2 * W + l1 * sign(W)) to every weight gradient (biases are not penalised)."""
+        W, dW = self.flat_parameters[: self.n_weights], self.flat_gradients[: self.n_weights]
         if self.l2:
-            axpy(scale * self.l2, W, dW, s)  # d(0.5*l2*W^2)/dW = l2*W; one saxpy pass
+            dW += (scale * self.l2) * W  # d(0.5 * l2 * W**2)/dW = l2 * W
         if self.l1:
-            np.sign(W, out=s)  # d(l1*|W|)/dW = l1*sign(W)
-            axpy(scale * self.l1, s, dW, s)
+            dW += (scale * self.l1) * np.sign(W)  # d(l1 * |W|)/dW = l1 * sign(W)
+
+    def _loss_and_backprop(
+        self, X: np.ndarray, y: np.ndarray, ws: BatchBuffers, masks: Sequence[np.ndarray] | None, scale: float
+    ) -> float:
+        """Mean cross-entropy of the batch; fills :meth:`gradients` with scale * d(loss + penalty)."""
+        logits = self._forward(X, ws, masks)
+        loss, p = softmax_cross_entropy(logits, y, out=logits)
+        dlogits = softmax_cross_entropy_gradient(p, y, scale=scale)  # scale * (p - onehot(y)) / n
+        self._backward(dlogits, ws, masks is not None)
+        self._add_penalty_gradient(scale)
+        return loss
 
     def batch_gradients(
-        self,
-        X: np.ndarray,
-        y: np.ndarray,
-        rng: np.random.Generator | None = None,
-        *,
-        scale: float = 1.0,
-        into: np.ndarray | None = None,
-        beta: float = 0.0,
-        add_to_parameters: bool = False,
+        self, X: np.ndarray, y: np.ndarray, rng: np.random.Generator | None = None, *, scale: float = 1.0
     ) -> float:
         """Training step half: fill :meth:`gradients` for one batch, return its mean cross-entropy.
 
-        Dropout is on when ``rng`` is given. The gradients include the penalty
-        and are multiplied by ``scale`` (an optimizer's ``gradient_scale``); the
-        returned loss excludes the penalty (cheaper, and comparable with the
-        validation loss). ``X`` must already have the network's dtype.
-
-        ``into`` (an array laid out like ``flat_parameters``, e.g. a momentum
-        velocity) receives into = beta * into + scale * gradient instead, and
-        :meth:`gradients` are then unspecified (BLAS never forms them): with BLAS this costs no more
-        than forming the gradient alone, saving the optimizer two passes.
-        ``add_to_parameters=True`` then also does flat_parameters += into: the
-        whole momentum step, its L2 term fused into the same pass.
+        The reference form: ``train()`` runs :class:`model.fused.FastPath` instead,
+        which gives the same numbers up to float rounding. Dropout is on when
+        ``rng`` is given; every layer's mask is drawn in one block, as the fast path
+        draws it, so that both see the same masks for the same ``rng``. The
+        gradients include the penalty and are multiplied by ``scale`` (an
+        optimizer's ``gradient_scale``); the returned loss excludes the penalty
+        (comparable with the validation loss).
         """
-        if add_to_parameters and into is None:
-            raise ValueError("add_to_parameters needs into")
-        ws = self._workspace(X.shape[0])
-        logits = self._forward(X, ws, rng)
-        loss = softmax_cross_entropy_and_gradient(logits, y, ws.rows, scale)  # logits -> scaled dlogits
-        self._backward(logits, ws, rng is not None and self.dropout > 0, scale, into, beta, add_to_parameters)
-        return loss
+        dropout = rng is not None and self.dropout > 0
+        ws = BatchBuffers(X.shape[0], self.widths, dropout, self.dtype)
+        if dropout:
+            assert rng is not None
+            self.dropouts[0].sample_mask(rng, ws.mask_flat)  # fills ws.masks, one per hidden layer
+        return self._loss_and_backprop(X, y, ws, ws.masks if dropout else None, scale)
 
     def loss_and_gradients(
         self, X: np.ndarray, y: np.ndarray, *, masks: Sequence[np.ndarray] | None = None
@@ -329,10 +214,9 @@ class Network:
         labels_ok = y.shape == (X.shape[0],) and np.issubdtype(y.dtype, np.integer)
         if not labels_ok or y.min() < 0 or y.max() >= self.n_classes:
             raise ValueError(f"y must hold {X.shape[0]} integer labels in [0, {self.n_classes})")
-        ws = self._workspace(X.shape[0])
-        logits = self._forward(X, ws, masks=masks)
-        loss = softmax_cross_entropy_and_gradient(logits, y, ws.rows)  # the training step's code path
-        self._backward(logits, ws, masks is not None and self.dropout > 0)
+        dropout = masks is not None and self.dropout > 0
+        ws = BatchBuffers(X.shape[0], self.widths, dropout, self.dtype)
+        loss = self._loss_and_backprop(X, y, ws, masks if dropout else None, 1.0)
         return loss + self.penalty(), [g.copy() for g in self.gradients()]
 
     # ----------------------------------------------------------------- inference
@@ -347,8 +231,8 @@ class Network:
         ws = None
         for start in range(0, X.shape[0], _CHUNK):
             chunk = np.ascontiguousarray(X[start : start + _CHUNK])
-            if ws is None or len(ws.rows) != len(chunk):  # one set of buffers for all full chunks
-                ws = BatchBuffers(chunk.shape[0], self._widths, False, self.dtype)
+            if ws is None or ws.n != len(chunk):  # one set of buffers for all full chunks
+                ws = BatchBuffers(chunk.shape[0], self.widths, False, self.dtype)
             yield start, self._forward(chunk, ws)
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
@@ -417,6 +301,6 @@ class Network:
             np.copyto(p, q)
 
     def __repr__(self) -> str:
-        dims = "-".join(str(w) for w in self._widths)
+        dims = "-".join(str(w) for w in self.widths)
         options = f"dropout={self.dropout}, l1={self.l1}, l2={self.l2}, {self.dtype.name}"
         return f"Network({dims}, {self.activation}, {options})"

@@ -59,9 +59,9 @@ class Optimizer:
 
     def accumulator(self) -> tuple[np.ndarray, float] | None:
         """``(buffer, beta)`` if a whole step is buffer = beta * buffer + gradient_scale * gradient;
-        params += buffer, which the caller may then do itself (``Network.batch_gradients(...,
-        into=buffer, beta=beta, add_to_parameters=True)``, with no call to this optimizer);
-        None if the step needs the gradient itself. Only for a single parameter array."""
+        params += buffer, which the caller may then do itself (``model.fused.FastPath.momentum_step``,
+        with no call to this optimizer); None if the step needs the gradient itself. Only for a
+        single parameter array."""
         return None
 
 

@@ -19,6 +19,7 @@ import numpy as np
 from .activations import ACTIVATIONS
 from .augment import Augmenter
 from .errors import DivergedError
+from .fused import FastPath
 from .network import Network
 from .optim import OPTIMIZERS, SCHEDULES, Optimizer, learning_rate_at, make_optimizer
 
@@ -160,13 +161,17 @@ def _run_epoch(
     epoch: int,
     lr_at: Callable[[float], float] | None = None,
     augment: Callable[[np.ndarray], np.ndarray] | None = None,
+    fast: FastPath | None = None,
 ) -> float:
     """One shuffled pass; returns the sample-weighted mean minibatch loss. Raises DivergedError.
 
     ``lr_at(t)``, if given, sets the learning rate before every step from t, the
     epochs elapsed at the middle of the step (a per-step schedule). ``augment(Xb)``,
-    if given, returns the augmented copy of each gathered training batch.
+    if given, returns the augmented copy of each gathered training batch. Every
+    batch runs through ``fast`` (the network's fused step, made here if not given),
+    then the optimizer.
     """
+    fast = FastPath(net) if fast is None else fast
     n = X.shape[0]
     n_batches = -(-n // batch_size)
     order = shuffle_rng.permutation(n)
@@ -178,10 +183,8 @@ def _run_epoch(
     flat = len(optimizer.params) == 1 and optimizer.params[0] is net.flat_parameters
     grads = [net.flat_gradients] if flat else net.gradients()
     scale = optimizer.gradient_scale
-    # Momentum: the backward GEMMs accumulate v = mu * v - lr * g directly (BLAS beta),
-    # and the network then adds v to the weights, the L2 term fused into that pass.
-    acc = optimizer.accumulator() if flat and optimizer.params[0] is net.flat_parameters else None
-    into, beta = acc if acc is not None else (None, 0.0)
+    # Momentum: the fast path does the whole step, the optimizer only holds the velocity
+    momentum = optimizer.accumulator() if flat else None
     # Gathering into a reused buffer measured twice as fast as X[idx], which
     # writes each batch to fresh, cold memory. Only possible without a dtype cast.
     same_dtype = X.dtype == net.dtype
@@ -204,12 +207,14 @@ def _run_epoch(
         if lr_at is not None:  # 0.4 us per step; epochs within noise (bench_fashion_recipes epoch-time)
             optimizer.lr = lr_at(epoch - 1 + (batch - 0.5) / n_batches)
             scale = optimizer.gradient_scale
-        loss = net.batch_gradients(
-            Xb, y[idx], dropout_rng, scale=scale, into=into, beta=beta, add_to_parameters=into is not None
-        )
+        if momentum is None:
+            loss = fast.gradients(Xb, y[idx], dropout_rng, scale=scale)
+        else:
+            velocity, mu = momentum
+            loss = fast.momentum_step(Xb, y[idx], dropout_rng, scale=scale, velocity=velocity, mu=mu)
         if not math.isfinite(loss):  # one scalar check per batch is all divergence costs
             raise DivergedError(f"non-finite training loss ({loss}) at epoch {epoch}, batch {batch}")
-        if into is None:
+        if momentum is None:
             optimizer.step_scaled(grads)
         total += loss * len(idx)
     return total / n
@@ -282,6 +287,7 @@ class Training:
         # one flat array for all parameters: the optimizer's 3-4 ufuncs per step cover the whole network
         self._params = self.net.flat_parameters
         self._optimizer = make_optimizer(c.optimizer, [self._params], c.learning_rate, c.momentum)
+        self._fast = FastPath(self.net)  # the per-batch step, with its buffers
         self.result = TrainResult(network=self.net, reason=f"completed {c.epochs} epochs")
         self._best_params = self._params.copy()  # the initial weights until an epoch finishes
         self.done = False
@@ -313,6 +319,7 @@ class Training:
                     epoch,
                     self._lr_at if per_step else None,
                     self._augment,
+                    self._fast,
                 )
                 val_loss, val_accuracy = self.net.evaluate(self.X_val, self.y_val)
                 if not math.isfinite(val_loss):

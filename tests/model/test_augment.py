@@ -100,17 +100,17 @@ def test_train_without_image_shape_refuses_augmentation():
 
 
 def test_train_augments_training_batches_only(monkeypatch):
-    from model import Network
+    from model.fused import FastPath
 
     X, y = _data()
     seen: list[np.ndarray] = []
-    real = Network.batch_gradients
+    real = FastPath.momentum_step  # the default optimizer is momentum
 
     def spy(self, Xb, yb, rng=None, **kw):
         seen.append(Xb.copy())
         return real(self, Xb, yb, rng, **kw)
 
-    monkeypatch.setattr(Network, "batch_gradients", spy)
+    monkeypatch.setattr(FastPath, "momentum_step", spy)
     X_val = X.copy()
     result = train(TrainConfig(hidden=(8,), epochs=2, batch_size=60, augment_flip=True, seed=3), X, y, X_val, y,
                    image_shape=(3, 4))

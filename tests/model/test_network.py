@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from model import ACTIVATIONS, Network
+from model.fused import FastPath
 
 
 def _numeric_gradient(net: Network, X, y, masks) -> list[np.ndarray]:
@@ -167,8 +168,8 @@ def test_accumulating_into_a_velocity_and_stepping_equals_the_plain_momentum_ste
         velocities[0] += plain.flat_gradients
         plain.flat_parameters += velocities[0]
         before = fused.flat_gradients.copy()
-        loss_fused = fused.batch_gradients(
-            X, y, np.random.default_rng(step), scale=scale, into=velocities[1], beta=mu, add_to_parameters=True
+        loss_fused = FastPath(fused).momentum_step(
+            X, y, np.random.default_rng(step), scale=scale, velocity=velocities[1], mu=mu
         )
         assert loss_fused == pytest.approx(loss_plain, rel=1e-6)
         if blas and dtype == np.float32:  # BLAS path: the gradient is never formed on its own
@@ -179,7 +180,9 @@ def test_accumulating_into_a_velocity_and_stepping_equals_the_plain_momentum_ste
     assert nets[1].flat_parameters.dtype == dtype and velocities[1].dtype == dtype
 
 
-def test_add_to_parameters_needs_into():
+def test_a_velocity_of_another_layout_is_refused():
     net = Network(5, (4,), 3)
-    with pytest.raises(ValueError, match="into"):
-        net.batch_gradients(np.zeros((2, 5), np.float32), np.zeros(2, int), add_to_parameters=True)
+    with pytest.raises(ValueError, match="velocity"):
+        FastPath(net).momentum_step(
+            np.zeros((2, 5), np.float32), np.zeros(2, int), None, scale=-0.1, velocity=np.zeros(3, np.float32), mu=0.9
+        )

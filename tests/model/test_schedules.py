@@ -7,7 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from model import Network, TrainConfig, train
+from model import TrainConfig, train
+from model.fused import FastPath
 from model.optim import SCHEDULES, learning_rate_at
 
 
@@ -58,13 +59,13 @@ def test_bad_warmup_or_augmentation_settings_name_the_value(field, value):
 def _lrs_seen(monkeypatch, config: TrainConfig, n: int) -> list[float]:
     """The learning rate in force at every step of a run on n random rows (the real step, observed)."""
     seen: list[float] = []
-    real = Network.batch_gradients
+    real = FastPath.gradients
 
     def spy(self, Xb, yb, rng, *, scale=1.0, **kw):
         seen.append(-scale)  # the SGD family's gradient scale is -lr
         return real(self, Xb, yb, rng, scale=scale, **kw)
 
-    monkeypatch.setattr(Network, "batch_gradients", spy)
+    monkeypatch.setattr(FastPath, "gradients", spy)
     rng = np.random.default_rng(0)
     X, y = rng.standard_normal((n, 3)).astype(np.float32), rng.integers(0, 2, n)
     train(config, X, y, X, y)
