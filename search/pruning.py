@@ -10,7 +10,7 @@ assigns brackets by trial number.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,17 +33,33 @@ class Curve:
     system_attrs: dict[str, Any] = field(default_factory=dict)  # Hyperband's rung records
 
 
+def _median(max_epochs: int) -> optuna.pruners.BasePruner:
+    # Five complete trials before judging; three epochs before a trial can be judged,
+    # since the first epochs of a small learning rate look worse than they end.
+    return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=3)
+
+
+def _hyperband(max_epochs: int) -> optuna.pruners.BasePruner:
+    return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=max_epochs, reduction_factor=3)
+
+
+def _none(max_epochs: int) -> optuna.pruners.BasePruner:
+    return optuna.pruners.NopPruner()
+
+
+# pruner name (``StudySpec.pruner``, ``--pruner``) -> factory taking the study's epoch budget
+PRUNERS: dict[str, Callable[[int], optuna.pruners.BasePruner]] = {
+    "median": _median,
+    "hyperband": _hyperband,
+    "none": _none,
+}
+
+
 def make_pruner(name: str, max_epochs: int) -> optuna.pruners.BasePruner:
     """The study's pruner; the same object is built in the coordinator and in workers."""
-    if name == "median":
-        # Five complete trials before judging; three epochs before a trial can be judged,
-        # since the first epochs of a small learning rate look worse than they end.
-        return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=3)
-    if name == "hyperband":
-        return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=max_epochs, reduction_factor=3)
-    if name == "none":
-        return optuna.pruners.NopPruner()
-    raise SearchError(f"pruner must be one of median, hyperband, none, got {name!r}")
+    if name not in PRUNERS:
+        raise SearchError(f"pruner must be one of {', '.join(PRUNERS)}, got {name!r}")
+    return PRUNERS[name](max_epochs)
 
 
 def snapshot_trial(curve: Curve) -> optuna.trial.FrozenTrial:

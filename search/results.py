@@ -91,7 +91,7 @@ def open_study(study: str, storage: str | None = None) -> optuna.Study:
 
 
 def study_space(study: optuna.Study) -> dict[str, Any]:
-    """The search space as stored in the study's ``search_spec`` (``{}`` if absent or unreadable).
+    """The search space as stored in the study's spec (``SPEC_ATTR``; ``{}`` if absent or unreadable).
 
     Plots need it to know which parameters are log-scaled and which values were fixed.
     """
@@ -99,7 +99,7 @@ def study_space(study: optuna.Study) -> dict[str, Any]:
     try:
         spec = json.loads(raw) if isinstance(raw, str) else raw
     except json.JSONDecodeError:
-        logger.warning("study %r: search_spec is not JSON; ignoring it", study.study_name)
+        logger.warning("study %r: %s is not JSON; ignoring it", study.study_name, SPEC_ATTR)
         return {}
     space = spec.get("space") if isinstance(spec, dict) else None
     return space if isinstance(space, dict) else {}

@@ -17,6 +17,8 @@ from typing import Any
 
 from model.datasets import DATASETS
 from search.errors import SearchError
+from search.pruning import PRUNERS as _PRUNER_TABLE
+from search.samplers import SAMPLERS as _SAMPLER_TABLE
 from search.selection import SELECTIONS
 from search.space import DEFAULT_SPACE, Dim, parse_space, space_to_json
 
@@ -26,8 +28,8 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 SPEC_ATTR = "search_spec"
-SAMPLERS = ("tpe", "random", "gp")
-PRUNERS = ("median", "hyperband", "none")
+SAMPLERS = tuple(_SAMPLER_TABLE)  # names only; the samplers are built in search/samplers.py
+PRUNERS = tuple(_PRUNER_TABLE)  # names only; the pruners are built in search/pruning.py
 NORMALIZATIONS = ("zscore", "image", "channel", "none")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 

@@ -8,9 +8,9 @@ import warnings
 import optuna
 from optuna.storages import RDBStorage
 
-from search import optuna_internals
 from search.errors import SearchError
 from search.lease import StudyLease
+from search.samplers import SAMPLERS
 from search.selection import SELECTIONS
 from search.spec import SPEC_ATTR, StudySpec, check_compatible
 
@@ -19,20 +19,7 @@ logger = logging.getLogger(__name__)
 
 def make_sampler(spec: StudySpec) -> optuna.samplers.BaseSampler:
     """The one sampler, living in the coordinator, seeded from the study seed."""
-    if spec.sampler == "tpe":
-        optuna_internals.patch_tpe_log_ndtr()  # SciPy's log_ndtr for TPE (see that module)
-        # multivariate TPE models the joint space (learning rate and batch size interact);
-        # group=True handles the conditional widths of a variable depth.
-        with warnings.catch_warnings():  # multivariate/group are "experimental" since 2020
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            return optuna.samplers.TPESampler(seed=spec.seed, multivariate=True, group=True, n_startup_trials=10)
-    if spec.sampler == "random":
-        return optuna.samplers.RandomSampler(seed=spec.seed)
-    try:
-        import torch  # noqa: F401  (GPSampler needs it)
-    except ImportError:
-        raise SearchError("the gp sampler needs PyTorch: pip install '.[bench]' (or torch)") from None
-    return optuna.samplers.GPSampler(seed=spec.seed)
+    return SAMPLERS[spec.sampler](spec.seed)  # StudySpec has checked the name
 
 
 def _study_id(storage: RDBStorage, name: str) -> int | None:

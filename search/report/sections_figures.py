@@ -13,6 +13,7 @@ from search.report.parallel import Plot
 from search.report.render import Fact, Facts, Section, Table, Text
 from search.report.sections import duration_text, winner_number
 from search.results import FINISHED
+from search.spec import SPEC_ATTR
 
 
 def figures_section(f: StudyFacts) -> Section:
@@ -32,7 +33,7 @@ def figures_section(f: StudyFacts) -> Section:
 
 def pruning_section(f: StudyFacts) -> Section:
     if f.max_epochs is None:
-        return Section("pruning", "Pruning", [Text("The study stores no epoch budget (no search_spec).")])
+        return Section("pruning", "Pruning", [Text(f"The study stores no epoch budget (no {SPEC_ATTR}).")])
     stats = savings.pruning_stats(f.search, f.curves, f.max_epochs)
     saved = float(stats.by_cause["seconds_saved"].sum()) if len(stats.by_cause) else 0.0
     share = saved / (saved + stats.seconds_spent) if saved + stats.seconds_spent > 0 else 0.0

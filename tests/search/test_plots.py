@@ -17,6 +17,7 @@ from PIL import Image
 
 from search.errors import SearchError
 from search.plots import bin_parameter, default_out_dir, make_plots
+from search.spec import SPEC_ATTR
 
 SPACE = {
     "learning_rate": {"low": 1e-4, "high": 1.0, "log": True, "zero": False},
@@ -35,7 +36,7 @@ def build(path: Path, name: str = "s", fixed: dict | None = None, n: int = 12) -
     url = f"sqlite:///{path}"
     study = optuna.create_study(storage=url, study_name=name, direction="minimize")
     space = SPACE | (fixed or {})
-    study.set_user_attr("search_spec", json.dumps({"name": name, "space": space}))
+    study.set_user_attr(SPEC_ATTR, json.dumps({"name": name, "space": space}))
     rng = np.random.default_rng(0)
     for i in range(n + 3):
         depth = int(rng.integers(1, 4))

@@ -23,7 +23,7 @@ from search.report import gather, write_report
 from search.report.figures import pareto_front
 from search.report.savings import pruned_while_ahead, pruning_stats
 from search.selection import SELECTIONS
-from search.spec import StudySpec
+from search.spec import SPEC_ATTR, StudySpec
 from tests.conftest import finished, query, run_cli, start_cli, wait_until_finished
 from tests.equipment import missing
 
@@ -70,7 +70,7 @@ def build(path: Path | str, name: str = "known") -> str:
     spec["space"] = {"learning_rate": {"low": 1e-4, "high": 1.0, "log": True, "zero": False},
                      "batch_size": [32, 64], "activation": ["relu", "tanh"],
                      "n_layers": {"low": 1, "high": 2, "log": False}, "units": {"low": 16, "high": 256, "log": True}}
-    study.set_user_attr("search_spec", json.dumps(spec))
+    study.set_user_attr(SPEC_ATTR, json.dumps(spec))
     c, p, f = TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL
     trials = [
         _trial(0, c, WINNER_CURVE),
@@ -233,7 +233,7 @@ def test_cli_report_of_an_unknown_study_is_one_line_naming_the_known_ones(shared
 def test_report_of_a_study_with_no_finished_trial_says_so(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'empty.db'}"
     study = optuna.create_study(storage=url, study_name="empty")
-    study.set_user_attr("search_spec", StudySpec(name="empty").to_json())
+    study.set_user_attr(SPEC_ATTR, StudySpec(name="empty").to_json())
     study.add_trial(create_trial(state=TrialState.FAIL))
     html = write_report("empty", url, tmp_path / "e.html").read_text()
     assert "No search trial has completed yet." in html and "No finished search trial to plot yet." in html

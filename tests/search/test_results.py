@@ -18,6 +18,7 @@ from optuna.trial import TrialState, create_trial
 
 from search.errors import SearchError
 from search.results import format_table, leaderboard, load_curves, load_results
+from search.spec import SPEC_ATTR
 
 STUDY = "demo"
 SPACE = {
@@ -64,7 +65,7 @@ def build_study(path: Path, n_complete: int = 24, seed: int = 0) -> str:
     study = optuna.create_study(storage=url, study_name=STUDY, direction="minimize")
     spec = {"name": STUDY, "dataset": "digits", "trials": 200, "epochs": 8, "sampler": "tpe",
             "pruner": "median", "seed": 0, "space": SPACE}
-    study.set_user_attr("search_spec", json.dumps(spec, sort_keys=True))
+    study.set_user_attr(SPEC_ATTR, json.dumps(spec, sort_keys=True))
     study.set_user_attr("objective", "best validation loss (cross-entropy)")
     rng = np.random.default_rng(seed)
     start = datetime.datetime(2024, 5, 1, 12, 0, 0)
