@@ -21,15 +21,16 @@ layer output (Z * mask) and its backward (one multiplication by the mask).
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from functools import partial
 
 import numpy as np
 
 __all__ = ["ACTIVATIONS", "Activation"]
 
 
-def relu(Z: np.ndarray, slope: float) -> None:
-    """max(z, 0) in place; ``slope`` is ignored (it exists for a uniform signature).
+def relu(Z: np.ndarray) -> None:
+    """max(z, 0) in place.
 
     Multiplying by the boolean mask ``z > 0`` measured 1.6x faster than
     ``np.maximum(Z, 0)`` (which must propagate NaN) and 10x faster than
@@ -38,7 +39,7 @@ def relu(Z: np.ndarray, slope: float) -> None:
     np.multiply(Z, Z > 0, out=Z)
 
 
-def relu_derivative(H: np.ndarray, delta: np.ndarray, slope: float) -> None:
+def relu_derivative(H: np.ndarray, delta: np.ndarray) -> None:
     # relu'(z) = 1 where h > 0 else 0
     np.multiply(delta, H > 0, out=delta)
 
@@ -51,7 +52,7 @@ def _leaky_factor(A: np.ndarray, slope: float) -> np.ndarray:
     return factor
 
 
-def relu_gate(Z: np.ndarray, M: np.ndarray, slope: float) -> None:
+def relu_gate(Z: np.ndarray, M: np.ndarray) -> None:
     """M *= relu'(z): folds the derivative into a dropout mask (see Activation.gate)."""
     np.multiply(M, Z > 0, out=M)
 
@@ -71,18 +72,18 @@ def leaky_relu_gate(Z: np.ndarray, M: np.ndarray, slope: float) -> None:
     np.multiply(M, _leaky_factor(Z, slope), out=M)
 
 
-def tanh(Z: np.ndarray, slope: float) -> None:
+def tanh(Z: np.ndarray) -> None:
     np.tanh(Z, out=Z)
 
 
-def tanh_derivative(H: np.ndarray, delta: np.ndarray, slope: float) -> None:
+def tanh_derivative(H: np.ndarray, delta: np.ndarray) -> None:
     # tanh'(z) = 1 - h**2, formed inside H (which backward no longer needs).
     np.multiply(H, H, out=H)
     np.subtract(1, H, out=H)
     delta *= H
 
 
-def sigmoid(Z: np.ndarray, slope: float) -> None:
+def sigmoid(Z: np.ndarray) -> None:
     """Logistic function via sigmoid(z) = 0.5 * (1 + tanh(z / 2)).
 
     tanh saturates instead of overflowing, so large |z| gives exactly 0 or 1
@@ -96,7 +97,7 @@ def sigmoid(Z: np.ndarray, slope: float) -> None:
     Z += half
 
 
-def sigmoid_derivative(H: np.ndarray, delta: np.ndarray, slope: float) -> None:
+def sigmoid_derivative(H: np.ndarray, delta: np.ndarray) -> None:
     # sigmoid'(z) = h * (1 - h)
     delta *= H
     np.subtract(1, H, out=H)
@@ -105,21 +106,36 @@ def sigmoid_derivative(H: np.ndarray, delta: np.ndarray, slope: float) -> None:
 
 @dataclass(frozen=True, slots=True)
 class Activation:
-    """A forward/derivative pair and the initialisation that keeps its variance stable."""
+    """A forward/derivative pair and the initialisation that keeps its variance stable.
+
+    Use :meth:`with_slope` before calling: it binds leaky_relu's slope, after
+    which every function takes arrays only.
+    """
 
     name: str
-    forward: Callable[[np.ndarray, float], None]
-    derivative: Callable[[np.ndarray, np.ndarray, float], None]
+    forward: Callable[..., None]  # forward(Z): Z <- f(Z)
+    derivative: Callable[..., None]  # derivative(H, delta): delta <- delta * f'(z)
     init: str  # "he" (variance 2/n_in) or "glorot" (variance 2/(n_in + n_out))
-    # For piecewise-linear f with f(z) = z * f'(z) (relu, leaky relu): gate(Z, M, slope)
+    # For piecewise-linear f with f(z) = z * f'(z) (relu, leaky relu): gate(Z, M)
     # multiplies a dropout mask M by f'(Z). Then f(Z) * mask = Z * M and the gradient
     # through activation and dropout together is one multiplication by M.
-    gate: Callable[[np.ndarray, np.ndarray, float], None] | None = None
+    gate: Callable[..., None] | None = None
+    sloped: bool = False  # the functions take the negative-side slope as their last argument
+
+    def with_slope(self, slope: float) -> Activation:
+        """The same activation with ``slope`` bound where it has one (leaky_relu); else itself."""
+        if not self.sloped:
+            return self
+        gate = None if self.gate is None else partial(self.gate, slope=slope)
+        return replace(
+            self, forward=partial(self.forward, slope=slope), derivative=partial(self.derivative, slope=slope),
+            gate=gate, sloped=False,
+        )  # fmt: skip
 
 
 ACTIVATIONS: dict[str, Activation] = {
     "relu": Activation("relu", relu, relu_derivative, "he", relu_gate),
-    "leaky_relu": Activation("leaky_relu", leaky_relu, leaky_relu_derivative, "he", leaky_relu_gate),
+    "leaky_relu": Activation("leaky_relu", leaky_relu, leaky_relu_derivative, "he", leaky_relu_gate, sloped=True),
     "tanh": Activation("tanh", tanh, tanh_derivative, "glorot"),
     "sigmoid": Activation("sigmoid", sigmoid, sigmoid_derivative, "glorot"),
 }

@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from .activations import ACTIVATIONS
 from .blas import accumulate_gradients, axpy, decay_and_add
 from .layers import BatchBuffers
 from .losses import softmax_cross_entropy_and_gradient
@@ -70,7 +69,6 @@ class FastPath:
 
     def __init__(self, net: Network) -> None:
         self.net = net
-        self._act = ACTIVATIONS[net.activation]
         self._buffers: dict[int, _Buffers] = {}
         self._scratch = np.empty(net.n_weights, net.dtype)  # penalty gradients
         # per velocity array: its per-layer (W, b) views, and (weights, velocity of the
@@ -111,7 +109,7 @@ class FastPath:
         absorbs f'(Z) and the activation is never applied on its own: the
         output is Z * mask and backward multiplies by the same mask.
         """
-        net, act, slope = self.net, self._act, self.net.leaky_slope
+        net, act = self.net, self.net.act
         dropout = rng is not None and net.dropout > 0
         bool_gate = dropout and net.activation == "relu"
         keep_scale = net.dtype.type(1.0 / (1.0 - net.dropout))
@@ -128,7 +126,7 @@ class FastPath:
             if i == last:
                 return Z
             if not dropout:
-                act.forward(Z, slope)  # Z now holds H = f(Z)
+                act.forward(Z)  # Z now holds H = f(Z)
                 A = Z
             elif bool_gate:  # mask = (keep and z > 0) / (1 - rate): relu'(Z) folded in
                 keep, M = ws.keeps[i], ws.masks[i]
@@ -137,10 +135,10 @@ class FastPath:
                 M *= keep_scale
                 A = net.dropouts[i].forward(Z, mask=M, out=ws.dropped[i])  # f(Z) * mask
             elif act.gate is not None:
-                act.gate(Z, ws.masks[i], slope)  # mask *= f'(Z)
+                act.gate(Z, ws.masks[i])  # mask *= f'(Z)
                 A = net.dropouts[i].forward(Z, mask=ws.masks[i], out=ws.dropped[i])  # f(Z) * mask
             else:
-                act.forward(Z, slope)
+                act.forward(Z)
                 A = net.dropouts[i].forward(Z, mask=ws.masks[i], out=ws.dropped[i])
         raise AssertionError("unreachable")
 
@@ -159,7 +157,7 @@ class FastPath:
         are then left untouched), else through dW and db.
         """
         net = self.net
-        gated = dropout and self._act.gate is not None
+        gated = dropout and net.act.gate is not None
         delta = dlogits
         for i in range(len(net.layers) - 1, -1, -1):
             layer = net.layers[i]
@@ -178,7 +176,7 @@ class FastPath:
                 net.dropouts[i - 1].backward(dA)  # gated: this is the activation's derivative too
             if not gated:
                 # may overwrite H = ws.Z[i-1], which layer i's dW no longer needs
-                self._act.derivative(ws.Z[i - 1], dA, net.leaky_slope)
+                net.act.derivative(ws.Z[i - 1], dA)
             delta = dA
 
     def gradients(

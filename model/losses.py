@@ -10,12 +10,9 @@ the batch size exactly once, here and nowhere else.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import numpy as np
 
 __all__ = [
-    "LOSS_FUNCTIONS",
     "log_softmax",
     "softmax",
     "softmax_cross_entropy",
@@ -58,17 +55,14 @@ def softmax_cross_entropy(
     logits: np.ndarray,
     y: np.ndarray,
     out: np.ndarray | None = None,
-    rows: np.ndarray | None = None,
 ) -> tuple[float, np.ndarray]:
     """Mean cross-entropy of integer labels ``y`` (n,) under softmax(``logits``).
 
     Returns ``(loss, p)`` with the probabilities ``p`` (n, n_classes) written to
     ``out`` if given, so the gradient can be formed from them in place.
-    ``rows`` may pass a cached ``np.arange(n)`` to save an allocation per batch.
     """
     n = logits.shape[0]
-    if rows is None:
-        rows = np.arange(n)
+    rows = np.arange(n)
     p = _shift_by_row_max(logits, rows, out)  # shifted logits, all <= 0
     true_shifted = p[rows, y]  # (n,) shifted logit of the true class
     np.exp(p, out=p)
@@ -79,18 +73,14 @@ def softmax_cross_entropy(
     return loss, p
 
 
-def softmax_cross_entropy_gradient(
-    p: np.ndarray, y: np.ndarray, rows: np.ndarray | None = None, scale: float = 1.0
-) -> np.ndarray:
+def softmax_cross_entropy_gradient(p: np.ndarray, y: np.ndarray, scale: float = 1.0) -> np.ndarray:
     """Turn probabilities ``p`` into scale * d(mean loss)/d(logits) = scale * (p - onehot(y)) / n, in place.
 
     ``scale`` lets an optimizer receive its step direction (e.g. -lr * gradient)
     from backprop at the cost of this one small multiplication.
     """
     n = p.shape[0]
-    if rows is None:
-        rows = np.arange(n)
-    p[rows, y] -= 1
+    p[np.arange(n), y] -= 1
     p *= p.dtype.type(scale / n)  # the one and only division by the batch size
     return p
 
@@ -98,9 +88,7 @@ def softmax_cross_entropy_gradient(
 _AUX: dict[tuple[int, int, np.dtype], tuple[np.ndarray, ...]] = {}
 
 
-def softmax_cross_entropy_and_gradient(
-    logits: np.ndarray, y: np.ndarray, rows: np.ndarray | None = None, scale: float = 1.0
-) -> float:
+def softmax_cross_entropy_and_gradient(logits: np.ndarray, y: np.ndarray, scale: float = 1.0) -> float:
     """The training step's fused form: return the mean loss and turn ``logits``, in place,
     into scale * d(mean loss)/d(logits) = scale * (softmax - onehot(y)) / n.
 
@@ -110,8 +98,7 @@ def softmax_cross_entropy_and_gradient(
     ``logits`` must be C-contiguous and every label in [0, n_classes): for speed the
     row maximum and the true class are read by flat index (``row * n_classes + column``,
     the offsets cached per shape), a dozen calls on (128, 10) measured 14 -> 11 us,
-    and a label out of range is not detected here (callers validate). ``rows`` is
-    accepted for compatibility and unused.
+    and a label out of range is not detected here (callers validate).
     """
     n, c = logits.shape
     if not logits.flags.c_contiguous:
@@ -137,8 +124,3 @@ def softmax_cross_entropy_and_gradient(
     logits *= sums[:, None]  # scale * softmax / n
     flat[at_y] -= scale / n  # ... - scale * onehot / n
     return loss
-
-
-LOSS_FUNCTIONS: dict[str, Callable[..., tuple[float, np.ndarray]]] = {
-    "cross_entropy": softmax_cross_entropy,
-}

@@ -86,7 +86,7 @@ class Network:
         self.activation, self.leaky_slope = activation, float(leaky_slope)
         self.dropout, self.l1, self.l2 = float(dropout), float(l1), float(l2)
         self.dtype = dtype
-        self._act = ACTIVATIONS[activation]
+        self.act = ACTIVATIONS[activation].with_slope(self.leaky_slope)  # its functions take arrays only
 
         rng = np.random.default_rng(seed)
         widths = [self.n_inputs, *hidden, self.n_classes]
@@ -105,7 +105,7 @@ class Network:
             b_slice = slice(b_offset, b_offset + n_out)
             w_offset, b_offset = w_slice.stop, b_slice.stop
             W = self.flat_parameters[w_slice].reshape(n_in, n_out)
-            scheme = self._act.init if i < len(hidden) else "glorot"
+            scheme = self.act.init if i < len(hidden) else "glorot"
             W[...] = init_weights(n_in, n_out, scheme, rng, dtype)
             dW = self.flat_gradients[w_slice].reshape(n_in, n_out)
             self.layers.append(Dense(W, self.flat_parameters[b_slice], dW, self.flat_gradients[b_slice]))
@@ -145,7 +145,7 @@ class Network:
         A = X  # (n, n_inputs)
         for i, layer in enumerate(self.layers[:-1]):
             H = layer.forward(A, out=ws.Z[i])  # (n, h): Z, then H = f(Z) in place
-            self._act.forward(H, self.leaky_slope)
+            self.act.forward(H)
             A = H if masks is None else self.dropouts[i].forward(H, mask=masks[i], out=ws.dropped[i])
         return self.layers[-1].forward(A, out=ws.Z[-1])  # (n, n_classes)
 
@@ -159,7 +159,7 @@ class Network:
                 break
             if dropout:
                 self.dropouts[i - 1].backward(dA)  # through the same mask: d(H * m)/dH = m
-            self._act.derivative(ws.Z[i - 1], dA, self.leaky_slope)  # ws.Z[i-1] holds H; dA becomes dZ
+            self.act.derivative(ws.Z[i - 1], dA)  # ws.Z[i-1] holds H; dA becomes dZ
             delta = dA
 
     def _add_penalty_gradient(self, scale: float) -> None:
