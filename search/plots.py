@@ -29,9 +29,9 @@ from matplotlib.collections import LineCollection
 from matplotlib.colors import LogNorm, Normalize
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
-from matplotlib.ticker import FuncFormatter, MaxNLocator
 from matplotlib.transforms import blended_transform_factory
 
+from search.bins import Bins, bin_parameter, dim_for, plain_ticks, short_number
 from search.errors import SearchError
 from search.results import FINISHED, curves_frame, open_study, study_space, trials_frame
 from search.storage import default_url, sqlite_path
@@ -42,105 +42,6 @@ logger = logging.getLogger(__name__)
 HEATMAP_PAIRS = (("learning_rate", "batch_size"), ("l2", "dropout"), ("activation", "n_layers"),
                  ("learning_rate", "momentum"), ("units_l0", "n_layers"))
 DPI = 120
-
-
-@dataclass(frozen=True, slots=True)
-class Bins:
-    """How one parameter is cut into heatmap cells."""
-    codes: np.ndarray      # (n_trials,) cell index per trial, -1 where the value is missing
-    n: int                 # number of cells
-    ticks: list[float]     # tick positions in cell units (edges for ranges, centres for values)
-    labels: list[str]
-    log: bool = False
-
-
-def _num(v: float, digits: int = 2) -> str:
-    """Short tick label: 3e-4, 1e-3, 0.03, 0.5, 256."""
-    if v == 0:
-        return "0"
-    if abs(v) >= 10 and float(v).is_integer():
-        return f"{v:.0f}"
-    if abs(v) < 0.01:
-        mantissa, exponent = f"{v:.{digits - 1}e}".split("e")
-        mantissa = mantissa.rstrip("0").rstrip(".") if "." in mantissa else mantissa
-        return f"{mantissa}e{int(exponent)}"
-    return f"{v:.{digits}g}" if abs(v) < 100 else f"{v:.0f}"
-
-
-def _plain_ticks(axis: Any) -> None:
-    """Log-axis labels as 0.3, 1, 2 rather than 3x10^-1; minor ones too when the axis spans few decades."""
-    axis.set_major_formatter(FuncFormatter(lambda v, _: _num(v)))
-
-    def minor(v: float, _pos: Any) -> str:
-        lo, hi = sorted(axis.get_view_interval())
-        few_decades = lo > 0 and math.log10(hi / lo) <= 1.5
-        return _num(v) if few_decades and f"{v:.0e}"[0] in "1235" else ""
-
-    axis.set_minor_formatter(FuncFormatter(minor))
-
-
-def _discrete(values: pd.Series, order: list[Any]) -> Bins:
-    order = [o for o in order if o is not None] + sorted(set(values.dropna()) - set(order), key=str)
-    index = {v: i for i, v in enumerate(order)}
-    codes = np.array([index.get(v, -1) if not pd.isna(v) else -1 for v in values], dtype=int)
-    return Bins(codes, len(order), [i + 0.5 for i in range(len(order))], [str(o) for o in order])
-
-
-def _ranged(values: pd.Series, edges: np.ndarray, log: bool, zero_bin: bool) -> Bins:
-    x = values.to_numpy(dtype=float, na_value=np.nan)
-    offset = 1 if zero_bin else 0
-    n = len(edges) - 1 + offset
-    codes = np.clip(np.searchsorted(edges, x, side="right") - 1, 0, len(edges) - 2) + offset
-    if zero_bin:
-        codes[x == 0] = 0
-    codes[np.isnan(x)] = -1
-    ticks = ([0.5] if zero_bin else []) + [offset + i for i in range(len(edges))]
-    labels = (["0"] if zero_bin else []) + [_num(e, 1 if log else 2) for e in edges]
-    return Bins(codes, n, ticks, labels, log)
-
-
-def bin_parameter(values: pd.Series, dim: Any) -> Bins:
-    """Cut a parameter column into cells, following its search-space dimension ``dim``.
-
-    Log-scaled ranges get edges evenly spaced in log space (powers of 2 for
-    integers such as widths, decades or half-decades for floats); ``l2 = 0``
-    (switched off) gets a cell of its own; choices and small integer ranges get
-    one cell per value.
-    """
-    if isinstance(dim, list):
-        return _discrete(values, sorted(dim) if all(isinstance(d, (int, float)) for d in dim) else dim)
-    if isinstance(values.dtype, pd.CategoricalDtype):
-        return _discrete(values.astype(object), list(values.cat.categories))
-    if not pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values):
-        return _discrete(values.astype(object), sorted(set(values.dropna()), key=str))
-    x = values.dropna().astype(float)
-    is_int = pd.api.types.is_integer_dtype(values)
-    if isinstance(dim, dict):
-        low, high, log = float(dim["low"]), float(dim["high"]), bool(dim.get("log", False))
-    elif x.nunique() <= 8 and (x == x.round()).all():  # not in the spec: few whole numbers are values
-        return _discrete(values.astype(object), sorted(int(v) for v in x.unique()))
-    else:  # not in the spec: infer from the data
-        positive = x[x > 0]
-        low, high = (positive.min(), positive.max()) if len(positive) else (x.min(), x.max())
-        log = len(positive) > 0 and high / low >= 100
-    if is_int and not log and high - low < 12:
-        return _discrete(values.astype(object), list(range(int(low), int(high) + 1)))
-    if log:
-        base = 2.0 if is_int else 10.0
-        lo, hi = math.log(low, base), math.log(high, base)
-        step = 1.0 if is_int or hi - lo >= 5 - 1e-9 else 0.5
-        exps = np.arange(math.floor(lo / step + 1e-9) * step, math.ceil(hi / step - 1e-9) * step + step / 2, step)
-        edges = base ** exps
-    else:
-        edges = np.asarray(MaxNLocator(nbins=6, steps=[1, 2, 2.5, 5, 10]).tick_values(low, high))
-        edges = edges[(edges > low - 1e-12) | (np.arange(len(edges)) == 0)]
-        edges = np.append(edges[edges < high - 1e-12], max(high, edges[-1]))
-    zero_bin = bool((x == 0).any()) or (isinstance(dim, dict) and bool(dim.get("zero")))
-    return _ranged(values, edges, log, zero_bin and log)
-
-
-def _dim_for(space: dict[str, Any], name: str) -> Any:
-    return space.get("units") if name.startswith("units_l") else space.get(name)
 
 
 def _cell_table(codes_x: np.ndarray, codes_y: np.ndarray, n_x: int, n_y: int, values: np.ndarray,
@@ -154,25 +55,38 @@ def _cell_table(codes_x: np.ndarray, codes_y: np.ndarray, n_x: int, n_y: int, va
     return table
 
 
-def _heatmap(ax: Any, table: np.ndarray, counts: np.ndarray | None, bx: Bins, by: Bins, fmt: str,
-             cmap: str, label: str, title: str, log_norm: bool) -> None:
+@dataclass(frozen=True, slots=True)
+class Panel:
+    """One heatmap of a figure: a value per cell and how to draw it (bright = better in every panel)."""
+
+    table: np.ndarray  # (n_y, n_x) value per cell; NaN where no trial fell
+    fmt: str  # format spec of the value printed in a cell
+    cmap: str
+    label: str  # of the colour bar
+    title: str
+    log_norm: bool = False  # log colour scale when the values span more than 5x
+
+
+def _heatmap(ax: Any, panel: Panel, *, x: Bins, y: Bins, counts: np.ndarray | None = None) -> None:
+    """Draw ``panel`` on ``ax``; ``counts`` (n_y, n_x), if given, adds "n=<trials>" to each cell."""
+    table, fmt = panel.table, panel.fmt
     finite = table[np.isfinite(table)]
     norm = None
-    if log_norm and finite.size and finite.min() > 0 and finite.max() / finite.min() > 5:
+    if panel.log_norm and finite.size and finite.min() > 0 and finite.max() / finite.min() > 5:
         norm = LogNorm(finite.min(), finite.max())
     shown = np.nan_to_num(table)
     text = (np.vectorize(lambda v, c: f"{v:{fmt}}\nn={c}")(shown, counts) if counts is not None
             else np.vectorize(lambda v: f"{v:{fmt}}")(shown))
     annot = np.where(np.isfinite(table), text, "")
-    sns.heatmap(table, ax=ax, mask=~np.isfinite(table), cmap=cmap, norm=norm, annot=annot, fmt="",
+    sns.heatmap(table, ax=ax, mask=~np.isfinite(table), cmap=panel.cmap, norm=norm, annot=annot, fmt="",
                 annot_kws={"fontsize": 7 if table.size <= 64 else 5}, linewidths=0.5, linecolor="white",
-                cbar_kws={"label": label}, square=False)
+                cbar_kws={"label": panel.label}, square=False)
     if norm is not None:
-        _plain_ticks(ax.collections[0].colorbar.ax.yaxis)
+        plain_ticks(ax.collections[0].colorbar.ax.yaxis)
     ax.invert_yaxis()  # small values at the bottom, as on any other plot
-    ax.set_xticks(bx.ticks, bx.labels, rotation=45 if bx.log or len(bx.labels) > 6 else 0)
-    ax.set_yticks(by.ticks, by.labels, rotation=0)
-    ax.set_title(title, fontsize=10)
+    ax.set_xticks(x.ticks, x.labels, rotation=45 if x.log or len(x.labels) > 6 else 0)
+    ax.set_yticks(y.ticks, y.labels, rotation=0)
+    ax.set_title(panel.title, fontsize=10)
 
 
 def plot_heatmap(df: pd.DataFrame, x: str, y: str, space: dict[str, Any], study: str, path: Path) -> Path | None:
@@ -194,26 +108,29 @@ def heatmap_figure(df: pd.DataFrame, x: str, y: str, space: dict[str, Any], stud
             logger.info("heatmap %s x %s skipped: %s is %s", x, y, name,
                         "not a parameter of this study" if name not in df else "fixed")
             return None
-    bx, by = bin_parameter(df[x], _dim_for(space, x)), bin_parameter(df[y], _dim_for(space, y))
-    counts = _cell_table(bx.codes, by.codes, bx.n, by.n, np.ones(len(df)), "sum")
-    counts = np.nan_to_num(counts).astype(int)
+    bx, by = bin_parameter(df[x], dim_for(space, x)), bin_parameter(df[y], dim_for(space, y))
     value = df["value"].to_numpy(dtype=float, na_value=np.nan)
     acc = df["val_accuracy"].to_numpy(dtype=float, na_value=np.nan)
+
+    def per_cell(values: np.ndarray, how: str) -> np.ndarray:
+        return _cell_table(bx.codes, by.codes, bx.n, by.n, values, how)
+
     panels = [
-        (_cell_table(bx.codes, by.codes, bx.n, by.n, acc, "max"), ".3f", "viridis",
-         "best val accuracy", "best val accuracy (higher = better, bright)", False),
-        (_cell_table(bx.codes, by.codes, bx.n, by.n, value, "min"), ".3g", "viridis_r",
-         "best val loss", "best val loss (lower = better, bright)", True),
-        (_cell_table(bx.codes, by.codes, bx.n, by.n, value, "median"), ".3g", "viridis_r",
-         "median val loss", "median val loss (lower = better, bright)", True),
+        Panel(per_cell(acc, "max"), fmt=".3f", cmap="viridis", label="best val accuracy",
+              title="best val accuracy (higher = better, bright)"),
+        Panel(per_cell(value, "min"), fmt=".3g", cmap="viridis_r", label="best val loss",
+              title="best val loss (lower = better, bright)", log_norm=True),
+        Panel(per_cell(value, "median"), fmt=".3g", cmap="viridis_r", label="median val loss",
+              title="median val loss (lower = better, bright)", log_norm=True),
     ]
-    panels = [p for p in panels if np.isfinite(p[0]).any()]  # e.g. no val_accuracy recorded
+    panels = [p for p in panels if np.isfinite(p.table).any()]  # e.g. no val_accuracy recorded
+    counts = np.nan_to_num(per_cell(np.ones(len(df)), "sum")).astype(int)
     width = max(4.5, 0.55 * bx.n + 2.2)
     fig = Figure(figsize=(len(panels) * width, max(3.8, 0.5 * by.n + 2.0)), layout="constrained")
     axes = np.atleast_1d(fig.subplots(1, len(panels)))
     with sns.axes_style("white"):
-        for i, (ax, (table, fmt, cmap, label, title, log_norm)) in enumerate(zip(axes, panels)):
-            _heatmap(ax, table, counts if i == 0 else None, bx, by, fmt, cmap, label, title, log_norm)
+        for i, (ax, panel) in enumerate(zip(axes, panels)):
+            _heatmap(ax, panel, x=bx, y=by, counts=counts if i == 0 else None)
             ax.set_xlabel(x + (" (log bins)" if bx.log else ""))
             ax.set_ylabel(y + (" (log bins)" if by.log else ""))
     fig.suptitle(f"{study}: {x} x {y}   ({len(df)} finished trials, pruned included; "
@@ -260,7 +177,7 @@ def curves_figure(df: pd.DataFrame, curves: pd.DataFrame, study: str) -> Figure 
         ax.add_collection(lines)
         bar = fig.colorbar(lines, ax=ax, label="best val loss of the trial (complete trials)")
         if isinstance(norm, LogNorm):
-            _plain_ticks(bar.ax.yaxis)
+            plain_ticks(bar.ax.yaxis)
     if best is not None:
         b = curves[curves["number"] == best]
         ax.plot(b["epoch"], b["val_loss"], color="crimson", linewidth=2.5, zorder=4)
@@ -270,7 +187,7 @@ def curves_figure(df: pd.DataFrame, curves: pd.DataFrame, study: str) -> Figure 
         ax.set_ylim(low * 0.9 if low > 0 else low, high * 1.1)
         if low > 0 and high / low > 3:
             ax.set_yscale("log")
-            _plain_ticks(ax.yaxis)
+            plain_ticks(ax.yaxis)
     ax.set_xlim(0.8, max(curves["epoch"].max(), 1) + 0.2)
     ax.xaxis.get_major_locator().set_params(integer=True)  # type: ignore[call-arg]  # MaxNLocator's
     ax.set_xlabel("epoch")
@@ -323,11 +240,11 @@ def history_figure(df: pd.DataFrame, study: str) -> Figure:
     off = pruned[pruned["value"] > top]
     if len(off):
         ax.scatter(off["number"], np.full(len(off), 0.90), marker="^", color="0.4", s=22, transform=edge,
-                   label=f"pruned, loss off the scale > {_num(top)} ({len(off)})", clip_on=False)
+                   label=f"pruned, loss off the scale > {short_number(top)} ({len(off)})", clip_on=False)
         shown = shown[shown <= top]
     if len(shown) and shown.min() > 0 and shown.max() / shown.min() > 10:
         ax.set_yscale("log")
-        _plain_ticks(ax.yaxis)
+        plain_ticks(ax.yaxis)
     if len(off):
         ax.set_ylim(top=top)
     ax.margins(y=0.08)  # room for the diverged/failed marks at the edges

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from search import plots
+from search.bins import short_number
 from search.report import figures, savings, tables, usage
 from search.report.command import reproduce_command, safe_url
 from search.report.facts import StudyFacts
@@ -52,7 +52,7 @@ def _space_text(space: dict[str, Any]) -> str:
         if isinstance(dim, dict):
             scale = ", log" if dim.get("log") else ""
             zero = ", or 0" if dim.get("zero") else ""
-            parts.append(f"{name} {plots._num(dim['low'])}..{plots._num(dim['high'])}{scale}{zero}")
+            parts.append(f"{name} {short_number(dim['low'])}..{short_number(dim['high'])}{scale}{zero}")
         elif isinstance(dim, list):
             parts.append(f"{name} {{{', '.join(map(str, dim))}}}")
         else:
