@@ -9,10 +9,11 @@ Knows nothing of Optuna; usable from a notebook::
 from __future__ import annotations
 
 from .activations import ACTIVATIONS
+from .config import TrainConfig
 from .datasets import DATASETS, Dataset, load_dataset
 from .errors import DivergedError
 from .network import Network
-from .train import EpochStats, TrainConfig, Training, TrainResult, train
+from .train import EpochStats, Training, TrainResult, train
 
 __all__ = [
     "ACTIVATIONS",

@@ -1,4 +1,4 @@
-"""TrainConfig, the per-epoch record, the result, and ``train()``: epochs, callback, early stop.
+"""The per-epoch record, the result, and ``train()``: epochs, callback, early stop (config: config.py).
 
 ``train`` never prints and never raises for numerical blow-up: a non-finite
 loss ends the run with ``outcome="diverged"`` and a reason, so that a search
@@ -16,95 +16,16 @@ from functools import partial
 
 import numpy as np
 
-from .activations import ACTIVATIONS
 from .augment import Augmenter
+from .config import TrainConfig
 from .errors import DivergedError
 from .fused import FastPath
 from .network import Network
-from .optim import OPTIMIZERS, SCHEDULES, Optimizer, learning_rate_at, make_optimizer
+from .optim import Optimizer, learning_rate_at, make_optimizer
 
 __all__ = ["EpochStats", "TrainConfig", "TrainResult", "Training", "train"]
 
 logger = logging.getLogger(__name__)
-
-
-def _is_int(x: object) -> bool:
-    return isinstance(x, (int, np.integer)) and not isinstance(x, bool)
-
-
-def _is_real(x: object) -> bool:
-    return isinstance(x, (int, float, np.integer, np.floating)) and not isinstance(x, bool) and math.isfinite(x)
-
-
-@dataclass(frozen=True, slots=True)
-class TrainConfig:
-    """Everything that defines one training run; checks itself on construction."""
-
-    hidden: tuple[int, ...] = (128,)  # hidden layer widths, input to output
-    activation: str = "relu"  # key of ACTIVATIONS: relu | leaky_relu | tanh | sigmoid
-    leaky_slope: float = 0.01  # negative-side slope of leaky_relu, [0, 1)
-    dropout: float = 0.0  # probability of dropping a hidden unit, [0, 1)
-    l1: float = 0.0  # penalty l1 * sum(|W|) over weights (not biases)
-    l2: float = 0.0  # penalty 0.5 * l2 * sum(W**2) over weights (not biases)
-    optimizer: str = "momentum"  # sgd | momentum | nesterov | adam
-    learning_rate: float = 0.01  # base learning rate, > 0
-    momentum: float = 0.9  # mu for momentum/nesterov; beta1 for adam; [0, 1)
-    batch_size: int = 128  # rows per step; larger than the data set means full batch
-    epochs: int = 30  # maximum number of passes over the training set
-    lr_schedule: str = "none"  # key of SCHEDULES: none | step | exponential | cosine (to ~0 at the last epoch)
-    lr_decay: float = 0.5  # step: lr * decay**(e // lr_step); exponential: lr * decay**e (e 0-based)
-    lr_step: int = 10  # epochs between decays for "step"
-    warmup: int = 0  # epochs of linear learning-rate warm-up from ~0, on top of any schedule
-    augment_shift: int = 0  # shift training images by up to this many pixels (train(..., image_shape=...))
-    augment_flip: bool = False  # mirror training images left-right at random (train(..., image_shape=...))
-    patience: int | None = None  # early stopping on validation loss; None = off
-    seed: int = 0  # weights, shuffling, dropout masks and augmentation (four independent streams)
-
-    def __post_init__(self) -> None:
-        hidden = self.hidden
-        if isinstance(hidden, list):
-            hidden = tuple(hidden)
-        if not (isinstance(hidden, tuple) and hidden and all(_is_int(h) and h > 0 for h in hidden)):
-            raise ValueError(f"hidden must be a non-empty tuple of positive ints, got hidden={self.hidden!r}")
-        object.__setattr__(self, "hidden", tuple(int(h) for h in hidden))
-        self._check_choice("activation", tuple(ACTIVATIONS))
-        self._check_choice("optimizer", tuple(OPTIMIZERS))
-        self._check_choice("lr_schedule", SCHEDULES)
-        self._check_range("leaky_slope", 0.0, 1.0, "[0, 1)")
-        self._check_range("dropout", 0.0, 1.0, "[0, 1)")
-        self._check_range("momentum", 0.0, 1.0, "[0, 1)")
-        for name in ("l1", "l2"):
-            value = getattr(self, name)
-            if not (_is_real(value) and value >= 0):
-                raise ValueError(f"{name} must be a finite number >= 0, got {name}={value!r}")
-        for name in ("learning_rate", "lr_decay"):
-            value = getattr(self, name)
-            if not (_is_real(value) and value > 0):
-                raise ValueError(f"{name} must be a finite number > 0, got {name}={value!r}")
-        for name in ("batch_size", "epochs", "lr_step"):
-            value = getattr(self, name)
-            if not (_is_int(value) and value >= 1):
-                raise ValueError(f"{name} must be an int >= 1, got {name}={value!r}")
-        for name in ("warmup", "augment_shift"):
-            value = getattr(self, name)
-            if not (_is_int(value) and value >= 0):
-                raise ValueError(f"{name} must be an int >= 0, got {name}={value!r}")
-        if not isinstance(self.augment_flip, (bool, np.bool_)):
-            raise ValueError(f"augment_flip must be True or False, got augment_flip={self.augment_flip!r}")
-        if self.patience is not None and not (_is_int(self.patience) and self.patience >= 1):
-            raise ValueError(f"patience must be None or an int >= 1, got patience={self.patience!r}")
-        if not (_is_int(self.seed) and self.seed >= 0):
-            raise ValueError(f"seed must be an int >= 0, got seed={self.seed!r}")
-
-    def _check_choice(self, name: str, choices: tuple[str, ...]) -> None:
-        value = getattr(self, name)
-        if value not in choices:
-            raise ValueError(f"{name} must be one of {', '.join(choices)}, got {name}={value!r}")
-
-    def _check_range(self, name: str, low: float, high: float, text: str) -> None:
-        value = getattr(self, name)
-        if not (_is_real(value) and low <= value < high):
-            raise ValueError(f"{name} must be in {text}, got {name}={value!r}")
 
 
 @dataclass(frozen=True, slots=True)

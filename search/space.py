@@ -7,7 +7,6 @@ turned into Optuna ``suggest_*`` calls in the coordinator, never in a worker.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -15,6 +14,7 @@ from typing import Any
 import optuna
 
 from model import ACTIVATIONS, TrainConfig
+from model.config import RANGES, Interval
 from model.optim import OPTIMIZERS, SCHEDULES
 from search.errors import SearchError
 
@@ -46,25 +46,17 @@ class Fixed:
 
 Dim = Float | Int | Choice | Fixed
 
-# Every name a space may hold, with the open/closed interval its values must lie
-# in. "units" is the width of each hidden layer (suggested once per layer).
-_NUMERIC_BOUNDS: dict[str, tuple[float, float, bool]] = {
-    # name: (lowest allowed, highest allowed, lowest is exclusive)
-    "learning_rate": (0.0, math.inf, True),
-    "batch_size": (1, math.inf, False),
-    "l1": (0.0, math.inf, False),
-    "l2": (0.0, math.inf, False),
-    "dropout": (0.0, 0.99, False),
-    "n_layers": (1, 16, False),
-    "units": (1, 65536, False),
-    "momentum": (0.0, 0.999, False),
-    "leaky_slope": (0.0, 0.999, False),
-    "lr_decay": (0.0, 1.0, True),
-    "lr_step": (1, math.inf, False),
-    "warmup": (0, math.inf, False),  # epochs of linear learning-rate warm-up
-    "augment_shift": (0, 8, False),  # pixels; needs a data set with an image_shape
+_AS_TRAINED = ("learning_rate", "batch_size", "l1", "l2", "dropout", "momentum", "leaky_slope", "lr_step", "warmup")
+# Every numeric name a space may hold, with the interval its values must lie in:
+# TrainConfig's own (model/config.py) where the search takes them as they are.
+_NUMERIC_BOUNDS: dict[str, Interval] = {
+    **{name: RANGES[name] for name in _AS_TRAINED},
+    "n_layers": Interval(1, 16, integer=True),
+    "units": Interval(1, 65536, integer=True),  # the width of each hidden layer (suggested once per layer)
+    "lr_decay": Interval(0.0, 1.0, low_open=True),  # narrower than TrainConfig's: a decay, not a growth
+    "augment_shift": Interval(0, 8, integer=True),  # pixels, narrower than TrainConfig's; needs an image_shape
 }
-_INTEGER_PARAMS = frozenset({"batch_size", "n_layers", "units", "lr_step", "warmup", "augment_shift"})
+_INTEGER_PARAMS = frozenset(name for name, bounds in _NUMERIC_BOUNDS.items() if bounds.integer)
 _CHOICES: dict[str, tuple[Any, ...]] = {
     "activation": tuple(ACTIVATIONS),
     "optimizer": tuple(OPTIMIZERS),
@@ -95,14 +87,13 @@ def _check_value(name: str, value: Any) -> None:
         if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
             raise SearchError(f"space: patience must be a positive integer, got {value!r}")
         return
-    lo, hi, lo_open = _NUMERIC_BOUNDS[name]
+    bounds = _NUMERIC_BOUNDS[name]
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise SearchError(f"space: {name} must be a number, got {value!r}")
     if name in _INTEGER_PARAMS and not float(value).is_integer():
         raise SearchError(f"space: {name} must be a whole number, got {value!r}")
-    if not (lo < value if lo_open else lo <= value) or value > hi or math.isnan(value):
-        interval = f"{'(' if lo_open else '['}{lo}, {hi}]"
-        raise SearchError(f"space: {name} must be in {interval}, got {value!r}")
+    if value not in bounds:  # NaN never is
+        raise SearchError(f"space: {name} must be in {bounds}, got {value!r}")
 
 
 def parse_dim(name: str, raw: Any) -> Dim:
