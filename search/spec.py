@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-from model.datasets import DATASETS
+from model.datasets import DATASETS, NORMALIZATIONS
 from search.errors import SearchError
 from search.pruning import PRUNERS as _PRUNER_TABLE
 from search.samplers import SAMPLERS as _SAMPLER_TABLE
@@ -30,7 +30,6 @@ else:  # pragma: no cover
 SPEC_ATTR = "search_spec"
 SAMPLERS = tuple(_SAMPLER_TABLE)  # names only; the samplers are built in search/samplers.py
 PRUNERS = tuple(_PRUNER_TABLE)  # names only; the pruners are built in search/pruning.py
-NORMALIZATIONS = ("zscore", "image", "channel", "none")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 
 # The settings a later `run` may not change: they define what the trials mean.

@@ -26,15 +26,13 @@ import numpy as np
 
 from .errors import DatasetError
 from .locate import RawSource
+from .registry import CIFAR_LAYOUT
 
 __all__ = ["read_cifar"]
 
 logger = logging.getLogger(__name__)
 
 N_FEATURES = 3 * 32 * 32
-_FOLDER = {"cifar10": "cifar-10-batches-py", "cifar100": "cifar-100-python"}
-_TRAIN = {"cifar10": tuple(f"data_batch_{i}" for i in range(1, 6)), "cifar100": ("train",)}
-_TEST = {"cifar10": ("test_batch",), "cifar100": ("test",)}
 
 # What an ndarray pickle refers to (numpy 1 and numpy 2 module paths).
 _ALLOWED = {
@@ -109,9 +107,9 @@ def read_cifar(
     source: RawSource, label_key: str, n_classes: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(X_train, y_train, X_test, y_test): uint8 (n, 3072) in R,G,B plane order, int64 labels."""
-    fmt = source.format
-    folder = _FOLDER[fmt]
-    raws = _read_members(source, folder, _TRAIN[fmt] + _TEST[fmt])
+    fmt, layout = source.format, CIFAR_LAYOUT[source.format]
+    folder = layout.folder
+    raws = _read_members(source, folder, layout.members)
     origin = source.paths.get("archive")
 
     def parse(names: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
@@ -121,7 +119,7 @@ def read_cifar(
         ]
         return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
-    X_train, y_train = parse(_TRAIN[fmt])
-    X_test, y_test = parse(_TEST[fmt])
+    X_train, y_train = parse(layout.train)
+    X_test, y_test = parse(layout.test)
     logger.info("read %s: %d train, %d test images", fmt, len(y_train), len(y_test))
     return X_train, y_train, X_test, y_test

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import DatasetNotFoundError
-from .registry import IDX_FILES, DatasetSpec
+from .registry import CIFAR_LAYOUT, IDX_FILES, DatasetSpec
 
 __all__ = ["DATA_ENV", "SYSTEM_DATA_DIRS", "RawSource", "candidate_dirs", "find_in", "locate", "user_data_dir"]
 
@@ -33,15 +33,6 @@ DATA_ENV = "NUMPY_HPSEARCH_DATA"
 APP_NAME = "numpy-hpsearch"
 # Module-level so tests can point it at an empty directory.
 SYSTEM_DATA_DIRS: tuple[str, ...] = ("/usr/share/datasets",)
-
-_CIFAR_LAYOUT = {
-    "cifar10": (
-        "cifar-10-python.tar.gz",
-        "cifar-10-batches-py",
-        ("data_batch_1", "data_batch_2", "data_batch_3", "data_batch_4", "data_batch_5", "test_batch"),
-    ),
-    "cifar100": ("cifar-100-python.tar.gz", "cifar-100-python", ("train", "test")),
-}
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,12 +102,12 @@ def find_in(spec: DatasetSpec, directory: Path) -> RawSource | None:
                 return None
             paths[filename.removesuffix(".gz")] = hit
         return RawSource("idx", paths)
-    archive, folder, members = _CIFAR_LAYOUT[spec.format]
-    if (directory / archive).is_file():
-        return RawSource(spec.format, {"archive": directory / archive})
-    for extracted in (directory / folder, directory):
-        if all((extracted / m).is_file() for m in members):
-            return RawSource(spec.format, {m: extracted / m for m in members})
+    layout = CIFAR_LAYOUT[spec.format]
+    if (directory / layout.archive).is_file():
+        return RawSource(spec.format, {"archive": directory / layout.archive})
+    for extracted in (directory / layout.folder, directory):
+        if all((extracted / m).is_file() for m in layout.members):
+            return RawSource(spec.format, {m: extracted / m for m in layout.members})
     return None
 
 
@@ -136,8 +127,8 @@ def not_found_message(spec: DatasetSpec, tried: list[Path]) -> str:
     if spec.format == "idx":
         wanted = ", ".join(IDX_FILES) + " (gzipped or not)"
     else:
-        archive, folder, _ = _CIFAR_LAYOUT[spec.format]
-        wanted = f"{archive} or its extracted {folder}/"
+        layout = CIFAR_LAYOUT[spec.format]
+        wanted = f"{layout.archive} or its extracted {layout.folder}/"
     lines = [f"data set {spec.name!r} not found: looked for {wanted} in"]
     lines += [f"  {p}" for p in tried]
     lines.append("to get it:")

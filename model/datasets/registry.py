@@ -17,7 +17,16 @@ from dataclasses import dataclass
 
 from .errors import DatasetError
 
-__all__ = ["DATASETS", "NORMALIZATIONS", "REGISTRY", "DatasetSpec", "RemoteFile", "get_spec"]
+__all__ = [
+    "CIFAR_LAYOUT",
+    "DATASETS",
+    "NORMALIZATIONS",
+    "REGISTRY",
+    "CifarLayout",
+    "DatasetSpec",
+    "RemoteFile",
+    "get_spec",
+]
 
 # How features are scaled; see prepare.normalize for the maths.
 NORMALIZATIONS: tuple[str, ...] = ("zscore", "image", "channel", "none")
@@ -29,6 +38,30 @@ IDX_FILES: tuple[str, ...] = (
     "t10k-images-idx3-ubyte.gz",
     "t10k-labels-idx1-ubyte.gz",
 )
+
+
+@dataclass(frozen=True, slots=True)
+class CifarLayout:
+    """Where the official "python version" archive of a CIFAR format keeps its batches."""
+
+    archive: str  # the .tar.gz as served
+    folder: str  # its top directory: also the name of the directory it extracts to
+    train: tuple[str, ...]  # pickled training batches in the folder, in order
+    test: tuple[str, ...]  # pickled test batches
+
+    @property
+    def members(self) -> tuple[str, ...]:
+        """Every batch file, training first."""
+        return self.train + self.test
+
+
+# keyed by DatasetSpec.format
+CIFAR_LAYOUT: dict[str, CifarLayout] = {
+    "cifar10": CifarLayout(
+        "cifar-10-python.tar.gz", "cifar-10-batches-py", tuple(f"data_batch_{i}" for i in range(1, 6)), ("test_batch",)
+    ),
+    "cifar100": CifarLayout("cifar-100-python.tar.gz", "cifar-100-python", ("train",), ("test",)),
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,8 +109,8 @@ class DatasetSpec:
         return self.base_url.rstrip("/") + "/" + filename
 
 
-_CIFAR10 = RemoteFile("cifar-10-python.tar.gz", "c58f30108f718f92721af3b95e74349a")
-_CIFAR100 = RemoteFile("cifar-100-python.tar.gz", "eb9058c3a382ffc7106e4002c42a8d85")
+_CIFAR10 = RemoteFile(CIFAR_LAYOUT["cifar10"].archive, "c58f30108f718f92721af3b95e74349a")
+_CIFAR100 = RemoteFile(CIFAR_LAYOUT["cifar100"].archive, "eb9058c3a382ffc7106e4002c42a8d85")
 _CIFAR_URL = "https://www.cs.toronto.edu/~kriz/"
 
 # One data set a row, as a table.
