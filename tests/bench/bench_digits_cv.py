@@ -1,0 +1,133 @@
+"""How much a better recipe or an ensemble could still gain on digits, measured without the test split.
+
+    python tests/bench/bench_digits_cv.py            # every recipe and ensemble below
+    python tests/bench/bench_digits_cv.py recipes    # single networks only
+
+Everything here is 5-fold cross-validation of train + validation (``DataRef.folds``,
+the folds the search's ``--cv`` uses), repeated over fold seeds: the test split is
+never read, so these figures may steer the digits defaults without selecting on
+test. Not collected by pytest.
+
+``recipes``: hand-picked configurations and the winner of a default study (seed 0's
+best finalist), each trained ``--epochs`` epochs and scored at its last epoch.
+``ensembles``: that winner alone, the averaged probabilities of 3 or 5 of its seeds,
+and of the study's top 3 or 5 finalist configurations (one seed each).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+from joblib import Parallel, delayed
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from model.train import TrainConfig, train  # noqa: E402
+from search.tasks import DataRef  # noqa: E402
+
+DATA = DataRef("digits", val_fraction=0.2)
+K = 5
+# The five finalists of `python -m search run --seed 0` (defaults, 2026-11-29), best mean first.
+FINALISTS = [
+    {"hidden": (800,), "learning_rate": 0.21, "l2": 4.9e-6, "dropout": 0.45, "momentum": 0.07},
+    {"hidden": (955,), "learning_rate": 0.191, "l2": 2.0e-6, "dropout": 0.49, "momentum": 0.19},
+    {"hidden": (1184,), "learning_rate": 0.234, "l2": 1.3e-5, "dropout": 0.46, "momentum": 0.13},
+    {"hidden": (1224,), "learning_rate": 0.284, "l2": 1.4e-5, "dropout": 0.44, "momentum": 0.07},
+    {"hidden": (915,), "learning_rate": 0.182, "l2": 7.2e-6, "dropout": 0.40, "momentum": 0.03},
+]
+WINNER = {**FINALISTS[0], "activation": "relu", "optimizer": "momentum", "batch_size": 16}
+HAND = {
+    "hidden": (1024,),
+    "activation": "relu",
+    "dropout": 0.3,
+    "optimizer": "nesterov",
+    "learning_rate": 0.05,
+    "momentum": 0.9,
+    "batch_size": 32,
+}
+RECIPES = {
+    "winner": WINNER,
+    "winner, cosine": {**WINNER, "lr_schedule": "cosine"},
+    "winner, cosine, 2x epochs": {**WINNER, "lr_schedule": "cosine", "epochs": -2},
+    "winner, shift 1 px": {**WINNER, "augment_shift": 1},
+    "winner, shift 1 px, cosine": {**WINNER, "augment_shift": 1, "lr_schedule": "cosine"},
+    "hand-picked 1024 Nesterov": HAND,
+    "hand-picked, cosine": {**HAND, "lr_schedule": "cosine"},
+    "hand-picked 2048, dropout 0.5": {**HAND, "hidden": (2048,), "dropout": 0.5, "lr_schedule": "cosine"},
+}
+
+
+def _probabilities(recipe: dict, epochs: int, fold_seed: int, fold: int, seed: int) -> np.ndarray:
+    """One network's validation probabilities on one fold (``epochs: -2`` means twice ``epochs``)."""
+    recipe = {**recipe, "epochs": 2 * epochs if recipe.get("epochs") == -2 else epochs}
+    f = DATA.folds(K, fold_seed)[fold]
+    config = TrainConfig(**recipe, seed=seed)
+    result = train(config, f.X_train, f.y_train, f.X_val, f.y_val, n_classes=10, image_shape=DATA.load().image_shape)
+    return result.network.predict_proba(f.X_val)
+
+
+def _labels(fold_seed: int, fold: int) -> np.ndarray:
+    return DATA.folds(K, fold_seed)[fold].y_val
+
+
+def _accuracy(p: np.ndarray, y: np.ndarray) -> float:
+    return float(np.mean(p.argmax(axis=1) == y))
+
+
+def _line(name: str, accuracies: list[float]) -> str:
+    a = np.asarray(accuracies)
+    return f"  {name:34s} {a.mean():.4f}  (sd over {len(a)} folds {a.std(ddof=1):.4f})"
+
+
+def recipes(epochs: int, fold_seeds: list[int], jobs: int) -> None:
+    print(f"recipes: {K}-fold CV of train + validation, fold seeds {fold_seeds}, {epochs} epochs, last epoch scored")
+    cells = [(s, k) for s in fold_seeds for k in range(K)]
+    for name, recipe in RECIPES.items():
+        ps = Parallel(n_jobs=jobs)(delayed(_probabilities)(recipe, epochs, s, k, 100 * s + k) for s, k in cells)
+        print(_line(name, [_accuracy(p, _labels(s, k)) for p, (s, k) in zip(ps, cells)]), flush=True)
+
+
+def ensembles(epochs: int, fold_seeds: list[int], jobs: int) -> None:
+    print(f"ensembles: averaged probabilities, same CV, {epochs} epochs")
+    configs = [{**WINNER, **f} for f in FINALISTS]
+    cells = [(s, k) for s in fold_seeds for k in range(K)]
+    # (config index, repeat): the winner 5 times with fresh seeds, the other finalists once.
+    members = [(0, r) for r in range(5)] + [(c, 0) for c in range(1, len(configs))]
+    jobs_list = [(c, r, s, k) for s, k in cells for c, r in members]
+    ps = Parallel(n_jobs=jobs)(
+        delayed(_probabilities)(configs[c], epochs, s, k, 1000 * s + 10 * k + r + 97 * c) for c, r, s, k in jobs_list
+    )
+    p = dict(zip(jobs_list, ps))
+    picks = {
+        "winner alone": [(0, 0)],
+        "winner, 3 seeds": [(0, r) for r in range(3)],
+        "winner, 5 seeds": [(0, r) for r in range(5)],
+        "top 3 configurations": [(c, 0) for c in range(3)],
+        "top 5 configurations": [(c, 0) for c in range(5)],
+    }
+    rows: dict[str, list[float]] = {n: [] for n in picks}
+    for s, k in cells:
+        for n, chosen in picks.items():
+            rows[n].append(_accuracy(np.mean([p[(c, r, s, k)] for c, r in chosen], axis=0), _labels(s, k)))
+    for n, accs in rows.items():
+        print(_line(n, accs), flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("what", nargs="?", choices=("all", "recipes", "ensembles"), default="all")
+    parser.add_argument("--epochs", type=int, default=40, help="the digits finalists' epochs")
+    parser.add_argument("--fold-seeds", type=int, nargs="+", default=[11, 12, 13, 14])
+    parser.add_argument("--jobs", type=int, default=2)
+    args = parser.parse_args()
+    if args.what in ("all", "recipes"):
+        recipes(args.epochs, args.fold_seeds, args.jobs)
+    if args.what in ("all", "ensembles"):
+        ensembles(args.epochs, args.fold_seeds, args.jobs)
+
+
+if __name__ == "__main__":
+    main()
