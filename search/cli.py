@@ -238,13 +238,12 @@ def format_summary(s: RunSummary, url: str, jobs: int) -> str:
 
 
 def _cmd_show(args: argparse.Namespace) -> int:
-    from search.results import finalist_summary, format_table, leaderboard, load_results
+    from search.results import format_table, leaderboard, load_results_and_finalists
 
-    df = load_results(args.study, args.storage)
+    df, finalists = load_results_and_finalists(args.study, args.storage)
     if args.csv:
         df.to_csv(args.csv, index=False)
     print(format_table(leaderboard(df, args.top)))
-    finalists = finalist_summary(df)
     if not finalists.empty:
         print("\nfinalists: fresh runs of the best configurations (mean, sd), best mean first")
         print(format_table(finalists))

@@ -12,13 +12,14 @@ from __future__ import annotations
 import json
 import logging
 import math
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import optuna
 import pandas as pd
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
-from optuna.trial import FrozenTrial
+from optuna.trial import FrozenTrial, TrialState
 
 from search import finalists as fin
 from search.errors import SearchError
@@ -63,6 +64,18 @@ _PARAM_ORDER = (
     "dropout",
     "activation",
 )
+# the columns of the finalist table, before the parameters
+_FINALIST_DTYPES = {
+    "finalist_of": "int64",
+    "runs": "int64",
+    "value_mean": "float64",
+    "value_sd": "float64",
+    "val_accuracy_mean": "float64",
+    "val_accuracy_sd": "float64",
+    "diverged": "int64",
+}
+# the parameters shown beside a finalist's figures
+_FINALIST_PARAMS = ("hidden", "activation", "learning_rate", "batch_size", "l2", "dropout", "momentum")
 LEADERBOARD_COLUMNS = (
     "number",
     "value",
@@ -105,23 +118,30 @@ def study_space(study: optuna.Study) -> dict[str, Any]:
     return space if isinstance(space, dict) else {}
 
 
+def load_results_and_finalists(study: str, storage: str | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``load_results`` and ``load_finalists`` from one read of the study (so they agree)."""
+    loaded = open_study(study, storage)
+    trials = loaded.get_trials(deepcopy=False)
+    df = trials_frame(trials, study_space(loaded))
+    table = finalist_summary(trials, df)
+    by_finalist = table.set_index("finalist_of")
+    for column in ("value_mean", "value_sd", "val_accuracy_mean", "val_accuracy_sd"):
+        df[f"finalist_{column}"] = df["number"].map(by_finalist[column]).astype("float64")
+    return df, table
+
+
 def load_results(study: str, storage: str | None = None) -> pd.DataFrame:
     """One row per trial of ``study``, ordered by trial number (see ``trials_frame``).
 
     A search trial that became a finalist also carries the mean and sd of its
     fresh runs (``finalist_value_mean`` ...); ``load_finalists`` has them alone.
     """
-    loaded = open_study(study, storage)
-    df = trials_frame(loaded.get_trials(deepcopy=False), study_space(loaded))
-    table = finalist_summary(df).set_index("finalist_of")
-    for column in ("value_mean", "value_sd", "val_accuracy_mean", "val_accuracy_sd"):
-        df[f"finalist_{column}"] = df["number"].map(table[column]).astype("float64")
-    return df
+    return load_results_and_finalists(study, storage)[0]
 
 
 def load_finalists(study: str, storage: str | None = None) -> pd.DataFrame:
     """The finalist stage's standings: mean ± sd of each finalist's fresh runs, best first."""
-    return finalist_summary(load_results(study, storage))
+    return load_results_and_finalists(study, storage)[1]
 
 
 def load_curves(study: str, storage: str | None = None) -> pd.DataFrame:
@@ -264,36 +284,41 @@ def leaderboard(df: pd.DataFrame, top: int = 10) -> pd.DataFrame:
     return finished.head(top)[columns].reset_index(drop=True)
 
 
-def finalist_summary(df: pd.DataFrame) -> pd.DataFrame:
+def finalist_summary(trials: Sequence[FrozenTrial], df: pd.DataFrame) -> pd.DataFrame:
     """One row per finalist configuration: mean and spread of its fresh runs, best mean first.
 
-    ``finalist_of`` is the search trial whose parameters were re-run; ``value_mean``
-    is what the winner is chosen by (a run that diverged makes it infinite). The
-    search trial's own score is left out: it was chosen for being lucky.
+    The runs and the order are ``search.finalists.standings``, the rule that chooses
+    the winner: ``finalist_of`` is the search trial whose parameters were re-run;
+    ``value_mean`` is what the winner is chosen by (a run that diverged makes it
+    infinite). The search trial's own score is left out: it was chosen for being
+    lucky. ``df`` is ``trials_frame(trials)``: the runs' accuracies and the
+    finalists' parameters are read from it.
     """
-    runs = df[(df["stage"] == "finalist") & df["state"].isin(FINISHED)].copy()
-    columns = ["finalist_of", "runs", "value_mean", "value_sd", "val_accuracy_mean", "val_accuracy_sd", "diverged"]
-    if runs.empty:
-        return pd.DataFrame(columns=columns)
-    runs["value"] = runs["value"].where(runs["state"] == "COMPLETE", math.inf)
-    table = runs.groupby("finalist_of").agg(
-        runs=("number", "size"),
-        value_mean=("value", "mean"),
-        value_sd=("value", "std"),
-        val_accuracy_mean=("val_accuracy", "mean"),
-        val_accuracy_sd=("val_accuracy", "std"),
-        diverged=("state", lambda s: int((s != "COMPLETE").sum())),
-    )
-    table = table.reset_index().sort_values(["value_mean", "finalist_of"], kind="stable")
-    shown = [
-        c
-        for c in ("hidden", "activation", "learning_rate", "batch_size", "l2", "dropout", "momentum")
-        if c in df.columns
-    ]
-    params = df.set_index("number")[shown]
-    table = table.join(params, on="finalist_of")
-    table["finalist_of"] = table["finalist_of"].astype("int64")
-    return table.reset_index(drop=True)
+    # the search trials named by their finished fresh runs
+    numbers = {t.user_attrs.get(fin.FINALIST_OF) for t in trials if fin.is_finalist_run(t) and t.state in fin.FINISHED}
+    standings = fin.standings(trials, sorted(int(n) for n in numbers if n is not None))
+    if not standings:
+        return pd.DataFrame(columns=list(_FINALIST_DTYPES))
+    accuracy = df.set_index("number")["val_accuracy"]
+    rows = []
+    for f in standings:
+        run_accuracy = accuracy.loc[[t.number for t in f.runs]]
+        rows.append(
+            {
+                "finalist_of": f.number,
+                "runs": len(f.runs),
+                "value_mean": f.mean,
+                # pandas' sd of all runs: NaN for a single run or beside a diverged (infinite) one,
+                # where ``Finalist.sd`` (for ``best``) gives 0.0 or the sd of the finite runs
+                "value_sd": pd.Series(f.values, dtype="float64").std(),
+                "val_accuracy_mean": run_accuracy.mean(),
+                "val_accuracy_sd": run_accuracy.std(),
+                "diverged": sum(t.state != TrialState.COMPLETE for t in f.runs),
+            }
+        )
+    table = pd.DataFrame(rows, columns=list(_FINALIST_DTYPES)).astype(_FINALIST_DTYPES)
+    shown = [c for c in _FINALIST_PARAMS if c in df.columns]
+    return table.join(df.set_index("number")[shown], on="finalist_of").reset_index(drop=True)
 
 
 def _fmt(spec: str):

@@ -101,7 +101,7 @@ def finalists(facts: StudyFacts) -> pd.DataFrame:
     """``search.results.finalist_summary``: one row per finalist configuration, best mean first."""
     from search.results import finalist_summary
 
-    return finalist_summary(facts.df)
+    return finalist_summary(facts.trials, facts.df)
 
 
 def stage_counts(facts: StudyFacts) -> pd.DataFrame:
