@@ -33,7 +33,8 @@ from matplotlib.transforms import blended_transform_factory
 
 from search.bins import Bins, bin_parameter, dim_for, plain_ticks, short_number
 from search.errors import SearchError
-from search.results import FINISHED, curves_frame, open_study, study_space, trials_frame
+from search.frames import curves_frame, trials_frame
+from search.results import FINISHED, open_study, study_space
 from search.storage import default_url, sqlite_path
 
 logger = logging.getLogger(__name__)

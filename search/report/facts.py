@@ -16,7 +16,8 @@ from typing import Any
 import optuna
 import pandas as pd
 
-from search.results import curves_frame, open_study, study_space, trials_frame
+from search.frames import curves_frame, trials_frame
+from search.results import open_study, study_space
 from search.spec import SPEC_ATTR
 from search.storage import default_url
 
@@ -33,8 +34,8 @@ class StudyFacts:
     url: str
     spec: dict[str, Any]              # the stored StudySpec as JSON (``{}`` if absent)
     space: dict[str, Any]
-    df: pd.DataFrame                  # results.trials_frame + stage, finalist_of, repeat
-    curves: pd.DataFrame              # results.curves_frame of every trial
+    df: pd.DataFrame                  # frames.trials_frame + stage, finalist_of, repeat
+    curves: pd.DataFrame              # frames.curves_frame of every trial
     trials: list[optuna.trial.FrozenTrial]
     attrs: dict[str, Any] = field(default_factory=dict)       # every study user attr, as stored
     finalists: dict[str, Any] = field(default_factory=dict)   # study attr "finalists"
