@@ -100,8 +100,12 @@ class Finalist:
 
     @property
     def sd(self) -> float:
-        finite = [v for v in self.values if math.isfinite(v)]
-        return statistics.stdev(finite) if len(finite) > 1 else 0.0
+        return spread([v for v in self.values if math.isfinite(v)])
+
+
+def spread(xs: Sequence[float]) -> float:
+    """Sample standard deviation; 0 for a single value (one run has no spread to show)."""
+    return statistics.stdev(xs) if len(xs) > 1 else 0.0
 
 
 def standings(trials: Sequence[FrozenTrial], numbers: Sequence[int]) -> list[Finalist]:
