@@ -99,7 +99,7 @@ def describe_best(study: str, storage_url: str | None = None) -> str:
     return "\n".join(lines)
 
 
-def _epochs(spec: StudySpec, winner: Winner) -> int:
+def final_epochs(spec: StudySpec, winner: Winner) -> int:
     """How long the final networks train: from the finalists' curves when there are some.
 
     A schedule laid out over the whole run (cosine) is only the schedule the
@@ -135,7 +135,7 @@ def retrain_best(study: str, storage_url: str | None = None, *, out: str | None 
     """Retrain the winner ``seeds`` times on train + validation; score each, and their ensemble, on test."""
     started = time.perf_counter()
     spec, winner, url = _load(study, storage_url)
-    epochs = _epochs(spec, winner)
+    epochs = final_epochs(spec, winner)
     data = DataRef(spec.dataset, spec.val_fraction, spec.normalization, data_dir)
     d = data.load()
     configs = [config_from_params(winner.trial.params, spec.space, epochs, _seed(spec.seed, k))

@@ -12,12 +12,16 @@ test. Not collected by pytest.
 best finalist), each trained ``--epochs`` epochs and scored at its last epoch.
 ``ensembles``: that winner alone, the averaged probabilities of 3 or 5 of its seeds,
 and of the study's top 3 or 5 finalist configurations (one seed each).
+``winners DIR``: the winners of both arms of ``bench_quality.py --keep DIR``, each
+trained for the epochs its arm retrains for, side by side per study seed: which
+arm chose the better configuration, judged without the test split.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +29,14 @@ from joblib import Parallel, delayed
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
+import optuna  # noqa: E402
+
 from model.train import TrainConfig, train  # noqa: E402
+from search.retrain import final_epochs, find_winner  # noqa: E402
+from search.space import config_from_params  # noqa: E402
+from search.spec import build_spec  # noqa: E402
+from search.storage import open_storage  # noqa: E402
+from search.study import load_spec  # noqa: E402
 from search.tasks import DataRef  # noqa: E402
 
 DATA = DataRef("digits", val_fraction=0.2)
@@ -116,9 +127,43 @@ def ensembles(epochs: int, fold_seeds: list[int], jobs: int) -> None:
         print(_line(n, accs), flush=True)
 
 
+def _winners(keep: Path, seed: int) -> dict[str, dict]:
+    """Each arm's winning configuration for one study seed, as its arm retrains it."""
+    storage = open_storage(f"sqlite:///{keep / 'ours' / f'{seed}.db'}", read_only=True)
+    spec, study_id = load_spec(storage, "q")
+    winner = find_winner(storage, study_id, "q")
+    ours = config_from_params(winner.trial.params, spec.space, final_epochs(spec, winner), 0)
+    best = optuna.load_study(study_name="baseline", storage=f"sqlite:///{keep / f'baseline-{seed}.db'}").best_trial
+    base_spec = build_spec("baseline", None, {"seed": seed})
+    plain = config_from_params(best.params, base_spec.space, int(best.user_attrs["best_epoch"]), 0)
+    return {arm: {k: v for k, v in asdict(c).items() if k != "seed"} for arm, c in (("ours", ours), ("plain", plain))}
+
+
+def winners(keep: Path, study_seeds: list[int], fold_seeds: list[int], jobs: int) -> None:
+    print(f"winners of bench_quality --keep {keep}: {K}-fold CV of train + validation, fold seeds {fold_seeds}")
+    cells = [(s, k) for s in fold_seeds for k in range(K)]
+    means: dict[str, list[float]] = {"ours": [], "plain": []}
+    for seed in study_seeds:
+        line = f"  study seed {seed}:"
+        for arm, recipe in _winners(keep, seed).items():
+            epochs = recipe.pop("epochs")
+            ps = Parallel(n_jobs=jobs)(delayed(_probabilities)(recipe, epochs, s, k, 100 * s + k) for s, k in cells)
+            acc = float(np.mean([_accuracy(p, _labels(s, k)) for p, (s, k) in zip(ps, cells)]))
+            means[arm].append(acc)
+            line += f"  {arm} {acc:.4f} ({epochs} epochs, {recipe['hidden']}, lr {recipe['learning_rate']:.3g})"
+        print(line, flush=True)
+    diff = np.subtract(means["ours"], means["plain"])
+    print(
+        f"  mean: ours {np.mean(means['ours']):.4f}, plain {np.mean(means['plain']):.4f}, "
+        f"ours - plain {diff.mean():+.4f} (sd of the paired difference {diff.std(ddof=1):.4f})"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("what", nargs="?", choices=("all", "recipes", "ensembles"), default="all")
+    parser.add_argument("what", nargs="?", choices=("all", "recipes", "ensembles", "winners"), default="all")
+    parser.add_argument("keep", nargs="?", type=Path, help="winners: the --keep directory of bench_quality.py")
+    parser.add_argument("--study-seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     parser.add_argument("--epochs", type=int, default=40, help="the digits finalists' epochs")
     parser.add_argument("--fold-seeds", type=int, nargs="+", default=[11, 12, 13, 14])
     parser.add_argument("--jobs", type=int, default=2)
@@ -127,6 +172,10 @@ def main() -> None:
         recipes(args.epochs, args.fold_seeds, args.jobs)
     if args.what in ("all", "ensembles"):
         ensembles(args.epochs, args.fold_seeds, args.jobs)
+    if args.what == "winners":
+        if args.keep is None:
+            parser.error("winners needs the --keep directory of bench_quality.py")
+        winners(args.keep, args.study_seeds, args.fold_seeds, args.jobs)
 
 
 if __name__ == "__main__":
