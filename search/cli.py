@@ -8,6 +8,7 @@ recording the in-flight trials; a traceback means a bug.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import logging
 import os
@@ -20,6 +21,7 @@ import optuna
 from model.datasets import DATASETS, DatasetError
 from search.coordinator import Coordinator, Interrupted, RunSummary
 from search.errors import SearchError
+from search.executors import EXECUTORS, make_executor
 from search.spec import FIXED_SETTINGS, PRUNERS, SAMPLERS, StudySpec, build_spec, check_study_name
 from search.storage import default_url, open_storage
 from search.study import create_or_continue, load_spec
@@ -84,7 +86,7 @@ def _add_execution(p: argparse.ArgumentParser) -> None:
                    help="stop starting new trials after this many seconds")
     p.add_argument("--data-dir", metavar="DIR", help="directory holding the data set files")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.add_argument("--executor", choices=("local", "dask"), default="local",
+    p.add_argument("--executor", choices=EXECUTORS, default="local",
                    help="where trials run: local worker processes, or a Dask cluster (default local)")
     p.add_argument("--scheduler", metavar="ADDRESS",
                    help="Dask scheduler, e.g. tcp://host:8786 (with --executor dask; default: "
@@ -185,30 +187,23 @@ def _cmd_resume(args: argparse.Namespace) -> int:
 
 
 def _execute(spec: StudySpec, args: argparse.Namespace, given: set[str], *, create: bool) -> int:
-    from search.cluster import make_executor
-
     data = DataRef(spec.dataset, spec.val_fraction, spec.normalization, args.data_dir)
     dataset = data.load()  # before any file is written: a missing data set changes nothing
     logger.info("%s: %d train / %d validation / %d test samples, %d features, %d classes",
                 spec.dataset, len(dataset.y_train), len(dataset.y_val), len(dataset.y_test),
                 dataset.n_features, dataset.n_classes)
     url = args.storage or default_url(spec.name)
-    storage = open_storage(url, create=create)
-    try:
+    with contextlib.ExitStack() as done:  # closed in reverse: executor, lease, storage
+        storage = open_storage(url, create=create)
+        done.callback(storage.engine.dispose)  # closes the writer's connections: SQLite checkpoints the WAL
         spec, study_id, lease = create_or_continue(storage, spec, given)
-        try:
-            executor = make_executor(args.executor, args.jobs, args.scheduler)
-            jobs = executor.n_workers
-            coordinator = Coordinator(spec, storage, study_id, executor, data=data, timeout=args.timeout,
-                                      progress=not args.no_progress, lease=lease)
-            try:
-                summary = coordinator.run()
-            finally:
-                executor.close()
-        finally:
-            lease.release()
-    finally:
-        storage.engine.dispose()  # closes the writer's connections: SQLite checkpoints the WAL
+        done.callback(lease.release)
+        executor = make_executor(args.executor, args.jobs, args.scheduler)
+        done.callback(executor.close)
+        jobs = executor.n_workers
+        coordinator = Coordinator(spec, storage, study_id, executor, data=data, timeout=args.timeout,
+                                  progress=not args.no_progress, lease=lease)
+        summary = coordinator.run()
     print(format_summary(summary, url, jobs))
     return 0
 

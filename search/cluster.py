@@ -26,24 +26,12 @@ from collections.abc import Collection
 from typing import Any
 
 from search.errors import SearchError
-from search.executors import _WORKER_ENV, Executor, LocalExecutor, WorkerLostError, worker_count
+from search.executors import _WORKER_ENV, Executor, WorkerLostError, worker_count
 from search.tasks import TrialResult, TrialTask, run_trial
 
 logger = logging.getLogger(__name__)
 
-EXECUTORS = ("local", "dask")
 _CONNECT_TIMEOUT_S = 10
-
-
-def make_executor(kind: str, n_workers: int | None, scheduler: str | None) -> Executor:
-    """``local``: a process pool here; ``dask``: the cluster at ``scheduler`` (or a local one)."""
-    if kind == "local":
-        if scheduler is not None:
-            raise SearchError("--scheduler needs --executor dask")
-        return LocalExecutor(worker_count(n_workers))
-    if kind == "dask":
-        return DaskExecutor(n_workers, scheduler)
-    raise SearchError(f"unknown executor {kind!r}; choose one of {', '.join(EXECUTORS)}")
 
 
 class DaskExecutor(Executor):
@@ -119,8 +107,8 @@ class DaskExecutor(Executor):
         try:
             future = self._client.submit(run_trial, task, key=key, pure=False)
         except Exception:  # noqa: BLE001 -- the client refuses once the scheduler is gone
-            if self._scheduler_lost():
-                raise self._lost_scheduler() from None
+            if self._scheduler_is_lost():
+                raise self._scheduler_lost_error() from None
             raise
         self._futures.add(future)
         future.add_done_callback(lambda _: self._finished.set())
@@ -136,7 +124,7 @@ class DaskExecutor(Executor):
         if self._client.status != "running" and (not done or any(f.cancelled() for f in done)):
             # Raised here, before any handle is collected, so the coordinator records every
             # in-flight trial as interrupted.
-            raise self._lost_scheduler()
+            raise self._scheduler_lost_error()
         return done
 
     def result(self, handle: Any) -> TrialResult:
@@ -146,8 +134,8 @@ class DaskExecutor(Executor):
         except self._distributed.KilledWorker as exc:
             raise WorkerLostError(f"Dask workers died running it ({exc})", retryable=False) from None
         except (asyncio.CancelledError, concurrent.futures.CancelledError) as exc:
-            if getattr(exc, "reason", "") == "scheduler-connection-lost" or self._scheduler_lost():
-                raise self._lost_scheduler() from None
+            if getattr(exc, "reason", "") == "scheduler-connection-lost" or self._scheduler_is_lost():
+                raise self._scheduler_lost_error() from None
             raise WorkerLostError(f"Dask cancelled the task ({getattr(exc, 'reason', 'no reason given')})") from None
         except Exception as exc:  # noqa: BLE001 -- reported as the worker's failure
             # run_trial never raises for training trouble: this is the worker unable to run it
@@ -174,10 +162,11 @@ class DaskExecutor(Executor):
                 logger.debug("closing the local Dask cluster", exc_info=True)
 
     # ------------------------------------------------------------------ helpers
-    def _scheduler_lost(self) -> bool:
+    def _scheduler_is_lost(self) -> bool:
         return self._client.status not in ("running", "connecting", "newly-created")
 
-    def _lost_scheduler(self) -> SearchError:
+    def _scheduler_lost_error(self) -> SearchError:
+        """The one-line error for a lost scheduler, saying how to resume."""
         return SearchError(
             f"lost the Dask scheduler at {self.address}; the study is saved: resume with "
             f"python -m search resume --study {self._study}"

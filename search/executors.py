@@ -3,7 +3,8 @@
 The coordinator only submits ``run_trial(task)``, waits for any task to finish
 and reads its result; a worker that died surfaces as ``WorkerLostError`` for the
 task it was running (and only that one) so the coordinator can run the task
-again. Another engine (Dask) only has to provide these four methods.
+again. Another engine (Dask, ``search/cluster.py``) only has to provide these
+four methods; ``make_executor`` builds the one ``--executor`` names.
 """
 
 from __future__ import annotations
@@ -24,9 +25,12 @@ from joblib.externals.loky.process_executor import (
     TerminatedWorkerError,
 )
 
+from search.errors import SearchError
 from search.tasks import TrialResult, TrialTask, run_trial
 
 logger = logging.getLogger(__name__)
+
+EXECUTORS = ("local", "dask")  # --executor: LocalExecutor here, DaskExecutor in search/cluster.py
 
 # One BLAS/OpenMP thread per worker: k workers x k threads on k cores is slower than k x 1.
 _WORKER_ENV = {name: "1" for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
@@ -147,6 +151,19 @@ class LocalExecutor(Executor):
         for pool in pools:
             if pool is not None:
                 pool.shutdown(wait=not kill, kill_workers=kill)
+
+
+def make_executor(kind: str, n_workers: int | None, scheduler: str | None) -> Executor:
+    """``local``: a process pool here; ``dask``: the cluster at ``scheduler`` (or a local one)."""
+    if kind == "local":
+        if scheduler is not None:
+            raise SearchError("--scheduler needs --executor dask")
+        return LocalExecutor(worker_count(n_workers))
+    if kind == "dask":
+        from search.cluster import DaskExecutor  # search.cluster imports this module
+
+        return DaskExecutor(n_workers, scheduler)
+    raise SearchError(f"unknown executor {kind!r}; choose one of {', '.join(EXECUTORS)}")
 
 
 def worker_count(jobs: int | None) -> int:
