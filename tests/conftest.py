@@ -9,7 +9,8 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -90,6 +91,27 @@ def start_cli(*args: str, cwd: Path | None = None) -> subprocess.Popen:
                             start_new_session=True, preexec_fn=_ctrl_c_as_in_a_terminal)
 
 
+def kill_group(proc: subprocess.Popen) -> None:
+    """SIGKILL what is left of the run's process group: a coordinator killed alone leaves its workers."""
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:  # the whole group has exited
+        pass
+
+
+@contextmanager
+def running_cli(*args: str, cwd: Path | None = None) -> Iterator[subprocess.Popen]:
+    """``start_cli(*args)`` for the ``with`` block; leaving it kills whatever is left of the run's group.
+
+    The group, not only the coordinator: workers a test orphaned (by killing the
+    coordinator alone) or left busy (by failing) would outlive the test."""
+    proc = start_cli(*args, cwd=cwd)
+    try:
+        yield proc
+    finally:
+        kill_group(proc)
+
+
 def ctrl_c(proc: subprocess.Popen, timeout: float) -> str:
     """Ctrl-C the run's whole process group as a terminal would; its stderr once it has exited."""
     try:
@@ -97,7 +119,7 @@ def ctrl_c(proc: subprocess.Popen, timeout: float) -> str:
         _, err = proc.communicate(timeout=timeout)
     finally:
         if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
+            kill_group(proc)
     return err
 
 

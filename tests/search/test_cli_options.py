@@ -12,6 +12,7 @@ import pytest
 
 from tests.conftest import finished, query, run_cli
 from tests.model.test_datasets_cache import write_idx_set
+from tests.search.sql import attr_by_number
 
 FAST = ("--epochs", "3", "--no-progress")
 
@@ -55,8 +56,7 @@ def test_show_csv_writes_every_trial_and_each_trial_records_its_host_and_peak_me
     numbers = [n for (n,) in query(db, "SELECT number FROM trials ORDER BY number")]
     assert table.number.tolist() == numbers  # every trial, not the --top 2 printed
     for key in ("host", "worker_peak_rss_mb"):
-        values = dict(query(db, "SELECT t.number, a.value_json FROM trials t JOIN trial_user_attributes a "
-                                "USING (trial_id) WHERE a.key=?", key))
+        values = dict(attr_by_number(db, key))
         assert set(values) >= set(numbers[:7]), key
         if key == "host":
             assert {json.loads(v) for v in values.values()} == {socket.gethostname()}

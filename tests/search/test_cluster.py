@@ -20,7 +20,7 @@ import pytest
 
 from search.cli import main
 from search.spec import build_spec
-from tests.conftest import SEARCH_TRIALS, ctrl_c, run_cli, start_cli, wait_until_finished
+from tests.conftest import SEARCH_TRIALS, ctrl_c, run_cli, running_cli, start_cli, wait_until_finished
 from tests.equipment import missing
 from tests.search.pg import Postgres, PostgresUnavailable, start_postgres
 
@@ -172,29 +172,29 @@ def test_a_sqlite_study_copied_to_postgres_resumes_on_dask(
 def test_killing_a_dask_worker_mid_trial_loses_no_trial(postgres: Postgres, cluster: object) -> None:
     url = postgres.createdb("killed")
     # long, unpruned trials so that the kill lands inside one
-    proc = start_cli("run", "--trials", "40", "--study", "k", "--storage", url, "--executor", "dask",
+    with running_cli("run", "--trials", "40", "--study", "k", "--storage", url, "--executor", "dask",
                      "--scheduler", cluster.scheduler.address, "--pruner", "none", "--dataset", "digits",
-                     "--epochs", "40", "--no-progress")
-    worker_pids = cluster.run(os.getpid)  # worker address -> pid, looked up before: the kill must be quick
-    victim, running = None, []
-    deadline = time.monotonic() + 120
-    while victim is None and time.monotonic() < deadline and proc.poll() is None:
-        # wait until some trials have finished, then kill a worker running one that is
-        # still RUNNING in the database (unfinished: the kill cannot land after it)
-        if len(user_attr(postgres, "killed", "pid")) >= 6:
-            unfinished = {n for (n,) in postgres.query("killed", "SELECT number FROM trials "
-                                                                 "WHERE state = 'RUNNING'")}
-            for address, keys in cluster.processing().items():
-                if keys and {int(str(key).split("-")[-2]) for key in keys} <= unfinished:
-                    victim, running = address, list(keys)
-                    os.kill(worker_pids[victim], signal.SIGKILL)
-                    break
-        time.sleep(0.05)
-    assert victim is not None, "never saw a worker running a trial"
-    pid = worker_pids[victim]
-    killed = {int(str(key).split("-")[-2]) for key in running}  # trial-<study>-<number>-<token>
+                     "--epochs", "40", "--no-progress") as proc:
+        worker_pids = cluster.run(os.getpid)  # worker address -> pid, looked up before: the kill must be quick
+        victim, running = None, []
+        deadline = time.monotonic() + 120
+        while victim is None and time.monotonic() < deadline and proc.poll() is None:
+            # wait until some trials have finished, then kill a worker running one that is
+            # still RUNNING in the database (unfinished: the kill cannot land after it)
+            if len(user_attr(postgres, "killed", "pid")) >= 6:
+                unfinished = {n for (n,) in postgres.query("killed", "SELECT number FROM trials "
+                                                                     "WHERE state = 'RUNNING'")}
+                for address, keys in cluster.processing().items():
+                    if keys and {int(str(key).split("-")[-2]) for key in keys} <= unfinished:
+                        victim, running = address, list(keys)
+                        os.kill(worker_pids[victim], signal.SIGKILL)
+                        break
+            time.sleep(0.05)
+        assert victim is not None, "never saw a worker running a trial"
+        pid = worker_pids[victim]
+        killed = {int(str(key).split("-")[-2]) for key in running}  # trial-<study>-<number>-<token>
 
-    stdout, stderr = proc.communicate(timeout=240)
+        stdout, stderr = proc.communicate(timeout=240)
     assert proc.returncode == 0, stderr
     state = counts(postgres, "killed")
     assert state.get("COMPLETE", 0) + state.get("PRUNED", 0) == 40

@@ -18,8 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, finished, query, run_cli, start_cli, states, wait_until_finished
+from tests.conftest import ROOT, finished, query, run_cli, running_cli, states, wait_until_finished
 from tests.equipment import missing
+from tests.search.sql import attr_by_number
 
 pytestmark = pytest.mark.cluster
 
@@ -76,25 +77,20 @@ def cluster(tmp_path: Path) -> Iterator[Cluster]:
 def test_losing_the_scheduler_mid_run_is_one_line_and_resume_finishes_the_study(cluster: Cluster, db: Path) -> None:
     cluster.worker(str(ROOT), n=2)
     url = f"sqlite:///{db}"
-    proc = start_cli("run", "--trials", "30", "--study", "lost", "--storage", url, "--executor", "dask",
-                     "--scheduler", cluster.address, "--dataset", "digits", "--epochs", "20", "--no-progress")
-    try:
+    with running_cli("run", "--trials", "30", "--study", "lost", "--storage", url, "--executor", "dask",
+                     "--scheduler", cluster.address, "--dataset", "digits", "--epochs", "20", "--no-progress") as proc:
         wait_until_finished(db, 3, proc)
         while not query(db, "SELECT count(*) FROM trials WHERE state='RUNNING'")[0][0]:
             assert proc.poll() is None, "the run ended before the scheduler was killed"
             time.sleep(0.02)
         os.killpg(cluster.scheduler.pid, signal.SIGKILL)
         _, err = proc.communicate(timeout=240)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
     assert proc.returncode == 2, err
     assert "Traceback" not in err
     assert err.strip().splitlines()[-1].startswith(f"error: lost the Dask scheduler at {cluster.address}")
     assert "resume --study lost" in err
     assert states(db).get("RUNNING", 0) == 0
-    interrupted = {n for (n,) in query(db, "SELECT t.number FROM trials t JOIN trial_user_attributes a "
-                                           "USING (trial_id) WHERE a.key='rerun'")}
+    interrupted = {n for n, _ in attr_by_number(db, "rerun")}
     assert interrupted  # in-flight trials recorded as interrupted...
 
     out = run_cli("resume", "--study", "lost", "--storage", url, "--jobs", "2", "--no-progress")
@@ -156,8 +152,7 @@ def test_a_trial_that_kills_every_dask_worker_is_recorded_failed_for_good(
     assert out.returncode == 0, out.stderr
     rows = dict(query(db, "SELECT t.number, t.state FROM trials t"))
     assert rows[2] == "FAIL"
-    reason = json.loads(query(db, "SELECT a.value_json FROM trials t JOIN trial_user_attributes a "
-                                  "USING (trial_id) WHERE t.number=2 AND a.key='stop_reason'")[0][0])
+    reason = json.loads(dict(attr_by_number(db, "stop_reason"))[2])
     assert "Dask workers died running it" in reason
     retried = {json.loads(v) for (v,) in query(db, "SELECT value_json FROM trial_user_attributes "
                                                     "WHERE key='retry_of'")}

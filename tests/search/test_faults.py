@@ -28,14 +28,14 @@ from search.spec import StudySpec
 from search.storage import open_storage
 from search.study import create_or_continue
 from search.tasks import DataRef, TrialResult, TrialTask, run_trial
-from tests.conftest import Reader, finished, query, run_cli, start_cli, states, wait_until_finished
+from tests.conftest import Reader, finished, query, run_cli, running_cli, states, wait_until_finished
 from tests.equipment import missing
+from tests.search.sql import attr_by_number, curve_of, params_of, params_of_retries
 
 
 def test_a_worker_killed_mid_trial_costs_one_rerun_and_the_study_completes(db: Path) -> None:
-    proc = start_cli("run", "--trials", "30", "--jobs", "2", "--study", "wk", "--storage",
-                     f"sqlite:///{db}", "--dataset", "digits", "--epochs", "15", "--no-progress")
-    try:
+    with running_cli("run", "--trials", "30", "--jobs", "2", "--study", "wk", "--storage",
+                     f"sqlite:///{db}", "--dataset", "digits", "--epochs", "15", "--no-progress") as proc:
         wait_until_finished(db, 4, proc)
         # both workers busy: as many trials RUNNING in the file as there are workers
         deadline = time.monotonic() + 120
@@ -47,27 +47,19 @@ def test_a_worker_killed_mid_trial_costs_one_rerun_and_the_study_completes(db: P
         assert len(workers) == 2
         workers[0].send_signal(signal.SIGKILL)
         out, err = proc.communicate(timeout=240)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
     assert proc.returncode == 0, err
     assert finished(db) == 30
     numbers = [n for (n,) in query(db, "SELECT number FROM trials")]
     assert len(numbers) == len(set(numbers))
-    lost = [n for n, r in query(db, "SELECT t.number, a.value_json FROM trials t JOIN trial_user_attributes a "
-                                    "USING (trial_id) WHERE a.key='stop_reason' AND t.state='FAIL'")
-            if "worker lost" in json.loads(r)]
+    lost = [n for n, r in attr_by_number(db, "stop_reason", state="FAIL") if "worker lost" in json.loads(r)]
     assert lost, "the killed worker's trial should be recorded"
     retried = {json.loads(v) for (v,) in query(db, "SELECT value_json FROM trial_user_attributes "
                                                     "WHERE key='retry_of'")}
     assert set(lost) <= retried
     # a retry runs the same parameters
     for n in lost:
-        original = query(db, "SELECT param_name, param_value FROM trial_params JOIN trials USING (trial_id) "
-                             "WHERE number=? ORDER BY param_name", n)
-        again = query(db, "SELECT p.param_name, p.param_value FROM trial_params p JOIN trials t USING (trial_id) "
-                          "JOIN trial_user_attributes a USING (trial_id) WHERE a.key='retry_of' AND "
-                          "a.value_json=? ORDER BY p.param_name", json.dumps(n))
+        original = params_of(db, n)
+        again = params_of_retries(db, n)
         assert original == again
 
 
@@ -80,8 +72,6 @@ def _not_created_yet(text: str) -> bool:
 def test_readers_never_fail_while_a_run_writes(db: Path, tmp_path: Path) -> None:
     """Every reader error is kept, except "nothing there yet" seen before the first finished trial."""
     url = f"sqlite:///{db}"
-    proc = start_cli("run", "--trials", "100", "--jobs", "2", "--study", "rd", "--storage",
-                     url, "--dataset", "digits", "--epochs", "8", "--no-progress")
     errors: list[str] = []
     rows_seen: list[int] = []
     commands_run = 0  # that succeeded during the run
@@ -101,8 +91,9 @@ def test_readers_never_fail_while_a_run_writes(db: Path, tmp_path: Path) -> None
                     errors.append(f"{args[0]} (after {before} finished): {out.stderr.strip()}")
 
     thread = Reader(cli_reader)
-    thread.start()
-    try:
+    with running_cli("run", "--trials", "100", "--jobs", "2", "--study", "rd", "--storage",
+                     url, "--dataset", "digits", "--epochs", "8", "--no-progress") as proc:
+        thread.start()
         while proc.poll() is None:
             before = finished(db)
             try:
@@ -113,10 +104,7 @@ def test_readers_never_fail_while_a_run_writes(db: Path, tmp_path: Path) -> None
                     errors.append(f"in process (after {before} finished): {exc!r}")
             time.sleep(0.2)
         out, err = proc.communicate()
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-        thread.join()  # a reader thread that raised (pytest.fail in run_cli) fails the test here
+    thread.join()  # a reader thread that raised (pytest.fail in run_cli) fails the test here
     assert proc.returncode == 0, err
     assert errors == []
     assert len(rows_seen) >= 3 and rows_seen == sorted(rows_seen)
@@ -145,38 +133,36 @@ def test_optuna_dashboard_serves_the_study_while_a_run_writes(db: Path) -> None:
     if dashboard_cmd is None:
         missing("optuna-dashboard (in the test extra: pip install -e '.[test]')")
     url = f"sqlite:///{db}"
-    proc = start_cli("run", "--trials", "100", "--jobs", "2", "--study", "dash", "--storage",
-                     url, "--dataset", "digits", "--epochs", "8", "--finalists", "0", "--no-progress")
     dashboard = None
     seen: list[int] = []
-    try:
-        wait_until_finished(db, 1, proc)  # the dashboard would make the file itself otherwise
-        port = _free_port()
-        dashboard = subprocess.Popen([dashboard_cmd, url, "--host", "127.0.0.1", "--port", str(port)],
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        api = f"http://127.0.0.1:{port}/api/studies"
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                (study,) = _get_json(api)["study_summaries"]
-                break
-            except (urllib.error.URLError, ConnectionError):
-                assert time.monotonic() < deadline, "optuna-dashboard did not start"
+    with running_cli("run", "--trials", "100", "--jobs", "2", "--study", "dash", "--storage",
+                     url, "--dataset", "digits", "--epochs", "8", "--finalists", "0", "--no-progress") as proc:
+        try:
+            wait_until_finished(db, 1, proc)  # the dashboard would make the file itself otherwise
+            port = _free_port()
+            dashboard = subprocess.Popen([dashboard_cmd, url, "--host", "127.0.0.1", "--port", str(port)],
+                                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            api = f"http://127.0.0.1:{port}/api/studies"
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    (study,) = _get_json(api)["study_summaries"]
+                    break
+                except (urllib.error.URLError, ConnectionError):
+                    assert time.monotonic() < deadline, "optuna-dashboard did not start"
+                    time.sleep(0.2)
+            detail = f"{api}/{study['study_id']}?after=0"
+            while proc.poll() is None:
+                seen.append(_done(_get_json(detail)))
                 time.sleep(0.2)
-        detail = f"{api}/{study['study_id']}?after=0"
-        while proc.poll() is None:
-            seen.append(_done(_get_json(detail)))
-            time.sleep(0.2)
-        _, err = proc.communicate()
-        deadline = time.monotonic() + 30  # the dashboard caches trials for a few seconds
-        while (final := _done(_get_json(detail))) < 100 and time.monotonic() < deadline:
-            time.sleep(0.5)
-    finally:
-        if dashboard is not None:
-            dashboard.kill()
-            dashboard.wait()
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
+            _, err = proc.communicate()
+            deadline = time.monotonic() + 30  # the dashboard caches trials for a few seconds
+            while (final := _done(_get_json(detail))) < 100 and time.monotonic() < deadline:
+                time.sleep(0.5)
+        finally:
+            if dashboard is not None:
+                dashboard.kill()
+                dashboard.wait()
     assert proc.returncode == 0, err
     assert len(seen) >= 3 and seen == sorted(seen)
     assert final == 100 == finished(db)
@@ -228,9 +214,7 @@ def test_an_exception_in_the_network_code_fails_one_trial_and_the_run_goes_on(tm
     coord, db = coordinator(tmp_path, trials=12)
     summary = coord.run()
     assert summary.finished == 12 and summary.failed >= 4
-    reasons = [json.loads(v) for (v,) in query(
-        db, "SELECT a.value_json FROM trials t JOIN trial_user_attributes a USING (trial_id) "
-            "WHERE t.state='FAIL' AND a.key='stop_reason'")]
+    reasons = [json.loads(v) for _, v in attr_by_number(db, "stop_reason", state="FAIL")]
     assert any("ValueError: shapes (32,64) and (65,16) not aligned" in r for r in reasons)
     assert any("out of memory" in r for r in reasons)
 
@@ -263,9 +247,7 @@ def test_diverging_learning_rates_are_recorded_and_ranked_bad(tmp_path) -> None:
     assert (diverged.state == "PRUNED").all()  # teaches TPE: ranked below every trial that got as far
     assert diverged.stop_reason.str.contains("non-finite").all()
     for number in diverged.number:  # the curve ends in NaN at the diverging epoch, the last one stored
-        steps = query(db, "SELECT v.step, v.intermediate_value, v.intermediate_value_type FROM "
-                          "trial_intermediate_values v JOIN trials t "
-                          "USING (trial_id) WHERE t.number=? ORDER BY v.step", int(number))
+        steps = curve_of(db, int(number))
         *before, (last_step, last_value, last_type) = steps
         assert last_step == len(steps) and last_value is None and last_type == "NAN", steps
         assert all(value is not None and math.isfinite(value) for _, value, _ in before), steps
@@ -297,8 +279,7 @@ def test_a_configuration_that_always_kills_its_worker_is_given_up_after_three_at
     summary = Coordinator(spec, storage, study_id, DeadlyConfigExecutor(), data=DataRef("digits"),
                           progress=False, prefetch=0).run()
     assert summary.finished == 8 and summary.retries == 2 and summary.failed == 1
-    rows = query(db, "SELECT t.number, a.value_json FROM trials t JOIN trial_user_attributes a "
-                     "USING (trial_id) WHERE t.state='FAIL' AND a.key='stop_reason' ORDER BY t.number")
+    rows = attr_by_number(db, "stop_reason", state="FAIL")
     assert len(rows) == 3
     assert "every attempt" in json.loads(rows[-1][1])
 
@@ -309,10 +290,9 @@ def test_a_storage_that_refuses_writes_mid_run_stops_it_with_one_line_and_resume
     if not shutil.which("chattr"):
         missing("chattr (e2fsprogs): makes an open SQLite file refuse writes")
     url = f"sqlite:///{db}"
-    proc = start_cli("run", "--trials", "80", "--jobs", "2", "--study", "ro", "--storage", url,
-                     "--dataset", "digits", "--epochs", "20", "--no-progress")
     files = [db, db.with_name(db.name + "-wal")]
-    try:
+    with running_cli("run", "--trials", "80", "--jobs", "2", "--study", "ro", "--storage", url,
+                     "--dataset", "digits", "--epochs", "20", "--no-progress") as proc:
         wait_until_finished(db, 5, proc)
         if subprocess.run(["chattr", "+i", *map(str, files)]).returncode != 0:
             missing("chattr +i: this file system has no immutable attribute")
@@ -320,9 +300,6 @@ def test_a_storage_that_refuses_writes_mid_run_stops_it_with_one_line_and_resume
             _, err = proc.communicate(timeout=60)
         finally:
             subprocess.run(["chattr", "-i", *map(str, files)], check=False)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
     assert proc.returncode == 2
     assert err.strip().splitlines()[-1].startswith("error: the storage refused a write (OperationalError:")
     assert "Traceback" not in err

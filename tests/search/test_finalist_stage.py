@@ -8,6 +8,8 @@ import signal
 import sqlite3
 import subprocess
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +19,8 @@ import pytest
 from model import Network
 from model.datasets import load_dataset
 from search import load_finalists, load_results
-from tests.conftest import finished, query, run_cli, start_cli
+from tests.conftest import finished, query, run_cli, running_cli
+from tests.search.sql import best_search_trials, finalist_attr
 
 FAST = ("--dataset", "digits", "--epochs", "4", "--no-progress")
 
@@ -62,18 +65,15 @@ def wait_for_a_running_finalist(db: Path, proc: subprocess.Popen, timeout: float
         time.sleep(0.05)
 
 
-def start_in_finalist_stage(db: Path, tmp_path: Path, study: str, trials: int, repeats: int) -> subprocess.Popen:
+@contextmanager
+def in_finalist_stage(db: Path, tmp_path: Path, study: str, trials: int, repeats: int) -> Iterator[subprocess.Popen]:
     """A real run of 2 finalists x ``repeats`` long (60-epoch) runs, once one of them is RUNNING."""
-    proc = start_cli("run", "--trials", str(trials), "--finalists", "2", "--jobs", "2", "--study", study,
+    with running_cli("run", "--trials", str(trials), "--finalists", "2", "--jobs", "2", "--study", study,
                      "--storage", f"sqlite:///{db}", "--no-progress",
                      "--preset", preset(tmp_path, finalist_epochs=60, finalist_repeats=repeats, epochs=3,
-                                        dataset="digits"))
-    try:
+                                        dataset="digits")) as proc:
         wait_for_a_running_finalist(db, proc)
-    except BaseException:
-        os.killpg(proc.pid, signal.SIGKILL)
-        raise
-    return proc
+        yield proc
 
 
 def test_the_best_distinct_configurations_run_again_unpruned_on_fresh_seeds(db: Path, tmp_path: Path) -> None:
@@ -84,14 +84,11 @@ def test_the_best_distinct_configurations_run_again_unpruned_on_fresh_seeds(db: 
     numbers = chosen(db)
     assert len(numbers) == 3
     # the three best complete search trials by value, with distinct parameters
-    best = query(db, "SELECT t.number FROM trials t JOIN trial_values v USING (trial_id) "
-                     "WHERE t.state='COMPLETE' AND t.trial_id NOT IN (SELECT trial_id FROM trial_user_attributes "
-                     "WHERE key='stage' AND value_json='\"finalist\"') ORDER BY v.value, t.number LIMIT 3")
+    best = best_search_trials(db, 3)
     assert numbers == [n for (n,) in best]
     assert finished_pairs(db) == sorted((n, r) for n in numbers for r in (1, 2))
     # never pruned, and trained for finalist_epochs, on seeds no search trial used
-    epochs = query(db, "SELECT a.value_json FROM trial_user_attributes a JOIN trial_user_attributes s "
-                       "USING (trial_id) WHERE a.key='epochs' AND s.key='stage' AND s.value_json='\"finalist\"'")
+    epochs = finalist_attr(db, "epochs")
     assert {json.loads(v) for (v,) in epochs} <= {6} or "diverged" in out.stdout
     seeds = [json.loads(v) for (v,) in query(db, "SELECT value_json FROM trial_user_attributes WHERE key='seed'")]
     assert len(seeds) == len(set(seeds)) == 12 + 6
@@ -120,16 +117,10 @@ def test_the_best_distinct_configurations_run_again_unpruned_on_fresh_seeds(db: 
 @pytest.mark.slow  # .ci/run runs it; 25-35 s of kills and re-runs
 def test_a_coordinator_killed_during_the_finalist_stage_loses_nothing_and_resume_completes_it(
         db: Path, tmp_path: Path) -> None:
-    proc = start_in_finalist_stage(db, tmp_path, "fk", trials=10, repeats=3)
-    try:
+    with in_finalist_stage(db, tmp_path, "fk", trials=10, repeats=3) as proc:
         done_before = finished_pairs(db)
         os.kill(proc.pid, signal.SIGKILL)  # the coordinator only, as a crash would
         proc.wait(10)
-    finally:
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
     assert len(done_before) < 6, "the kill was meant to land during the finalist stage"
     out = run_cli("resume", "--study", "fk", "--storage", f"sqlite:///{db}", "--no-progress")
     assert out.returncode == 0, out.stderr
@@ -142,27 +133,19 @@ def test_a_coordinator_killed_during_the_finalist_stage_loses_nothing_and_resume
 
 @pytest.mark.slow  # .ci/run runs it; 25-35 s of kills and re-runs
 def test_a_worker_killed_during_the_finalist_stage_costs_one_rerun(db: Path, tmp_path: Path) -> None:
-    proc = start_in_finalist_stage(db, tmp_path, "fw", trials=8, repeats=2)
-    try:
+    with in_finalist_stage(db, tmp_path, "fw", trials=8, repeats=2) as proc:
         workers = [p for p in psutil.Process(proc.pid).children(recursive=True)
                    if "loky" in " ".join(p.cmdline()) and "resource_tracker" not in " ".join(p.cmdline())]
         assert workers
         for w in workers:
             w.kill()
         out, err = proc.communicate(timeout=240)
-    finally:
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
     assert proc.returncode == 0, err
     numbers = chosen(db)
     assert finished_pairs(db) == sorted((n, r) for n in numbers for r in (1, 2))
     lost = [f for f in finalist_runs(db) if f[2] == "FAIL"]
     assert lost, "a finalist run was meant to be running when its worker died"
-    retried = query(db, "SELECT count(*) FROM trial_user_attributes a JOIN trial_user_attributes s "
-                        "USING (trial_id) WHERE a.key='retry_of' AND s.key='stage' "
-                        "AND s.value_json='\"finalist\"'")
+    retried = [(len(finalist_attr(db, "retry_of")),)]
     assert retried == [(len(lost),)]
 
 

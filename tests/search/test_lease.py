@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import sqlite3
 import subprocess
 import sys
@@ -20,7 +19,7 @@ from search.spec import StudySpec
 from search.storage import open_storage
 from search.study import create_or_continue
 from search.tasks import DataRef
-from tests.conftest import finished, query, run_cli, start_cli, states, wait_until_finished
+from tests.conftest import ctrl_c, finished, query, run_cli, running_cli, states, wait_until_finished
 from tests.search.test_faults import InlineExecutor
 
 
@@ -32,9 +31,8 @@ def lease_rows(db: Path) -> list[dict]:
 def test_a_second_coordinator_is_refused_while_a_run_holds_the_study(db: Path) -> None:
     """The run is far from done when it is stopped (Ctrl-C): it outlasts the refused starts."""
     url = f"sqlite:///{db}"
-    proc = start_cli("run", "--trials", "5000", "--jobs", "1", "--study", "busy", "--storage", url,
-                     "--dataset", "digits", "--epochs", "20", "--no-progress")
-    try:
+    with running_cli("run", "--trials", "5000", "--jobs", "1", "--study", "busy", "--storage", url,
+                     "--dataset", "digits", "--epochs", "20", "--no-progress") as proc:
         wait_until_finished(db, 3, proc)
         spec_before = query(db, "SELECT value_json FROM study_user_attributes")
         (holder,) = lease_rows(db)
@@ -52,11 +50,7 @@ def test_a_second_coordinator_is_refused_while_a_run_holds_the_study(db: Path) -
             time.sleep(0.1)
         (renewed,) = lease_rows(db)
         assert renewed["token"] == holder["token"] and renewed["beat"] > holder["beat"]
-        os.killpg(proc.pid, signal.SIGINT)
-        _, err = proc.communicate(timeout=180)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
+        err = ctrl_c(proc, timeout=180)
     assert proc.returncode == 130, err
     assert 3 <= finished(db) < 5000 and states(db).get("RUNNING", 0) == 0
     assert lease_rows(db) == []  # released at the end: the next run needs no waiting

@@ -21,6 +21,7 @@ from model import TrainConfig
 from search.pruning import Curve, local_trial, make_pruner
 from search.tasks import DataRef, TrialTask, run_trial
 from tests.conftest import query, run_cli
+from tests.search.sql import attr_by_number, attrs_of, epochs_reported
 
 EPOCHS = 9  # Hyperband with min 1, max 9, factor 3: three brackets, rungs at epochs 1, 3, 9
 FAILED = {5, 13}  # trials that fail in both studies: gaps in the worker's snapshot
@@ -109,9 +110,7 @@ def test_hyperband_in_a_worker_uses_the_bracket_of_its_trial_number() -> None:
 
 def pruned_by_the_pruner(db: Path) -> int:
     """PRUNED trials that the pruner stopped (a diverged trial is PRUNED too, for TPE)."""
-    rows = query(db, "SELECT a.value_json FROM trials t JOIN trial_user_attributes a USING (trial_id) "
-                     "WHERE t.state='PRUNED' AND a.key='outcome'")
-    return sum(json.loads(v) == "pruned" for (v,) in rows)
+    return sum(json.loads(v) == "pruned" for _, v in attr_by_number(db, "outcome", state="PRUNED"))
 
 
 @pytest.mark.parametrize("pruner_name", ["median", "hyperband"])
@@ -122,11 +121,8 @@ def test_a_run_with_a_pruner_prunes_trials_and_records_the_epoch(db: Path, prune
     assert out.returncode == 0, out.stderr
     assert pruned_by_the_pruner(db) >= 1
     # a pruned trial stopped before the last epoch and says where
-    for number, n_values in query(db, "SELECT t.number, count(v.step) FROM trials t JOIN "
-                                      "trial_intermediate_values v USING (trial_id) "
-                                      "WHERE t.state='PRUNED' GROUP BY t.number"):
-        reason = dict(query(db, "SELECT a.key, a.value_json FROM trial_user_attributes a JOIN trials t "
-                                "USING (trial_id) WHERE t.number=?", number))
+    for number, n_values in epochs_reported(db, "PRUNED"):
+        reason = attrs_of(db, number)
         if json.loads(reason["outcome"]) == "pruned":
             assert n_values <= EPOCHS  # Hyperband may stop a trial at its top rung, the last epoch
             assert json.loads(reason["stop_reason"]) == f"pruned at epoch {n_values}"

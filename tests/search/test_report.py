@@ -24,7 +24,7 @@ from search.report.figures import pareto_front
 from search.report.savings import pruned_while_ahead, pruning_stats
 from search.selection import SELECTIONS
 from search.spec import SPEC_ATTR, StudySpec
-from tests.conftest import finished, query, run_cli, start_cli, wait_until_finished
+from tests.conftest import finished, query, run_cli, running_cli, wait_until_finished
 from tests.equipment import missing
 
 EPOCHS = 6
@@ -242,9 +242,8 @@ def test_report_of_a_study_with_no_finished_trial_says_so(tmp_path: Path) -> Non
 @pytest.mark.slow
 def test_report_of_a_live_run_reads_without_disturbing_it(db: Path, tmp_path: Path) -> None:
     url = f"sqlite:///{db}"
-    proc = start_cli("run", "--trials", "80", "--jobs", "2", "--study", "live", "--storage", url,
-                     "--epochs", "8", "--no-progress")
-    try:
+    with running_cli("run", "--trials", "80", "--jobs", "2", "--study", "live", "--storage", url,
+                     "--epochs", "8", "--no-progress") as proc:
         wait_until_finished(db, 10, proc)
         reports = []
         while proc.poll() is None and len(reports) < 3:
@@ -252,9 +251,6 @@ def test_report_of_a_live_run_reads_without_disturbing_it(db: Path, tmp_path: Pa
             assert out.returncode == 0, out.stderr
             reports.append(_keyed((tmp_path / "live.html").read_text()))
         _, err = proc.communicate(timeout=300)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
     assert proc.returncode == 0, err
     assert reports, "the run ended before a report was made"
     done = [int(r["trials.COMPLETE.search"]) + int(r["trials.PRUNED.search"]) for r in reports]

@@ -16,7 +16,8 @@ import pytest
 from model import Network, load_dataset
 from search.results import load_results
 from search.spec import build_spec
-from tests.conftest import finished, query, run_cli, start_cli, states, wait_until_finished
+from tests.conftest import finished, query, run_cli, running_cli, states, wait_until_finished
+from tests.search.sql import attr_by_number
 
 FAST = ("--dataset", "digits", "--epochs", "4", "--no-progress")
 
@@ -78,18 +79,12 @@ def test_deterministic_runs_give_the_same_trials_whatever_the_number_of_workers(
 
 
 def test_resume_after_the_coordinator_is_killed_keeps_every_trial(db: Path) -> None:
-    proc = start_cli("run", "--trials", "40", "--jobs", "2", "--study", "kill", "--storage",
-                     f"sqlite:///{db}", "--dataset", "digits", "--epochs", "12", "--no-progress")
-    try:
+    with running_cli("run", "--trials", "40", "--jobs", "2", "--study", "kill", "--storage",
+                     f"sqlite:///{db}", "--dataset", "digits", "--epochs", "12", "--no-progress") as proc:
         wait_until_finished(db, 8, proc)
         wait_for_a_running_trial(db, proc)
-        os.kill(proc.pid, signal.SIGKILL)  # the coordinator only, as a crash would
+        os.kill(proc.pid, signal.SIGKILL)  # the coordinator only, as a crash would; the block's end kills its workers
         proc.wait(10)
-    finally:
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)  # its orphaned workers
-        except ProcessLookupError:
-            pass
     before = set(query(db, "SELECT number, state FROM trials WHERE state IN ('COMPLETE','PRUNED')"))
     running = [n for (n,) in query(db, "SELECT number FROM trials WHERE state='RUNNING'")]
     assert running, "the kill was meant to land while a trial ran"
@@ -104,8 +99,7 @@ def test_resume_after_the_coordinator_is_killed_keeps_every_trial(db: Path) -> N
     assert query(db, "SELECT count(*) FROM study_system_attributes WHERE key='search:coordinator'") == [(0,)]
     numbers = [n for (n,) in query(db, "SELECT number FROM trials")]
     assert len(numbers) == len(set(numbers))
-    reasons = dict(query(db, "SELECT t.number, a.value_json FROM trials t JOIN trial_user_attributes a "
-                             "USING (trial_id) WHERE a.key='stop_reason'"))
+    reasons = dict(attr_by_number(db, "stop_reason"))
     retried = {json.loads(v) for (v,) in query(db, "SELECT value_json FROM trial_user_attributes "
                                                     "WHERE key='retry_of'")}
     for n in running:  # recorded as interrupted, and run again
@@ -116,9 +110,8 @@ def test_resume_after_the_coordinator_is_killed_keeps_every_trial(db: Path) -> N
 @pytest.mark.parametrize("how", ["ctrl-c", "sigterm"])
 def test_ctrl_c_or_sigterm_stops_promptly_records_the_running_trials_and_resume_reruns_them(
         db: Path, how: str) -> None:
-    proc = start_cli("run", "--trials", "40", "--jobs", "2", "--study", "sigint", "--storage",
-                     f"sqlite:///{db}", "--dataset", "digits", "--epochs", "30", "--no-progress")
-    try:
+    with running_cli("run", "--trials", "40", "--jobs", "2", "--study", "sigint", "--storage",
+                     f"sqlite:///{db}", "--dataset", "digits", "--epochs", "30", "--no-progress") as proc:
         wait_until_finished(db, 3, proc)
         wait_for_a_running_trial(db, proc)
         if how == "ctrl-c":
@@ -127,9 +120,6 @@ def test_ctrl_c_or_sigterm_stops_promptly_records_the_running_trials_and_resume_
             os.kill(proc.pid, signal.SIGTERM)  # what a scheduler or `timeout` does: the coordinator
         start = time.monotonic()
         _, err = proc.communicate(timeout=120)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
     # promptness is the feature: generous for a loaded machine, far below 37 trials still to run
     assert time.monotonic() - start < 60
     assert proc.returncode == 130, err
@@ -138,8 +128,7 @@ def test_ctrl_c_or_sigterm_stops_promptly_records_the_running_trials_and_resume_
     assert states(db).get("RUNNING", 0) == 0
     assert query(db, "PRAGMA integrity_check") == [("ok",)]
     assert query(db, "SELECT count(*) FROM study_system_attributes WHERE key='search:coordinator'") == [(0,)]
-    interrupted = {n for (n,) in query(db, "SELECT t.number FROM trials t JOIN trial_user_attributes a "
-                                           "USING (trial_id) WHERE a.key='rerun'")}
+    interrupted = {n for n, _ in attr_by_number(db, "rerun")}
     assert interrupted
 
     out = run_cli("resume", "--study", "sigint", "--storage", f"sqlite:///{db}", "--no-progress")
@@ -182,6 +171,5 @@ def test_best_retrains_the_best_configuration_and_scores_it_once_on_the_test_spl
     finalists = query(db, "SELECT count(*) FROM trial_user_attributes WHERE key='stage' "
                           "AND value_json='\"finalist\"'")[0][0]
     if not finalists:
-        (best_epoch,) = query(db, "SELECT a.value_json FROM trials t JOIN trial_user_attributes a "
-                                  "USING (trial_id) WHERE t.number=? AND a.key='best_epoch'", number)[0]
+        best_epoch = dict(attr_by_number(db, "best_epoch"))[number]
         assert epochs == json.loads(best_epoch)
