@@ -26,7 +26,7 @@ from collections.abc import Collection
 from typing import Any
 
 from search.errors import SearchError
-from search.executors import _WORKER_ENV, Executor, WorkerLostError, worker_count
+from search.executors import WORKER_ENV, Executor, WorkerLostError, worker_count
 from search.tasks import TrialResult, TrialTask, run_trial
 
 logger = logging.getLogger(__name__)
@@ -61,7 +61,7 @@ class DaskExecutor(Executor):
                 threads_per_worker=1,
                 processes=True,
                 dashboard_address=None,
-                env=dict(_WORKER_ENV),
+                env=dict(WORKER_ENV),
                 scheduler_kwargs={"dashboard_address": ":0"},  # no dashboard; health routes on any port
                 silence_logs=logging.ERROR,
             )

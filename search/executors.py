@@ -33,7 +33,7 @@ logger = logging.getLogger(__name__)
 EXECUTORS = ("local", "dask")  # --executor: LocalExecutor here, DaskExecutor in search/cluster.py
 
 # One BLAS/OpenMP thread per worker: k workers x k threads on k cores is slower than k x 1.
-_WORKER_ENV = {name: "1" for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
+WORKER_ENV = {name: "1" for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
 
 
 class WorkerLostError(RuntimeError):
@@ -87,7 +87,7 @@ class LocalExecutor(Executor):
 
     @staticmethod
     def _new_pool() -> Any:
-        return ProcessPoolExecutor(max_workers=1, env=_WORKER_ENV)
+        return ProcessPoolExecutor(max_workers=1, env=WORKER_ENV)
 
     def submit(self, task: TrialTask) -> concurrent.futures.Future:
         outer: concurrent.futures.Future = concurrent.futures.Future()

@@ -70,7 +70,7 @@ DEFAULT_SPACE: dict[str, Dim] = {
     "batch_size": Choice((16, 32, 64, 128, 256, 512)),
     "l2": Float(1e-6, 1e-1, log=True, zero=True),
     "dropout": Float(0.0, 0.6),
-    "activation": Choice(("relu", "leaky_relu", "tanh", "sigmoid")),
+    "activation": Choice(tuple(ACTIVATIONS)),
     "n_layers": Int(1, 4),
     "units": Int(16, 1024, log=True),
     "momentum": Float(0.0, 0.99),
