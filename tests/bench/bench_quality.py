@@ -23,6 +23,7 @@ the retrained networks, in both arms.
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import json
 import os
 import resource
@@ -181,6 +182,10 @@ def main() -> None:
     results: dict[str, list[dict]] = {}
     header = (f"{'arm':<14} {'seed':>4} {'run s':>8} {'cpu s':>7} {'retrain s':>9} {'val acc':>8} "
               f"{'test acc (mean ± sd)':>17} {'ensemble':>9} {'optimism':>9}")
+    # Two runs of this bench a day apart moved every seed of each arm the same way;
+    # the versions are printed so that the next such difference can be traced.
+    versions = {name: importlib.metadata.version(name) for name in ("numpy", "optuna", "scipy", "scikit-learn")}
+    print(f"python {sys.version.split()[0]}, " + ", ".join(f"{k} {v}" for k, v in versions.items()), flush=True)
     print(header, flush=True)
     with tempfile.TemporaryDirectory() as scratch:
         tmp = args.keep or scratch
@@ -202,6 +207,26 @@ def main() -> None:
               f"{statistics.fmean(r['val_accuracy'] - r['test_accuracy_mean'] for r in rs):+.4f}, run "
               f"{statistics.fmean(r['wall'] for r in rs):.1f} s + retrain "
               f"{statistics.fmean(r['retrain_wall'] for r in rs):.1f} s", flush=True)
+    _paired(results)
+
+
+def _paired(results: dict[str, list[dict]]) -> None:
+    """Each arm against the plain recipe, seed by seed: the difference and its standard error.
+
+    The arms share the test images and the study seeds, so the paired difference
+    is the figure to judge; a difference within about two standard errors is
+    not one that another run of this bench would be expected to repeat.
+    """
+    plain = results.get("plain optuna")
+    if not plain or len(plain) < 2:
+        return
+    for name, rs in results.items():
+        if name == "plain optuna" or len(rs) != len(plain):
+            continue
+        diff = [a["test_accuracy_mean"] - b["test_accuracy_mean"] for a, b in zip(rs, plain)]
+        se = statistics.stdev(diff) / len(diff) ** 0.5
+        print(f"{name} - plain optuna, paired over {len(diff)} seeds: {statistics.fmean(diff):+.4f} "
+              f"(standard error {se:.4f})", flush=True)
 
 
 if __name__ == "__main__":
