@@ -104,8 +104,8 @@ class Finalist:
 
 
 def spread(xs: Sequence[float]) -> float:
-    """Sample standard deviation; 0 for a single value (one run has no spread to show)."""
-    return statistics.stdev(xs) if len(xs) > 1 else 0.0
+    """Sample standard deviation; NaN for fewer than two values: one run has no spread to show."""
+    return statistics.stdev(xs) if len(xs) > 1 else math.nan
 
 
 def standings(trials: Sequence[FrozenTrial], numbers: Sequence[int]) -> list[Finalist]:

@@ -152,9 +152,7 @@ def finalist_summary(trials: Sequence[FrozenTrial], df: pd.DataFrame) -> pd.Data
                 "finalist_of": f.number,
                 "runs": len(f.runs),
                 "value_mean": f.mean,
-                # pandas' sd of all runs: NaN for a single run or beside a diverged (infinite) one,
-                # where ``Finalist.sd`` (for ``best``) gives 0.0 or the sd of the finite runs
-                "value_sd": pd.Series(f.values, dtype="float64").std(),
+                "value_sd": f.sd,  # of the runs that did not diverge; NaN for fewer than two
                 "val_accuracy_mean": run_accuracy.mean(),
                 "val_accuracy_sd": run_accuracy.std(),
                 "diverged": sum(t.state != TrialState.COMPLETE for t in f.runs),

@@ -93,10 +93,15 @@ def describe_best(study: str, storage_url: str | None = None) -> str:
         lines.append("finalists (fresh runs: mean ± sd)")
         for f in winner.finalists:
             acc = [t.user_attrs.get("val_accuracy") for t in f.runs if t.user_attrs.get("val_accuracy") is not None]
-            acc_text = f"{statistics.fmean(acc):.4f} ± {fin.spread(acc):.4f}" if acc else "-"
-            lines.append(f"  trial {f.number:>5}  {metric} {f.mean:.4f} ± {f.sd:.4f}  "
+            acc_text = f"{statistics.fmean(acc):.4f}{_pm(fin.spread(acc))}" if acc else "-"
+            lines.append(f"  trial {f.number:>5}  {metric} {f.mean:.4f}{_pm(f.sd)}  "
                          f"val accuracy {acc_text}  ({len(f.runs)} runs)")
     return "\n".join(lines)
+
+
+def _pm(sd: float) -> str:
+    """`` ± sd``, or nothing where one run gave no spread."""
+    return "" if math.isnan(sd) else f" ± {sd:.4f}"
 
 
 def final_epochs(spec: StudySpec, winner: Winner) -> int:
@@ -151,7 +156,7 @@ def retrain_best(study: str, storage_url: str | None = None, *, out: str | None 
     record = {
         "trial": winner.trial.number, "epochs": epochs, "samples": outputs[0][2],
         "seeds": seeds, "test_accuracy": accuracies, "test_accuracy_mean": statistics.fmean(accuracies),
-        "test_accuracy_sd": fin.spread(accuracies), "ensemble_accuracy": ensemble,
+        "test_accuracy_sd": fin.spread(accuracies) if seeds > 1 else None, "ensemble_accuracy": ensemble,
         "weights": [str(p) for p in paths], "when": datetime.datetime.now().isoformat(timespec="seconds"),
     }
     _store(url, study, record)
