@@ -13,6 +13,9 @@ from pathlib import Path
 from tests.conftest import query
 
 _FINALIST_RUN = "s.key='stage' AND s.value_json='\"finalist\"'"
+# trials t that are not finalist runs (the search's own trials)
+_SEARCH_ONLY = ("t.trial_id NOT IN (SELECT trial_id FROM trial_user_attributes "
+                "WHERE key='stage' AND value_json='\"finalist\"')")
 
 
 def attr_by_number(db: Path, key: str, state: str | None = None) -> list[tuple[int, str]]:
@@ -57,11 +60,36 @@ def epochs_reported(db: Path, state: str) -> list[tuple[int, int]]:
 def best_search_trials(db: Path, k: int) -> list[tuple[int]]:
     """(number,) of the ``k`` COMPLETE search trials (finalist runs left out) of lowest value, ties by number."""
     return query(db, "SELECT t.number FROM trials t JOIN trial_values v USING (trial_id) "
-                     "WHERE t.state='COMPLETE' AND t.trial_id NOT IN (SELECT trial_id FROM trial_user_attributes "
-                     "WHERE key='stage' AND value_json='\"finalist\"') ORDER BY v.value, t.number LIMIT ?", k)
+                     f"WHERE t.state='COMPLETE' AND {_SEARCH_ONLY} ORDER BY v.value, t.number LIMIT ?", k)
 
 
 def finalist_attr(db: Path, key: str) -> list[tuple[str]]:
     """(value_json,) of user attribute ``key`` on every finalist run."""
     return query(db, "SELECT a.value_json FROM trial_user_attributes a JOIN trial_user_attributes s "
                      f"USING (trial_id) WHERE a.key=? AND {_FINALIST_RUN}", key)
+
+
+def state_counts(db: Path) -> list[tuple[str, int]]:
+    """(state, number of trials) over every trial, finalist runs included."""
+    return query(db, "SELECT state, count(*) FROM trials GROUP BY state")
+
+
+def best_search_value(db: Path) -> float:
+    """The lowest objective value of a COMPLETE search trial (finalist runs left out)."""
+    ((best,),) = query(db, "SELECT min(v.value) FROM trial_values v JOIN trials t USING (trial_id) "
+                           f"WHERE t.state='COMPLETE' AND {_SEARCH_ONLY}")
+    return best
+
+
+def search_epochs_run(db: Path) -> int:
+    """Epochs with a finite validation loss over the finished search trials (finalist runs left out)."""
+    ((epochs,),) = query(db, "SELECT count(*) FROM trial_intermediate_values v JOIN trials t USING (trial_id) "
+                             "WHERE t.state IN ('COMPLETE', 'PRUNED') AND v.intermediate_value_type='FINITE' "
+                             f"AND {_SEARCH_ONLY}")
+    return epochs
+
+
+def study_id_of(db: Path, name: str) -> int:
+    """The storage's id of study ``name``."""
+    ((study_id,),) = query(db, "SELECT study_id FROM studies WHERE study_name=?", name)
+    return study_id

@@ -20,12 +20,10 @@ import pytest
 from PIL import Image
 
 from search.report import write_report
-from tests.conftest import query, run_cli
+from tests.conftest import run_cli
 from tests.equipment import missing
+from tests.search import sql
 from tests.search.browser import Browser, chromium
-
-SEARCH_ONLY = ("NOT EXISTS (SELECT 1 FROM trial_user_attributes a WHERE a.trial_id = t.trial_id "
-               "AND a.key = 'stage' AND a.value_json = '\"finalist\"')")
 
 
 @pytest.fixture(scope="module")
@@ -72,14 +70,11 @@ def test_report_in_chromium_loads_cleanly_and_shows_what_sql_counts(real_study: 
     _keep(shot)
     assert visit.errors == []
     keyed = visit.values["keyed"]
-    for state, n in query(db, "SELECT state, count(*) FROM trials GROUP BY state"):
+    for state, n in sql.state_counts(db):
         assert keyed[f"trials.{state}.all"] == str(n), state
-    ((best,),) = query(db, "SELECT min(v.value) FROM trial_values v JOIN trials t USING (trial_id) "
-                           f"WHERE t.state = 'COMPLETE' AND {SEARCH_ONLY}")
+    best = sql.best_search_value(db)
     assert float(keyed["best-value"]) == best
-    ((epochs,),) = query(db, "SELECT count(*) FROM trial_intermediate_values v JOIN trials t USING (trial_id) "
-                             "WHERE t.state IN ('COMPLETE', 'PRUNED') AND v.intermediate_value_type = 'FINITE' "
-                             f"AND {SEARCH_ONLY}")
+    epochs = sql.search_epochs_run(db)
     assert int(keyed["epochs-run"]) == epochs
     images = visit.values["images"]
     assert len(images) >= 8 and all(done and w > 100 and h > 100 for _, done, w, h in images), images
@@ -101,7 +96,7 @@ def test_optuna_dashboard_names_our_objective_with_no_console_errors(real_study:
     if command is None:
         missing("optuna-dashboard is not installed (pip install -e '.[test]')")
     db, url = real_study
-    ((study_id,),) = query(db, "SELECT study_id FROM studies WHERE study_name = 'web'")
+    study_id = sql.study_id_of(db, "web")
     port = _free_port()
     server = subprocess.Popen([command, url, "--host", "127.0.0.1", "--port", str(port)],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
