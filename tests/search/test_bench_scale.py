@@ -6,7 +6,7 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from tests.bench.bench_scale import run_bench
+from tests.bench.scale.run import run_bench
 
 
 def test_a_tiny_scale_bench_reports_the_trials_the_storage_holds(tmp_path: Path) -> None:
