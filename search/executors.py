@@ -14,6 +14,7 @@ import concurrent.futures
 import functools
 import logging
 import os
+import signal
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Collection
@@ -34,6 +35,17 @@ EXECUTORS = ("local", "dask")  # --executor: LocalExecutor here, DaskExecutor in
 
 # One BLAS/OpenMP thread per worker: k workers x k threads on k cores is slower than k x 1.
 WORKER_ENV = {name: "1" for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
+
+
+def leave_ctrl_c_to_the_coordinator() -> None:
+    """Run in each worker process as it starts: ignore SIGINT.
+
+    Ctrl-C in a terminal sends SIGINT to the whole process group, workers
+    included. The coordinator handles it (records the running trials as
+    interrupted, then ends the workers itself); a worker hit between two tasks,
+    inside loky's own loop, would instead die printing a traceback.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 class WorkerLostError(RuntimeError):
@@ -87,7 +99,7 @@ class LocalExecutor(Executor):
 
     @staticmethod
     def _new_pool() -> Any:
-        return ProcessPoolExecutor(max_workers=1, env=WORKER_ENV)
+        return ProcessPoolExecutor(max_workers=1, env=WORKER_ENV, initializer=leave_ctrl_c_to_the_coordinator)
 
     def submit(self, task: TrialTask) -> concurrent.futures.Future:
         outer: concurrent.futures.Future = concurrent.futures.Future()
