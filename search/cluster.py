@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import logging
+import socket
 import threading
 import uuid
 from collections.abc import Collection
@@ -137,6 +138,12 @@ class DaskExecutor(Executor):
             if getattr(exc, "reason", "") == "scheduler-connection-lost" or self._scheduler_is_lost():
                 raise self._scheduler_lost_error() from None
             raise WorkerLostError(f"Dask cancelled the task ({getattr(exc, 'reason', 'no reason given')})") from None
+        except self._distributed.comm.CommClosedError as exc:  # a connection broke as the result came back
+            # The client may not have noticed yet that the scheduler is gone (seen 1 run in 10
+            # after a SIGKILLed scheduler), so ask the scheduler's port itself.
+            if self._scheduler_is_lost() or not _answers(self.scheduler_address()):
+                raise self._scheduler_lost_error() from None
+            raise WorkerLostError(f"the connection broke while its result came back ({exc})") from None
         except Exception as exc:  # noqa: BLE001 -- reported as the worker's failure
             # run_trial never raises for training trouble: this is the worker unable to run it
             # at all (e.g. the project is not installed on the worker machine).
@@ -181,6 +188,16 @@ def _can_run_trials() -> str:
     import search.tasks
 
     return search.tasks.__name__
+
+
+def _answers(address: str) -> bool:
+    """Whether something accepts connections at a ``tcp://host:port`` address within 2 s."""
+    host, _, port = address.removeprefix("tcp://").rpartition(":")
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=2):
+            return True
+    except (OSError, ValueError):
+        return False
 
 
 def _unusable_worker(exc: BaseException) -> SearchError:

@@ -1,4 +1,6 @@
-"""The local executor's worker processes leave Ctrl-C to the coordinator.
+"""Executors in the faults a real run meets: Ctrl-C reaching local workers, a Dask connection breaking.
+
+The local executor's worker processes leave Ctrl-C to the coordinator.
 
 Ctrl-C in a terminal sends SIGINT to the whole process group. The coordinator
 records the running trials and ends the workers; a worker that took the signal
@@ -10,12 +12,15 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import time
+import types
 
 import pytest
 
 from model import TrainConfig
-from search.executors import LocalExecutor
+from search.errors import SearchError
+from search.executors import LocalExecutor, WorkerLostError
 from search.tasks import DataRef, TrialTask
 
 
@@ -54,3 +59,47 @@ def test_a_worker_ignores_ctrl_c_and_its_trial_goes_on(capfd: pytest.CaptureFixt
         signal.signal(signal.SIGINT, previous)
     err = capfd.readouterr().err
     assert "Traceback" not in err and "KeyboardInterrupt" not in err, err
+
+
+class _Handle:
+    def __init__(self, exc: BaseException) -> None:
+        self.exc = exc
+
+    def result(self) -> None:
+        raise self.exc
+
+
+def _dask_executor_at(address: str):  # noqa: ANN202 -- a DaskExecutor without a cluster behind it
+    distributed = pytest.importorskip("distributed")
+    from search.cluster import DaskExecutor
+
+    executor = DaskExecutor.__new__(DaskExecutor)
+    executor._distributed = distributed
+    executor._client = types.SimpleNamespace(status="running", scheduler=types.SimpleNamespace(address=address))
+    executor._futures = set()
+    executor._study = "lost"
+    executor.address = address
+    return executor
+
+
+def test_a_broken_connection_with_the_scheduler_gone_is_the_lost_scheduler_error() -> None:
+    # The client can still say "running" just after the scheduler was SIGKILLed; what the
+    # run must print is that the scheduler is lost, not that a worker cannot run trials.
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        address = f"tcp://127.0.0.1:{s.getsockname()[1]}"  # closed once this block ends
+    executor = _dask_executor_at(address)
+    comm_closed = executor._distributed.comm.CommClosedError("in <TCP (closed) ConnectionPool.gather>")
+    with pytest.raises(SearchError, match=f"lost the Dask scheduler at {address}"):
+        executor.result(_Handle(comm_closed))
+
+
+def test_a_broken_connection_with_the_scheduler_up_costs_a_rerun() -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        executor = _dask_executor_at(f"tcp://127.0.0.1:{s.getsockname()[1]}")
+        comm_closed = executor._distributed.comm.CommClosedError("a worker went away")
+        with pytest.raises(WorkerLostError) as lost:
+            executor.result(_Handle(comm_closed))
+    assert lost.value.retryable
