@@ -191,10 +191,11 @@ def _can_run_trials() -> str:
 
 
 def _answers(address: str) -> bool:
-    """Whether something accepts connections at a ``tcp://host:port`` address within 2 s."""
-    host, _, port = address.removeprefix("tcp://").rpartition(":")
+    """Whether something accepts connections at a Dask address (``tcp://host:port``) within 2 s."""
+    from distributed.comm import get_address_host_port  # Dask's own parser (IPv6 brackets included)
+
     try:
-        with socket.create_connection((host.strip("[]"), int(port)), timeout=2):
+        with socket.create_connection(get_address_host_port(address), timeout=2):
             return True
     except (OSError, ValueError):
         return False
