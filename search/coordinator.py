@@ -34,7 +34,7 @@ from search.errors import SearchError, StudyFailedError, root_cause
 from search.executors import Executor, WorkerLostError
 from search.lease import StudyLease
 from search.mirror import StudyMirror
-from search.pruning import Curve
+from search.pruning import Curve, snapshot
 from search.recovery import curve, plan_recovery
 from search.space import suggest
 from search.spec import StudySpec
@@ -119,7 +119,7 @@ class Coordinator:
             return TrialTask(spec.name, number, config, self.data, "none", (), spec.finalist_cv,
                              fin.folds_seed(spec.seed, planned.attrs[fin.REPEAT]), spec.selection)
         config = suggest(trial, spec.space, spec.epochs, seed)
-        return TrialTask(spec.name, number, config, self.data, spec.pruner, tuple(self._curves), spec.cv,
+        return TrialTask(spec.name, number, config, self.data, spec.pruner, snapshot(self._curves), spec.cv,
                          fin.folds_seed(spec.seed, 0), spec.selection)
 
     def _dispatch(self) -> None:

@@ -1,7 +1,8 @@
 """The study held twice and kept in step: in memory for the sampler, in the storage for everyone else.
 
 Sampling runs against an in-memory mirror of the study (Optuna's
-``InMemoryStorage``), so a slow database never delays the next trial. Every
+``InMemoryStorage``, which shows the sampler a bounded view of a long study:
+``search/history.py``), so a slow database never delays the next trial. Every
 change made to the mirror is also queued for the storage writer thread, in the
 same order, so the database holds the same trials under the same numbers (the
 storage checks the number it gets: ``search/storage.py::create_running_trial``).
@@ -15,11 +16,12 @@ from collections.abc import Sequence
 from typing import Any
 
 import optuna
-from optuna.storages import InMemoryStorage, RDBStorage
+from optuna.storages import RDBStorage
 from optuna.trial import FrozenTrial, TrialState
 
 from search import optuna_internals
 from search import storage as db
+from search.history import SamplerHistory
 from search.spec import StudySpec
 from search.study import make_sampler
 from search.tasks import TrialResult
@@ -33,7 +35,7 @@ class StudyMirror:
         self.storage, self.study_id = storage, study_id
         self.writer = StorageWriter()
         self._db_ids: dict[int, int] = {}  # trial number -> the stored trial's row id
-        self._mem_storage = InMemoryStorage()
+        self._mem_storage = SamplerHistory()
         self.study = optuna.create_study(
             storage=self._mem_storage, sampler=make_sampler(spec), study_name=spec.name, direction="minimize"
         )
@@ -102,7 +104,8 @@ class StudyMirror:
         self.writer.put(key, self.storage.set_study_user_attr, self.study_id, key, value)
 
     def trials(self) -> list[FrozenTrial]:
-        return self.study.get_trials(deepcopy=False)
+        """Every trial, as the mirror holds it (the sampler sees fewer)."""
+        return self._mem_storage.all_trials(self._mem_id)
 
     def _mem_trial_id(self, number: int) -> int:
         return self._mem_storage.get_trial_id_from_study_id_trial_number(self._mem_id, number)

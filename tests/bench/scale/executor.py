@@ -65,7 +65,8 @@ class SimulatedExecutor(Executor):
         if self._results.get(timeout=120)[0] != "ready":
             raise RuntimeError("the simulator did not start")
         self._next_handle = 0
-        self._sent_curves = 0
+        self._sent_curves = 0  # finished curves sent to the simulator so far
+        self._last_sent: object = None
         self._done: dict[int, TrialResult] = {}
         self.task_bytes: list[int] = []
         self.pickle_ms: list[float] = []
@@ -116,13 +117,17 @@ class SimulatedExecutor(Executor):
         self.pickle_ms.append((time.perf_counter() - start) * 1e3)
         self.task_bytes.append(len(payload))
         snapshot = task.snapshot
-        new = tuple((c.number, c.complete, c.values) for c in snapshot[self._sent_curves :])
-        self._sent_curves = max(self._sent_curves, len(snapshot))
+        # a snapshot is the tail of the coordinator's growing list: what follows the last curve sent is new
+        seen = next((i + 1 for i in range(len(snapshot) - 1, -1, -1) if snapshot[i] is self._last_sent), 0)
+        new = tuple((c.number, c.complete, c.values) for c in snapshot[seen:])
+        self._sent_curves += len(new)
+        self._last_sent = snapshot[-1] if snapshot else self._last_sent
         handle, self._next_handle = self._next_handle, self._next_handle + 1
         header = Header(
             handle,
             task.number,
-            len(snapshot),
+            self._sent_curves - len(snapshot),
+            self._sent_curves,
             new,
             features(task.config),
             task.config.epochs,

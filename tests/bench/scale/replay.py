@@ -28,7 +28,8 @@ class Header:
 
     handle: int
     number: int
-    snapshot_len: int
+    snapshot_start: int  # the task's snapshot: curves [start, end) of all sent, in the order sent
+    snapshot_end: int
     new_curves: tuple[Curve, ...]  # added to the pruning snapshot since the previous task
     features: list[float]
     epochs: int

@@ -4,9 +4,9 @@ The real decision (``replay.play_real``: ``local_trial`` on the unpickled snapsh
 the study, about 0.25 s of CPU per task at 6,700 trials (measured), and one simulator process
 could not keep up with 64 workers that way. A percentile pruner judged at every step needs only
 the percentile of the complete curves per step, which ``History`` keeps for the current snapshot
-length. The simulator checks this shortcut against the real decision on the sampled tasks, and
-the bench prints their agreement. Hyperband has no such shortcut (``play_fast`` returns None):
-every task is decided the real way, slowly at scale.
+(the last ``search.pruning.SNAPSHOT`` curves). The simulator checks this shortcut against the
+real decision on the sampled tasks, and the bench prints their agreement. Hyperband has no such
+shortcut (``play_fast`` returns None): every task is decided the real way.
 """
 
 from __future__ import annotations
@@ -24,14 +24,14 @@ from tests.bench.scale.replay import Curve, Header, Played, replay
 
 
 class History:
-    """The finished search curves in the coordinator's order: each task's snapshot is a prefix."""
+    """The finished search curves in the coordinator's order: each task's snapshot is a slice."""
 
     def __init__(self, epochs: int) -> None:
         self.epochs = epochs
         self.matrix = np.full((1024, epochs), np.nan)
         self.complete = np.zeros(1024, dtype=bool)
         self.n = 0
-        self._medians: tuple[int, np.ndarray, int] | None = None
+        self._medians: tuple[tuple[int, int], np.ndarray, int] | None = None
 
     def extend(self, curves: Sequence[Curve]) -> None:
         """Append curves, doubling the arrays when full (a study of 10,000 trials grows them 4 times)."""
@@ -44,14 +44,14 @@ class History:
             self.complete[self.n] = complete
             self.n += 1
 
-    def medians(self, length: int, percentile: float) -> tuple[np.ndarray, int]:
-        """Per step, the percentile of the complete curves among the first ``length``; their count."""
-        if self._medians is None or self._medians[0] != length:
-            done = self.matrix[:length][self.complete[:length]]
+    def medians(self, start: int, end: int, percentile: float) -> tuple[np.ndarray, int]:
+        """Per step, the percentile of the complete curves among ``[start, end)``; their count."""
+        if self._medians is None or self._medians[0] != (start, end):
+            done = self.matrix[start:end][self.complete[start:end]]
             with warnings.catch_warnings(), np.errstate(all="ignore"):
                 warnings.simplefilter("ignore", RuntimeWarning)  # a step no complete curve reached: NaN
                 p = np.nanpercentile(done, percentile, axis=0) if len(done) else np.full(self.epochs, np.nan)
-            self._medians = (length, p, len(done))
+            self._medians = ((start, end), p, len(done))
         return self._medians[1], self._medians[2]
 
 
@@ -75,7 +75,7 @@ def play_fast(curve: Recorded, header: Header, history: History) -> Played | Non
     if rule is None:
         return None
     startup, warmup, percentile = rule
-    medians, n_complete = history.medians(header.snapshot_len, percentile)
+    medians, n_complete = history.medians(header.snapshot_start, header.snapshot_end, percentile)
 
     def should_prune(values: list[float], epoch: int) -> bool:
         if n_complete == 0 or n_complete < startup or epoch < warmup:

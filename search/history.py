@@ -1,0 +1,85 @@
+"""What the sampler sees of a long study: its best trials and its recent ones, at a bounded cost.
+
+Why: TPE re-reads every trial on every ask (the search space, then one split into
+good and bad per parameter group), so its cost grows linearly with the study:
+about 40 ms an ask at 1,000 trials on this project's space, 250 ms at 10,000,
+when 64 workers on 1-s trials need one every 15 ms. Yet what TPE makes of a long
+history is mostly set by a few trials:
+
+- the *good* set is at most 25 trials (``default_gamma``: the best 10 %, capped
+  at 25), and they are always shown;
+- the *bad* set is weighted by age (``default_weights``: the newest 25 weigh 1,
+  older ones fall linearly towards 1/n), so its recent part dominates.
+
+So the sampler's study shows the ``BEST`` best complete trials and the ``RECENT``
+most recent trials of any state, in trial-number order. Studies of up to
+``RECENT + BEST`` trials are shown whole, so they sample exactly as before (the
+default 200-trial study among them). Everything else (the coordinator's finalist
+choice, the storage, readers) sees every trial: ``all_trials()``.
+"""
+
+from __future__ import annotations
+
+import bisect
+import copy
+import math
+from collections.abc import Container, Sequence
+
+from optuna.storages import InMemoryStorage
+from optuna.study import StudyDirection
+from optuna.trial import FrozenTrial, TrialState
+
+# the sampler's view of a study: its best complete trials ...
+BEST = 25  # TPE's good set never holds more (optuna.samplers._tpe.sampler.default_gamma)
+# ... and its most recent ones: 250 keeps an ask at about 10 ms (tests/bench/bench_scale.py)
+RECENT = 250
+
+
+class SamplerHistory(InMemoryStorage):
+    """An in-memory storage for one minimized study whose ``get_all_trials`` is the sampler's view."""
+
+    def __init__(self, recent: int = RECENT, best: int = BEST) -> None:
+        super().__init__()
+        self._recent, self._keep = recent, best
+        self._best: list[tuple[float, int]] = []  # (value, number) of the best complete trials, best first
+
+    def create_new_study(self, directions: Sequence[StudyDirection], study_name: str | None = None) -> int:
+        if self.get_all_studies():
+            raise RuntimeError("a SamplerHistory holds one study")  # its best trials are not kept per study
+        return super().create_new_study(directions, study_name)
+
+    def create_new_trial(self, study_id: int, template_trial: FrozenTrial | None = None) -> int:
+        trial_id = super().create_new_trial(study_id, template_trial)
+        self._note(trial_id)  # a trial added finished (``Study.add_trials`` on resume)
+        return trial_id
+
+    def set_trial_state_values(self, trial_id: int, state: TrialState, values: Sequence[float] | None = None) -> bool:
+        changed = super().set_trial_state_values(trial_id, state, values)
+        if changed:
+            self._note(trial_id)
+        return changed
+
+    def _note(self, trial_id: int) -> None:
+        trial = self.get_trial(trial_id)
+        if trial.state != TrialState.COMPLETE or trial.value is None or math.isnan(trial.value):
+            return
+        bisect.insort(self._best, (trial.value, trial.number))
+        del self._best[self._keep :]
+
+    def get_all_trials(
+        self, study_id: int, deepcopy: bool = True, states: Container[TrialState] | None = None
+    ) -> list[FrozenTrial]:
+        if states == (TrialState.WAITING,):  # ``Study.ask`` looking for an enqueued trial
+            return super().get_all_trials(study_id, deepcopy, states)
+        trials = super().get_all_trials(study_id, deepcopy=False)
+        cut = len(trials) - self._recent
+        if cut > self._keep:
+            old_best = sorted(number for _, number in self._best if number < cut)
+            trials = [trials[n] for n in old_best] + trials[cut:]
+        if states is not None:
+            trials = [t for t in trials if t.state in states]
+        return copy.deepcopy(trials) if deepcopy else trials
+
+    def all_trials(self, study_id: int) -> list[FrozenTrial]:
+        """Every trial of the study, in number order (not copied: do not change them)."""
+        return super().get_all_trials(study_id, deepcopy=False)
