@@ -209,20 +209,20 @@ def create_running_trial(
                 f"trial {number} would be trial {past} in the database: another process is "
                 "writing this study; run one coordinator per study"
             )
-        rows: list[Any] = [
-            models.TrialParamModel(
-                trial_id=trial.trial_id,
-                param_name=name,
-                param_value=distributions[name].to_internal_repr(value),
-                distribution_json=optuna.distributions.distribution_to_json(distributions[name]),
-            )
-            for name, value in params.items()
-        ]
-        rows.extend(
-            models.TrialUserAttributeModel(trial_id=trial.trial_id, key=k, value_json=json.dumps(v))
-            for k, v in user_attrs.items()
+        _insert(
+            session,
+            models.TrialParamModel,
+            [
+                {
+                    "trial_id": trial.trial_id,
+                    "param_name": name,
+                    "param_value": distributions[name].to_internal_repr(value),
+                    "distribution_json": optuna.distributions.distribution_to_json(distributions[name]),
+                }
+                for name, value in params.items()
+            ],
         )
-        session.add_all(rows)
+        _insert(session, models.TrialUserAttributeModel, _attr_rows(trial.trial_id, user_attrs))
         return int(trial.trial_id)
 
 
@@ -239,9 +239,10 @@ def finish_trial(
 
     Optuna's public calls cost one transaction (two queries) per intermediate
     value and attribute: about 40 ms for a 30-epoch trial on SQLite in WAL mode.
-    The rows written here are exactly the ones those calls write (same tables,
-    same encodings, via Optuna's own models), so Optuna, pandas and
-    optuna-dashboard read the trial as usual.
+    Rows go in as bulk inserts, not ORM objects: the unit of work per object was
+    half of the coordinator's write time. The rows written here are exactly the
+    ones those calls write (same tables, same encodings, via Optuna's own
+    models), so Optuna, pandas and optuna-dashboard read the trial as usual.
     """
     models = optuna_internals.rdb_models()
 
@@ -249,23 +250,34 @@ def finish_trial(
     with optuna_internals.scoped_session(storage) as session:
         trial = models.TrialModel.find_or_raise_by_id(trial_id, session, for_update=True)
         storage.check_trial_is_updatable(trial_id, cast(TrialState, trial.state))  # a TrialState at run time
-        rows: list[Any] = []
+        values = []
         for step, raw in enumerate(intermediate_values, start=1):
             stored, kind = ivm.intermediate_value_to_stored_repr(raw)
-            rows.append(ivm(trial_id=trial_id, step=step, intermediate_value=stored, intermediate_value_type=kind))
-        for model, attrs in (
-            (models.TrialUserAttributeModel, user_attrs),
-            (models.TrialSystemAttributeModel, system_attrs),
-        ):
-            rows.extend(model(trial_id=trial_id, key=k, value_json=json.dumps(v)) for k, v in attrs.items())
+            values.append(
+                {"trial_id": trial_id, "step": step, "intermediate_value": stored, "intermediate_value_type": kind}
+            )
+        _insert(session, ivm, values)
+        _insert(session, models.TrialUserAttributeModel, _attr_rows(trial_id, user_attrs))
+        _insert(session, models.TrialSystemAttributeModel, _attr_rows(trial_id, system_attrs))
         if value is not None:
             stored_value, value_kind = models.TrialValueModel.value_to_stored_repr(value)
-            rows.append(
-                models.TrialValueModel(trial_id=trial_id, objective=0, value=stored_value, value_type=value_kind)
+            _insert(
+                session,
+                models.TrialValueModel,
+                [{"trial_id": trial_id, "objective": 0, "value": stored_value, "value_type": value_kind}],
             )
-        session.add_all(rows)
         trial.state = state
         trial.datetime_complete = datetime.datetime.now()
+
+
+def _attr_rows(trial_id: int, attrs: Mapping[str, Any]) -> list[dict[str, Any]]:
+    return [{"trial_id": trial_id, "key": k, "value_json": json.dumps(v)} for k, v in attrs.items()]
+
+
+def _insert(session: Any, model: Any, rows: list[dict[str, Any]]) -> None:
+    """Rows into ``model``'s table in one executemany: an ORM bulk insert (no unit of work per row)."""
+    if rows:
+        session.execute(sqlalchemy.insert(model), rows)
 
 
 def fail_trial(storage: RDBStorage, trial_id: int, user_attrs: Mapping[str, Any]) -> None:
