@@ -4,7 +4,9 @@ It stands where a real executor stands, so that the coordinator's own costs are 
 ``submit`` pickles the ``TrialTask`` as a real executor does (its size and the pickling time are
 kept) and sends the bytes to the simulator process (``simulator``) with a small ``Header``: the
 task's configuration and the curves added to the pruning snapshot since the previous task.
-Snapshots only grow, so the simulator holds each task's snapshot exactly without unpickling it.
+A snapshot is always the tail of the coordinator's growing list of finished curves (the last
+``search.pruning.SNAPSHOT``), so the simulator holds each task's snapshot exactly, as a slice of
+every curve sent, without unpickling it.
 
 A ``Mark`` notes the coordinator's counters each time the study passes a threshold of finished
 trials; ``report`` turns two marks into a checkpoint's figures. Marks read the coordinator's
