@@ -9,11 +9,11 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from search.history import BEST, RECENT, SamplerHistory
+from search.history import BEST, SPREAD, SamplerHistory
 from search.pruning import SNAPSHOT, Curve, snapshot
 from search.samplers import SAMPLERS
 
-RECENT_SMALL, BEST_SMALL = 30, 5
+SPREAD_SMALL, BEST_SMALL = 30, 5
 
 
 def fill(study: optuna.Study, n: int, seed: int = 0) -> dict[int, float]:
@@ -34,39 +34,39 @@ def fill(study: optuna.Study, n: int, seed: int = 0) -> dict[int, float]:
     return values
 
 
-def test_the_sampler_sees_the_best_complete_trials_then_the_recent_ones_in_number_order() -> None:
-    storage = SamplerHistory(recent=RECENT_SMALL, best=BEST_SMALL)
+def test_the_sampler_sees_the_best_complete_trials_and_an_even_sample_of_all_in_number_order() -> None:
+    storage = SamplerHistory(spread=SPREAD_SMALL, best=BEST_SMALL)
     study = optuna.create_study(storage=storage, sampler=optuna.samplers.RandomSampler(seed=0))
-    values = fill(study, 200)
-    running = study.ask()  # a trial in flight is in the view too
+    values = fill(study, 290)
+    study.ask()  # a trial in flight: the newest, always shown
 
-    cut = 201 - RECENT_SMALL
     best = sorted(values, key=values.__getitem__)[:BEST_SMALL]
-    expected = sorted(n for n in best if n < cut) + list(range(cut, 201))
-    assert [t.number for t in study.get_trials(deepcopy=False)] == expected
-    assert running.number in expected
+    spread = {round(i * 290 / (SPREAD_SMALL - 1)) for i in range(SPREAD_SMALL)}  # 0, 10, 20, ..., 290
+    expected = sorted(spread | set(best))
+    shown = [t.number for t in study.get_trials(deepcopy=False)]
+    assert shown == expected
+    assert shown[0] == 0 and shown[-1] == 290 and len(spread) == SPREAD_SMALL
     complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     assert [t.number for t in complete] == [n for n in expected if n in values]
-    assert [t.number for t in storage.all_trials(study._study_id)] == list(range(201))
+    assert [t.number for t in storage.all_trials(study._study_id)] == list(range(291))
 
 
 def test_a_study_no_longer_than_the_view_is_seen_whole() -> None:
-    storage = SamplerHistory(recent=RECENT_SMALL, best=BEST_SMALL)
+    storage = SamplerHistory(spread=SPREAD_SMALL, best=BEST_SMALL)
     study = optuna.create_study(storage=storage, sampler=optuna.samplers.RandomSampler(seed=0))
-    fill(study, RECENT_SMALL + BEST_SMALL)
-    assert [t.number for t in study.get_trials(deepcopy=False)] == list(range(RECENT_SMALL + BEST_SMALL))
+    fill(study, SPREAD_SMALL + BEST_SMALL)
+    assert [t.number for t in study.get_trials(deepcopy=False)] == list(range(SPREAD_SMALL + BEST_SMALL))
 
 
 def test_trials_added_finished_count_among_the_best_as_on_resume() -> None:
     plain = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
     values = fill(plain, 120, seed=3)
-    storage = SamplerHistory(recent=RECENT_SMALL, best=BEST_SMALL)
+    storage = SamplerHistory(spread=SPREAD_SMALL, best=BEST_SMALL)
     study = optuna.create_study(storage=storage)
     study.add_trials(plain.get_trials())
     best = sorted(values, key=values.__getitem__)[:BEST_SMALL]
-    shown = {t.number for t in study.get_trials(deepcopy=False)}
-    assert set(best) <= shown
-    assert len(shown) == len({*best, *range(120 - RECENT_SMALL, 120)})
+    spread = {round(i * 119 / (SPREAD_SMALL - 1)) for i in range(SPREAD_SMALL)}
+    assert [t.number for t in study.get_trials(deepcopy=False)] == sorted(spread | set(best))
 
 
 def test_tpe_samples_the_same_trials_as_with_every_trial_until_the_study_outgrows_the_view() -> None:
@@ -76,7 +76,7 @@ def test_tpe_samples_the_same_trials_as_with_every_trial_until_the_study_outgrow
         x, y = trial.suggest_float("x", -3, 3), trial.suggest_float("y", 1e-3, 1, log=True)
         return (x - 1) ** 2 + math.log10(y) ** 2
 
-    n = RECENT + BEST + 15
+    n = SPREAD + BEST + 15
     whole = optuna.create_study(sampler=SAMPLERS["tpe"](7))
     whole.optimize(objective, n_trials=n)
     storage = SamplerHistory()
@@ -84,7 +84,7 @@ def test_tpe_samples_the_same_trials_as_with_every_trial_until_the_study_outgrow
     viewed.optimize(objective, n_trials=n)
     assert len(viewed.get_trials()) < n  # the sampler's view is in force ...
     whole, viewed = [t.params for t in whole.trials], [t.params for t in storage.all_trials(viewed._study_id)]
-    assert viewed[: RECENT + BEST + 1] == whole[: RECENT + BEST + 1]
+    assert viewed[: SPREAD + BEST] == whole[: SPREAD + BEST]  # the first 275 trials
     assert viewed != whole  # ... and changes what is sampled after it fills (else this test proves nothing)
 
 
