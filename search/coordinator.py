@@ -34,7 +34,7 @@ from search.errors import SearchError, StudyFailedError, root_cause
 from search.executors import Executor, WorkerLostError
 from search.lease import StudyLease
 from search.mirror import StudyMirror
-from search.pruning import Curve, snapshot
+from search.pruning import Curve, make_pruner, snapshot
 from search.recovery import curve, plan_recovery
 from search.space import suggest
 from search.spec import StudySpec
@@ -80,6 +80,7 @@ class Coordinator:
         self._mirror = StudyMirror(spec, storage, study_id)
         self._writer = self._mirror.writer
         self._curves: list[Curve] = []  # finished search trials, for the workers' pruner
+        self._pruner = make_pruner(spec.pruner, spec.epochs)  # what it reads of them: pruning.snapshot
         self._planned: collections.deque[Planned] = collections.deque()
         self._inflight: dict[Any, _Pending] = {}
 
@@ -119,8 +120,8 @@ class Coordinator:
             return TrialTask(spec.name, number, config, self.data, "none", (), spec.finalist_cv,
                              fin.folds_seed(spec.seed, planned.attrs[fin.REPEAT]), spec.selection)
         config = suggest(trial, spec.space, spec.epochs, seed)
-        return TrialTask(spec.name, number, config, self.data, spec.pruner, snapshot(self._curves), spec.cv,
-                         fin.folds_seed(spec.seed, 0), spec.selection)
+        return TrialTask(spec.name, number, config, self.data, spec.pruner, snapshot(self._curves, self._pruner),
+                         spec.cv, fin.folds_seed(spec.seed, 0), spec.selection)
 
     def _dispatch(self) -> None:
         start = time.perf_counter()

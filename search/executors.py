@@ -18,6 +18,7 @@ import signal
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Collection
+from dataclasses import dataclass
 from typing import Any
 
 from joblib.externals.loky.process_executor import (
@@ -80,6 +81,15 @@ class Executor(ABC):
         """Release the workers; ``kill`` ends running tasks too."""
 
 
+@dataclass(slots=True)
+class _Sent:
+    """A task handed to a worker's pool: running, or next in line behind the running one."""
+
+    outer: concurrent.futures.Future
+    task: TrialTask
+    inner: concurrent.futures.Future
+
+
 class LocalExecutor(Executor):
     """One single-process loky pool per worker, fed from one queue held here.
 
@@ -88,13 +98,23 @@ class LocalExecutor(Executor):
     neighbours (and the queued tasks) with it, and nobody could tell which
     configuration was to blame. Here a dead worker costs exactly the one trial
     it was running; its pool is replaced and the queue goes on.
+
+    Each pool holds its running task and the next one (``DEPTH``), so a worker
+    starts its next trial as soon as it sends a result, without a round trip
+    through this process (whose threads share the GIL with the sampler): that
+    round trip left each worker idle about 5 ms a trial, 7-10 % of a digits run
+    (measured with ``python -m search run --trials 1000``). When a worker dies,
+    its oldest unfinished task is the one it was running; the one behind it
+    never started and goes back to the front of the queue.
     """
+
+    DEPTH = 2  # tasks in each worker's pool: the running one and the next
 
     def __init__(self, n_workers: int) -> None:
         self.n_workers = n_workers
         self._lock = threading.Lock()
         self._queue: collections.deque[tuple[concurrent.futures.Future, TrialTask]] = collections.deque()
-        self._running: list[concurrent.futures.Future | None] = [None] * n_workers
+        self._sent: list[collections.deque[_Sent]] = [collections.deque() for _ in range(n_workers)]
         self._pools: list[Any] = [self._new_pool() for _ in range(n_workers)]
 
     @staticmethod
@@ -109,41 +129,61 @@ class LocalExecutor(Executor):
         return outer
 
     def _fill(self, *, replace_broken: bool) -> None:
-        """Start queued tasks on idle workers (lock held). A broken pool is replaced only
-        from the coordinator's thread, never from loky's thread that reports the death."""
-        for slot in range(self.n_workers):
-            if self._running[slot] is not None or not self._queue:
-                continue
-            if self._pools[slot] is None:
-                if not replace_broken:
+        """Hand queued tasks to pools with room (lock held), emptiest first. A broken pool is
+        replaced only from the coordinator's thread, never from loky's thread that reports the death."""
+        for depth in range(self.DEPTH):
+            for slot in range(self.n_workers):
+                if len(self._sent[slot]) != depth or not self._queue:
                     continue
-                self._pools[slot] = self._new_pool()
-            try:
-                inner = self._pools[slot].submit(run_trial, self._queue[0][1])
-            except (BrokenProcessPool, TerminatedWorkerError):
-                self._pools[slot] = None  # its idle worker died: the task waits for a new pool
-                continue
-            outer, _ = self._queue.popleft()
-            self._running[slot] = outer
-            inner.add_done_callback(functools.partial(self._finished, slot, outer))
+                if self._pools[slot] is None:
+                    if not replace_broken:
+                        continue
+                    self._pools[slot] = self._new_pool()
+                pool = self._pools[slot]
+                try:
+                    inner = pool.submit(run_trial, self._queue[0][1])
+                except (BrokenProcessPool, TerminatedWorkerError):
+                    if not self._sent[slot]:  # its idle worker died: replaced on the next fill
+                        self._pools[slot] = None
+                    continue  # else the callback of the task it was running deals with it
+                outer, task = self._queue.popleft()
+                sent = _Sent(outer, task, inner)
+                self._sent[slot].append(sent)
+                inner.add_done_callback(functools.partial(self._finished, slot, pool, sent))
 
-    def _finished(self, slot: int, outer: concurrent.futures.Future, inner: concurrent.futures.Future) -> None:
-        error: BaseException | None = None
-        try:
-            result = inner.result()
-        except (BrokenProcessPool, TerminatedWorkerError) as exc:
-            error = WorkerLostError(str(exc).splitlines()[0])
-        except BaseException as exc:  # noqa: BLE001 -- handed to the coordinator as the task's outcome
-            error = exc
+    def _lost_pool(self, slot: int) -> _Sent | None:
+        """The pool of ``slot`` is broken (lock held): its oldest unfinished task was running, the
+        rest never started and go back to the front of the queue. Returns the one that was running."""
+        sent = self._sent[slot]
+        while sent and not _broken(sent[0].inner):
+            sent.popleft()  # finished before the worker died: its own callback delivers it
+        running = sent.popleft() if sent else None
+        while sent:
+            later = sent.pop()
+            self._queue.appendleft((later.outer, later.task))
+        self._pools[slot] = None
+        return running
+
+    def _finished(self, slot: int, pool: Any, sent: _Sent, inner: concurrent.futures.Future) -> None:
+        lost: _Sent | None = None
         with self._lock:
-            self._running[slot] = None
-            if isinstance(error, WorkerLostError):
-                self._pools[slot] = None
+            if not _broken(inner):
+                if sent in self._sent[slot]:
+                    self._sent[slot].remove(sent)
+            elif self._pools[slot] is pool:
+                lost = self._lost_pool(slot)
+            else:
+                return  # its pool was already found broken: this task went back to the queue
             self._fill(replace_broken=False)  # the next task starts before the coordinator wakes
-        if error is None:
-            outer.set_result(result)
-        else:
-            outer.set_exception(error)
+        if lost is not None:
+            lost.outer.set_exception(WorkerLostError(str(inner.exception()).splitlines()[0]))
+        if inner.cancelled():  # the pool was shut down (close): so is the task
+            sent.outer.cancel()
+        elif not _broken(inner):
+            try:
+                sent.outer.set_result(inner.result())
+            except BaseException as exc:  # noqa: BLE001 -- handed to the coordinator as the task's outcome
+                sent.outer.set_exception(exc)
 
     def wait(self, handles: Collection[Any], timeout: float | None) -> set[Any]:
         with self._lock:
@@ -163,6 +203,13 @@ class LocalExecutor(Executor):
         for pool in pools:
             if pool is not None:
                 pool.shutdown(wait=not kill, kill_workers=kill)
+
+
+def _broken(inner: concurrent.futures.Future) -> bool:
+    """The task's pool broke (its worker died) before the task delivered a result."""
+    if not inner.done() or inner.cancelled():
+        return False
+    return isinstance(inner.exception(), (BrokenProcessPool, TerminatedWorkerError))
 
 
 def make_executor(kind: str, n_workers: int | None, scheduler: str | None) -> Executor:

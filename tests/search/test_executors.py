@@ -1,4 +1,5 @@
-"""Executors in the faults a real run meets: Ctrl-C reaching local workers, a Dask connection breaking.
+"""Executors in the faults a real run meets: a worker killed, Ctrl-C reaching local workers, a Dask
+connection breaking.
 
 The local executor's worker processes leave Ctrl-C to the coordinator.
 
@@ -33,6 +34,30 @@ def _ignores_sigint(pid: int) -> bool:
     with open(f"/proc/{pid}/status") as status:
         ignored = next(int(line.split()[1], 16) for line in status if line.startswith("SigIgn:"))
     return bool(ignored & (1 << (signal.SIGINT - 1)))
+
+
+def test_a_worker_holds_the_next_task_and_its_death_loses_only_the_running_one() -> None:
+    """The next task waits in the worker's own pool (no round trip through the coordinator between
+    two trials); when the worker dies, the running task is lost and the waiting one runs elsewhere."""
+    executor = LocalExecutor(1)
+    try:
+        first = executor.submit(_task(0))
+        executor.wait([first], timeout=120)
+        pid = executor.result(first).pid
+        running = executor.submit(_task(1, width=1024, epochs=200))  # about 2 s of training
+        waiting = executor.submit(_task(2))
+        assert [len(sent) for sent in executor._sent] == [2]  # both in the worker's pool
+        time.sleep(0.5)
+        os.kill(pid, signal.SIGKILL)
+        executor.wait([running], timeout=120)
+        with pytest.raises(WorkerLostError):
+            executor.result(running)
+        while not waiting.done():
+            executor.wait([waiting], timeout=120)  # the coordinator's wait replaces the dead pool
+        result = executor.result(waiting)
+        assert result.number == 2 and result.outcome == "complete" and result.pid != pid
+    finally:
+        executor.close(kill=True)
 
 
 def test_a_worker_ignores_ctrl_c_and_its_trial_goes_on(capfd: pytest.CaptureFixture[str]) -> None:

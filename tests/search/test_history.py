@@ -10,7 +10,7 @@ import pytest
 from optuna.trial import TrialState
 
 from search.history import BEST, SPREAD, SamplerHistory
-from search.pruning import SNAPSHOT, Curve, snapshot
+from search.pruning import SNAPSHOT, Curve, make_pruner, snapshot
 from search.samplers import SAMPLERS
 
 SPREAD_SMALL, BEST_SMALL = 30, 5
@@ -95,7 +95,11 @@ def test_a_storage_for_the_sampler_holds_one_study() -> None:
         optuna.create_study(storage=storage)
 
 
-def test_a_task_carries_the_last_finished_curves_only() -> None:
-    curves = [Curve(n, n % 2 == 0, float(n), (float(n),)) for n in range(SNAPSHOT + 40)]
-    assert snapshot(curves) == tuple(curves[40:])
-    assert snapshot(curves[:10]) == tuple(curves[:10])
+def test_a_task_carries_what_its_pruner_reads_of_the_last_finished_curves() -> None:
+    curves = [Curve(n, n % 3 == 0, float(n), (float(n),)) for n in range(3 * SNAPSHOT + 40)]
+    median, hyperband = make_pruner("median", 20), make_pruner("hyperband", 20)
+    assert snapshot(curves, median) == tuple(c for c in curves if c.complete)[-SNAPSHOT:]
+    assert len(snapshot(curves, median)) == SNAPSHOT
+    assert snapshot(curves, hyperband) == tuple(curves[-SNAPSHOT:])
+    assert snapshot(curves, make_pruner("none", 20)) == ()
+    assert snapshot(curves[:10], median) == tuple(c for c in curves[:10] if c.complete)

@@ -18,7 +18,7 @@ import pytest
 from optuna.trial import TrialState
 
 from model import TrainConfig
-from search.pruning import Curve, local_trial, make_pruner
+from search.pruning import Curve, local_trial, make_pruner, snapshot
 from search.tasks import DataRef, TrialTask, run_trial
 from tests.conftest import query, run_cli
 from tests.search.sql import attr_by_number, attrs_of, epochs_reported
@@ -43,7 +43,7 @@ def oracle(pruner_name: str, n: int) -> tuple[optuna.Study, list[tuple[int | Non
     study = optuna.create_study(study_name="oracle", direction="minimize",
                                 pruner=make_pruner(pruner_name, EPOCHS),
                                 sampler=optuna.samplers.RandomSampler(seed=0))
-    snapshot: list[Curve] = []
+    curves: list[Curve] = []
     stops: list[tuple[int | None, int | None]] = []
     for number, config in enumerate(configs(n)):
         real = study.ask()
@@ -51,8 +51,9 @@ def oracle(pruner_name: str, n: int) -> tuple[optuna.Study, list[tuple[int | Non
         if number in FAILED:
             study.tell(real, state=TrialState.FAIL)
             continue
+        # what the coordinator sends: only what this pruner reads (median: the complete trials)
         result = run_trial(TrialTask("oracle", number, config, DataRef("digits"), pruner_name,
-                                     tuple(snapshot)))
+                                     snapshot(curves, study.pruner)))
         assert result.outcome in ("complete", "pruned"), result.reason
         real_stop = None
         for epoch, loss in enumerate(result.values, start=1):
@@ -69,7 +70,7 @@ def oracle(pruner_name: str, n: int) -> tuple[optuna.Study, list[tuple[int | Non
         frozen = study.trials[number]
         rungs = {k: v for k, v in frozen.system_attrs.items() if k.startswith("completed_rung")}
         assert {k: v for k, v in result.system_attrs.items() if k.startswith("completed_rung")} == rungs
-        snapshot.append(Curve(number, result.outcome == "complete", result.value, tuple(result.values), rungs))
+        curves.append(Curve(number, result.outcome == "complete", result.value, tuple(result.values), rungs))
     return study, stops
 
 
