@@ -16,6 +16,7 @@ import logging
 import os
 import signal
 import threading
+import traceback
 from abc import ABC, abstractmethod
 from collections.abc import Collection
 from dataclasses import dataclass
@@ -200,9 +201,43 @@ class LocalExecutor(Executor):
                 outer.cancel()
             self._queue.clear()
             pools, self._pools = self._pools, [None] * self.n_workers
+        if kill:
+            _quiet_lokys_kill_race()
         for pool in pools:
             if pool is not None:
                 pool.shutdown(wait=not kill, kill_workers=kill)
+
+
+def _quiet_lokys_kill_race() -> None:
+    """Keep a known loky race at ``shutdown(kill_workers=True)`` off the user's terminal.
+
+    loky's manager thread, shutting down with ``kill_workers``, drops its pending work
+    items and kills the workers, then looks the ids still queued for them up again and
+    dies of a ``KeyError`` (``add_call_item_to_queue``), printing a traceback. Its
+    workers are already dead by then, and ours is a run that is stopping (Ctrl-C,
+    SIGTERM, an error). A task waiting behind a worker's running one (``DEPTH``) makes
+    the race reachable: found by the Ctrl-C test. Every other thread exception is
+    handled as before.
+    """
+    previous = threading.excepthook
+    if getattr(previous, "quiets_loky", False):
+        return
+
+    def hook(args: threading.ExceptHookArgs) -> None:
+        frames = traceback.extract_tb(args.exc_traceback)
+        if (
+            args.exc_type is KeyError
+            and args.thread is not None
+            and args.thread.name == "ExecutorManagerThread"
+            and frames
+            and frames[-1].name == "add_call_item_to_queue"
+        ):
+            logger.debug("loky's manager thread stopped on its kill race: %s", args.exc_value)
+            return
+        previous(args)
+
+    hook.quiets_loky = True  # type: ignore[attr-defined]
+    threading.excepthook = hook
 
 
 def _broken(inner: concurrent.futures.Future) -> bool:
