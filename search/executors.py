@@ -82,7 +82,7 @@ class Executor(ABC):
         """Release the workers; ``kill`` ends running tasks too."""
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)  # compared by identity
 class _Sent:
     """A task handed to a worker's pool: running, or next in line behind the running one."""
 
