@@ -1,7 +1,7 @@
 """The median pruner's decision computed with NumPy on a task's snapshot: the simulator's shortcut.
 
 The real decision (``replay.play_real``: ``local_trial`` on the unpickled snapshot) costs tens
-of milliseconds of CPU per task on a snapshot of 500 curves (0.25 s at 6,700 trials before
+of milliseconds of CPU per task on a snapshot of 200 curves (0.25 s at 6,700 trials before
 snapshots were bounded), and one simulator process could not keep up with 64 workers that
 way. A percentile pruner judged at every step needs only the percentile of the complete curves
 per step, which ``History`` keeps for the current snapshot (the last ``search.pruning.SNAPSHOT``
