@@ -166,21 +166,19 @@ class LocalExecutor(Executor):
         return running
 
     def _finished(self, slot: int, pool: Any, sent: _Sent, inner: concurrent.futures.Future) -> None:
-        lost: _Sent | None = None
+        broken = _broken(inner)
         with self._lock:
-            if not _broken(inner):
-                if sent in self._sent[slot]:
-                    self._sent[slot].remove(sent)
-            elif self._pools[slot] is pool:
-                lost = self._lost_pool(slot)
-            else:
+            if broken and self._pools[slot] is not pool:
                 return  # its pool was already found broken: this task went back to the queue
+            lost = self._lost_pool(slot) if broken else None
+            if not broken and sent in self._sent[slot]:  # else delivered here after its worker died
+                self._sent[slot].remove(sent)
             self._fill(replace_broken=False)  # the next task starts before the coordinator wakes
         if lost is not None:
             lost.outer.set_exception(WorkerLostError(str(inner.exception()).splitlines()[0]))
-        if inner.cancelled():  # the pool was shut down (close): so is the task
+        elif inner.cancelled():  # the pool was shut down (close): so is the task
             sent.outer.cancel()
-        elif not _broken(inner):
+        elif not broken:
             try:
                 sent.outer.set_result(inner.result())
             except BaseException as exc:  # noqa: BLE001 -- handed to the coordinator as the task's outcome

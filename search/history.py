@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import bisect
 import copy
+import functools
 import math
 from collections.abc import Container, Sequence
 
@@ -78,9 +79,7 @@ class SamplerHistory(InMemoryStorage):
             return super().get_all_trials(study_id, deepcopy, states)
         trials = super().get_all_trials(study_id, deepcopy=False)
         if len(trials) > self._spread + self._keep:
-            last = len(trials) - 1
-            shown = {round(i * last / (self._spread - 1)) for i in range(self._spread)}
-            shown.update(number for _, number in self._best)
+            shown = _spread(len(trials), self._spread).union(number for _, number in self._best)
             trials = [trials[n] for n in sorted(shown)]
         if states is not None:
             trials = [t for t in trials if t.state in states]
@@ -89,3 +88,12 @@ class SamplerHistory(InMemoryStorage):
     def all_trials(self, study_id: int) -> list[FrozenTrial]:
         """Every trial of the study, in number order (not copied: do not change them)."""
         return super().get_all_trials(study_id, deepcopy=False)
+
+
+@functools.lru_cache(maxsize=8)
+def _spread(n: int, k: int) -> frozenset[int]:
+    """``k`` trial numbers spread evenly over ``0 .. n - 1``, both ends included.
+
+    Cached: TPE reads the view several times an ask, while the study's length stays put.
+    """
+    return frozenset(round(i * (n - 1) / (k - 1)) for i in range(k))

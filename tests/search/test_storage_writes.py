@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import sqlite3
 from pathlib import Path
 
 import optuna
@@ -12,6 +11,7 @@ from optuna.distributions import CategoricalDistribution, FloatDistribution, Int
 from optuna.trial import TrialState
 
 from search import storage as db
+from tests.conftest import query
 
 DISTRIBUTIONS = {
     "learning_rate": FloatDistribution(1e-4, 1.0, log=True),
@@ -61,11 +61,10 @@ def rows(path: Path, study_name: str) -> dict[str, list[tuple[object, ...]]]:
         "trial_system_attributes": "SELECT t.number, r.key, r.value_json FROM trial_system_attributes r",
     }
     out = {}
-    with sqlite3.connect(path) as conn:
-        for table, select in tables.items():
-            join = "" if table == "trials" else " JOIN trials t ON t.trial_id = r.trial_id"
-            sql = f"{select}{join} JOIN studies s ON s.study_id = t.study_id WHERE s.study_name = ?"
-            out[table] = sorted(conn.execute(sql, (study_name,)).fetchall(), key=repr)
+    for table, select in tables.items():
+        join = "" if table == "trials" else " JOIN trials t ON t.trial_id = r.trial_id"
+        sql = f"{select}{join} JOIN studies s ON s.study_id = t.study_id WHERE s.study_name = ?"
+        out[table] = sorted(query(path, sql, study_name), key=repr)
     return out
 
 
