@@ -63,6 +63,7 @@ RANGES: dict[str, Interval] = {
     "lr_step": Interval(1, integer=True),
     "warmup": Interval(0, integer=True),
     "augment_shift": Interval(0, integer=True),
+    "augment_warp": Interval(0.0),
     "seed": Interval(0, integer=True),
 }
 
@@ -99,8 +100,9 @@ class TrainConfig:
     warmup: int = 0  # epochs of linear learning-rate warm-up from ~0, on top of any schedule
     augment_shift: int = 0  # shift training images by up to this many pixels (train(..., image_shape=...))
     augment_flip: bool = False  # mirror training images left-right at random (train(..., image_shape=...))
+    augment_warp: float = 0.0  # strength of a random small affine warp per training image (augment.Warp); 0 = off
     patience: int | None = None  # early stopping on validation loss; None = off
-    seed: int = 0  # weights, shuffling, dropout masks and augmentation (four independent streams)
+    seed: int = 0  # weights, shuffling, dropout masks, shifts/flips and warps (five independent streams)
 
     def __post_init__(self) -> None:
         hidden = self.hidden

@@ -16,7 +16,7 @@ from functools import partial
 
 import numpy as np
 
-from .augment import Augmenter
+from .augment import Augmenter, Warp
 from .config import TrainConfig
 from .errors import DivergedError
 from .fused import FastPath
@@ -124,7 +124,7 @@ def _run_epoch(
         else:
             Xb = X[idx].astype(net.dtype)
         if augment is not None:
-            Xb = augment(Xb)  # (b, d) shifted/flipped copy in the augmenter's buffer
+            Xb = augment(Xb)  # (b, d) shifted/flipped/warped copy
         if lr_at is not None:  # 0.4 us per step; epochs within noise (bench_fashion_recipes epoch-time)
             optimizer.lr = lr_at(epoch - 1 + (batch - 0.5) / n_batches)
             scale = optimizer.gradient_scale
@@ -141,21 +141,37 @@ def _run_epoch(
     return total / n
 
 
-def _make_augmenter(c: TrainConfig, image_shape: tuple[int, ...] | None, n_features: int) -> Augmenter | None:
-    """The training batches' augmenter (its own random stream, [seed, 3]); None if the config asks for none."""
-    if c.augment_shift == 0 and not c.augment_flip:
+def _make_augmenter(
+    c: TrainConfig, image_shape: tuple[int, ...] | None, n_features: int
+) -> Callable[[np.ndarray], np.ndarray] | None:
+    """The training batches' augmentation: shifts/flips (random stream [seed, 3]), then a warp ([seed, 4]).
+
+    None if the config asks for neither.
+    """
+    shift_flip = c.augment_shift > 0 or c.augment_flip
+    if not shift_flip and c.augment_warp == 0:
         return None
     if image_shape is None:
         raise ValueError(
-            f"augmentation (augment_shift={c.augment_shift}, augment_flip={c.augment_flip}) needs "
-            "the layout of a row: pass image_shape, e.g. (28, 28) or Dataset.image_shape"
+            f"augmentation (augment_shift={c.augment_shift}, augment_flip={c.augment_flip}, "
+            f"augment_warp={c.augment_warp}) needs the layout of a row: pass image_shape, "
+            "e.g. (28, 28) or Dataset.image_shape"
         )
     if math.prod(image_shape) != n_features:
         raise ValueError(
             f"image_shape {tuple(image_shape)} holds {math.prod(image_shape)} pixels "
             f"but X_train has {n_features} features"
         )
-    return Augmenter(tuple(image_shape), c.augment_shift, c.augment_flip, np.random.default_rng([c.seed, 3]))
+    shape = tuple(image_shape)
+    steps: list[Callable[[np.ndarray], np.ndarray]] = []
+    if shift_flip:
+        steps.append(Augmenter(shape, c.augment_shift, c.augment_flip, np.random.default_rng([c.seed, 3])))
+    if c.augment_warp > 0:
+        steps.append(Warp(shape, c.augment_warp, np.random.default_rng([c.seed, 4])))
+    if len(steps) == 1:
+        return steps[0]
+    first, second = steps
+    return lambda Xb: second(first(Xb))
 
 
 class Training:

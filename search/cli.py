@@ -115,6 +115,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--finalists", type=_nonnegative_int, metavar="K",
                      help="after the search, run the K best configurations again on fresh seeds and "
                           "choose the best mean (default 5; 0: no finalist stage)")
+    run.add_argument("--test-seed", type=_nonnegative_int, metavar="S",
+                     help="digits only: which 20%% of the images is the test split, read only by "
+                          "`best --retrain` (default 0: the same test images for every study)")
     run.add_argument("--deterministic", action="store_true", default=None,
                      help="same seed -> same trials and values whatever --jobs is (sampled in batches)")
     _add_storage(run)
@@ -168,7 +171,7 @@ def _given(args: argparse.Namespace, keys: Sequence[str]) -> dict[str, Any]:
 
 def _cmd_run(args: argparse.Namespace) -> int:
     overrides = _given(args, ("dataset", "trials", "epochs", "sampler", "pruner", "seed", "deterministic",
-                              "cv", "finalists"))
+                              "cv", "finalists", "test_seed"))
     spec = build_spec(args.study or "default", args.preset, overrides)
     if args.study is None:  # the study is named after its data set
         spec = dataclasses.replace(spec, name=spec.dataset)
@@ -187,7 +190,7 @@ def _cmd_resume(args: argparse.Namespace) -> int:
 
 
 def _execute(spec: StudySpec, args: argparse.Namespace, given: set[str], *, create: bool) -> int:
-    data = DataRef(spec.dataset, spec.val_fraction, spec.normalization, args.data_dir)
+    data = DataRef.of(spec, args.data_dir)
     dataset = data.load()  # before any file is written: a missing data set changes nothing
     logger.info("%s: %d train / %d validation / %d test samples, %d features, %d classes",
                 spec.dataset, len(dataset.y_train), len(dataset.y_val), len(dataset.y_test),

@@ -37,7 +37,7 @@ from search.mirror import StudyMirror
 from search.pruning import Curve, make_pruner, snapshot
 from search.recovery import curve, plan_recovery
 from search.space import suggest
-from search.spec import StudySpec
+from search.spec import StudySpec, as_finalist
 from search.summary import Progress, RunSummary
 from search.tasks import DataRef, TrialResult, TrialTask, training_seed
 
@@ -116,7 +116,7 @@ class Coordinator:
     def _task(self, number: int, trial: optuna.Trial, planned: Planned, seed: int) -> TrialTask:
         spec = self.spec
         if planned.finalist:  # longer, never pruned, on its own fresh folds
-            config = suggest(trial, spec.space, spec.finalist_epochs, seed)
+            config = as_finalist(spec, suggest(trial, spec.space, spec.finalist_epochs, seed))
             return TrialTask(spec.name, number, config, self.data, "none", (), spec.finalist_cv,
                              fin.folds_seed(spec.seed, planned.attrs[fin.REPEAT]), spec.selection)
         config = suggest(trial, spec.space, spec.epochs, seed)

@@ -32,7 +32,7 @@ from search import finalists as fin
 from search.errors import SearchError
 from search.selection import SELECTIONS, retrain_epochs
 from search.space import config_from_params
-from search.spec import StudySpec
+from search.spec import StudySpec, as_finalist
 from search.storage import default_url, open_storage, sqlite_path
 from search.study import load_spec
 from search.tasks import DataRef
@@ -141,9 +141,9 @@ def retrain_best(study: str, storage_url: str | None = None, *, out: str | None 
     started = time.perf_counter()
     spec, winner, url = _load(study, storage_url)
     epochs = final_epochs(spec, winner)
-    data = DataRef(spec.dataset, spec.val_fraction, spec.normalization, data_dir)
+    data = DataRef.of(spec, data_dir)
     d = data.load()
-    configs = [config_from_params(winner.trial.params, spec.space, epochs, _seed(spec.seed, k))
+    configs = [as_finalist(spec, config_from_params(winner.trial.params, spec.space, epochs, _seed(spec.seed, k)))
                for k in range(seeds)]
     workers = min(seeds, jobs or os.cpu_count() or 1)
     outputs = Parallel(n_jobs=workers)(delayed(_train_one)(c, data) for c in configs)

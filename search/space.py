@@ -55,6 +55,7 @@ _NUMERIC_BOUNDS: dict[str, Interval] = {
     "units": Interval(1, 65536, integer=True),  # the width of each hidden layer (suggested once per layer)
     "lr_decay": Interval(0.0, 1.0, low_open=True),  # narrower than TrainConfig's: a decay, not a growth
     "augment_shift": Interval(0, 8, integer=True),  # pixels, narrower than TrainConfig's; needs an image_shape
+    "augment_warp": Interval(0.0, 3.0),  # warp strength (model/augment.py), narrower than TrainConfig's
 }
 _INTEGER_PARAMS = frozenset(name for name, bounds in _NUMERIC_BOUNDS.items() if bounds.integer)
 _CHOICES: dict[str, tuple[Any, ...]] = {
@@ -77,7 +78,8 @@ DEFAULT_SPACE: dict[str, Dim] = {
 }
 
 
-def _check_value(name: str, value: Any) -> None:
+def check_value(name: str, value: Any) -> None:
+    """Raise SearchError unless ``value`` is one a space may give ``name``."""
     if name in _CHOICES:
         if not any(value == c and type(value) is type(c) for c in _CHOICES[name]):  # True is not 1
             shown = ", ".join(str(c).lower() if isinstance(c, bool) else str(c) for c in _CHOICES[name])
@@ -108,7 +110,7 @@ def parse_dim(name: str, raw: Any) -> Dim:
         if name in _CHOICES or name == "patience":
             raise SearchError(f"space: {name} takes a value or a list of values, not a range")
         for v in (low, high):
-            _check_value(name, v)
+            check_value(name, v)
         if not isinstance(log, bool) or not isinstance(zero, bool):
             raise SearchError(f"space: {name}: log and zero must be true or false")
         if low > high:
@@ -124,11 +126,11 @@ def parse_dim(name: str, raw: Any) -> Dim:
         if not raw:
             raise SearchError(f"space: {name} has an empty list of choices")
         for v in raw:
-            _check_value(name, v)
+            check_value(name, v)
         if len(set(raw)) != len(raw):
             raise SearchError(f"space: {name} lists a choice twice: {list(raw)}")
         return Choice(tuple(raw))
-    _check_value(name, raw)
+    check_value(name, raw)
     return Fixed(raw)
 
 

@@ -19,7 +19,7 @@ import socket
 import time
 import traceback
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import optuna
@@ -29,6 +29,9 @@ from model import TrainConfig, Training
 from model.datasets import Dataset, load_dataset
 from search.pruning import Curve, local_trial, make_pruner, system_attrs_of
 from search.selection import select
+
+if TYPE_CHECKING:
+    from search.spec import StudySpec
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +44,12 @@ class DataRef:
     val_fraction: float = 0.1
     normalization: str | None = None
     data_dir: str | None = None
+    test_seed: int = 0  # which draw of digits' test split (data sets with an official one: 0)
+
+    @classmethod
+    def of(cls, spec: StudySpec, data_dir: str | None = None) -> DataRef:
+        """The data a study's trials, finalists and final networks train and score on."""
+        return cls(spec.dataset, spec.val_fraction, spec.normalization, data_dir, spec.test_seed)
 
     def load(self) -> Dataset:
         return _load(self)
@@ -97,7 +106,8 @@ class TrialResult:
 @functools.lru_cache(maxsize=2)
 def _load(ref: DataRef) -> Dataset:
     # Once per worker process: the arrays are memory-mapped from the shared .npy cache.
-    return load_dataset(ref.name, data_dir=ref.data_dir, val_fraction=ref.val_fraction, normalization=ref.normalization)
+    return load_dataset(ref.name, data_dir=ref.data_dir, val_fraction=ref.val_fraction,
+                        normalization=ref.normalization, test_seed=ref.test_seed)
 
 
 @functools.cache

@@ -10,6 +10,6 @@ from __future__ import annotations
 
 from .dataset import Dataset, load_dataset
 from .errors import DatasetError, DatasetNotFoundError
-from .registry import DATASETS, NORMALIZATIONS
+from .registry import DATASETS, NORMALIZATIONS, get_spec
 
-__all__ = ["DATASETS", "NORMALIZATIONS", "Dataset", "DatasetError", "DatasetNotFoundError", "load_dataset"]
+__all__ = ["DATASETS", "NORMALIZATIONS", "Dataset", "DatasetError", "DatasetNotFoundError", "get_spec", "load_dataset"]

@@ -88,6 +88,11 @@ class DatasetSpec:
     label_key: str = "labels"  # CIFAR pickle key holding the labels
     install_hint: str | None = None  # a system package that provides the files
 
+    @property
+    def official_test_split(self) -> bool:
+        """False for scikit-learn's digits, whose test split this project draws itself (``test_seed``)."""
+        return self.format != "sklearn"
+
     def __post_init__(self) -> None:
         if self.format not in FORMATS:
             raise DatasetError(f"format must be one of {FORMATS}, got {self.format=}")

@@ -64,7 +64,8 @@ def n_features(facts: StudyFacts, data_dir: str | None = None) -> int | None:
     if shape:
         return int(np.prod(shape))
     try:
-        ref = DataRef(spec["dataset"], spec.get("val_fraction"), spec.get("normalization"), data_dir)
+        ref = DataRef(spec["dataset"], spec.get("val_fraction"), spec.get("normalization"), data_dir,
+                      spec.get("test_seed", 0))
         return int(ref.load().n_features)
     except Exception as exc:  # noqa: BLE001 -- any reason: the figure then counts hidden layers only
         logger.info("data set %r not loadable for parameter counts: %s", spec.get("dataset"), exc)

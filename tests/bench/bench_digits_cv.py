@@ -68,12 +68,19 @@ RECIPES = {
     "hand-picked 1024 Nesterov": HAND,
     "hand-picked, cosine": {**HAND, "lr_schedule": "cosine"},
     "hand-picked 2048, dropout 0.5": {**HAND, "hidden": (2048,), "dropout": 0.5, "lr_schedule": "cosine"},
+    "winner, warp 0.5": {**WINNER, "augment_warp": 0.5},
+    "winner, warp 1": {**WINNER, "augment_warp": 1.0},
+    "winner, warp 1.5": {**WINNER, "augment_warp": 1.5},
+    "winner, warp 1, 1.5x epochs": {**WINNER, "augment_warp": 1.0, "epochs": -1.5},
+    "winner, warp 1, 2x epochs": {**WINNER, "augment_warp": 1.0, "epochs": -2},
+    "hand-picked, warp 1": {**HAND, "augment_warp": 1.0},
 }
 
 
 def _probabilities(recipe: dict, epochs: int, fold_seed: int, fold: int, seed: int) -> np.ndarray:
-    """One network's validation probabilities on one fold (``epochs: -2`` means twice ``epochs``)."""
-    recipe = {**recipe, "epochs": 2 * epochs if recipe.get("epochs") == -2 else epochs}
+    """One network's validation probabilities on one fold (``epochs: -x`` means x times ``epochs``)."""
+    factor = -recipe.get("epochs", -1)
+    recipe = {**recipe, "epochs": round(factor * epochs)}
     f = DATA.folds(K, fold_seed)[fold]
     config = TrainConfig(**recipe, seed=seed)
     result = train(config, f.X_train, f.y_train, f.X_val, f.y_val, n_classes=10, image_shape=DATA.load().image_shape)

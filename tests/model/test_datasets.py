@@ -178,6 +178,27 @@ def test_digits_has_fixed_test_split_and_stratified_validation() -> None:
     np.testing.assert_allclose(val_share, train_share, atol=0.01)
 
 
+def test_digits_test_seed_draws_another_stratified_test_split_cached_apart(tmp_path: Path) -> None:
+    a = load_dataset("digits", normalization="none", cache_dir=tmp_path)
+    b = load_dataset("digits", normalization="none", test_seed=3, cache_dir=tmp_path)
+    assert a.X_test.shape == b.X_test.shape == (359, 64)
+    assert not np.array_equal(a.y_test, b.y_test) and not np.array_equal(a.X_test, b.X_test)
+    np.testing.assert_array_equal(np.bincount(a.y_test), np.bincount(b.y_test))  # stratified alike
+    # the three parts of draw 3 are the whole data set, each image exactly once
+    rows = np.concatenate([b.X_train, b.X_val, b.X_test])
+    assert len(np.unique(rows, axis=0)) == len(np.unique(np.concatenate([a.X_train, a.X_val, a.X_test]), axis=0))
+    assert not {r.tobytes() for r in b.X_test} & {r.tobytes() for r in np.concatenate([b.X_train, b.X_val])}
+    # two cache entries, each read back as it was written
+    assert len([p for p in tmp_path.iterdir() if p.name.startswith("digits-")]) == 2
+    np.testing.assert_array_equal(load_dataset("digits", normalization="none", cache_dir=tmp_path).X_test, a.X_test)
+
+
+def test_a_data_set_with_an_official_test_split_refuses_a_test_seed(tmp_path: Path) -> None:
+    make_idx_dir(tmp_path / "d")
+    with pytest.raises(DatasetError, match="'mnist' has an official test split: test_seed must be 0"):
+        load_dataset("mnist", data_dir=tmp_path / "d", test_seed=1)
+
+
 def test_zscore_statistics_come_from_the_training_split_only(tmp_path: Path) -> None:
     make_idx_dir(tmp_path / "a", seed=0)
     make_idx_dir(tmp_path / "b", seed=0)
@@ -201,7 +222,7 @@ def test_image_normalisation_has_one_mean_and_std(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("kwargs, match", [
     ({"val_fraction": 0.0}, "val_fraction"), ({"val_fraction": 0.6}, "val_fraction"),
-    ({"normalization": "minmax"}, "minmax"), ({"split_seed": -1}, "split_seed"),
+    ({"normalization": "minmax"}, "minmax"), ({"split_seed": -1}, "split_seed"), ({"test_seed": -2}, "test_seed"),
 ])
 def test_bad_options_name_the_value(kwargs: dict, match: str) -> None:
     with pytest.raises(DatasetError, match=match):

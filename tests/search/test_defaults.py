@@ -12,8 +12,9 @@ from search.spec import DATASET_DEFAULTS, StudySpec, build_spec
 def test_a_digits_study_without_a_preset_gets_the_digits_defaults() -> None:
     spec = build_spec("d", None, {})
     digits = DATASET_DEFAULTS["digits"]
-    assert (spec.epochs, spec.cv, spec.finalist_cv, spec.finalist_epochs, spec.finalist_repeats) == (
-        digits["epochs"], digits["cv"], digits["finalist_cv"], digits["finalist_epochs"], digits["finalist_repeats"])
+    assert (spec.epochs, spec.cv, spec.finalist_cv, spec.finalist_epochs, spec.finalist_repeats, spec.finalist_warp) == (
+        digits["epochs"], digits["cv"], digits["finalist_cv"], digits["finalist_epochs"], digits["finalist_repeats"],
+        digits["finalist_warp"])
     assert spec.space["n_layers"] == Fixed(1)
     assert spec.space["units"] == Int(64, 2048, True)
     assert spec.space["batch_size"] == DEFAULT_SPACE["batch_size"]  # the rest of the space is the default
@@ -45,3 +46,10 @@ def test_a_study_stored_before_the_finalist_stage_keeps_its_meaning() -> None:
         del old[key]
     spec = StudySpec.from_json(json.dumps(old))
     assert (spec.cv, spec.finalists, spec.selection) == (1, 0, "min_loss")
+
+
+def test_a_digits_study_stored_before_the_warp_and_the_test_seed_keeps_its_meaning() -> None:
+    old = json.loads(build_spec("d", None, {}).to_json())
+    del old["finalist_warp"], old["test_seed"]
+    spec = StudySpec.from_json(json.dumps(old))
+    assert (spec.finalist_warp, spec.test_seed) == (None, 0)  # unwarped finalists, the usual test split

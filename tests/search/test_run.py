@@ -139,6 +139,25 @@ def test_ctrl_c_or_sigterm_stops_promptly_records_the_running_trials_and_resume_
     assert interrupted <= retried
 
 
+def test_a_study_drawn_on_another_digits_test_split_is_scored_on_it_and_keeps_it(db: Path, tmp_path: Path) -> None:
+    url = f"sqlite:///{db}"
+    out = run_cli("run", "--trials", "4", "--jobs", "2", "--study", "ts", "--test-seed", "3", "--finalists", "0",
+                  "--storage", url, *FAST)
+    assert out.returncode == 0, out.stderr
+    weights = tmp_path / "best.npz"
+    best = run_cli("best", "--study", "ts", "--storage", url, "--retrain", "--out", str(weights))
+    assert best.returncode == 0, best.stderr
+    reported = float(best.stdout.split("test accuracy")[1].split()[0])
+    drawn, usual = (load_dataset("digits", val_fraction=0.2, test_seed=s) for s in (3, 0))
+    predicted = Network.load(weights).predict(drawn.X_test)
+    assert float(np.mean(predicted == drawn.y_test)) == pytest.approx(reported, abs=1e-4)
+    assert not np.array_equal(drawn.y_test, usual.y_test)  # so the line above could fail
+    # the draw is part of what the trials mean: a later run may not change it
+    again = run_cli("run", "--trials", "5", "--study", "ts", "--test-seed", "4", "--storage", url, *FAST)
+    assert again.returncode == 2 and "test_seed: stored 3, asked 4" in again.stderr, again.stderr
+    assert finished(db) == 4
+
+
 def test_timeout_stops_starting_trials_and_leaves_nothing_running(db: Path) -> None:
     start = time.monotonic()
     out = run_cli("run", "--trials", "5000", "--jobs", "2", "--study", "t", "--timeout", "3",

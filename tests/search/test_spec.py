@@ -60,6 +60,14 @@ def test_only_the_trial_budget_may_change_on_an_existing_study() -> None:
     assert check_compatible(stored, StudySpec(name="s"), set()).epochs == 10
 
 
+def test_only_digits_takes_a_test_seed() -> None:
+    assert StudySpec(name="s", test_seed=2).test_seed == 2
+    with pytest.raises(SearchError, match="fashion-mnist has an official test split"):
+        StudySpec(name="s", dataset="fashion-mnist", test_seed=2)
+    with pytest.raises(SearchError, match="test_seed must be a whole number"):
+        StudySpec(name="s", test_seed=-1)
+
+
 def test_zero_switch_is_only_for_penalties(tmp_path: Path) -> None:
     preset = tmp_path / "p.toml"
     preset.write_text("[space]\ndropout = { low = 0.1, high = 0.5, zero = true }\n")
