@@ -19,7 +19,7 @@ import socket
 import time
 import traceback
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import optuna
@@ -49,7 +49,8 @@ class DataRef:
     @classmethod
     def of(cls, spec: StudySpec, data_dir: str | None = None) -> DataRef:
         """The data a study's trials, finalists and final networks train and score on."""
-        return cls(spec.dataset, spec.val_fraction, spec.normalization, data_dir, spec.test_seed)
+        val_fraction = cast(float, spec.val_fraction)  # None only until StudySpec fills in the data set's
+        return cls(spec.dataset, val_fraction, spec.normalization, data_dir, spec.test_seed)
 
     def load(self) -> Dataset:
         return _load(self)

@@ -12,9 +12,8 @@ from search.spec import DATASET_DEFAULTS, StudySpec, build_spec
 def test_a_digits_study_without_a_preset_gets_the_digits_defaults() -> None:
     spec = build_spec("d", None, {})
     digits = DATASET_DEFAULTS["digits"]
-    assert (spec.epochs, spec.cv, spec.finalist_cv, spec.finalist_epochs, spec.finalist_repeats, spec.finalist_warp) == (
-        digits["epochs"], digits["cv"], digits["finalist_cv"], digits["finalist_epochs"], digits["finalist_repeats"],
-        digits["finalist_warp"])
+    names = ("epochs", "cv", "finalist_cv", "finalist_epochs", "finalist_repeats", "finalist_warp")
+    assert [getattr(spec, name) for name in names] == [digits[name] for name in names]
     assert spec.space["n_layers"] == Fixed(1)
     assert spec.space["units"] == Int(64, 2048, True)
     assert spec.space["batch_size"] == DEFAULT_SPACE["batch_size"]  # the rest of the space is the default
