@@ -34,7 +34,7 @@ import optuna  # noqa: E402
 from model.train import TrainConfig, train  # noqa: E402
 from search.retrain import final_epochs, find_winner  # noqa: E402
 from search.space import config_from_params  # noqa: E402
-from search.spec import build_spec  # noqa: E402
+from search.spec import as_finalist, build_spec  # noqa: E402
 from search.storage import open_storage  # noqa: E402
 from search.study import load_spec  # noqa: E402
 from search.tasks import DataRef  # noqa: E402
@@ -73,6 +73,10 @@ RECIPES = {
     "winner, warp 1.5": {**WINNER, "augment_warp": 1.5},
     "winner, warp 1, 1.5x epochs": {**WINNER, "augment_warp": 1.0, "epochs": -1.5},
     "winner, warp 1, 2x epochs": {**WINNER, "augment_warp": 1.0, "epochs": -2},
+    "winner, warp 1, 3x epochs": {**WINNER, "augment_warp": 1.0, "epochs": -3},
+    "winner, warp 1.5, 2x epochs": {**WINNER, "augment_warp": 1.5, "epochs": -2},
+    "winner, warp 2, 2x epochs": {**WINNER, "augment_warp": 2.0, "epochs": -2},
+    "winner, 2x epochs": {**WINNER, "epochs": -2},
     "hand-picked, warp 1": {**HAND, "augment_warp": 1.0},
 }
 
@@ -100,10 +104,12 @@ def _line(name: str, accuracies: list[float]) -> str:
     return f"  {name:34s} {a.mean():.4f}  (sd over {len(a)} folds {a.std(ddof=1):.4f})"
 
 
-def recipes(epochs: int, fold_seeds: list[int], jobs: int) -> None:
+def recipes(epochs: int, fold_seeds: list[int], jobs: int, only: list[str] | None) -> None:
     print(f"recipes: {K}-fold CV of train + validation, fold seeds {fold_seeds}, {epochs} epochs, last epoch scored")
     cells = [(s, k) for s in fold_seeds for k in range(K)]
     for name, recipe in RECIPES.items():
+        if only and name not in only:
+            continue
         ps = Parallel(n_jobs=jobs)(delayed(_probabilities)(recipe, epochs, s, k, 100 * s + k) for s, k in cells)
         print(_line(name, [_accuracy(p, _labels(s, k)) for p, (s, k) in zip(ps, cells)]), flush=True)
 
@@ -139,7 +145,7 @@ def _winners(keep: Path, seed: int) -> dict[str, dict]:
     storage = open_storage(f"sqlite:///{keep / 'ours' / f'{seed}.db'}", read_only=True)
     spec, study_id = load_spec(storage, "q")
     winner = find_winner(storage, study_id, "q")
-    ours = config_from_params(winner.trial.params, spec.space, final_epochs(spec, winner), 0)
+    ours = as_finalist(spec, config_from_params(winner.trial.params, spec.space, final_epochs(spec, winner), 0))
     best = optuna.load_study(study_name="baseline", storage=f"sqlite:///{keep / f'baseline-{seed}.db'}").best_trial
     base_spec = build_spec("baseline", None, {"seed": seed})
     plain = config_from_params(best.params, base_spec.space, int(best.user_attrs["best_epoch"]), 0)
@@ -169,6 +175,7 @@ def winners(keep: Path, study_seeds: list[int], fold_seeds: list[int], jobs: int
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("what", nargs="?", choices=("all", "recipes", "ensembles", "winners"), default="all")
+    parser.add_argument("--only", nargs="+", metavar="RECIPE", help="recipes: just these (names as listed)")
     parser.add_argument("keep", nargs="?", type=Path, help="winners: the --keep directory of bench_quality.py")
     parser.add_argument("--study-seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     parser.add_argument("--epochs", type=int, default=40, help="the digits finalists' epochs")
@@ -176,7 +183,7 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=2)
     args = parser.parse_args()
     if args.what in ("all", "recipes"):
-        recipes(args.epochs, args.fold_seeds, args.jobs)
+        recipes(args.epochs, args.fold_seeds, args.jobs, args.only)
     if args.what in ("all", "ensembles"):
         ensembles(args.epochs, args.fold_seeds, args.jobs)
     if args.what == "winners":

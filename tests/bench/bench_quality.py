@@ -9,10 +9,10 @@ For each study seed, on the same data splits:
       MedianPruner in 2 processes on one SQLite file, objective the minimum
       validation loss on the one holdout split, the best trial retrained on
       train + validation for its best epoch (K seeds, so its spread is shown too).
-      A textbook script trains on the images as they are, so this arm drops the
-      augmentation this project's defaults fix in the space (digits: a warp);
-      ``--baseline-augments`` keeps it, to say how much of the difference is
-      training and how much selection.
+      It has no finalist stage, so it trains on the images as they are where
+      this project warps its finalists and final networks (``finalist_warp``).
+      To tell selection from training, run this project without the warp as a
+      variant: ``--variant "unwarped=--preset tests/bench/digits-unwarped.toml"``.
 
 Printed per run: wall time, the winner's validation accuracy, test accuracy
 (mean ± sd over the K retraining seeds, and of their ensemble) and optimism
@@ -35,7 +35,6 @@ draw of 359 images.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import importlib.metadata
 import json
 import os
@@ -57,7 +56,7 @@ sys.path.insert(0, str(ROOT))
 
 from model import train  # noqa: E402
 from search.space import suggest  # noqa: E402
-from search.spec import StudySpec, build_spec  # noqa: E402
+from search.spec import build_spec  # noqa: E402
 from search.tasks import DataRef, training_seed  # noqa: E402
 
 
@@ -121,13 +120,6 @@ def _objective(trial: optuna.Trial, spec, data: DataRef) -> float:
     return result.best_val_loss
 
 
-def _baseline_spec(seed: int, trials: int | None, preset: str | None, test_seed: int, augments: bool) -> StudySpec:
-    spec = build_spec("baseline", preset, {"seed": seed, "test_seed": test_seed, "trials": trials})
-    if augments:
-        return spec
-    return dataclasses.replace(spec, space={k: v for k, v in spec.space.items() if not k.startswith("augment_")})
-
-
 def _baseline_worker(url: str, n_trials: int, seed: int, spec, data: DataRef) -> None:
     from threadpoolctl import threadpool_limits
 
@@ -150,8 +142,8 @@ def _retrain(config, data: DataRef) -> np.ndarray:
 
 
 def baseline(seed: int, trials: int | None, preset: str | None, retrain_seeds: int, workdir: Path,
-             test_seed: int, augments: bool) -> dict:
-    spec = _baseline_spec(seed, trials, preset, test_seed, augments)
+             test_seed: int) -> dict:
+    spec = build_spec("baseline", preset, {"seed": seed, "test_seed": test_seed, "trials": trials})
     data = DataRef.of(spec)
     url = f"sqlite:///{workdir / f'baseline-{seed}.db'}"
     start, cpu = time.perf_counter(), _cpu()
@@ -197,8 +189,6 @@ def main() -> None:
                         help="also run this project with extra `run` flags, e.g. 'holdout=--cv 1'")
     parser.add_argument("--no-baseline", action="store_true", help="skip the plain-Optuna arm")
     parser.add_argument("--no-defaults", action="store_true", help="skip this project's default arm")
-    parser.add_argument("--baseline-augments", action="store_true",
-                        help="the plain arm keeps the augmentation of this project's space (default: drops it)")
     parser.add_argument("--vary-test-split", action="store_true",
                         help="digits: score study seed S on the test split drawn with seed S, in both arms")
     parser.add_argument("--keep", metavar="DIR", help="keep the study databases in DIR (default: a temporary one)")
@@ -222,8 +212,7 @@ def main() -> None:
                 results.setdefault(name, []).append(r)
                 print(_row(name, seed, r), flush=True)
             if not args.no_baseline:
-                r = baseline(seed, args.trials, args.preset, args.retrain_seeds, Path(tmp), test_seed,
-                             args.baseline_augments)
+                r = baseline(seed, args.trials, args.preset, args.retrain_seeds, Path(tmp), test_seed)
                 results.setdefault("plain optuna", []).append(r)
                 print(_row("plain optuna", seed, r), flush=True)
     print()

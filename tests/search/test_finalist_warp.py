@@ -48,7 +48,7 @@ def test_only_finalist_runs_and_the_final_networks_are_warped(tmp_path: Path, mo
 
 
 def test_a_finalist_warp_is_checked_like_the_spaces() -> None:
-    assert build_spec("d", None, {}).finalist_warp == 1.0  # the digits default (search/spec.py)
+    assert build_spec("d", None, {}).finalist_warp == 1.5  # the digits default (search/spec.py)
     assert build_spec("d", None, {"dataset": "fashion-mnist"}).finalist_warp is None
     with pytest.raises(SearchError, match="augment_warp must be in"):
         StudySpec(name="s", finalist_warp=5.0)
