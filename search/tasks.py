@@ -107,8 +107,13 @@ class TrialResult:
 @functools.lru_cache(maxsize=2)
 def _load(ref: DataRef) -> Dataset:
     # Once per worker process: the arrays are memory-mapped from the shared .npy cache.
-    return load_dataset(ref.name, data_dir=ref.data_dir, val_fraction=ref.val_fraction,
-                        normalization=ref.normalization, test_seed=ref.test_seed)
+    return load_dataset(
+        ref.name,
+        data_dir=ref.data_dir,
+        val_fraction=ref.val_fraction,
+        normalization=ref.normalization,
+        test_seed=ref.test_seed,
+    )
 
 
 @functools.cache

@@ -2,6 +2,7 @@
 
     python tests/bench/bench_digits_cv.py            # every recipe and ensemble below
     python tests/bench/bench_digits_cv.py recipes    # single networks only
+    python tests/bench/bench_digits_cv.py references # an SVM and 1-nearest-neighbour on the same folds
 
 Everything here is 5-fold cross-validation of train + validation (``DataRef.folds``,
 the folds the search's ``--cv`` uses), repeated over fold seeds: the test split is
@@ -114,6 +115,24 @@ def recipes(epochs: int, fold_seeds: list[int], jobs: int, only: list[str] | Non
         print(_line(name, [_accuracy(p, _labels(s, k)) for p, (s, k) in zip(ps, cells)]), flush=True)
 
 
+def references(fold_seeds: list[int]) -> None:
+    """What other model families reach on the same folds: how much the data allow."""
+    from sklearn.neighbors import KNeighborsClassifier
+    from sklearn.svm import SVC
+
+    print(f"references: scikit-learn models, the same {K}-fold CV, fold seeds {fold_seeds}")
+    cells = [(s, k) for s in fold_seeds for k in range(K)]
+    for name, make in (
+        ("SVM, RBF kernel, C=10", lambda: SVC(C=10)),
+        ("1-nearest neighbour", lambda: KNeighborsClassifier(1)),
+    ):
+        accuracies = []
+        for s, k in cells:
+            f = DATA.folds(K, s)[k]
+            accuracies.append(float(make().fit(f.X_train, f.y_train).score(f.X_val, f.y_val)))
+        print(_line(name, accuracies), flush=True)
+
+
 def ensembles(epochs: int, fold_seeds: list[int], jobs: int) -> None:
     print(f"ensembles: averaged probabilities, same CV, {epochs} epochs")
     configs = [{**WINNER, **f} for f in FINALISTS]
@@ -174,7 +193,9 @@ def winners(keep: Path, study_seeds: list[int], fold_seeds: list[int], jobs: int
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("what", nargs="?", choices=("all", "recipes", "ensembles", "winners"), default="all")
+    parser.add_argument(
+        "what", nargs="?", choices=("all", "references", "recipes", "ensembles", "winners"), default="all"
+    )
     parser.add_argument("--only", nargs="+", metavar="RECIPE", help="recipes: just these (names as listed)")
     parser.add_argument("keep", nargs="?", type=Path, help="winners: the --keep directory of bench_quality.py")
     parser.add_argument("--study-seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
@@ -182,6 +203,8 @@ def main() -> None:
     parser.add_argument("--fold-seeds", type=int, nargs="+", default=[11, 12, 13, 14])
     parser.add_argument("--jobs", type=int, default=2)
     args = parser.parse_args()
+    if args.what in ("all", "references"):
+        references(args.fold_seeds)
     if args.what in ("all", "recipes"):
         recipes(args.epochs, args.fold_seeds, args.jobs, args.only)
     if args.what in ("all", "ensembles"):
