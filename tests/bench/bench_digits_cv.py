@@ -40,7 +40,6 @@ from search.storage import open_storage  # noqa: E402
 from search.study import load_spec  # noqa: E402
 from search.tasks import DataRef  # noqa: E402
 
-DATA = DataRef("digits", val_fraction=0.2)
 K = 5
 # The five finalists of `python -m search run --seed 0` (defaults, 2026-11-29), best mean first.
 FINALISTS = [
@@ -82,18 +81,18 @@ RECIPES = {
 }
 
 
-def _probabilities(recipe: dict, epochs: int, fold_seed: int, fold: int, seed: int) -> np.ndarray:
+def _probabilities(data: DataRef, recipe: dict, epochs: int, fold_seed: int, fold: int, seed: int) -> np.ndarray:
     """One network's validation probabilities on one fold (``epochs: -x`` means x times ``epochs``)."""
     factor = -recipe.get("epochs", -1)
     recipe = {**recipe, "epochs": round(factor * epochs)}
-    f = DATA.folds(K, fold_seed)[fold]
+    f = data.folds(K, fold_seed)[fold]
     config = TrainConfig(**recipe, seed=seed)
-    result = train(config, f.X_train, f.y_train, f.X_val, f.y_val, n_classes=10, image_shape=DATA.load().image_shape)
+    result = train(config, f.X_train, f.y_train, f.X_val, f.y_val, n_classes=10, image_shape=data.load().image_shape)
     return result.network.predict_proba(f.X_val)
 
 
-def _labels(fold_seed: int, fold: int) -> np.ndarray:
-    return DATA.folds(K, fold_seed)[fold].y_val
+def _labels(data: DataRef, fold_seed: int, fold: int) -> np.ndarray:
+    return data.folds(K, fold_seed)[fold].y_val
 
 
 def _accuracy(p: np.ndarray, y: np.ndarray) -> float:
@@ -105,17 +104,17 @@ def _line(name: str, accuracies: list[float]) -> str:
     return f"  {name:34s} {a.mean():.4f}  (sd over {len(a)} folds {a.std(ddof=1):.4f})"
 
 
-def recipes(epochs: int, fold_seeds: list[int], jobs: int, only: list[str] | None) -> None:
+def recipes(data: DataRef, epochs: int, fold_seeds: list[int], jobs: int, only: list[str] | None) -> None:
     print(f"recipes: {K}-fold CV of train + validation, fold seeds {fold_seeds}, {epochs} epochs, last epoch scored")
     cells = [(s, k) for s in fold_seeds for k in range(K)]
     for name, recipe in RECIPES.items():
         if only and name not in only:
             continue
-        ps = Parallel(n_jobs=jobs)(delayed(_probabilities)(recipe, epochs, s, k, 100 * s + k) for s, k in cells)
-        print(_line(name, [_accuracy(p, _labels(s, k)) for p, (s, k) in zip(ps, cells)]), flush=True)
+        ps = Parallel(n_jobs=jobs)(delayed(_probabilities)(data, recipe, epochs, s, k, 100 * s + k) for s, k in cells)
+        print(_line(name, [_accuracy(p, _labels(data, s, k)) for p, (s, k) in zip(ps, cells)]), flush=True)
 
 
-def references(fold_seeds: list[int]) -> None:
+def references(data: DataRef, fold_seeds: list[int]) -> None:
     """What other model families reach on the same folds: how much the data allow."""
     from sklearn.neighbors import KNeighborsClassifier
     from sklearn.svm import SVC
@@ -128,12 +127,12 @@ def references(fold_seeds: list[int]) -> None:
     ):
         accuracies = []
         for s, k in cells:
-            f = DATA.folds(K, s)[k]
+            f = data.folds(K, s)[k]
             accuracies.append(float(make().fit(f.X_train, f.y_train).score(f.X_val, f.y_val)))
         print(_line(name, accuracies), flush=True)
 
 
-def ensembles(epochs: int, fold_seeds: list[int], jobs: int) -> None:
+def ensembles(data: DataRef, epochs: int, fold_seeds: list[int], jobs: int) -> None:
     print(f"ensembles: averaged probabilities, same CV, {epochs} epochs")
     configs = [{**WINNER, **f} for f in FINALISTS]
     cells = [(s, k) for s in fold_seeds for k in range(K)]
@@ -141,7 +140,8 @@ def ensembles(epochs: int, fold_seeds: list[int], jobs: int) -> None:
     members = [(0, r) for r in range(5)] + [(c, 0) for c in range(1, len(configs))]
     jobs_list = [(c, r, s, k) for s, k in cells for c, r in members]
     ps = Parallel(n_jobs=jobs)(
-        delayed(_probabilities)(configs[c], epochs, s, k, 1000 * s + 10 * k + r + 97 * c) for c, r, s, k in jobs_list
+        delayed(_probabilities)(data, configs[c], epochs, s, k, 1000 * s + 10 * k + r + 97 * c)
+        for c, r, s, k in jobs_list
     )
     p = dict(zip(jobs_list, ps))
     picks = {
@@ -154,7 +154,7 @@ def ensembles(epochs: int, fold_seeds: list[int], jobs: int) -> None:
     rows: dict[str, list[float]] = {n: [] for n in picks}
     for s, k in cells:
         for n, chosen in picks.items():
-            rows[n].append(_accuracy(np.mean([p[(c, r, s, k)] for c, r in chosen], axis=0), _labels(s, k)))
+            rows[n].append(_accuracy(np.mean([p[(c, r, s, k)] for c, r in chosen], axis=0), _labels(data, s, k)))
     for n, accs in rows.items():
         print(_line(n, accs), flush=True)
 
@@ -171,7 +171,7 @@ def _winners(keep: Path, seed: int) -> dict[str, dict]:
     return {arm: {k: v for k, v in asdict(c).items() if k != "seed"} for arm, c in (("ours", ours), ("plain", plain))}
 
 
-def winners(keep: Path, study_seeds: list[int], fold_seeds: list[int], jobs: int) -> None:
+def winners(data: DataRef, keep: Path, study_seeds: list[int], fold_seeds: list[int], jobs: int) -> None:
     print(f"winners of bench_quality --keep {keep}: {K}-fold CV of train + validation, fold seeds {fold_seeds}")
     cells = [(s, k) for s in fold_seeds for k in range(K)]
     means: dict[str, list[float]] = {"ours": [], "plain": []}
@@ -179,8 +179,10 @@ def winners(keep: Path, study_seeds: list[int], fold_seeds: list[int], jobs: int
         line = f"  study seed {seed}:"
         for arm, recipe in _winners(keep, seed).items():
             epochs = recipe.pop("epochs")
-            ps = Parallel(n_jobs=jobs)(delayed(_probabilities)(recipe, epochs, s, k, 100 * s + k) for s, k in cells)
-            acc = float(np.mean([_accuracy(p, _labels(s, k)) for p, (s, k) in zip(ps, cells)]))
+            ps = Parallel(n_jobs=jobs)(
+                delayed(_probabilities)(data, recipe, epochs, s, k, 100 * s + k) for s, k in cells
+            )
+            acc = float(np.mean([_accuracy(p, _labels(data, s, k)) for p, (s, k) in zip(ps, cells)]))
             means[arm].append(acc)
             line += f"  {arm} {acc:.4f} ({epochs} epochs, {recipe['hidden']}, lr {recipe['learning_rate']:.3g})"
         print(line, flush=True)
@@ -202,17 +204,19 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=40, help="the digits finalists' epochs")
     parser.add_argument("--fold-seeds", type=int, nargs="+", default=[11, 12, 13, 14])
     parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--test-seed", type=int, default=0, help="the draw of digits' test split left out (default 0)")
     args = parser.parse_args()
+    data = DataRef("digits", val_fraction=0.2, test_seed=args.test_seed)
     if args.what in ("all", "references"):
-        references(args.fold_seeds)
+        references(data, args.fold_seeds)
     if args.what in ("all", "recipes"):
-        recipes(args.epochs, args.fold_seeds, args.jobs, args.only)
+        recipes(data, args.epochs, args.fold_seeds, args.jobs, args.only)
     if args.what in ("all", "ensembles"):
-        ensembles(args.epochs, args.fold_seeds, args.jobs)
+        ensembles(data, args.epochs, args.fold_seeds, args.jobs)
     if args.what == "winners":
         if args.keep is None:
             parser.error("winners needs the --keep directory of bench_quality.py")
-        winners(args.keep, args.study_seeds, args.fold_seeds, args.jobs)
+        winners(data, args.keep, args.study_seeds, args.fold_seeds, args.jobs)
 
 
 if __name__ == "__main__":
