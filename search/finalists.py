@@ -108,6 +108,17 @@ def spread(xs: Sequence[float]) -> float:
     return statistics.stdev(xs) if len(xs) > 1 else math.nan
 
 
+def ranked(trials: Sequence[FrozenTrial]) -> list[Finalist]:
+    """The finalists with finished fresh runs, best mean first.
+
+    The one ranking that chooses the winner (``best``, ``best --retrain``) and that
+    ``show``, reports and ``load_finalists`` print; the finalists are named by
+    their runs' ``finalist_of``.
+    """
+    numbers = {t.user_attrs.get(FINALIST_OF) for t in trials if is_finalist_run(t) and t.state in FINISHED}
+    return standings(trials, sorted(int(n) for n in numbers if n is not None))
+
+
 def standings(trials: Sequence[FrozenTrial], numbers: Sequence[int]) -> list[Finalist]:
     """The finalists ``numbers`` with their finished runs, best mean first."""
     by_number = {t.number: t for t in trials}

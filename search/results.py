@@ -131,16 +131,14 @@ def leaderboard(df: pd.DataFrame, top: int = 10) -> pd.DataFrame:
 def finalist_summary(trials: Sequence[FrozenTrial], df: pd.DataFrame) -> pd.DataFrame:
     """One row per finalist configuration: mean and spread of its fresh runs, best mean first.
 
-    The runs and the order are ``search.finalists.standings``, the rule that chooses
+    The runs and the order are ``search.finalists.ranked``, the rule that chooses
     the winner: ``finalist_of`` is the search trial whose parameters were re-run;
     ``value_mean`` is what the winner is chosen by (a run that diverged makes it
     infinite). The search trial's own score is left out: it was chosen for being
     lucky. ``df`` is ``trials_frame(trials)``: the runs' accuracies and the
     finalists' parameters are read from it.
     """
-    # the search trials named by their finished fresh runs
-    numbers = {t.user_attrs.get(fin.FINALIST_OF) for t in trials if fin.is_finalist_run(t) and t.state in fin.FINISHED}
-    standings = fin.standings(trials, sorted(int(n) for n in numbers if n is not None))
+    standings = fin.ranked(trials)
     if not standings:
         return pd.DataFrame(columns=list(_FINALIST_DTYPES))
     accuracy = df.set_index("number")["val_accuracy"]

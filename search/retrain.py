@@ -55,9 +55,7 @@ class Winner:
 def find_winner(storage: optuna.storages.BaseStorage, study_id: int, study: str) -> Winner:
     """The finalist with the best mean over its fresh runs, else the best search trial."""
     trials = storage.get_all_trials(study_id, deepcopy=False)
-    raw = storage.get_study_user_attrs(study_id).get(fin.FINALISTS_ATTR)
-    standings = fin.standings(trials, json.loads(raw)["numbers"]) if raw else []
-    standings = [f for f in standings if f.runs]
+    standings = fin.ranked(trials)
     if standings and math.isfinite(standings[0].mean):
         return Winner(next(t for t in trials if t.number == standings[0].number), standings)
     complete = [t for t in trials if t.state == TrialState.COMPLETE and not fin.is_finalist_run(t)]
