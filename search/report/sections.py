@@ -149,6 +149,16 @@ def _metric(f: StudyFacts) -> str:
     return rule.metric if rule else "val_loss"
 
 
+def _finalist_training(spec: dict[str, Any]) -> str:
+    """How the finalist runs trained, from the stored settings (a study stored before a setting lacks it)."""
+    how = [f"{spec.get('finalist_epochs') or spec.get('epochs')} epochs"]
+    if (spec.get("finalist_cv") or 1) > 1:
+        how.append(f"{spec['finalist_cv']}-fold cross-validation")
+    if spec.get("finalist_warp"):
+        how.append(f"images warped with strength {spec['finalist_warp']}")
+    return ", ".join(how)
+
+
 def winner(f: StudyFacts) -> Section:
     fin = tables.finalists(f)
     number, how = winner_number(f)
@@ -169,7 +179,7 @@ def winner(f: StudyFacts) -> Section:
     if not fin.empty:
         chosen = f.finalists
         blocks.append(Text(
-            "Finalists: the top configurations re-run on fresh seeds"
+            f"Finalists: the top configurations re-run on fresh seeds ({_finalist_training(f.spec)})"
             + (f", chosen after {chosen['after']} finished search trials" if "after" in chosen else "")
             + f". The winner has the lowest mean {_metric(f)}, not the luckiest single run."))
         shown = pd.DataFrame({
@@ -189,7 +199,8 @@ def winner(f: StudyFacts) -> Section:
         if r.get("ensemble_accuracy") is not None:
             rows.append(Fact("ensemble test accuracy", f"{r['ensemble_accuracy']:.4f}"))
         rows.append(Fact("when", str(r.get("when", "-"))))
-        blocks += [Text("Scored once on the test split (selection used only the validation split):"),
+        draw = f", drawn with --test-seed {f.spec['test_seed']}," if f.spec.get("test_seed") else ""
+        blocks += [Text(f"Scored once on the test split{draw} (selection used only the validation split):"),
                    Facts(rows)]
     else:
         blocks.append(Text("No retrained test score is stored yet: `python -m search best --retrain` saves one."))

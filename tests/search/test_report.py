@@ -207,6 +207,21 @@ def test_finalists_are_shown_with_mean_and_sd_of_their_repeats(shared: tuple[str
     assert "test-accuracy" not in page and "No retrained test score is stored yet" in shared[1]
 
 
+def test_the_finalists_training_and_the_test_draw_are_said(known: tuple[Path, str], tmp_path: Path) -> None:
+    _, url = known
+    study = optuna.load_study(study_name="known", storage=url)
+    html = write_report("known", url, tmp_path / "before.html").read_text()
+    assert f"re-run on fresh seeds ({EPOCHS} epochs)" in html  # no folds, no warp: said as such
+    spec = json.loads(study.user_attrs[SPEC_ATTR])
+    spec |= {"finalist_epochs": 80, "finalist_cv": 3, "finalist_warp": 1.5, "test_seed": 4}
+    study.set_user_attr(SPEC_ATTR, json.dumps(spec))
+    study.set_user_attr("retrained", json.dumps({"trial": 0, "epochs": 70, "samples": 1437, "seeds": 1,
+                                                 "test_accuracy": [0.99], "when": "2026-01-01T12:00:00"}))
+    html = write_report("known", url, tmp_path / "after.html").read_text()
+    assert "re-run on fresh seeds (80 epochs, 3-fold cross-validation, images warped with strength 1.5)" in html
+    assert "Scored once on the test split, drawn with --test-seed 4, (selection used only" in html
+
+
 def test_cli_writes_markdown_and_a_folder_of_pngs_beside_the_database(known: tuple[Path, str],
                                                                       capsys: pytest.CaptureFixture) -> None:
     db, url = known
