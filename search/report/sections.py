@@ -199,7 +199,7 @@ def winner(f: StudyFacts) -> Section:
         if r.get("ensemble_accuracy") is not None:
             rows.append(Fact("ensemble test accuracy", f"{r['ensemble_accuracy']:.4f}"))
         rows.append(Fact("when", str(r.get("when", "-"))))
-        draw = f", drawn with --test-seed {f.spec['test_seed']}," if f.spec.get("test_seed") else ""
+        draw = f", drawn with --test-seed {f.spec['test_seed']}" if f.spec.get("test_seed") else ""
         blocks += [Text(f"Scored once on the test split{draw} (selection used only the validation split):"),
                    Facts(rows)]
     else:

@@ -219,7 +219,7 @@ def test_the_finalists_training_and_the_test_draw_are_said(known: tuple[Path, st
                                                  "test_accuracy": [0.99], "when": "2026-01-01T12:00:00"}))
     html = write_report("known", url, tmp_path / "after.html").read_text()
     assert "re-run on fresh seeds (80 epochs, 3-fold cross-validation, images warped with strength 1.5)" in html
-    assert "Scored once on the test split, drawn with --test-seed 4, (selection used only" in html
+    assert "Scored once on the test split, drawn with --test-seed 4 (selection used only" in html
 
 
 def test_cli_writes_markdown_and_a_folder_of_pngs_beside_the_database(known: tuple[Path, str],
