@@ -8,7 +8,15 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["load_results", "load_curves", "load_finalists", "make_plots", "SearchError", "StudySpec"]
+__all__ = [
+    "load_results",
+    "load_curves",
+    "load_finalists",
+    "load_final_networks",
+    "make_plots",
+    "SearchError",
+    "StudySpec",
+]
 
 
 def __getattr__(name: str) -> Any:
@@ -16,6 +24,10 @@ def __getattr__(name: str) -> Any:
         from search import results
 
         return getattr(results, name)
+    if name == "load_final_networks":
+        from search.retrain import load_final_networks
+
+        return load_final_networks
     if name == "make_plots":
         from search.plots import make_plots
 

@@ -147,7 +147,8 @@ def retrain_best(study: str, storage_url: str | None = None, *, out: str | None 
     outputs = Parallel(n_jobs=workers)(delayed(_train_one)(c, data) for c in configs)
     accuracies = [float(np.mean(p.argmax(axis=1) == d.y_test)) for p, _, _ in outputs]
     ensemble = float(np.mean(np.mean([p for p, _, _ in outputs], axis=0).argmax(axis=1) == d.y_test))
-    paths = _weights_paths(Path(out) if out else _default_weights_path(study, url), seeds)
+    # absolute, so that the record still finds them from another working directory
+    paths = _weights_paths((Path(out) if out else _default_weights_path(study, url)).resolve(), seeds)
     for path, (_, network, _) in zip(paths, outputs):
         path.parent.mkdir(parents=True, exist_ok=True)
         network.save(path)
@@ -169,6 +170,42 @@ def retrain_best(study: str, storage_url: str | None = None, *, out: str | None 
         lines.append(f"  test accuracy        {accuracies[0]:.4f}")
     lines += [f"  weights              {paths[0]}" + (f" (+{seeds - 1} more)" if seeds > 1 else "")]
     return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class FinalNetworks:
+    """The networks of the last ``best --retrain``, whose averaged probabilities are the ensemble it scored."""
+
+    networks: list[Network]
+    record: dict  # what that retrain stored on the study: trial, epochs, test scores, weights
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        """(n, n_classes): the mean of the networks' class probabilities."""
+        return np.mean([n.predict_proba(X) for n in self.networks], axis=0)
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        """(n,) int64: the ensemble's most probable class per row."""
+        return self.predict_proba(X).argmax(axis=1)
+
+
+def load_final_networks(study: str, storage_url: str | None = None) -> FinalNetworks:
+    """The study's retrained networks, read back from the weights files its record names."""
+    url = storage_url or default_url(study)
+    storage = open_storage(url, read_only=True)
+    try:
+        _, study_id = load_spec(storage, study)
+        raw = storage.get_study_user_attrs(study_id).get(RETRAINED_ATTR)
+    finally:
+        storage.engine.dispose()
+    if raw is None:
+        raise SearchError(f"study {study!r} has no retrained networks yet: "
+                          f"run `python -m search best --study {study} --retrain`")
+    record = json.loads(raw)
+    missing = [p for p in record["weights"] if not Path(p).is_file()]
+    if missing:
+        raise SearchError(f"study {study!r}: the retrained weights {', '.join(missing)} are gone; "
+                          f"run `python -m search best --study {study} --retrain` again")
+    return FinalNetworks([Network.load(p) for p in record["weights"]], record)
 
 
 def _seed(study_seed: int, k: int) -> int:

@@ -18,7 +18,7 @@ import pytest
 
 from model import Network
 from model.datasets import load_dataset
-from search import load_finalists, load_results
+from search import SearchError, load_final_networks, load_finalists, load_results
 from tests.conftest import finished, query, run_cli, running_cli
 from tests.search.sql import best_search_trials, finalist_attr
 
@@ -150,7 +150,7 @@ def test_a_worker_killed_during_the_finalist_stage_costs_one_rerun(db: Path, tmp
 
 
 def test_retraining_k_seeds_reports_their_mean_spread_and_ensemble_and_stores_them(
-        db: Path, tmp_path: Path) -> None:
+        db: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     out = run_cli("run", "--trials", "8", "--finalists", "2", "--study", "r", "--storage", f"sqlite:///{db}",
                   *FAST)
     assert out.returncode == 0, out.stderr
@@ -176,3 +176,19 @@ def test_retraining_k_seeds_reports_their_mean_spread_and_ensemble_and_stores_th
     assert f"retrained trial {record['trial']} on {record['samples']} samples for {record['epochs']} epochs" \
         in best.stdout
     assert record["trial"] in chosen(db)
+
+    # the ensemble it scored can be loaded back and used, from any working directory
+    monkeypatch.chdir(tmp_path.parent)
+    final = load_final_networks("r", f"sqlite:///{db}")
+    assert len(final.networks) == 3 and final.record == record
+    assert float(np.mean(final.predict(data.X_test) == data.y_test)) == pytest.approx(ensemble, abs=1e-6)
+    (tmp_path / "w-seed1.npz").unlink()
+    with pytest.raises(SearchError, match=r"the retrained weights .*w-seed1.npz are gone"):
+        load_final_networks("r", f"sqlite:///{db}")
+
+
+def test_a_study_never_retrained_has_no_final_networks_to_load(db: Path) -> None:
+    out = run_cli("run", "--trials", "3", "--finalists", "0", "--study", "n", "--storage", f"sqlite:///{db}", *FAST)
+    assert out.returncode == 0, out.stderr
+    with pytest.raises(SearchError, match="study 'n' has no retrained networks yet: run `python -m search best"):
+        load_final_networks("n", f"sqlite:///{db}")
