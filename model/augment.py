@@ -212,7 +212,8 @@ class Warp:
         b, d = Xb.shape
         width = self.image_shape[-1]
         index = (top_left + (np.arange(b) * d)[:, None])[:, None] + self._planes  # (b, C, H*W) into Xb.ravel()
-        fr, fc = fr.astype(Xb.dtype)[:, None], fc.astype(Xb.dtype)[:, None]  # (b, 1, H*W): over colour planes
+        # (b, 1, H*W), over colour planes; float32 already for float32 batches, so no copy
+        fr, fc = fr.astype(Xb.dtype, copy=False)[:, None], fc.astype(Xb.dtype, copy=False)[:, None]
         flat = np.ascontiguousarray(Xb).ravel()
         top = flat.take(index)
         top += (flat.take(index + 1) - top) * fc

@@ -163,15 +163,12 @@ def _make_augmenter(
             f"but X_train has {n_features} features"
         )
     shape = tuple(image_shape)
-    steps: list[Callable[[np.ndarray], np.ndarray]] = []
-    if shift_flip:
-        steps.append(Augmenter(shape, c.augment_shift, c.augment_flip, np.random.default_rng([c.seed, 3])))
-    if c.augment_warp > 0:
-        steps.append(Warp(shape, c.augment_warp, np.random.default_rng([c.seed, 4])))
-    if len(steps) == 1:
-        return steps[0]
-    first, second = steps
-    return lambda Xb: second(first(Xb))
+    rng = np.random.default_rng
+    shift = Augmenter(shape, c.augment_shift, c.augment_flip, rng([c.seed, 3])) if shift_flip else None
+    warp = Warp(shape, c.augment_warp, rng([c.seed, 4])) if c.augment_warp > 0 else None
+    if shift is not None and warp is not None:
+        return lambda Xb: warp(shift(Xb))
+    return shift or warp
 
 
 class Training:

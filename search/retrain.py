@@ -146,7 +146,7 @@ def retrain_best(study: str, storage_url: str | None = None, *, out: str | None 
     workers = min(seeds, jobs or os.cpu_count() or 1)
     outputs = Parallel(n_jobs=workers)(delayed(_train_one)(c, data) for c in configs)
     accuracies = [float(np.mean(p.argmax(axis=1) == d.y_test)) for p, _, _ in outputs]
-    ensemble = float(np.mean(np.mean([p for p, _, _ in outputs], axis=0).argmax(axis=1) == d.y_test))
+    ensemble = float(np.mean(_ensemble([p for p, _, _ in outputs]).argmax(axis=1) == d.y_test))
     # absolute, so that the record still finds them from another working directory
     paths = _weights_paths((Path(out) if out else _default_weights_path(study, url)).resolve(), seeds)
     for path, (_, network, _) in zip(paths, outputs):
@@ -181,11 +181,16 @@ class FinalNetworks:
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
         """(n, n_classes): the mean of the networks' class probabilities."""
-        return np.mean([n.predict_proba(X) for n in self.networks], axis=0)
+        return _ensemble([n.predict_proba(X) for n in self.networks])
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         """(n,) int64: the ensemble's most probable class per row."""
         return self.predict_proba(X).argmax(axis=1)
+
+
+def _ensemble(probabilities: list[np.ndarray]) -> np.ndarray:
+    """The ensemble of K networks: their class probabilities averaged, (n, n_classes)."""
+    return np.mean(probabilities, axis=0)
 
 
 def load_final_networks(study: str, storage_url: str | None = None) -> FinalNetworks:
