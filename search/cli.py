@@ -18,11 +18,12 @@ from typing import Any, NoReturn
 
 import optuna
 
-from model.datasets import DATASETS, DatasetError
+from model.datasets import DATASETS, MISSING, DatasetError
 from search.coordinator import Coordinator, Interrupted, RunSummary
+from search.datafile import check_unchanged, describe_data, peek_record
 from search.errors import SearchError
 from search.executors import EXECUTORS, make_executor
-from search.spec import FIXED_SETTINGS, PRUNERS, SAMPLERS, StudySpec, build_spec, check_study_name
+from search.spec import FIXED_SETTINGS, PRUNERS, SAMPLERS, StudySpec, build_spec, check_study_name, default_study_name
 from search.storage import default_url, open_storage
 from search.study import create_or_continue, load_spec
 from search.tasks import DataRef
@@ -103,7 +104,20 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--trials", type=_positive_int, metavar="N",
                      help="finished (complete + pruned) trials the study should hold (default 200)")
     run.add_argument("--study", type=_study_name, metavar="NAME", help="study name (default: the data set)")
-    run.add_argument("--dataset", choices=DATASETS, help="data set (default digits)")
+    which = run.add_mutually_exclusive_group()
+    which.add_argument("--dataset", choices=DATASETS, help="a built-in data set (default digits)")
+    which.add_argument("--data", metavar="PATH",
+                       help="your own data: an .npz, a CSV/TSV table (gzipped too) or a folder of images with one "
+                            "sub-folder per class (docs/own-data.md)")
+    run.add_argument("--target", metavar="COLUMN", help="a table's label column (default: the last column)")
+    run.add_argument("--x-key", metavar="KEY", help="an .npz's feature array (default: by convention, e.g. x_train, "
+                                                    "X, data, images)")
+    run.add_argument("--y-key", metavar="KEY", help="an .npz's label array (default: by convention)")
+    run.add_argument("--image-size", metavar="HxW", help="resize every image to H x W pixels (default: as they are; "
+                                                         "they must then share one size)")
+    run.add_argument("--missing", choices=MISSING,
+                     help="a table's missing values: impute (median + indicator, or a category of their own; "
+                          "the default) or refuse them")
     run.add_argument("--epochs", type=_positive_int, metavar="E", help="most epochs per trial (default 30)")
     run.add_argument("--sampler", choices=SAMPLERS, help="Optuna sampler (default tpe)")
     run.add_argument("--pruner", choices=PRUNERS, help="pruner on validation loss (default median)")
@@ -162,6 +176,17 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--data-dir", metavar="DIR",
                         help="directory holding the data set files (for parameter counts)")
     _add_storage(report)
+
+    predict = sub.add_parser("predict", help="predict with the final networks of `best --retrain` on new inputs")
+    predict.add_argument("--study", type=_study_name, required=True, metavar="NAME", help="study name")
+    predict.add_argument("input", metavar="INPUT",
+                         help="a file in the study's form (table, .npz, folder of images, or one image)")
+    predict.add_argument("--out", metavar="FILE",
+                         help="CSV of each row's predicted class and class probabilities (default: standard output)")
+    predict.add_argument("--unseen", choices=("error", "ignore"), default="error",
+                         help="a category never seen in training: an error naming it, or encoded as none "
+                              "(default error)")
+    _add_storage(predict)
     return parser
 
 
@@ -171,10 +196,11 @@ def _given(args: argparse.Namespace, keys: Sequence[str]) -> dict[str, Any]:
 
 def _cmd_run(args: argparse.Namespace) -> int:
     overrides = _given(args, ("dataset", "trials", "epochs", "sampler", "pruner", "seed", "deterministic",
-                              "cv", "finalists", "test_seed"))
+                              "cv", "finalists", "test_seed", "data", "target", "x_key", "y_key", "image_size",
+                              "missing"))
     spec = build_spec(args.study or "default", args.preset, overrides)
-    if args.study is None:  # the study is named after its data set
-        spec = dataclasses.replace(spec, name=spec.dataset)
+    if args.study is None:  # the study is named after its data
+        spec = dataclasses.replace(spec, name=default_study_name(spec))
     # a preset states every setting it holds; flags state only themselves
     given = set(FIXED_SETTINGS) if args.preset else set(overrides)
     return _execute(spec, args, given, create=True)
@@ -191,15 +217,16 @@ def _cmd_resume(args: argparse.Namespace) -> int:
 
 def _execute(spec: StudySpec, args: argparse.Namespace, given: set[str], *, create: bool) -> int:
     data = DataRef.of(spec, args.data_dir)
+    url = args.storage or default_url(spec.name)
+    check_unchanged(peek_record(url, spec.name), data, spec.name)  # before the file is converted again
     dataset = data.load()  # before any file is written: a missing data set changes nothing
     logger.info("%s: %d train / %d validation / %d test samples, %d features, %d classes",
-                spec.dataset, len(dataset.y_train), len(dataset.y_val), len(dataset.y_test),
+                spec.data_name, len(dataset.y_train), len(dataset.y_val), len(dataset.y_test),
                 dataset.n_features, dataset.n_classes)
-    url = args.storage or default_url(spec.name)
     with contextlib.ExitStack() as done:  # closed in reverse: executor, lease, storage
         storage = open_storage(url, create=create)
         done.callback(storage.engine.dispose)  # closes the writer's connections: SQLite checkpoints the WAL
-        spec, study_id, lease = create_or_continue(storage, spec, given)
+        spec, study_id, lease = create_or_continue(storage, spec, given, dataset.record)
         done.callback(lease.release)
         executor = make_executor(args.executor, args.jobs, args.scheduler)
         done.callback(executor.close)
@@ -207,11 +234,11 @@ def _execute(spec: StudySpec, args: argparse.Namespace, given: set[str], *, crea
         coordinator = Coordinator(spec, storage, study_id, executor, data=data, timeout=args.timeout,
                                   progress=not args.no_progress, lease=lease)
         summary = coordinator.run()
-    print(format_summary(summary, url, jobs))
+    print(format_summary(summary, url, jobs, dataset.record))
     return 0
 
 
-def format_summary(s: RunSummary, url: str, jobs: int) -> str:
+def format_summary(s: RunSummary, url: str, jobs: int, record: dict[str, Any] | None = None) -> str:
     def mean(xs: Sequence[float]) -> str:
         return f"{sum(xs) / len(xs):.1f}" if xs else "-"
 
@@ -230,6 +257,7 @@ def format_summary(s: RunSummary, url: str, jobs: int) -> str:
                                  f"collect {mean(s.collect_ms)}, storage writes {writes:.1f} (off-path)"),
         ("workers busy", f"{s.worker_busy:.0%} of wall time after start-up; "
                          f"peak RSS of a worker {s.worker_peak_rss_mb:.0f} MB"),
+        *(describe_data(record) if record else []),
     ]
     width = max(len(k) for k, _ in rows)
     return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
@@ -273,8 +301,24 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_predict(args: argparse.Namespace) -> int:
+    from search.predict import predict_file
+
+    prediction = predict_file(args.study, args.storage, args.input, unseen=args.unseen)
+    if args.out is None:
+        prediction.table.to_csv(sys.stdout, index=False)
+        print(prediction.text, file=sys.stderr)
+    else:
+        try:
+            prediction.table.to_csv(args.out, index=False)
+        except OSError as exc:
+            raise SearchError(f"cannot write {args.out}: {exc.strerror or exc}") from None
+        print(f"{prediction.text}\nwrote {args.out}")
+    return 0
+
+
 COMMANDS = {"run": _cmd_run, "resume": _cmd_resume, "show": _cmd_show, "plot": _cmd_plot, "best": _cmd_best,
-            "report": _cmd_report}
+            "report": _cmd_report, "predict": _cmd_predict}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

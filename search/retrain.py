@@ -19,6 +19,7 @@ import statistics
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import optuna
@@ -27,8 +28,9 @@ from optuna.trial import FrozenTrial, TrialState
 from threadpoolctl import threadpool_limits
 
 from model import Network, TrainConfig, train
-from model.datasets import Dataset
+from model.datasets import Dataset, Preprocessing
 from search import finalists as fin
+from search.datafile import check_unchanged, peek_record, preprocessing_of, record_of
 from search.errors import SearchError
 from search.selection import SELECTIONS, retrain_epochs
 from search.space import config_from_params
@@ -77,7 +79,7 @@ def _load(study: str, storage_url: str | None) -> tuple[StudySpec, Winner, str]:
 def describe_best(study: str, storage_url: str | None = None) -> str:
     spec, winner, _ = _load(study, storage_url)
     best = winner.trial
-    lines = [f"best trial {best.number} of study {study!r} ({spec.dataset})"]
+    lines = [f"best trial {best.number} of study {study!r} ({spec.data_name})"]
     if winner.finalists:
         f = winner.finalists[0]
         lines.append(f"  chosen as the best of {len(winner.finalists)} finalists, on the mean of "
@@ -140,6 +142,7 @@ def retrain_best(study: str, storage_url: str | None = None, *, out: str | None 
     spec, winner, url = _load(study, storage_url)
     epochs = final_epochs(spec, winner)
     data = DataRef.of(spec, data_dir)
+    check_unchanged(peek_record(url, study), data, study)
     d = data.load()
     configs = [as_finalist(spec, config_from_params(winner.trial.params, spec.space, epochs, _seed(spec.seed, k)))
                for k in range(seeds)]
@@ -174,18 +177,38 @@ def retrain_best(study: str, storage_url: str | None = None, *, out: str | None 
 
 @dataclass(frozen=True)
 class FinalNetworks:
-    """The networks of the last ``best --retrain``, whose averaged probabilities are the ensemble it scored."""
+    """The networks of the last ``best --retrain``, whose averaged probabilities are the ensemble it scored.
+
+    For a study made from a file, inputs are raw rows in the file's form (a
+    DataFrame with its columns, images or feature rows as in its .npz): the
+    preprocessing stored with the study is applied first, and ``predict``
+    answers with class names. For a built-in data set, inputs are its prepared
+    rows and the classes are their indices.
+    """
 
     networks: list[Network]
     record: dict  # what that retrain stored on the study: trial, epochs, test scores, weights
+    preprocessing: Preprocessing | None = None  # a file's, fitted on its training split
 
-    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+    @property
+    def classes(self) -> np.ndarray:
+        """Each output's class name (built-in data sets: its index)."""
+        if self.preprocessing is not None:
+            return np.asarray(self.preprocessing.classes)
+        return np.arange(self.networks[0].n_classes)
+
+    def prepare(self, X: Any, unseen: str = "error") -> np.ndarray:
+        """Network inputs (n, n_features) float32 from raw inputs (see the class docstring)."""
+        return X if self.preprocessing is None else self.preprocessing.transform(X, unseen)
+
+    def predict_proba(self, X: Any, unseen: str = "error") -> np.ndarray:
         """(n, n_classes): the mean of the networks' class probabilities."""
-        return _ensemble([n.predict_proba(X) for n in self.networks])
+        rows = self.prepare(X, unseen)
+        return _ensemble([n.predict_proba(rows) for n in self.networks])
 
-    def predict(self, X: np.ndarray) -> np.ndarray:
-        """(n,) int64: the ensemble's most probable class per row."""
-        return self.predict_proba(X).argmax(axis=1)
+    def predict(self, X: Any, unseen: str = "error") -> np.ndarray:
+        """(n,): the ensemble's most probable class per row."""
+        return self.classes[self.predict_proba(X, unseen).argmax(axis=1)]
 
 
 def _ensemble(probabilities: list[np.ndarray]) -> np.ndarray:
@@ -200,6 +223,7 @@ def load_final_networks(study: str, storage_url: str | None = None) -> FinalNetw
     try:
         _, study_id = load_spec(storage, study)
         raw = storage.get_study_user_attrs(study_id).get(RETRAINED_ATTR)
+        data = record_of(storage, study_id)
     finally:
         storage.engine.dispose()
     if raw is None:
@@ -210,7 +234,8 @@ def load_final_networks(study: str, storage_url: str | None = None) -> FinalNetw
     if missing:
         raise SearchError(f"study {study!r}: the retrained weights {', '.join(missing)} are gone; "
                           f"run `python -m search best --study {study} --retrain` again")
-    return FinalNetworks([Network.load(p) for p in record["weights"]], record)
+    return FinalNetworks([Network.load(p) for p in record["weights"]], record,
+                         None if data is None else preprocessing_of(data))
 
 
 def _seed(study_seed: int, k: int) -> int:

@@ -8,6 +8,7 @@ contradict the stored study is refused instead of silently mixing two searches.
 from __future__ import annotations
 
 import json
+import os
 import re
 import sys
 from collections.abc import Mapping
@@ -16,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from model import TrainConfig
-from model.datasets import DATASETS, NORMALIZATIONS, get_spec
+from model.datasets import DATASETS, MISSING, NORMALIZATIONS, DatasetError, FileSource, get_spec, parse_image_size
 from search.errors import SearchError
 from search.pruning import PRUNERS as _PRUNER_TABLE
 from search.samplers import SAMPLERS as _SAMPLER_TABLE
@@ -36,7 +37,8 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 # The settings a later `run` may not change: they define what the trials mean.
 FIXED_SETTINGS = ("dataset", "epochs", "sampler", "pruner", "seed", "deterministic",
                   "val_fraction", "normalization", "space", "sync_batch", "cv", "selection",
-                  "finalists", "finalist_repeats", "finalist_epochs", "finalist_cv", "finalist_warp", "test_seed")
+                  "finalists", "finalist_repeats", "finalist_epochs", "finalist_cv", "finalist_warp", "test_seed",
+                  "data", "target", "x_key", "y_key", "image_size", "missing")
 # Per data set, what a study uses where neither a flag nor a preset says otherwise
 # (a preset's [space] is laid over this space). Chosen by measurement with
 # tests/bench/bench_quality.py; the README's "Search quality" gives the figures.
@@ -62,6 +64,14 @@ DATASET_DEFAULTS: dict[str, dict[str, Any]] = {
 _BEFORE_STAGES = {"cv": 1, "selection": "min_loss", "finalists": 0}
 
 
+def default_study_name(spec: StudySpec) -> str:
+    """A study is named after its data: the data set, or the file's name without its suffixes."""
+    if spec.data is None:
+        return spec.data_name
+    stem = re.sub(r"[^A-Za-z0-9_.-]+", "-", Path(spec.data).name.split(".")[0]).strip("-._")
+    return stem[:100] or "data"
+
+
 def check_study_name(name: str) -> str:
     if not isinstance(name, str) or not _NAME.match(name) or ".." in name:
         raise SearchError(
@@ -74,7 +84,7 @@ def check_study_name(name: str) -> str:
 @dataclass(frozen=True)
 class StudySpec:
     name: str = "default"
-    dataset: str = "digits"
+    dataset: str | None = "digits"  # a registered data set; None when ``data`` names a file
     trials: int = 200            # finished (complete + pruned) trials the study should hold
     epochs: int = 30             # most epochs one trial may train
     sampler: str = "tpe"
@@ -82,8 +92,8 @@ class StudySpec:
     seed: int = 0                # sampler seed; training seeds derive from (seed, trial number)
     deterministic: bool = False  # same seed -> same trials whatever the number of workers
     sync_batch: int = 4          # trials sampled together in deterministic mode
-    val_fraction: float | None = None  # None: 0.2 for digits (small: a larger validation
-                                       # split ranks trials less noisily), else 0.1
+    val_fraction: float | None = None  # None: 0.2 for digits and files (a larger validation
+                                       # split ranks trials less noisily on small data), else 0.1
     normalization: str | None = None  # None: the data set's default
     space: Mapping[str, Dim] = field(default_factory=lambda: dict(DEFAULT_SPACE))
     preset: str | None = None    # where the settings came from, for the record
@@ -94,18 +104,23 @@ class StudySpec:
     finalist_epochs: int | None = None  # epochs of a finalist run; None: same as epochs
     finalist_cv: int | None = None  # folds of a finalist run; None: same as cv
     finalist_warp: float | None = None  # augment_warp of finalist runs and final networks; None: the trial's
-    test_seed: int = 0           # which 20% of digits is the test split (others have an official one)
+    test_seed: int = 0           # which 20% of digits (or of a file without a test split) is the test split
+    data: str | None = None      # a file of one's own (.npz, table, folder of images): its absolute path
+    target: str | None = None    # a table's label column (None: the last)
+    x_key: str | None = None     # an .npz's feature and label arrays (None: by convention)
+    y_key: str | None = None
+    image_size: str | None = None  # "HxW": resize every image to it (None: as they are)
+    missing: str = "impute"      # a table's missing values: imputed, or refused
 
     def __post_init__(self) -> None:
         check_study_name(self.name)
+        self._check_data()
         if self.val_fraction is None:
-            object.__setattr__(self, "val_fraction", 0.2 if self.dataset == "digits" else 0.1)
+            object.__setattr__(self, "val_fraction", 0.2 if self.dataset in ("digits", None) else 0.1)
         if self.finalist_epochs is None:
             object.__setattr__(self, "finalist_epochs", self.epochs)
         if self.finalist_cv is None:
             object.__setattr__(self, "finalist_cv", self.cv)
-        if self.dataset not in DATASETS:
-            raise SearchError(f"unknown data set {self.dataset!r}; known: {', '.join(DATASETS)}")
         for name, low in (("trials", 1), ("epochs", 1), ("sync_batch", 1), ("cv", 1), ("finalists", 0),
                           ("finalist_repeats", 1), ("finalist_epochs", 1), ("finalist_cv", 1)):
             value = getattr(self, name)
@@ -117,7 +132,7 @@ class StudySpec:
                 raise SearchError(f"{name} must be a whole number >= 0, got {value!r}")
         if self.finalist_warp is not None:
             check_value("augment_warp", self.finalist_warp)
-        if self.test_seed and get_spec(self.dataset).official_test_split:
+        if self.test_seed and self.dataset is not None and get_spec(self.dataset).official_test_split:
             raise SearchError(f"test_seed: {self.dataset} has an official test split; only digits draws its own")
         if self.sampler not in SAMPLERS:
             raise SearchError(f"sampler must be one of {', '.join(SAMPLERS)}, got {self.sampler!r}")
@@ -134,6 +149,39 @@ class StudySpec:
             raise SearchError(
                 f"normalization must be one of {', '.join(NORMALIZATIONS)}, got {self.normalization!r}"
             )
+
+    def _check_data(self) -> None:
+        if self.data is None:
+            if self.dataset not in DATASETS:
+                raise SearchError(f"unknown data set {self.dataset!r}; known: {', '.join(DATASETS)}")
+            given = [k for k in ("target", "x_key", "y_key", "image_size") if getattr(self, k) is not None]
+            if given:
+                raise SearchError(f"{', '.join(given)} apply to a file of your own (--data), not to {self.dataset}")
+            return
+        if self.dataset is not None:
+            raise SearchError(f"give a registered data set or a file, not both: dataset {self.dataset!r}, "
+                              f"data {self.data!r}")
+        if not isinstance(self.data, str) or not self.data:
+            raise SearchError(f"data must be the path of a file or folder, got {self.data!r}")
+        object.__setattr__(self, "data", os.path.abspath(self.data))
+        if self.missing not in MISSING:
+            raise SearchError(f"missing must be one of {', '.join(MISSING)}, got {self.missing!r}")
+        try:
+            self.file_source()
+        except DatasetError as exc:
+            raise SearchError(str(exc)) from None
+
+    @property
+    def data_name(self) -> str:
+        """What the trials train on, as a person names it: the data set, or the file's name."""
+        return self.dataset if self.data is None else Path(self.data).name
+
+    def file_source(self) -> FileSource | None:
+        """The file of one's own and how to read it (its digest still to be taken); None for a data set."""
+        if self.data is None:
+            return None
+        size = parse_image_size(self.image_size) if self.image_size is not None else None
+        return FileSource(self.data, "", self.target, self.x_key, self.y_key, size, self.missing)
 
     def to_json(self) -> str:
         data = asdict(self)
@@ -187,7 +235,15 @@ def load_preset(path: str | Path) -> dict[str, Any]:
 def build_spec(name: str, preset: str | None, overrides: Mapping[str, Any]) -> StudySpec:
     """Defaults < the data set's defaults < preset < explicit command-line flags (``None``: not given)."""
     kwargs: dict[str, Any] = load_preset(preset) if preset else {}
+    for flag, other in (("data", "dataset"), ("dataset", "data")):  # a flag's data replaces a preset's
+        if overrides.get(flag) is not None:
+            kwargs.pop(other, None)
     kwargs.update({k: v for k, v in overrides.items() if v is not None})
+    if "data" in kwargs:
+        if "dataset" in kwargs:
+            raise SearchError(f"give --dataset or --data, not both (dataset {kwargs['dataset']!r}, "
+                              f"data {kwargs['data']!r})")
+        kwargs["dataset"] = None
     defaults = dict(DATASET_DEFAULTS.get(kwargs.get("dataset", StudySpec.dataset), {}))
     if "epochs" in kwargs and "finalist_epochs" not in kwargs:
         defaults.pop("finalist_epochs", None)  # a budget the user set is the finalists' too

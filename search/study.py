@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import warnings
+from typing import Any
 
 import optuna
 from optuna.storages import RDBStorage
 
+from search.datafile import DATA_ATTR
 from search.errors import SearchError
 from search.lease import StudyLease
 from search.samplers import SAMPLERS
@@ -56,8 +59,12 @@ def _name_objective(storage: RDBStorage, spec: StudySpec) -> None:
             study.set_metric_names([SELECTIONS[spec.selection].metric])
 
 
-def create_or_continue(storage: RDBStorage, spec: StudySpec, given: set[str]) -> tuple[StudySpec, int, StudyLease]:
+def create_or_continue(storage: RDBStorage, spec: StudySpec, given: set[str],
+                       data_record: dict[str, Any] | None = None) -> tuple[StudySpec, int, StudyLease]:
     """The study for a ``run``: new with ``spec``, or the stored one if its settings agree.
+
+    ``data_record`` (a file's identity and preprocessing) is stored on a new study;
+    an existing one keeps its own, which the caller has checked against the file.
 
     Also returns the study's lease, taken before anything of an existing study is
     changed: a study another coordinator is running is refused untouched.
@@ -73,6 +80,8 @@ def create_or_continue(storage: RDBStorage, spec: StudySpec, given: set[str]) ->
     if created:
         merged = spec
         attrs = {SPEC_ATTR: spec.to_json(), "objective": SELECTIONS[spec.selection].text}
+        if data_record is not None:
+            attrs[DATA_ATTR] = json.dumps(data_record, sort_keys=True)
     else:
         stored, study_id = load_spec(storage, spec.name)
         merged = check_compatible(stored, spec, given)

@@ -26,7 +26,7 @@ import optuna
 from threadpoolctl import threadpool_limits
 
 from model import TrainConfig, Training
-from model.datasets import Dataset, load_dataset
+from model.datasets import Dataset, FileSource, load_dataset, load_file, with_digest
 from search.pruning import Curve, local_trial, make_pruner, system_attrs_of
 from search.selection import select
 
@@ -38,19 +38,32 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True, slots=True)
 class DataRef:
-    """Which prepared data set a task trains on; workers memory-map its cache."""
+    """Which prepared data a task trains on; workers memory-map its cache.
+
+    A file of one's own travels as its path, reading options and content digest
+    (``file``), so a worker finds the cache entry without parsing or hashing it.
+    """
 
     name: str
     val_fraction: float = 0.1
     normalization: str | None = None
     data_dir: str | None = None
-    test_seed: int = 0  # which draw of digits' test split (data sets with an official one: 0)
+    test_seed: int = 0  # which draw of the test split where the data has none of its own
+    file: FileSource | None = None
 
     @classmethod
     def of(cls, spec: StudySpec, data_dir: str | None = None) -> DataRef:
-        """The data a study's trials, finalists and final networks train and score on."""
+        """The data a study's trials, finalists and final networks train and score on (a file: hashed now)."""
         val_fraction = cast(float, spec.val_fraction)  # None only until StudySpec fills in the data set's
-        return cls(spec.dataset, val_fraction, spec.normalization, data_dir, spec.test_seed)
+        source = spec.file_source()
+        return cls(
+            spec.data_name,
+            val_fraction,
+            spec.normalization,
+            data_dir,
+            spec.test_seed,
+            None if source is None else with_digest(source),
+        )
 
     def load(self) -> Dataset:
         return _load(self)
@@ -107,6 +120,10 @@ class TrialResult:
 @functools.lru_cache(maxsize=2)
 def _load(ref: DataRef) -> Dataset:
     # Once per worker process: the arrays are memory-mapped from the shared .npy cache.
+    if ref.file is not None:
+        return load_file(
+            ref.file, val_fraction=ref.val_fraction, normalization=ref.normalization, test_seed=ref.test_seed
+        )
     return load_dataset(
         ref.name,
         data_dir=ref.data_dir,

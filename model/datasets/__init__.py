@@ -1,7 +1,8 @@
 """Data sets for the MLPs: official file formats in, float32 splits out.
 
 ``load_dataset(name)`` returns a ``Dataset`` with train / validation / test
-arrays; names are in ``DATASETS``. Failures raise ``DatasetError`` (bad name,
+arrays; names are in ``DATASETS``. ``load_file(FileSource(path))`` does the
+same for a user's own ``.npz``, table or folder of images. Failures raise ``DatasetError`` (bad name,
 option or file) or its subclass ``DatasetNotFoundError`` (files not found,
 with every path tried and how to get them).
 """
@@ -10,6 +11,25 @@ from __future__ import annotations
 
 from .dataset import Dataset, load_dataset
 from .errors import DatasetError, DatasetNotFoundError
+from .filesource import KINDS, MISSING, FileSource, parse_image_size
+from .owndata import load_file, read_input, with_digest
+from .preprocessing import Preprocessing
 from .registry import DATASETS, NORMALIZATIONS, get_spec
 
-__all__ = ["DATASETS", "NORMALIZATIONS", "Dataset", "DatasetError", "DatasetNotFoundError", "get_spec", "load_dataset"]
+__all__ = [
+    "DATASETS",
+    "KINDS",
+    "MISSING",
+    "NORMALIZATIONS",
+    "Dataset",
+    "DatasetError",
+    "DatasetNotFoundError",
+    "FileSource",
+    "Preprocessing",
+    "get_spec",
+    "load_dataset",
+    "load_file",
+    "parse_image_size",
+    "read_input",
+    "with_digest",
+]

@@ -22,12 +22,22 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from .locate import user_cache_root
 
-__all__ = ["ARRAY_NAMES", "CACHE_ENV", "FORMAT_VERSION", "cache_key", "default_cache_dir", "load_entry", "save_entry"]
+__all__ = [
+    "ARRAY_NAMES",
+    "CACHE_ENV",
+    "FORMAT_VERSION",
+    "cache_key",
+    "default_cache_dir",
+    "load_entry",
+    "load_meta",
+    "save_entry",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -62,6 +72,16 @@ def load_entry(entry: Path, mmap: bool) -> dict[str, np.ndarray] | None:
         return None
     logger.debug("cache hit %s", entry)
     return arrays
+
+
+def load_meta(entry: Path) -> dict[str, Any] | None:
+    """What ``save_entry`` stored beside the arrays, or None if there is no such entry."""
+    try:
+        with open(entry / "meta.json") as fh:
+            meta: dict[str, Any] = json.load(fh)
+    except (OSError, ValueError):
+        return None
+    return meta
 
 
 def save_entry(entry: Path, arrays: dict[str, np.ndarray], meta: dict[str, object]) -> bool:

@@ -24,6 +24,7 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -32,14 +33,12 @@ from .cifar import read_cifar
 from .download import download_dataset
 from .errors import DatasetError, DatasetNotFoundError
 from .idx import read_idx_split
-from .prepare import normalize, stratified_split, to_unit_float32
+from .prepare import TEST_FRACTION, normalize, stratified_split, to_unit_float32
 from .registry import NORMALIZATIONS, DatasetSpec, get_spec
 
-__all__ = ["DIGITS_TEST_FRACTION", "Dataset", "load_dataset"]
+__all__ = ["Dataset", "load_dataset"]
 
 logger = logging.getLogger(__name__)
-
-DIGITS_TEST_FRACTION = 0.2
 
 
 @dataclass(frozen=True)
@@ -61,6 +60,7 @@ class Dataset:
     n_classes: int
     normalization: str  # which of NORMALIZATIONS was applied
     image_shape: tuple[int, ...] | None = None  # a row's layout, (H, W) or (C, H, W): for augmentation
+    record: dict[str, Any] | None = field(default=None, repr=False)  # a file's identity and preprocessing (owndata)
 
     def __post_init__(self) -> None:
         if self.normalization not in NORMALIZATIONS:
@@ -81,6 +81,11 @@ class Dataset:
     @property
     def n_features(self) -> int:
         return int(self.X_train.shape[1])
+
+    @property
+    def classes(self) -> list[Any]:
+        """Each class's name, by index: a file's labels, else the indices themselves."""
+        return list(self.record["classes"]) if self.record else list(range(self.n_classes))
 
 
 def _check_options(val_fraction: float, normalization: str | None, split_seed: int, test_seed: int) -> None:
@@ -117,7 +122,7 @@ def _read_raw(
 
         digits = load_digits()
         X, y = digits.data.astype(np.uint8), digits.target.astype(np.int64)  # (1797, 64) in 0..16
-        keep, test = stratified_split(y, DIGITS_TEST_FRACTION, np.random.default_rng(test_seed))
+        keep, test = stratified_split(y, TEST_FRACTION, np.random.default_rng(test_seed))
         return X[keep], y[keep], X[test], y[test], 16.0
     assert source is not None
     if spec.format == "idx":

@@ -15,7 +15,7 @@ import numpy as np
 from .errors import DatasetError
 from .registry import NORMALIZATIONS
 
-__all__ = ["STD_FLOOR", "normalize", "stratified_split", "to_unit_float32"]
+__all__ = ["STD_FLOOR", "TEST_FRACTION", "fit_stats", "normalize", "stratified_split", "to_unit_float32"]
 
 logger = logging.getLogger(__name__)
 
@@ -24,6 +24,9 @@ logger = logging.getLogger(__name__)
 # otherwise be divided by ~0 and a single test-set stroke there would become a
 # huge input; with the floor it stays within 1/STD_FLOOR of the mean.
 STD_FLOOR = 0.1
+# Share of each class held out for testing where the data come without a test split
+# (digits, a user's file), drawn with a stored seed.
+TEST_FRACTION = 0.2
 
 
 def to_unit_float32(X: np.ndarray, max_value: float) -> np.ndarray:
@@ -58,8 +61,8 @@ def stratified_split(y: np.ndarray, fraction: float, rng: np.random.Generator) -
     return np.flatnonzero(mask), taken_idx
 
 
-def _stats(X_train: np.ndarray, method: str, n_channels: int) -> tuple[np.ndarray, np.ndarray]:
-    """(mean, std) broadcastable against (n, d), accumulated in float64."""
+def fit_stats(X_train: np.ndarray, method: str, n_channels: int) -> tuple[np.ndarray, np.ndarray]:
+    """(mean, std) of ``method`` broadcastable against (n, d), accumulated in float64, std floored."""
     n, d = X_train.shape
     if method == "zscore":  # per feature
         mean = X_train.mean(axis=0, dtype=np.float64)  # (d,)
@@ -95,7 +98,7 @@ def normalize(
         )
     if method == "none":
         return X_train, X_val, X_test
-    mean, std = _stats(X_train, method, n_channels)
+    mean, std = fit_stats(X_train, method, n_channels)
     logger.debug("%s normalisation: mean range %.4g..%.4g", method, mean.min(), mean.max())
     mean32, inv32 = mean.astype(np.float32), (1.0 / std).astype(np.float32)
     for X in (X_train, X_val, X_test):

@@ -1,0 +1,248 @@
+"""``load_file``: a user's file -> split -> preprocessed float32 arrays, cached by content.
+
+The same trip as ``load_dataset`` takes for the built-in sets, for a file of
+one's own: read it (``npzfile``, ``table``, ``imagefolder``), turn labels into
+class indices, hold out a stratified test split and a validation split where
+the file gives none (``test_seed``, ``split_seed``), fit the preprocessing on
+the training split alone, and keep the arrays as memory-mapped ``.npy`` files
+under the file's content digest. A worker then opens the entry in
+milliseconds and never parses the file; one on a machine without the entry
+rebuilds it from the path, after checking that the bytes there are the same.
+
+The returned ``Dataset`` carries ``record``: the file's identity (path,
+digest, kind), its shapes, classes and preprocessing, and what was imputed or
+dropped: what a study stores so that it can later refuse a changed file and
+predict on raw inputs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import re
+import socket
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from . import cache
+from .dataset import Dataset
+from .errors import DatasetError
+from .filesource import FileSource, check_fits_in_memory, content_digest, file_kind
+from .imagefolder import read_image_folder
+from .npzfile import read_npz
+from .prepare import TEST_FRACTION, stratified_split
+from .preprocessing import Preprocessing
+from .rawdata import RawData
+from .table import read_table
+
+__all__ = ["MAX_CLASSES", "draw_splits", "load_file", "read_input", "with_digest"]
+
+logger = logging.getLogger(__name__)
+
+# More distinct labels than this (and more than half the rows) is a regression target, not classes.
+MAX_CLASSES = 1000
+
+
+def with_digest(source: FileSource) -> FileSource:
+    """The source with its content digest: the study's identity of the data."""
+    path = os.path.abspath(source.path)
+    file_kind(path)  # a missing or unknown file is refused before it is read
+    return dataclasses.replace(source, path=path, digest=content_digest(path))
+
+
+def read_input(source: FileSource, path: str | os.PathLike[str], labelled: bool, target: str | None = None) -> RawData:
+    """The rows of ``path`` read as ``source``'s kind says (a single image is an image input)."""
+    p = Path(path)
+    kind = (
+        "images"
+        if p.is_file() and p.suffix.lower() in (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
+        else file_kind(p)
+    )
+    if kind != source.kind:
+        raise DatasetError(f"{p}: a {kind} input, but the study's data is a {source.kind} file ({source.label})")
+    check_fits_in_memory(p, kind)
+    if kind == "npz":
+        return read_npz(p, source.x_key, source.y_key, labelled)
+    if kind == "table":
+        return read_table(p, target if target is not None else source.target, source.missing, labelled)
+    return read_image_folder(p, source.image_size, labelled)
+
+
+def draw_splits(
+    y: np.ndarray, val_fraction: float, split_seed: int, test_seed: int, has_test: bool
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Row indices (train, val, test) of labels ``y``: test drawn unless the file gives one (then empty)."""
+    if has_test:
+        keep, test = np.arange(len(y)), np.empty(0, dtype=np.int64)
+    else:
+        keep, test = stratified_split(y, TEST_FRACTION, np.random.default_rng(test_seed))
+    train, val = stratified_split(y[keep], val_fraction, np.random.default_rng(split_seed))
+    return keep[train], keep[val], test
+
+
+def _classes(raw: RawData, label: str) -> list[Any]:
+    labels = raw.all_labels()
+    classes = np.unique(labels)
+    if len(classes) < 2:
+        raise DatasetError(f"{label}: every row has the label {classes[0]!r}; a classifier needs two classes or more")
+    if len(classes) > MAX_CLASSES or (len(classes) > 20 and len(classes) > len(labels) / 2):
+        raise DatasetError(
+            f"{label}: {len(classes)} distinct labels in {len(labels)} rows; this looks like a "
+            "number to predict (regression), not classes"
+        )
+    return [c.item() if hasattr(c, "item") else c for c in classes]
+
+
+def _check_class_sizes(y: np.ndarray, classes: list[Any], label: str, splits_drawn: int) -> None:
+    counts = np.bincount(y, minlength=len(classes))
+    need = splits_drawn + 1  # one row in each split drawn, one left for training
+    small = [(classes[i], int(n)) for i, n in enumerate(counts) if n < need]
+    if small:
+        shown = ", ".join(f"{c!r} ({n} row{'s' if n != 1 else ''})" for c, n in small[:5])
+        raise DatasetError(
+            f"{label}: too few rows to stratify: class {shown}; each class needs at least {need} "
+            "(training, validation and test rows)"
+        )
+
+
+def _take(X: Any, rows: np.ndarray) -> Any:
+    return X.iloc[rows] if isinstance(X, pd.DataFrame) else X[rows]
+
+
+def _prepare(
+    source: FileSource, val_fraction: float, normalization: str | None, split_seed: int, test_seed: int
+) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    label = source.label
+    check_fits_in_memory(source.path, source.kind)
+    if source.kind == "npz":
+        raw = read_npz(source.path, source.x_key, source.y_key)
+    elif source.kind == "table":
+        raw = read_table(source.path, source.target, source.missing)
+    else:
+        raw = read_image_folder(source.path, source.image_size)
+    classes = _classes(raw, label)
+    has_test = "test" in raw.parts
+    if has_test and test_seed:
+        raise DatasetError(f"{label} gives its own test split: test_seed must be 0, got {test_seed}")
+    encoder = Preprocessing(raw.layout, classes, "none", 0)  # labels only, until fitted
+    train_part = raw.parts["train"]
+    y_all = encoder.encode_labels(train_part.labels)
+    if "val" in raw.parts:
+        rows = np.arange(len(y_all))
+        idx = (
+            {"train": rows, "test": np.empty(0, dtype=np.int64)}
+            if has_test
+            else dict(zip(("train", "test"), stratified_split(y_all, TEST_FRACTION, np.random.default_rng(test_seed))))
+        )
+    else:
+        _check_class_sizes(y_all, classes, label, 1 if has_test else 2)
+        train, val, test = draw_splits(y_all, val_fraction, split_seed, test_seed, has_test)
+        idx = {"train": train, "val": val, "test": test}
+    X_parts = {part: _take(train_part.X, rows) for part, rows in idx.items()}
+    y_parts = {part: y_all[rows] for part, rows in idx.items()}
+    for part in ("val", "test"):
+        if part in raw.parts:
+            X_parts[part] = raw.parts[part].X
+            y_parts[part] = encoder.encode_labels(raw.parts[part].labels)
+    prep = Preprocessing.fit(raw, X_parts["train"], classes, normalization, raw.target)
+    arrays = {}
+    for part in ("train", "val", "test"):
+        arrays[f"X_{part}"] = prep.transform(X_parts[part])
+        arrays[f"y_{part}"] = y_parts[part]
+    imputed = {}
+    if raw.layout == "table":
+        frames = [p.X for p in raw.parts.values()]
+        missing = sum(f[prep.table.columns].isna().sum() for f in frames)
+        imputed = {str(c): int(n) for c, n in missing.items() if n}
+    record = {
+        "path": source.path,
+        "label": label,
+        "kind": source.kind,
+        "digest": source.digest,
+        "layout": raw.layout,
+        "rows": {p: int(len(arrays[f"y_{p}"])) for p in ("train", "val", "test")},
+        "given_splits": sorted(raw.parts),
+        "n_features": prep.n_features,
+        "image_shape": prep.image_shape,
+        "classes": classes,
+        "class_counts": np.bincount(
+            np.concatenate([arrays[f"y_{p}"] for p in ("train", "val", "test")]), minlength=len(classes)
+        ).tolist(),
+        "imputed": imputed,
+        "dropped": prep.table.dropped if prep.table else [],
+        "notes": list(raw.notes),
+        "preprocessing": prep.to_json(),
+    }
+    return arrays, record
+
+
+def _entry_name(label: str, key: str) -> str:
+    return "file-" + re.sub(r"[^A-Za-z0-9_.-]", "_", label)[:40] + "-" + key
+
+
+def load_file(
+    source: FileSource,
+    *,
+    val_fraction: float = 0.2,
+    normalization: str | None = None,
+    split_seed: int = 0,
+    test_seed: int = 0,
+    cache_dir: str | os.PathLike[str] | None = None,
+    mmap: bool = True,
+) -> Dataset:
+    """A user's file as a ``Dataset`` (see the module docstring); ``source.digest`` "" = hash it now."""
+    if not source.digest:
+        source = with_digest(source)
+    options = {k: v for k, v in dataclasses.asdict(source).items() if k != "path"}
+    key = cache.cache_key(
+        kind="file",
+        val_fraction=float(val_fraction),
+        normalization=normalization,
+        split_seed=int(split_seed),
+        test_seed=int(test_seed),
+        **options,
+    )
+    entry = (Path(cache_dir) if cache_dir is not None else cache.default_cache_dir()) / _entry_name(source.label, key)
+    arrays, meta = cache.load_entry(entry, mmap), cache.load_meta(entry)
+    if arrays is None or meta is None:
+        _check_unchanged(source)
+        start = time.perf_counter()
+        arrays, record = _prepare(source, float(val_fraction), normalization, int(split_seed), int(test_seed))
+        record["seconds_to_prepare"] = round(time.perf_counter() - start, 3)
+        logger.info("prepared %s in %.2f s", source.path, record["seconds_to_prepare"])
+        meta = {"record": record}
+        if cache.save_entry(entry, arrays, meta) and mmap:
+            arrays = cache.load_entry(entry, mmap) or arrays
+    record = dict(meta["record"], path=source.path)  # the path this machine knows it by
+    for a in arrays.values():
+        if a.flags.writeable:
+            a.flags.writeable = False
+    shape = record["image_shape"]
+    return Dataset(
+        name=record["label"],
+        n_classes=len(record["classes"]),
+        normalization=record["preprocessing"]["normalization"] if record["layout"] == "image" else "zscore",
+        image_shape=tuple(shape) if shape else None,
+        record=record,
+        **arrays,
+    )
+
+
+def _check_unchanged(source: FileSource) -> None:
+    """Before building an entry: the file is here, and its bytes are the ones the study began with."""
+    if not os.path.exists(source.path):
+        raise DatasetError(
+            f"data file {source.path} is not on this machine ({socket.gethostname()}): copy it "
+            "to the same path on every machine that runs trials"
+        )
+    digest = content_digest(source.path)
+    if digest != source.digest:
+        raise DatasetError(
+            f"data file {source.path} has changed since the study began (content "
+            f"{source.digest[:12]}... then, {digest[:12]}... now); start a new --study to use it"
+        )
