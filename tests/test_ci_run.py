@@ -63,3 +63,9 @@ def test_ci_run_exits_non_zero_when_the_main_suite_fails(tmp_path: Path) -> None
 
 def test_ci_run_fails_when_the_main_suite_selects_no_test(tmp_path: Path) -> None:
     assert ci_run(tmp_path, python=5)[0] != 0  # 5 is accepted from the slow tests only
+
+
+def test_ci_run_runs_the_test_command_the_readme_gives() -> None:
+    command = 'pip install -e ".[test]" && python -m pytest'
+    assert command in (ROOT / "README.md").read_text(encoding="utf-8")
+    assert any(line.startswith(command) for line in (ROOT / ".ci" / "run").read_text().splitlines())
