@@ -89,10 +89,19 @@ def predicted(study: str, url: str, path: Path, out: Path) -> tuple[float, pd.Da
     return float(re.search(r"accuracy ([0-9.]+)", result.stdout).group(1)), pd.read_csv(out)
 
 
+@pytest.fixture(scope="module")
+def wine_study(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str, Path, float]:
+    """One table study, searched and retrained, for the tests that only read it (or restore what they change)."""
+    tmp_path = tmp_path_factory.mktemp("wine")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("NUMPY_HPSEARCH_CACHE", str(tmp_path / "cache"))
+        csv = wine_table(tmp_path / "wine.csv")
+        return (csv, *search_and_retrain(tmp_path, "wine", "--data", str(csv)))
+
+
 def test_a_table_with_text_missing_values_and_string_labels_is_searched_retrained_and_predicted(
-        tmp_path: Path) -> None:
-    csv = wine_table(tmp_path / "wine.csv")
-    url, db, ensemble = search_and_retrain(tmp_path, "wine", "--data", str(csv))
+        tmp_path: Path, wine_study: tuple[Path, str, Path, float]) -> None:
+    csv, url, db, ensemble = wine_study
     record = record_of(db, "wine")
     assert record["classes"] == ["barbera", "barolo", "grignolino"]
     assert record["imputed"] == {"alcohol": 3, "cellar": 59}
@@ -113,6 +122,7 @@ def test_a_table_with_text_missing_values_and_string_labels_is_searched_retraine
     assert "accuracy" not in out.stderr
 
 
+@pytest.mark.slow
 def test_a_notmnist_style_npz_runs_with_no_flag_beyond_data(tmp_path: Path) -> None:
     images, labels = digits_images(900)
     big = np.kron(images, np.ones((1, 3, 3), dtype=np.uint8))[:, :, :24]  # N x 24 x 24 uint8, as letters are stored
@@ -128,7 +138,7 @@ def test_a_notmnist_style_npz_runs_with_no_flag_beyond_data(tmp_path: Path) -> N
     assert accuracy == ensemble and len(table) == len(rows)
 
 
-@pytest.mark.parametrize("rgb", [False, True], ids=["grayscale", "rgb"])
+@pytest.mark.parametrize("rgb", [False, pytest.param(True, marks=pytest.mark.slow)], ids=["grayscale", "rgb"])
 def test_a_folder_of_png_images_is_searched_retrained_and_predicted(tmp_path: Path, rgb: bool) -> None:
     images, labels = digits_images(500)
     root = write_folder(tmp_path / "digits", images, labels, rgb)
@@ -148,19 +158,22 @@ def test_a_folder_of_png_images_is_searched_retrained_and_predicted(tmp_path: Pa
     assert one.stdout.count("\n") == 2  # the header and one row
 
 
-def test_a_changed_file_is_refused_by_run_resume_retrain_and_predict(tmp_path: Path) -> None:
-    csv = wine_table(tmp_path / "wine.csv")
-    url, db, _ = search_and_retrain(tmp_path, "wine", "--data", str(csv))
-    before = db.read_bytes()
+def test_a_changed_file_is_refused_by_run_resume_retrain_and_predict(
+        wine_study: tuple[Path, str, Path, float]) -> None:
+    csv, url, db, _ = wine_study
+    before, original = db.read_bytes(), csv.read_bytes()
     frame = pd.read_csv(csv)
     frame.loc[0, "alcohol"] = 99.0
     frame.to_csv(csv, index=False)
-    for argv in (("run", "--data", str(csv), "--study", "wine", "--trials", "8"), ("resume", "--study", "wine"),
-                 ("best", "--study", "wine", "--retrain"), ("predict", "--study", "wine", str(csv))):
-        out = run_cli(*argv, "--storage", url)
-        assert out.returncode == 2, (argv, out.stderr)
-        err = out.stderr.strip()
-        assert err.startswith("error: ") and "\n" not in err and "has changed since study 'wine' began" in err, err
+    try:
+        for argv in (("run", "--data", str(csv), "--study", "wine", "--trials", "8"), ("resume", "--study", "wine"),
+                     ("best", "--study", "wine", "--retrain"), ("predict", "--study", "wine", str(csv))):
+            out = run_cli(*argv, "--storage", url)
+            assert out.returncode == 2, (argv, out.stderr)
+            err = out.stderr.strip()
+            assert err.startswith("error: ") and "\n" not in err and "has changed since study 'wine' began" in err
+    finally:
+        csv.write_bytes(original)
     assert db.read_bytes() == before
 
 
@@ -171,6 +184,7 @@ def digits_table(path: Path) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_a_table_study_killed_mid_run_resumes_with_every_trial_kept(tmp_path: Path) -> None:
     csv = digits_table(tmp_path / "digits.csv")
     db = tmp_path / "kill.db"
@@ -187,6 +201,7 @@ def test_a_table_study_killed_mid_run_resumes_with_every_trial_kept(tmp_path: Pa
     assert "digits.csv: table" in out.stdout
 
 
+@pytest.mark.slow
 def test_a_deterministic_table_study_gives_the_same_trials_whatever_the_number_of_workers(tmp_path: Path) -> None:
     csv = wine_table(tmp_path / "wine.csv")
 
