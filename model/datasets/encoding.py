@@ -79,7 +79,10 @@ def fit_column_transformer(frame: pd.DataFrame, numeric: list[str], text: list[s
     return ColumnTransformer(steps, sparse_threshold=0.0).fit(frame)
 
 
-def _as_text(col: pd.Series) -> np.ndarray:
+def _as_text(col: pd.Series, categories: list[Any]) -> np.ndarray:
+    if pd.api.types.is_numeric_dtype(col) and all(isinstance(c, str) for c in categories):
+        # text categories ("1", "2", "XL") read back as numbers from an input whose cells are all numbers
+        col = col.map(lambda v: v if pd.isna(v) else str(int(v)) if float(v).is_integer() else str(v))
     return np.asarray(col.astype(object).where(col.notna(), MISSING_CATEGORY), dtype=object)
 
 
@@ -144,8 +147,8 @@ class TableEncoding:
             block = np.hstack([filled, miss[:, self.indicators].astype(np.float64)])
             blocks.append((block - np.asarray(self.means)) / np.asarray(self.scales))
         for name, cats in zip(self.text, self.categories):
-            values = _as_text(frame[name])
-            codes = pd.Categorical(values, categories=cats).codes  # -1: not a category of the fit
+            values = _as_text(frame[name], cats)
+            codes = pd.Index(cats).get_indexer(values)  # -1: not a category of the fit
             new = codes < 0
             if new.any() and unseen == "error":
                 shown = ", ".join(repr(v) for v in pd.unique(values[new])[:5])

@@ -89,7 +89,9 @@ def _classes(raw: RawData, label: str) -> list[Any]:
     labels = raw.all_labels()
     classes = np.unique(labels)
     if len(classes) < 2:
-        raise DatasetError(f"{label}: every row has the label {classes[0]!r}; a classifier needs two classes or more")
+        raise DatasetError(
+            f"{label}: every row has the label {classes[0].item()!r}; a classifier needs two classes or more"
+        )
     if len(classes) > MAX_CLASSES or (len(classes) > 20 and len(classes) > len(labels) / 2):
         raise DatasetError(
             f"{label}: {len(classes)} distinct labels in {len(labels)} rows; this looks like a "

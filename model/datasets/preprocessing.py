@@ -111,7 +111,7 @@ class Preprocessing:
             if list(X.shape[1:]) != self.image_shape:
                 raise DatasetError(
                     f"images of shape {tuple(X.shape[1:])}, but the study's are "
-                    f"{tuple(self.image_shape or ())} (pass --image-size to resize)"
+                    f"{tuple(self.image_shape or ())}: resize them to the study's size first"
                 )
         rows = X.reshape(len(X), -1)
         if rows.shape[1] != self.n_features:
