@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from model.datasets import read_input, with_digest
-from search.datafile import check_unchanged, record_of
+from search.datafile import check_unchanged, preprocessing_of, record_of
 from search.errors import SearchError
 from search.retrain import load_final_networks
 from search.storage import default_url, open_storage
@@ -66,7 +66,7 @@ def predict_file(study: str, storage_url: str | None, path: str, *, unseen: str 
     ]
     accuracy = None
     if part.labels is not None:
-        y = final.preprocessing.encode_labels(part.labels)
+        y = preprocessing_of(record).encode_labels(part.labels)
         accuracy = float(np.mean(proba.argmax(axis=1) == y))
         lines.append(f"accuracy {accuracy:.4f} on its {len(y)} labelled rows")
     return Prediction(table, accuracy, "\n".join(lines))

@@ -174,7 +174,7 @@ class StudySpec:
     @property
     def data_name(self) -> str:
         """What the trials train on, as a person names it: the data set, or the file's name."""
-        return self.dataset if self.data is None else Path(self.data).name
+        return Path(self.data).name if self.data is not None else str(self.dataset)
 
     def file_source(self) -> FileSource | None:
         """The file of one's own and how to read it (its digest still to be taken); None for a data set."""
@@ -244,7 +244,7 @@ def build_spec(name: str, preset: str | None, overrides: Mapping[str, Any]) -> S
             raise SearchError(f"give --dataset or --data, not both (dataset {kwargs['dataset']!r}, "
                               f"data {kwargs['data']!r})")
         kwargs["dataset"] = None
-    defaults = dict(DATASET_DEFAULTS.get(kwargs.get("dataset", StudySpec.dataset), {}))
+    defaults = dict(DATASET_DEFAULTS.get(kwargs.get("dataset", StudySpec.dataset) or "", {}))
     if "epochs" in kwargs and "finalist_epochs" not in kwargs:
         defaults.pop("finalist_epochs", None)  # a budget the user set is the finalists' too
     space = parse_space(kwargs.pop("space", {}), base=parse_space(defaults.pop("space", {})))

@@ -227,4 +227,15 @@ def load_dataset(
     for a in arrays.values():
         if a.flags.writeable:
             a.flags.writeable = False
-    return Dataset(name=name, n_classes=spec.n_classes, normalization=method, image_shape=spec.image_shape, **arrays)
+    return Dataset(
+        name,
+        arrays["X_train"],
+        arrays["y_train"],
+        arrays["X_val"],
+        arrays["y_val"],
+        arrays["X_test"],
+        arrays["y_test"],
+        n_classes=spec.n_classes,
+        normalization=method,
+        image_shape=spec.image_shape,
+    )

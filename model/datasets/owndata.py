@@ -37,7 +37,7 @@ from .imagefolder import read_image_folder
 from .npzfile import read_npz
 from .prepare import TEST_FRACTION, stratified_split
 from .preprocessing import Preprocessing
-from .rawdata import RawData
+from .rawdata import RawData, RawPart
 from .table import read_table
 
 __all__ = ["MAX_CLASSES", "draw_splits", "load_file", "read_input", "with_digest"]
@@ -112,6 +112,12 @@ def _check_class_sizes(y: np.ndarray, classes: list[Any], label: str, splits_dra
         )
 
 
+def _labels(part: RawPart, label: str) -> np.ndarray:
+    if part.labels is None:  # readers give labels for training data or refuse it
+        raise DatasetError(f"{label}: rows without labels")
+    return part.labels
+
+
 def _take(X: Any, rows: np.ndarray) -> Any:
     return X.iloc[rows] if isinstance(X, pd.DataFrame) else X[rows]
 
@@ -133,7 +139,7 @@ def _prepare(
         raise DatasetError(f"{label} gives its own test split: test_seed must be 0, got {test_seed}")
     encoder = Preprocessing(raw.layout, classes, "none", 0)  # labels only, until fitted
     train_part = raw.parts["train"]
-    y_all = encoder.encode_labels(train_part.labels)
+    y_all = encoder.encode_labels(_labels(train_part, label))
     if "val" in raw.parts:
         rows = np.arange(len(y_all))
         idx = (
@@ -150,16 +156,15 @@ def _prepare(
     for part in ("val", "test"):
         if part in raw.parts:
             X_parts[part] = raw.parts[part].X
-            y_parts[part] = encoder.encode_labels(raw.parts[part].labels)
+            y_parts[part] = encoder.encode_labels(_labels(raw.parts[part], label))
     prep = Preprocessing.fit(raw, X_parts["train"], classes, normalization, raw.target)
     arrays = {}
     for part in ("train", "val", "test"):
         arrays[f"X_{part}"] = prep.transform(X_parts[part])
         arrays[f"y_{part}"] = y_parts[part]
     imputed = {}
-    if raw.layout == "table":
-        frames = [p.X for p in raw.parts.values()]
-        missing = sum(f[prep.table.columns].isna().sum() for f in frames)
+    if prep.table is not None:
+        missing = pd.concat([p.X[prep.table.columns].isna().sum() for p in raw.parts.values()], axis=1).sum(axis=1)
         imputed = {str(c): int(n) for c, n in missing.items() if n}
     record = {
         "path": source.path,

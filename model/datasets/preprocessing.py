@@ -85,7 +85,9 @@ class Preprocessing:
         if method == "channel" and n_channels == 1:
             raise DatasetError("normalization 'channel' needs colour images; these are grayscale")
         scale = _image_scale(rows)
-        mean, std = ([], []) if method == "none" else fit_stats(to_unit_float32(rows, scale), method, n_channels)
+        if method == "none":
+            return cls("image", classes, method, rows.shape[1], shape, scale)
+        mean, std = fit_stats(to_unit_float32(rows, scale), method, n_channels)
         return cls(
             "image",
             classes,
@@ -99,7 +101,7 @@ class Preprocessing:
 
     def transform(self, X: Any, unseen: str = "error") -> np.ndarray:
         """Raw rows (a DataFrame for tables, arrays otherwise) -> (n, n_features) float32 network inputs."""
-        if self.layout == "table":
+        if self.table is not None:
             if not isinstance(X, pd.DataFrame):
                 raise DatasetError(
                     f"a table study takes a DataFrame with columns {self.table.columns}, got {type(X).__name__}"

@@ -16,6 +16,7 @@ from typing import Any
 import optuna
 import pandas as pd
 
+from search.datafile import DATA_ATTR
 from search.frames import curves_frame, trials_frame
 from search.results import open_study, study_space
 from search.spec import SPEC_ATTR
@@ -53,6 +54,11 @@ class StudyFacts:
     def max_epochs(self) -> int | None:
         epochs = self.spec.get("epochs")
         return int(epochs) if isinstance(epochs, int) else None
+
+    @property
+    def data_record(self) -> dict[str, Any]:
+        """A file's record (path, digest, shapes, classes, preprocessing); ``{}`` for a built-in data set."""
+        return _json_attr(self.attrs, DATA_ATTR)
 
     def best(self) -> pd.Series | None:
         """The best COMPLETE search trial (lowest validation loss), or None."""

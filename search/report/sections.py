@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from search.bins import short_number
+from search.datafile import describe_data
 from search.report import figures, savings, tables, usage
 from search.report.command import reproduce_command, safe_url
 from search.report.facts import StudyFacts
@@ -77,10 +78,13 @@ def summary(f: StudyFacts) -> Section:
     run = savings.epochs_run(f.curves, f.search[f.search["state"].isin(FINISHED)]["number"])
     budget = (f.max_epochs or 0) * len(run)
     command, unflagged = reproduce_command(f.name, spec, f.url)
-    rows = [
+    record = f.data_record
+    data_rows = [Fact(label, text, f"data-{label}") for label, text in describe_data(record)] if record else [
         Fact("data set", f"{spec.get('dataset', '?')} (validation fraction {spec.get('val_fraction', '?')}, "
                          f"normalisation {spec.get('normalization') or 'the data set default'})", "dataset",
-             spec.get("dataset")),
+             spec.get("dataset"))]
+    rows = [
+        *data_rows,
         Fact("objective", f"{f.attrs.get('objective', 'validation loss')}; minimised, named "
                           f"{_metric(f)} on the study"),
         Fact("search space", _space_text(f.space)),

@@ -60,6 +60,8 @@ def n_features(facts: StudyFacts, data_dir: str | None = None) -> int | None:
     from search.tasks import DataRef
 
     spec = facts.spec
+    if facts.data_record:
+        return int(facts.data_record["n_features"])
     shape = getattr(REGISTRY.get(str(spec.get("dataset"))), "image_shape", None)
     if shape:
         return int(np.prod(shape))
@@ -75,6 +77,8 @@ def n_features(facts: StudyFacts, data_dir: str | None = None) -> int | None:
 def n_classes(facts: StudyFacts) -> int | None:
     from model.datasets.registry import REGISTRY
 
+    if facts.data_record:
+        return len(facts.data_record["classes"])
     entry = REGISTRY.get(str(facts.spec.get("dataset")))
     return entry.n_classes if entry is not None else None
 
