@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from model.datasets import read_input, with_digest
+from model.datasets import DatasetError, read_input, with_digest
 from search.datafile import check_unchanged, preprocessing_of, record_of
 from search.errors import SearchError
 from search.retrain import load_final_networks
@@ -53,7 +53,10 @@ def predict_file(study: str, storage_url: str | None, path: str, *, unseen: str 
         check_unchanged(record, DataRef(spec.data_name, file=with_digest(source)), study)
     raw = read_input(source, path, labelled=False, target=record["preprocessing"].get("target"))
     part = raw.parts.get("test") or raw.parts["train"]  # an input with splits: its test rows
-    proba = final.predict_proba(part.X, unseen)
+    try:
+        proba = final.predict_proba(part.X, unseen)
+    except DatasetError as exc:  # the input does not match the study's data: say which input
+        raise DatasetError(f"{path}: {exc}") from None
     classes = final.classes
     table = pd.DataFrame({"predicted": classes[proba.argmax(axis=1)]})
     if part.names is not None:

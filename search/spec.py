@@ -156,7 +156,8 @@ class StudySpec:
                 raise SearchError(f"unknown data set {self.dataset!r}; known: {', '.join(DATASETS)}")
             given = [k for k in ("target", "x_key", "y_key", "image_size") if getattr(self, k) is not None]
             if given:
-                raise SearchError(f"{', '.join(given)} apply to a file of your own (--data), not to {self.dataset}")
+                flags = ", ".join("--" + k.replace("_", "-") for k in given)
+                raise SearchError(f"{flags}: for a file of your own (--data), not for the data set {self.dataset}")
             return
         if self.dataset is not None:
             raise SearchError(f"give a registered data set or a file, not both: dataset {self.dataset!r}, "

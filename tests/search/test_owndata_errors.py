@@ -253,7 +253,7 @@ def test_a_built_in_dataset_and_a_data_file_together_are_refused(capsys, tmp_pat
 @pytest.mark.parametrize("flag, value", [("--target", "label"), ("--x-key", "X"), ("--image-size", "8x8")])
 def test_file_reading_flags_with_a_built_in_dataset_are_refused(capsys, tmp_path, url, flag, value) -> None:
     refused(capsys, ["run", "--dataset", "digits", flag, value, "--storage", url], tmp_path,
-            flag.removeprefix("--").replace("-", "_"), "digits", "--data")
+            flag, "digits", "--data")
     assert not (tmp_path / "x.db").exists()
 
 
