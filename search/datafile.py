@@ -35,7 +35,10 @@ def peek_record(url: str, study: str) -> dict[str, Any] | None:
     path = sqlite_path(url)
     if path is not None and not path.exists():
         return None
-    storage = open_storage(url, read_only=True)
+    try:
+        storage = open_storage(url, read_only=True)
+    except SearchError:  # e.g. a server database without Optuna's tables yet: no study; a real fault
+        return None  # (a wrong password, a dead server) is reported by the writer's open, which comes next
     try:
         try:
             study_id = storage.get_study_id_from_name(study)

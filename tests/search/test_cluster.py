@@ -267,3 +267,35 @@ def test_a_scheduler_without_the_dask_executor_is_refused(tmp_path: Path, capsys
                  "--scheduler", "tcp://127.0.0.1:8786", *FAST])
     assert code == 2
     assert "--scheduler needs --executor dask" in capsys.readouterr().err
+
+
+@pytest.mark.cluster
+def test_a_table_study_runs_on_dask_whose_workers_build_their_own_cache_from_the_file(
+        postgres: Postgres, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Workers with an empty cache of their own, as on another machine: each builds the entry from the path."""
+    import distributed
+    from sklearn.datasets import load_wine
+
+    csv = tmp_path / "wine.csv"
+    load_wine(as_frame=True).frame.to_csv(csv, index=False)
+    worker_cache = tmp_path / "worker-cache"
+    monkeypatch.setenv("NUMPY_HPSEARCH_CACHE", str(tmp_path / "coordinator-cache"))
+    path = os.pathsep.join(p for p in (str(Path(__file__).resolve().parents[2]), os.environ.get("PYTHONPATH")) if p)
+    local = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+                                     dashboard_address=None, scheduler_kwargs={"dashboard_address": ":0"},
+                                     env={"PYTHONPATH": path, "NUMPY_HPSEARCH_CACHE": str(worker_cache)})
+    try:
+        url = postgres.createdb("table")
+        out = run_cli("run", "--data", str(csv), "--trials", "10", "--epochs", "3", "--study", "wine", "--storage",
+                      url, "--executor", "dask", "--scheduler", local.scheduler.address, "--finalists", "0",
+                      "--no-progress")
+    finally:
+        local.close()
+    assert out.returncode == 0, out.stderr
+    state = counts(postgres, "table")
+    assert state.get("COMPLETE", 0) + state.get("PRUNED", 0) == 10
+    assert len(list(worker_cache.glob("file-wine*"))) == 1  # built there once, from the file, for both workers
+    assert run_cli("best", "--study", "wine", "--storage", url, "--retrain").returncode == 0
+    predicted = run_cli("predict", "--study", "wine", "--storage", url, str(csv))
+    assert predicted.returncode == 0, predicted.stderr
+    assert "accuracy" in predicted.stderr

@@ -218,3 +218,15 @@ def test_a_deterministic_table_study_gives_the_same_trials_whatever_the_number_o
     one = trials("1")
     assert len({n for n, *_ in one}) > 8
     assert one == trials("2")
+
+
+def test_a_worker_without_the_file_fails_its_trial_saying_where_the_file_is_missing(tmp_path: Path) -> None:
+    from model import TrainConfig
+    from model.datasets import FileSource
+    from search.tasks import DataRef, TrialTask, run_trial
+
+    source = FileSource(str(tmp_path / "elsewhere.csv"), digest="0" * 64)
+    task = TrialTask("t", 0, TrainConfig(hidden=(4,), epochs=1), DataRef("elsewhere.csv", 0.2, file=source), "none")
+    result = run_trial(task)
+    assert result.outcome == "failed"
+    assert "elsewhere.csv is not on this machine" in result.reason and "copy it" in result.reason
