@@ -24,6 +24,7 @@ from sklearn.datasets import load_digits, load_wine
 
 from model.datasets import Preprocessing
 from model.datasets.owndata import draw_splits
+from search import load_final_networks
 from tests.conftest import finished, query, run_cli, running_cli, wait_until_finished
 
 SEARCH = ("--trials", "6", "--epochs", "5", "--jobs", "2", "--finalists", "1", "--no-progress")
@@ -114,6 +115,9 @@ def test_a_table_with_text_missing_values_and_string_labels_is_searched_retraine
     assert list(table.columns) == ["predicted", "p_barbera", "p_barolo", "p_grignolino"]
     assert len(table) == len(rows) and set(table.predicted) <= set(record["classes"])
     assert np.allclose(table.filter(like="p_").sum(axis=1), 1.0, atol=1e-5)
+    # in Python, the final networks take the same raw rows and answer with class names
+    final = load_final_networks("wine", url)
+    assert final.predict(frame.iloc[rows].drop(columns="target")).tolist() == table.predicted.tolist()
     # unlabelled rows are predicted too, in input order
     frame.iloc[rows].drop(columns="target").to_csv(tmp_path / "unlabelled.csv", index=False)
     out = run_cli("predict", "--study", "wine", "--storage", url, str(tmp_path / "unlabelled.csv"))
