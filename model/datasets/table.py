@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import csv
 import gzip
+import re
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +25,8 @@ from .rawdata import RawData, RawPart
 __all__ = ["read_table"]
 
 _SHOWN = 5  # lines named in a message before "..."
+SEPARATORS = (",", "\t", ";", "|")  # the first wins a tie
+_COMMA_DECIMAL = re.compile(r"^[-+]?\d+,\d+([eE][-+]?\d+)?$")
 
 
 def _lines(index: pd.Index | np.ndarray) -> str:
@@ -32,22 +35,25 @@ def _lines(index: pd.Index | np.ndarray) -> str:
     return ", ".join(lines) + (f" and {len(index) - _SHOWN} more" if len(index) > _SHOWN else "")
 
 
-def _separator(path: Path) -> str:
+def _dialect(path: Path) -> tuple[str, str]:
+    """(separator, decimal mark) from the first lines: a spreadsheet in a comma-decimal locale writes ``1,5;2,25``."""
     name = path.name.lower().removesuffix(".gz")
-    if name.endswith((".tsv", ".tab")):
-        return "\t"
     opener = gzip.open if path.name.lower().endswith(".gz") else open
     try:
         with opener(path, "rt", encoding="utf-8", errors="replace") as fh:
-            header = fh.readline()
+            head = [fh.readline() for _ in range(6)]
     except (OSError, EOFError):
-        return ","  # pandas says what is wrong with it
-    return "\t" if header.count("\t") > header.count(",") else ","
+        return ",", "."  # pandas says what is wrong with it
+    sep = "\t" if name.endswith((".tsv", ".tab")) else max(SEPARATORS, key=head[0].count)
+    cells = [c.strip().strip('"') for line in head[1:] for c in line.split(sep)]
+    comma_decimals = sep != "," and any(_COMMA_DECIMAL.match(c) for c in cells)
+    return sep, "," if comma_decimals else "."
 
 
 def _read_frame(path: Path) -> pd.DataFrame:
     try:
-        frame = pd.read_csv(path, sep=_separator(path), skipinitialspace=True, low_memory=False)
+        sep, decimal = _dialect(path)
+        frame = pd.read_csv(path, sep=sep, decimal=decimal, skipinitialspace=True, low_memory=False)
     except FileNotFoundError:
         raise DatasetError(f"{path}: no such file") from None
     except pd.errors.EmptyDataError:
@@ -59,7 +65,7 @@ def _read_frame(path: Path) -> pd.DataFrame:
     if frame.shape[1] < 2:
         raise DatasetError(
             f"{path}: found {frame.shape[1]} column; a table needs a label column and at least "
-            "one feature (is the separator a comma or a tab?)"
+            "one feature (separators tried: comma, tab, semicolon, bar)"
         )
     dupes = frame.columns[frame.columns.duplicated()].tolist()
     if dupes:
@@ -78,8 +84,19 @@ def _numbers_with_one_unknown_token(col: pd.Series) -> tuple[pd.Series, str] | N
     return None
 
 
+def _is_row_index(col: pd.Series) -> bool:
+    """A column holding 0..n-1 (or 1..n) in order: the index ``DataFrame.to_csv`` writes unless told not to."""
+    if not pd.api.types.is_integer_dtype(col) or col.empty:
+        return False
+    first = int(col.iloc[0])
+    return first in (0, 1) and bool((col.to_numpy() == np.arange(first, first + len(col))).all())
+
+
 def _tidy_columns(frame: pd.DataFrame, path: Path) -> tuple[pd.DataFrame, list[str]]:
     notes = []
+    for name in [c for c in frame.columns if _is_row_index(frame[c])]:
+        frame = frame.drop(columns=name)  # a row number predicts nothing, and would leak the row order
+        notes.append(f"column {name!r} dropped: it numbers the rows")
     for name in frame.columns:
         col = frame[name]
         if pd.api.types.is_bool_dtype(col):

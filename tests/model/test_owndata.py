@@ -171,6 +171,17 @@ def test_a_gzipped_tsv_with_a_named_target_column_loads(tmp_path, cache_dir) -> 
     assert ds.record["classes"] == ["no", "yes"] and ds.n_features == 7
 
 
+def test_a_spreadsheet_export_with_semicolons_decimal_commas_and_a_row_index_reads_as_the_plain_csv(
+        tmp_path, cache_dir) -> None:
+    frame = mixed_frame()
+    frame.to_csv(tmp_path / "plain.csv", index=False)
+    frame.to_csv(tmp_path / "excel.csv", sep=";", decimal=",")  # pandas' default writes the index too
+    plain, excel = load(tmp_path / "plain.csv", cache_dir), load(tmp_path / "excel.csv", cache_dir)
+    np.testing.assert_array_equal(plain.X_train, excel.X_train)
+    np.testing.assert_array_equal(plain.X_test, excel.X_test)
+    assert excel.record["notes"] == ["column 'Unnamed: 0' dropped: it numbers the rows"]
+
+
 def test_the_stored_table_encoding_equals_scikit_learns_column_transformer(tmp_path) -> None:
     train = mixed_frame()
     features_only = train.drop(columns="label")
