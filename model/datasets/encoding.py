@@ -29,54 +29,39 @@ MISSING_CATEGORY = "(missing)"
 MAX_CATEGORIES = 100
 
 
-def _split_columns(frame: pd.DataFrame) -> tuple[list[str], list[str], list[str]]:
-    """(numeric, text, dropped-with-reason) column names of a training frame."""
-    numeric, text, dropped = [], [], []
+def _split_columns(frame: pd.DataFrame) -> tuple[list[str], list[str], list[str], list[str]]:
+    """(numeric with holes, numeric whole, text, dropped-with-reason) column names of a training frame."""
+    holes, whole, text, dropped = [], [], [], []
     for name in frame.columns:
         col = frame[name]
-        if col.isna().all():
+        missing = int(col.isna().sum())
+        if missing == len(col):
             dropped.append(f"{name!r} (empty in the training rows)")
         elif pd.api.types.is_numeric_dtype(col):
-            numeric.append(name)
+            (holes if missing else whole).append(name)
         elif col.nunique(dropna=True) > MAX_CATEGORIES:
             dropped.append(f"{name!r} (text with {col.nunique()} distinct values: an identifier, not a category)")
         else:
             text.append(name)
-    return numeric, text, dropped
+    return holes, whole, text, dropped
 
 
-def fit_column_transformer(frame: pd.DataFrame, numeric: list[str], text: list[str]) -> Any:
-    """The fitted scikit-learn encoder of a training frame (numeric block first, then one-hot)."""
+def fit_column_transformer(frame: pd.DataFrame, holes: list[str], whole: list[str], text: list[str]) -> Any:
+    """The fitted scikit-learn encoder of a training frame: imputed numbers, whole numbers, then one-hot text.
+
+    Only columns with holes in training go through the median imputer: its masked median
+    costs seconds on a wide table (4 s of a 70,000 x 784 CSV's 12 s), and the others need none.
+    """
     from sklearn.compose import ColumnTransformer
     from sklearn.impute import SimpleImputer
     from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-    steps = []
-    if numeric:
-        steps.append(
-            (
-                "numeric",
-                Pipeline(
-                    [("impute", SimpleImputer(strategy="median", add_indicator=True)), ("scale", StandardScaler())]
-                ),
-                numeric,
-            )
-        )
-    if text:
-        steps.append(
-            (
-                "text",
-                Pipeline(
-                    [
-                        ("impute", SimpleImputer(strategy="constant", fill_value=MISSING_CATEGORY)),
-                        ("onehot", OneHotEncoder(handle_unknown="ignore", sparse_output=False)),
-                    ]
-                ),
-                text,
-            )
-        )
-    return ColumnTransformer(steps, sparse_threshold=0.0).fit(frame)
+    impute = Pipeline([("impute", SimpleImputer(strategy="median", add_indicator=True)), ("scale", StandardScaler())])
+    onehot = Pipeline([("impute", SimpleImputer(strategy="constant", fill_value=MISSING_CATEGORY)),
+                       ("onehot", OneHotEncoder(handle_unknown="ignore", sparse_output=False))])  # fmt: skip
+    steps = [("imputed", impute, holes), ("numeric", StandardScaler(), whole), ("text", onehot, text)]
+    return ColumnTransformer([s for s in steps if s[2]], sparse_threshold=0.0).fit(frame)
 
 
 def _as_text(col: pd.Series, categories: list[Any]) -> np.ndarray:
@@ -90,10 +75,11 @@ def _as_text(col: pd.Series, categories: list[Any]) -> np.ndarray:
 class TableEncoding:
     """What the fit learnt, enough to encode any frame with the same columns."""
 
-    numeric: list[str]
-    medians: list[float]  # per numeric column
-    indicators: list[int]  # positions (in ``numeric``) that get a missing-indicator column
-    means: list[float]  # per output of the numeric block: the columns, then the indicators
+    numeric: list[str]  # the columns with holes in training first (``imputed`` of them), then the others
+    imputed: int
+    medians: list[float]  # per numeric column: what fills a missing cell
+    indicators: list[int]  # positions (among the first ``imputed``) that get a missing-indicator column
+    means: list[float]  # per output of the numeric block: imputed columns, their indicators, the others
     scales: list[float]
     text: list[str]
     categories: list[list[Any]]  # per text column, in one-hot order
@@ -101,29 +87,25 @@ class TableEncoding:
 
     @classmethod
     def fit(cls, frame: pd.DataFrame) -> TableEncoding:
-        numeric, text, dropped = _split_columns(frame)
-        if not numeric and not text:
+        holes, whole, text, dropped = _split_columns(frame)
+        if not holes and not whole and not text:
             raise DatasetError(f"no usable feature column; dropped: {', '.join(dropped)}")
-        fitted = fit_column_transformer(frame, numeric, text)
-        kw: dict[str, Any] = {
-            "numeric": numeric,
-            "text": text,
-            "dropped": dropped,
-            "medians": [],
-            "indicators": [],
-            "means": [],
-            "scales": [],
-            "categories": [],
-        }
-        if numeric:
-            imputer, scaler = fitted.named_transformers_["numeric"].named_steps.values()
-            kw["medians"] = imputer.statistics_.tolist()
-            kw["indicators"] = [] if imputer.indicator_ is None else imputer.indicator_.features_.tolist()
-            kw["means"], kw["scales"] = scaler.mean_.tolist(), scaler.scale_.tolist()
+        fitted = fit_column_transformer(frame, holes, whole, text)
+        parts = fitted.named_transformers_
+        medians, indicators, means, scales, categories = [], [], [], [], []
+        if holes:
+            imputer, scaler = parts["imputed"].named_steps.values()
+            medians += imputer.statistics_.tolist()
+            indicators = [] if imputer.indicator_ is None else imputer.indicator_.features_.tolist()
+            means += scaler.mean_.tolist()
+            scales += scaler.scale_.tolist()
+        if whole:  # no hole in training: the median fills one that an input to predict may have
+            medians += np.median(frame[whole].to_numpy(dtype=np.float64), axis=0).tolist()
+            means += parts["numeric"].mean_.tolist()
+            scales += parts["numeric"].scale_.tolist()
         if text:
-            onehot = fitted.named_transformers_["text"].named_steps["onehot"]
-            kw["categories"] = [c.tolist() for c in onehot.categories_]
-        return cls(**kw)
+            categories = [c.tolist() for c in parts["text"].named_steps["onehot"].categories_]
+        return cls(holes + whole, len(holes), medians, indicators, means, scales, text, categories, dropped)
 
     @property
     def columns(self) -> list[str]:
@@ -141,11 +123,17 @@ class TableEncoding:
             raise DatasetError(f"missing column(s) {', '.join(map(repr, absent))}")
         blocks = []
         if self.numeric:
-            num = frame[self.numeric].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
-            miss = np.isnan(num)
-            filled = np.where(miss, np.asarray(self.medians), num)  # (n, n_numeric)
-            block = np.hstack([filled, miss[:, self.indicators].astype(np.float64)])
-            blocks.append((block - np.asarray(self.means)) / np.asarray(self.scales))
+            num = frame[self.numeric]
+            if not all(pd.api.types.is_numeric_dtype(t) for t in num.dtypes):
+                num = num.apply(pd.to_numeric, errors="coerce")
+            values = num.to_numpy(dtype=np.float64, na_value=np.nan)  # (n, n_numeric)
+            miss = np.isnan(values)
+            filled = np.where(miss, np.asarray(self.medians), values) if miss.any() else values
+            k = self.imputed
+            block = np.hstack([filled[:, :k], miss[:, self.indicators], filled[:, k:]])
+            block -= np.asarray(self.means)  # a fresh array: scaled in place
+            block /= np.asarray(self.scales)
+            blocks.append(block)
         for name, cats in zip(self.text, self.categories):
             values = _as_text(frame[name], cats)
             codes = pd.Index(cats).get_indexer(values)  # -1: not a category of the fit

@@ -158,9 +158,11 @@ def _prepare(
             X_parts[part] = raw.parts[part].X
             y_parts[part] = encoder.encode_labels(_labels(raw.parts[part], label))
     prep = Preprocessing.fit(raw, X_parts["train"], classes, normalization, raw.target)
+    X_all = prep.transform(train_part.X)  # the file's rows encoded once, then split
     arrays = {}
     for part in ("train", "val", "test"):
-        arrays[f"X_{part}"] = prep.transform(X_parts[part])
+        given = part != "train" and part in raw.parts
+        arrays[f"X_{part}"] = prep.transform(raw.parts[part].X) if given else X_all[idx[part]]
         arrays[f"y_{part}"] = y_parts[part]
     imputed = {}
     if prep.table is not None:
@@ -203,7 +205,8 @@ def load_file(
     mmap: bool = True,
 ) -> Dataset:
     """A user's file as a ``Dataset`` (see the module docstring); ``source.digest`` "" = hash it now."""
-    if not source.digest:
+    hashed_now = not source.digest
+    if hashed_now:
         source = with_digest(source)
     options = {k: v for k, v in dataclasses.asdict(source).items() if k != "path"}
     key = cache.cache_key(
@@ -217,7 +220,8 @@ def load_file(
     entry = (Path(cache_dir) if cache_dir is not None else cache.default_cache_dir()) / _entry_name(source.label, key)
     arrays, meta = cache.load_entry(entry, mmap), cache.load_meta(entry)
     if arrays is None or meta is None:
-        _check_unchanged(source)
+        if not hashed_now:  # a digest from elsewhere (the study's): these bytes must be the same
+            _check_unchanged(source)
         start = time.perf_counter()
         arrays, record = _prepare(source, float(val_fraction), normalization, int(split_seed), int(test_seed))
         record["seconds_to_prepare"] = round(time.perf_counter() - start, 3)

@@ -108,7 +108,7 @@ def _tidy_columns(frame: pd.DataFrame, path: Path) -> tuple[pd.DataFrame, list[s
                 notes.append(f"column {name!r}: {token!r} read as a missing number")
             else:  # text: categories, with missing cells kept as NaN
                 frame[name] = col.astype(object).where(col.notna(), np.nan)
-    numeric = frame.select_dtypes("number")
+    numeric = frame.select_dtypes("floating")  # only floats can hold an infinity
     inf = np.isinf(numeric.to_numpy(dtype=np.float64, na_value=np.nan))
     if inf.any():
         cols = [str(c) for c, n in zip(numeric.columns, inf.sum(axis=0)) if n]
