@@ -121,19 +121,23 @@ class TableEncoding:
         absent = [c for c in self.columns if c not in frame.columns]
         if absent:
             raise DatasetError(f"missing column(s) {', '.join(map(repr, absent))}")
-        blocks = []
+        out = np.empty((len(frame), self.n_features), dtype=np.float32)  # written block by block
+        width = len(self.means)
         if self.numeric:
             num = frame[self.numeric]
             if not all(pd.api.types.is_numeric_dtype(t) for t in num.dtypes):
                 num = num.apply(pd.to_numeric, errors="coerce")
-            values = num.to_numpy(dtype=np.float64, na_value=np.nan)  # (n, n_numeric)
+            values = num.to_numpy(dtype=np.float64, na_value=np.nan, copy=True)  # (n, n_numeric), ours to change
             miss = np.isnan(values)
-            filled = np.where(miss, np.asarray(self.medians), values) if miss.any() else values
-            k = self.imputed
-            block = np.hstack([filled[:, :k], miss[:, self.indicators], filled[:, k:]])
-            block -= np.asarray(self.means)  # a fresh array: scaled in place
-            block /= np.asarray(self.scales)
-            blocks.append(block)
+            if miss.any():
+                np.copyto(values, np.asarray(self.medians), where=miss)
+            k, ind = self.imputed, len(self.indicators)
+            means, scales = np.asarray(self.means), np.asarray(self.scales)
+            values -= np.concatenate([means[:k], means[k + ind :]])  # the columns' statistics, indicators' apart
+            values /= np.concatenate([scales[:k], scales[k + ind :]])
+            out[:, :k] = values[:, :k]
+            out[:, k : k + ind] = (miss[:, self.indicators] - means[k : k + ind]) / scales[k : k + ind]
+            out[:, k + ind : width] = values[:, k:]
         for name, cats in zip(self.text, self.categories):
             values = _as_text(frame[name], cats)
             codes = pd.Index(cats).get_indexer(values)  # -1: not a category of the fit
@@ -144,10 +148,11 @@ class TableEncoding:
                     f"column {name!r} holds categories never seen in training: {shown} "
                     f"({int(new.sum())} rows); pass --unseen ignore to encode them as none"
                 )
-            onehot = np.zeros((len(values), len(cats)))
-            onehot[np.flatnonzero(~new), codes[~new]] = 1.0
-            blocks.append(onehot)
-        return np.ascontiguousarray(np.hstack(blocks), dtype=np.float32)
+            block = out[:, width : width + len(cats)]
+            block[:] = 0.0
+            block[np.flatnonzero(~new), codes[~new]] = 1.0
+            width += len(cats)
+        return out
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
