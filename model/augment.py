@@ -22,8 +22,8 @@ a reused output buffer; nothing is allocated after the first batch of a size.
 and sub-pixel translations, sampled bilinearly (edge padding again). On digits'
 8x8 images a 1-pixel shift moves an eighth of the image and cost 1.4 points of
 cross-validated accuracy, while a warp of strength 1.5 over 80 epochs took a
-search winner from 0.985 to 0.995 (tests/bench/bench_digits_cv.py; the README's
-"Search quality"). Its ranges are relative (degrees, fractions of the image
+search winner from 0.985 to 0.995 (tests/bench/bench_digits_cv.py;
+docs/search-quality.md). Its ranges are relative (degrees, fractions of the image
 side), so one strength means the same on 8x8 and 28x28 images.
 """
 

@@ -23,7 +23,17 @@ from search.coordinator import Coordinator, Interrupted, RunSummary
 from search.datafile import check_unchanged, describe_data, peek_record
 from search.errors import SearchError
 from search.executors import EXECUTORS, make_executor
-from search.spec import FIXED_SETTINGS, PRUNERS, SAMPLERS, StudySpec, build_spec, check_study_name, default_study_name
+from search.results import REPORT_FORMATS
+from search.spec import (
+    DATASET_DEFAULTS,
+    FIXED_SETTINGS,
+    PRUNERS,
+    SAMPLERS,
+    StudySpec,
+    build_spec,
+    check_study_name,
+    default_study_name,
+)
 from search.storage import default_url, open_storage
 from search.study import create_or_continue, load_spec
 from search.tasks import DataRef
@@ -77,7 +87,8 @@ def _study_name(text: str) -> str:
 
 def _add_storage(p: argparse.ArgumentParser) -> None:
     p.add_argument("--storage", metavar="URL",
-                   help="SQLAlchemy URL of the study database (default: sqlite:///studies/<study>.db)")
+                   help="SQLAlchemy URL of the study database (default: sqlite:///studies/<study>.db, relative "
+                        "to the working directory)")
 
 
 def _add_execution(p: argparse.ArgumentParser) -> None:
@@ -118,14 +129,18 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--missing", choices=MISSING,
                      help="a table's missing values: impute (median + indicator, or a category of their own; "
                           "the default) or refuse them")
-    run.add_argument("--epochs", type=_positive_int, metavar="E", help="most epochs per trial (default 30)")
-    run.add_argument("--sampler", choices=SAMPLERS, help="Optuna sampler (default tpe)")
+    run.add_argument("--epochs", type=_positive_int, metavar="E",
+                     help=f"most epochs per search trial (default {DATASET_DEFAULTS['digits']['epochs']} on digits, "
+                          f"{StudySpec.epochs} otherwise; when given, also the finalists' epochs unless a preset "
+                          "sets finalist_epochs)")
+    run.add_argument("--sampler", choices=SAMPLERS, help="Optuna sampler (default tpe; gp needs PyTorch)")
     run.add_argument("--pruner", choices=PRUNERS, help="pruner on validation loss (default median)")
     run.add_argument("--seed", type=_nonnegative_int, metavar="S", help="study seed (default 0)")
     run.add_argument("--preset", metavar="FILE", help="study preset TOML, e.g. studies/digits.toml")
     run.add_argument("--cv", type=_positive_int, metavar="K",
                      help="k-fold cross-validation on train + validation for every search trial (default 1: "
-                          "one holdout split; finalists use finalist_cv, 3 on digits)")
+                          f"one holdout split; finalists use finalist_cv, {DATASET_DEFAULTS['digits']['finalist_cv']} "
+                          "on digits)")
     run.add_argument("--finalists", type=_nonnegative_int, metavar="K",
                      help="after the search, run the K best configurations again on fresh seeds and "
                           "choose the best mean (default 5; 0: no finalist stage)")
@@ -171,7 +186,7 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--study", type=_study_name, required=True, metavar="NAME", help="study name")
     report.add_argument("--out", metavar="FILE",
                         help="file to write (default: <study>-report.html or .md beside the database)")
-    report.add_argument("--format", choices=("html", "md"), default="html",
+    report.add_argument("--format", choices=REPORT_FORMATS, default="html",
                         help="html: one file, images inline; md: Markdown plus a folder of PNGs (default html)")
     report.add_argument("--data-dir", metavar="DIR",
                         help="directory holding the data set files (for parameter counts)")

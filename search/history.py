@@ -13,7 +13,7 @@ project's space, 250 ms at 10,000, when 64 workers on 1-s trials need one every
   shape as all of them, early random exploration included, and keeps their order
   (TPE weights trials by age).
 
-Measured (the README's "Long studies"): over 5 study seeds of 1,000 trials, the
+Measured (docs/how-it-works.md, "Long studies"): over 5 study seeds of 1,000 trials, the
 best value found is the same with this view as with every trial (and as with the
 last 250 trials, tried first; the even sample is kept for the reason above).
 

@@ -15,7 +15,7 @@ measured with ``tests/bench/bench_scale.py``):
   so it gets the last ``SNAPSHOT`` complete curves: a median is as well
   estimated from 200 recent curves as from all, and the recent ones are the
   trials a new one competes with (over 1,000-trial studies the best value found
-  was the same: the README's "Long studies");
+  was the same: docs/how-it-works.md, "Long studies");
 - Hyperband reads every finished trial: the last ``SNAPSHOT`` of them, with
   their trial numbers (gaps filled with placeholders), since it assigns
   brackets by trial number;

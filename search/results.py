@@ -165,6 +165,10 @@ def _fmt(spec: str):
     return lambda v: "-" if v is None or pd.isna(v) else format(v, spec)
 
 
+# The forms `report` writes: one HTML page with its images inline, or Markdown beside a folder of PNGs.
+# Stated here, not in search/report/, so that the CLI's parser lists them without importing matplotlib.
+REPORT_FORMATS: tuple[str, ...] = ("html", "md")
+
 # How leaderboard columns are printed (`show` and the report): column -> formatter.
 FORMATS = {
     "value": _fmt(".4f"),

@@ -1,8 +1,8 @@
 """How a trial's curves become the one number the study ranks it by.
 
 Why a module of its own: the choice decides which network the search hands
-back, and it was made by measurement (``tests/bench/bench_quality.py``; the
-README gives the figures). The best epoch of one noisy validation curve is
+back, and it was made by measurement (``tests/bench/bench_quality.py``;
+docs/search-quality.md gives the figures). The best epoch of one noisy validation curve is
 optimistic twice, over epochs and then over trials; a value taken from a
 smoothed curve, a mean over folds, and a winner chosen on fresh runs
 (the finalist stage) each remove part of that optimism.

@@ -41,7 +41,7 @@ FIXED_SETTINGS = ("dataset", "epochs", "sampler", "pruner", "seed", "determinist
                   "data", "target", "x_key", "y_key", "image_size", "missing")
 # Per data set, what a study uses where neither a flag nor a preset says otherwise
 # (a preset's [space] is laid over this space). Chosen by measurement with
-# tests/bench/bench_quality.py; the README's "Search quality" gives the figures.
+# tests/bench/bench_quality.py; docs/search-quality.md gives the figures.
 DATASET_DEFAULTS: dict[str, dict[str, Any]] = {
     # 1,797 images. One holdout split ranks 200 search trials of 20 epochs; the 5
     # finalists are cross-validated twice on fresh 3-fold splits of train + validation,
@@ -52,7 +52,7 @@ DATASET_DEFAULTS: dict[str, dict[str, Any]] = {
     # One wide hidden layer: deeper networks cost up to 7x more per epoch here and
     # scored no better.
     # Learning rates above 0.3 won the search by luck and lost 1-1.5 points on test
-    # (measured: the README's "Search quality").
+    # (measured: docs/search-quality.md).
     "digits": {
         "epochs": 20, "cv": 1, "finalist_cv": 3, "finalist_repeats": 2, "finalist_epochs": 80, "finalist_warp": 1.5,
         "selection": "smoothed_loss",

@@ -16,13 +16,14 @@ from search.errors import SearchError
 from search.report.facts import StudyFacts, gather
 from search.report.parallel import Plot, draw_all
 from search.report.render import Image, Section, to_html, to_markdown
+from search.results import REPORT_FORMATS
 from search.storage import default_url, sqlite_path
 
 __all__ = ["FORMATS", "build_sections", "default_report_path", "gather", "write_report"]
 
 logger = logging.getLogger(__name__)
 
-FORMATS = ("html", "md")
+FORMATS = REPORT_FORMATS
 
 
 def build_sections(facts: StudyFacts, data_dir: str | None = None) -> list[Section]:
