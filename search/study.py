@@ -59,8 +59,9 @@ def _name_objective(storage: RDBStorage, spec: StudySpec) -> None:
             study.set_metric_names([SELECTIONS[spec.selection].metric])
 
 
-def create_or_continue(storage: RDBStorage, spec: StudySpec, given: set[str],
-                       data_record: dict[str, Any] | None = None) -> tuple[StudySpec, int, StudyLease]:
+def create_or_continue(
+    storage: RDBStorage, spec: StudySpec, given: set[str], data_record: dict[str, Any] | None = None
+) -> tuple[StudySpec, int, StudyLease]:
     """The study for a ``run``: new with ``spec``, or the stored one if its settings agree.
 
     ``data_record`` (a file's identity and preprocessing) is stored on a new study;
