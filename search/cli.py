@@ -8,7 +8,6 @@ recording the in-flight trials; a traceback means a bug.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import dataclasses
 import logging
 import os
@@ -19,10 +18,13 @@ from typing import Any, NoReturn
 import optuna
 
 from model.datasets import DATASETS, MISSING, DatasetError
-from search.coordinator import Coordinator, Interrupted, RunSummary
-from search.datafile import check_unchanged, describe_data, peek_record
+from search import budget as bud
+from search.budget import format_duration, parse_duration
+from search.coordinator import Interrupted, RunSummary
+from search.datafile import describe_data
 from search.errors import SearchError
-from search.executors import EXECUTORS, make_executor
+from search.executors import EXECUTORS
+from search.job import Execution, JobResult, run_job
 from search.results import REPORT_FORMATS
 from search.spec import (
     DATASET_DEFAULTS,
@@ -35,8 +37,7 @@ from search.spec import (
     default_study_name,
 )
 from search.storage import default_url, open_storage
-from search.study import create_or_continue, load_spec
-from search.tasks import DataRef
+from search.study import load_spec
 
 logger = logging.getLogger("search")
 
@@ -78,6 +79,13 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _duration(text: str) -> float:
+    try:
+        return parse_duration(text)
+    except SearchError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def _study_name(text: str) -> str:
     try:
         return check_study_name(text)
@@ -95,7 +103,8 @@ def _add_execution(p: argparse.ArgumentParser) -> None:
     p.add_argument("--jobs", type=_positive_int, metavar="K",
                    help="worker processes (default: number of CPU cores)")
     p.add_argument("--timeout", type=_positive_float, metavar="SECONDS",
-                   help="stop starting new trials after this many seconds")
+                   help="stop after this many seconds: no trial starts that could not finish by then, and what "
+                        "still runs then is stopped and recorded for a re-run")
     p.add_argument("--data-dir", metavar="DIR", help="directory holding the data set files")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--executor", choices=EXECUTORS, default="local",
@@ -113,7 +122,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="create a study or continue one, until it holds N finished trials")
     run.add_argument("--trials", type=_positive_int, metavar="N",
-                     help="finished (complete + pruned) trials the study should hold (default 200)")
+                     help="finished (complete + pruned) trials the study should hold (default 200; with --budget, "
+                          "a ceiling)")
+    run.add_argument("--budget", type=_duration, metavar="DURATION",
+                     help="wall-clock time of the whole job, e.g. 90s, 30m, 2h: the search, the finalists and the "
+                          "final networks, planned from this data's measured costs (docs/budget.md)")
     run.add_argument("--study", type=_study_name, metavar="NAME", help="study name (default: the data set)")
     which = run.add_mutually_exclusive_group()
     which.add_argument("--dataset", choices=DATASETS, help="a built-in data set (default digits)")
@@ -212,7 +225,7 @@ def _given(args: argparse.Namespace, keys: Sequence[str]) -> dict[str, Any]:
 def _cmd_run(args: argparse.Namespace) -> int:
     overrides = _given(args, ("dataset", "trials", "epochs", "sampler", "pruner", "seed", "deterministic",
                               "cv", "finalists", "test_seed", "data", "target", "x_key", "y_key", "image_size",
-                              "missing"))
+                              "missing", "budget"))
     spec = build_spec(args.study or "default", args.preset, overrides)
     if args.study is None:  # the study is named after its data
         spec = dataclasses.replace(spec, name=default_study_name(spec))
@@ -231,25 +244,12 @@ def _cmd_resume(args: argparse.Namespace) -> int:
 
 
 def _execute(spec: StudySpec, args: argparse.Namespace, given: set[str], *, create: bool) -> int:
-    data = DataRef.of(spec, args.data_dir)
-    url = args.storage or default_url(spec.name)
-    check_unchanged(peek_record(url, spec.name), data, spec.name)  # before the file is converted again
-    dataset = data.load()  # before any file is written: a missing data set changes nothing
-    logger.info("%s: %d train / %d validation / %d test samples, %d features, %d classes",
-                spec.data_name, len(dataset.y_train), len(dataset.y_val), len(dataset.y_test),
-                dataset.n_features, dataset.n_classes)
-    with contextlib.ExitStack() as done:  # closed in reverse: executor, lease, storage
-        storage = open_storage(url, create=create)
-        done.callback(storage.engine.dispose)  # closes the writer's connections: SQLite checkpoints the WAL
-        spec, study_id, lease = create_or_continue(storage, spec, given, dataset.record)
-        done.callback(lease.release)
-        executor = make_executor(args.executor, args.jobs, args.scheduler)
-        done.callback(executor.close)
-        jobs = executor.n_workers
-        coordinator = Coordinator(spec, storage, study_id, executor, data=data, timeout=args.timeout,
-                                  progress=not args.no_progress, lease=lease)
-        summary = coordinator.run()
-    print(format_summary(summary, url, jobs, dataset.record))
+    options = Execution(args.storage, args.jobs, args.timeout, args.data_dir, not args.no_progress, args.executor,
+                        args.scheduler)
+    result = run_job(spec, options, given, create=create)
+    print(format_summary(result.summary, result.url, result.jobs, result.record))
+    if result.budget is not None:
+        print(format_budget(result))
     return 0
 
 
@@ -276,6 +276,33 @@ def format_summary(s: RunSummary, url: str, jobs: int, record: dict[str, Any] | 
     ]
     width = max(len(k) for k, _ in rows)
     return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
+
+
+def format_budget(r: JobResult) -> str:
+    """How the budget was planned and spent, stage by stage; then the final networks."""
+    assert r.budget is not None
+    used = r.spent_before + sum(r.stages.values())
+    rows = [("budget", f"{format_duration(r.budget)}: {format_duration(used)} used ({used / r.budget:.0%})"
+                       + (f", {format_duration(r.spent_before)} of it by earlier runs" if r.spent_before else ""))]
+    rows += [(f"  {stage}", f"{format_duration(s)} ({s / r.budget:.0%})") for stage, s in r.stages.items()]
+    if r.plan is not None:
+        p, c = r.plan, r.plan.cost
+        rows += [
+            ("plan", f"measured: {c.per_row_param * 1e9:.3g} ns per row x weight, {c.per_step * 1e3:.3g} ms per "
+                     f"mini-batch step; a typical network's epoch {p.typical_epoch_seconds:.2g} s on one worker"),
+            ("", f"search: {p.epochs} epochs a trial, about {p.expected_trials} trials, "
+                 f"{'one holdout split' if p.cv == 1 else f'{p.cv}-fold cross-validation'}; widths up to "
+                 f"{p.units_high} in {'one or two layers' if p.layers > 1 else 'one layer'}, batches "
+                 f"{', '.join(map(str, p.batches))}"),
+            ("", f"finalists: {p.finalists} x {p.finalist_repeats} fresh runs of {p.finalist_epochs} epochs"
+                 + (f" on images warped with strength {p.warp}" if p.warp else "")
+                 + "; then as many final networks as the time left trains"),
+            ("", f"this data needs about {format_duration(p.needed)} for a full search "
+                 f"({bud.TARGET_TRIALS} trials of 30 epochs)"),
+        ]
+    width = max(len(k) for k, _ in rows)
+    text = "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
+    return text + (f"\n{r.final}" if r.final else "")
 
 
 def _cmd_show(args: argparse.Namespace) -> int:

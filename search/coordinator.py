@@ -30,6 +30,7 @@ from optuna.storages import RDBStorage
 
 from search import finalists as fin
 from search.attempts import MAX_ATTEMPTS, RERUN, Planned, after_lost_worker
+from search.budget import SPENT_ATTR, TRIAL_CEILING, WARP_COST
 from search.errors import SearchError, StudyFailedError, root_cause
 from search.executors import Executor, WorkerLostError
 from search.lease import StudyLease
@@ -60,22 +61,48 @@ class _Pending:
     run: Planned  # as asked: its parameters, the seed it trains with, its stage attrs and attempt
 
 
+@dataclass(frozen=True, slots=True)
+class Deadlines:
+    """When a run must stop, in seconds from its start.
+
+    ``search``: no search trial starts that a typical one could not finish by then;
+    with ``budgeted``, the search is over then and the finalist stage follows.
+    ``stop``: no trial starts that could not finish by then, and what still runs
+    then is stopped and recorded for a re-run, as Ctrl-C does (``--timeout``,
+    and the end of a budget's finalist stage).
+    """
+
+    search: float
+    stop: float
+    budgeted: bool = False
+    typical_trial: float = 0.0  # a search trial's expected seconds before any has finished
+
+
 class Coordinator:
     """Asks the sampler, sends tasks to the executor, records their results; re-runs and gives up.
 
     ``run()`` recovers the stored trials, runs the search until the study holds
-    ``spec.trials`` finished search trials, then the finalist stage.
+    ``spec.trials`` finished search trials (or its deadline passes), then the
+    finalist stage.
     """
 
     def __init__(self, spec: StudySpec, storage: RDBStorage, study_id: int, executor: Executor,
-                 *, data: DataRef, timeout: float | None = None, progress: bool = True,
-                 max_failures: int = 10, prefetch: int = 2, lease: StudyLease | None = None) -> None:
+                 *, data: DataRef, timeout: float | None = None, deadlines: Deadlines | None = None,
+                 progress: bool = True, max_failures: int = 10, prefetch: int = 2,
+                 lease: StudyLease | None = None, spent_before: float | None = None) -> None:
         self.spec, self.storage, self.study_id, self.executor = spec, storage, study_id, executor
         self.lease = lease
-        self.data, self.timeout = data, timeout
+        self.data = data
+        self.deadlines = deadlines if timeout is None else Deadlines(timeout, timeout)
+        self._started = time.monotonic()
+        self._search_seconds: list[float] = []  # this run's finished search trials' durations
+        # a budget's seconds used before this run, kept on the study as they grow (so a killed
+        # run's time still counts when it resumes); None: no budget
+        self._spent_before, self._spent_stored = spent_before, 0.0
         self.max_failures, self.prefetch = max_failures, prefetch
         self.summary = RunSummary(spec.name)
-        self._progress = Progress(self.summary, spec.trials, enabled=progress)
+        counted = None if deadlines is not None and deadlines.budgeted and spec.trials >= TRIAL_CEILING else spec.trials
+        self._progress = Progress(self.summary, counted, enabled=progress)
         self._consecutive_failures = 0  # failed trials since the last finished one
         self._mirror = StudyMirror(spec, storage, study_id)
         self._writer = self._mirror.writer
@@ -193,25 +220,63 @@ class Coordinator:
         frozen = self._mirror.finish(pending.number, result, attrs)
         self.summary.count_ran(epochs, pending.task.config.epochs, finalist=pending.run.finalist)
         if not pending.run.finalist:
+            if result.outcome == "complete":
+                self._search_seconds.append(result.seconds)
             self._curves.append(curve(pending.number, complete, frozen.value, list(result.values),
                                       result.system_attrs))
             self.summary.count_search_trial(pending.number, complete, result.value, result.val_accuracy)
         self._progress.update()
 
     # ---------------------------------------------------------------- loop
-    def _timed_out(self, started: float) -> bool:
-        return self.timeout is not None and time.monotonic() - started > self.timeout
+    def _elapsed(self) -> float:
+        return time.monotonic() - self._started
+
+    def _past(self, which: str) -> bool:
+        return self.deadlines is not None and self._elapsed() >= getattr(self.deadlines, which)
+
+    def _fits(self, seconds: float, which: str) -> bool:
+        """Whether a trial of ``seconds`` started now ends before the deadline ``which``."""
+        return self.deadlines is None or self._elapsed() + seconds <= getattr(self.deadlines, which)
+
+    def _typical_search_trial(self) -> float:
+        """A complete search trial's seconds: the median of this run's, else the plan's estimate."""
+        if self._search_seconds:
+            return float(sorted(self._search_seconds)[len(self._search_seconds) // 2])
+        return self.deadlines.typical_trial if self.deadlines is not None else 0.0
 
     def _want_search(self, started: float) -> bool:
-        return not self._timed_out(started) and self.summary.finished + len(self._inflight) < self.spec.trials
+        typical = self._typical_search_trial()
+        return (self.summary.finished + len(self._inflight) < self.spec.trials
+                and self._fits(typical, "search") and self._fits(typical, "stop"))
+
+    def _run_seconds(self, trial: optuna.trial.FrozenTrial | None) -> float:
+        """What a finalist run of ``trial`` will take: its search run's seconds per epoch and fold, at its length."""
+        seconds, epochs = (trial.user_attrs.get("seconds"), trial.user_attrs.get("epochs")) if trial else (None, 0)
+        if not seconds or not epochs:
+            return 0.0
+        warp = WARP_COST if self.spec.finalist_warp else 1.0  # the search ran unwarped
+        return seconds / (epochs * self.spec.cv) * self.spec.finalist_epochs * self.spec.finalist_cv * warp
+
+    def _finalist_seconds(self, planned: Planned) -> float:
+        trial = next((t for t in self._mirror.trials() if t.number == planned.attrs[fin.FINALIST_OF]), None)
+        return self._run_seconds(trial)
 
     def _want_finalists(self, started: float) -> bool:
-        return not self._timed_out(started) and bool(self._planned)
+        return bool(self._planned) and self._fits(self._finalist_seconds(self._planned[0]), "stop")
+
+    def _search_over(self) -> bool:
+        """The search has its trials, or (a budget) its time."""
+        budgeted = self.deadlines is not None and self.deadlines.budgeted
+        return self.summary.finished >= self.spec.trials or (budgeted and not self._want_search(0.0))
 
     def _plan_finalists(self) -> None:
         """Choose the finalists from the finished search and queue their missing runs."""
         trials = self._mirror.trials()
         chosen = fin.choose(trials, self.spec.finalists)
+        if self.deadlines is not None and self.deadlines.budgeted:  # as many as the time left runs, best first
+            left = max(self.deadlines.stop - self._elapsed(), 0.0) * self.executor.n_workers
+            while len(chosen) > 1 and sum(self._run_seconds(t) for t in chosen) * self.spec.finalist_repeats > left:
+                chosen = chosen[:-1]
         record = {"after": self.summary.finished, "numbers": [t.number for t in chosen]}
         self._mirror.set_study_attr(fin.FINALISTS_ATTR, json.dumps(record))
         for run in fin.missing_runs(chosen, trials, self.spec.finalist_repeats):
@@ -223,17 +288,19 @@ class Coordinator:
         """The search until it holds ``trials`` finished trials, then the finalist stage."""
         loop = self._loop_in_batches if self.spec.deterministic else self._loop
         loop(lambda: self._want_search(started))
-        if self.summary.finished >= self.spec.trials:
+        self.summary.stage_seconds["search"] = self._elapsed()
+        search_over = self._search_over()
+        if search_over:
             # re-runs of interrupted search trials that the finished search no longer needs
             self._planned = collections.deque(p for p in self._planned if p.finalist)
-        if (self.spec.finalists and self.summary.finished >= self.spec.trials and not self._planned
-                and not self._timed_out(started)):
+        if self.spec.finalists and search_over and not self._planned and not self._past("stop"):
             self._plan_finalists()
             self._progress.expect(len(self._planned))
             loop(lambda: self._want_finalists(started))
+            self.summary.stage_seconds["finalists"] = self._elapsed() - self.summary.stage_seconds["search"]
 
     def run(self) -> RunSummary:
-        started = time.monotonic()
+        started = self._started = time.monotonic()
         self._recover()
         self._writer.flush()
         self._progress.open()
@@ -250,10 +317,33 @@ class Coordinator:
             self._abandon("the run stopped with an error")
             raise
         finally:
+            self._store_spent(every=0.0)
             self._progress.close()
             self._writer.close()
             self.summary.close(time.monotonic() - started, self._writer.seconds)
         return self.summary
+
+    def _wait_seconds(self) -> float:
+        """How long a wait may block: a second, or until the stop deadline."""
+        if self.deadlines is None:
+            return 1.0
+        return max(0.0, min(1.0, self.deadlines.stop - self._elapsed()))
+
+    def _store_spent(self, every: float = 5.0) -> None:
+        """Keep the budget's seconds used on the study, every few seconds (off the dispatch path)."""
+        if self._spent_before is None or self._writer.failed or self._elapsed() - self._spent_stored < every:
+            return
+        self._spent_stored = self._elapsed()
+        self._mirror.set_study_attr(SPENT_ATTR, json.dumps(round(self._spent_before + self._spent_stored, 3)))
+
+    def _stop_at_deadline(self) -> bool:
+        """At the stop deadline, what still runs is stopped and recorded for a re-run; True if so."""
+        if not self._inflight or not self._past("stop"):
+            return False
+        logger.info("time is up: stopping %d running trials, recorded for a re-run", len(self._inflight))
+        self.summary.stopped_at_deadline += len(self._inflight)
+        self._abandon("stopped at the time limit")
+        return True
 
     def _loop(self, want_more: Callable[[], bool]) -> None:
         capacity = self.executor.n_workers + self.prefetch
@@ -262,9 +352,12 @@ class Coordinator:
                 self._dispatch()
             if not self._inflight:
                 return
-            for handle in self.executor.wait(list(self._inflight), timeout=1.0):
+            for handle in self.executor.wait(list(self._inflight), timeout=self._wait_seconds()):
                 self._collect(handle)
             self._raise_if_broken()
+            self._store_spent()
+            if self._stop_at_deadline():
+                return
 
     def _loop_in_batches(self, want_more: Callable[[], bool]) -> None:
         """Deterministic: a batch of ``sync_batch`` trials is sampled from the same history
@@ -273,8 +366,10 @@ class Coordinator:
             while len(self._inflight) < self.spec.sync_batch and want_more():
                 self._dispatch()
             results: dict[Any, _Pending] = dict(self._inflight)
-            while len(self.executor.wait(list(results), timeout=1.0)) < len(results):
-                pass
+            while len(self.executor.wait(list(results), timeout=self._wait_seconds())) < len(results):
+                self._store_spent()
+                if self._stop_at_deadline():
+                    return
             for handle in sorted(results, key=lambda h: results[h].number):
                 self._collect(handle)
             self._raise_if_broken()

@@ -126,12 +126,22 @@ class LocalExecutor(Executor):
         outer: concurrent.futures.Future = concurrent.futures.Future()
         with self._lock:
             self._queue.append((outer, task))
-            self._fill(replace_broken=True)
+            sent = self._fill(replace_broken=True)
+        self._watch(sent)
         return outer
 
-    def _fill(self, *, replace_broken: bool) -> None:
-        """Hand queued tasks to pools with room (lock held), emptiest first. A broken pool is
-        replaced only from the coordinator's thread, never from loky's thread that reports the death."""
+    def _watch(self, sent: list[tuple[int, Any, _Sent]]) -> None:
+        """Call ``_finished`` when each sent task ends: attached with the lock released, since a task
+        that has already ended runs its callback at once, in this thread (it would wait for the lock
+        this thread holds: seen as a run that hung on a 50 ms digits trial)."""
+        for slot, pool, s in sent:
+            s.inner.add_done_callback(functools.partial(self._finished, slot, pool, s))
+
+    def _fill(self, *, replace_broken: bool) -> list[tuple[int, Any, _Sent]]:
+        """Hand queued tasks to pools with room (lock held), emptiest first; returns them for ``_watch``.
+        A broken pool is replaced only from the coordinator's thread, never from loky's thread that
+        reports the death."""
+        handed: list[tuple[int, Any, _Sent]] = []
         for depth in range(self.DEPTH):
             for slot in range(self.n_workers):
                 if len(self._sent[slot]) != depth or not self._queue:
@@ -150,7 +160,8 @@ class LocalExecutor(Executor):
                 outer, task = self._queue.popleft()
                 sent = _Sent(outer, task, inner)
                 self._sent[slot].append(sent)
-                inner.add_done_callback(functools.partial(self._finished, slot, pool, sent))
+                handed.append((slot, pool, sent))
+        return handed
 
     def _lost_pool(self, slot: int) -> _Sent | None:
         """The pool of ``slot`` is broken (lock held): its oldest unfinished task was running, the
@@ -173,7 +184,8 @@ class LocalExecutor(Executor):
             lost = self._lost_pool(slot) if broken else None
             if not broken and sent in self._sent[slot]:  # else delivered here after its worker died
                 self._sent[slot].remove(sent)
-            self._fill(replace_broken=False)  # the next task starts before the coordinator wakes
+            handed = self._fill(replace_broken=False)  # the next task starts before the coordinator wakes
+        self._watch(handed)
         if lost is not None:
             lost.outer.set_exception(WorkerLostError(str(inner.exception()).splitlines()[0]))
         elif inner.cancelled():  # the pool was shut down (close): so is the task
@@ -186,7 +198,8 @@ class LocalExecutor(Executor):
 
     def wait(self, handles: Collection[Any], timeout: float | None) -> set[Any]:
         with self._lock:
-            self._fill(replace_broken=True)
+            handed = self._fill(replace_broken=True)
+        self._watch(handed)
         done, _ = concurrent.futures.wait(handles, timeout=timeout, return_when=concurrent.futures.FIRST_COMPLETED)
         return done
 

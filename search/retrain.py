@@ -136,11 +136,15 @@ def _train_one(config: TrainConfig, data: DataRef) -> tuple[np.ndarray, Network,
 
 
 def retrain_best(study: str, storage_url: str | None = None, *, out: str | None = None,
-                 data_dir: str | None = None, seeds: int = 1, jobs: int | None = None) -> str:
-    """Retrain the winner ``seeds`` times on train + validation; score each, and their ensemble, on test."""
+                 data_dir: str | None = None, seeds: int = 1, jobs: int | None = None,
+                 epochs: int | None = None) -> str:
+    """Retrain the winner ``seeds`` times on train + validation; score each, and their ensemble, on test.
+
+    ``epochs``: how long (a budget's final stage sizes it); None: ``final_epochs``.
+    """
     started = time.perf_counter()
     spec, winner, url = _load(study, storage_url)
-    epochs = final_epochs(spec, winner)
+    epochs = epochs or final_epochs(spec, winner)
     data = DataRef.of(spec, data_dir)
     check_unchanged(peek_record(url, study), data, study)
     d = data.load()

@@ -18,6 +18,7 @@ from typing import Any
 
 from model import TrainConfig
 from model.datasets import DATASETS, MISSING, NORMALIZATIONS, DatasetError, FileSource, get_spec, parse_image_size
+from search.budget import parse_duration
 from search.errors import SearchError
 from search.pruning import PRUNERS as _PRUNER_TABLE
 from search.samplers import SAMPLERS as _SAMPLER_TABLE
@@ -111,10 +112,16 @@ class StudySpec:
     y_key: str | None = None
     image_size: str | None = None  # "HxW": resize every image to it (None: as they are)
     missing: str = "impute"      # a table's missing values: imputed, or refused
+    budget: float | None = None  # seconds for the whole job (search, finalists, final networks); None: no limit
 
     def __post_init__(self) -> None:
         check_study_name(self.name)
         self._check_data()
+        if isinstance(self.budget, str):  # a preset's "30m"
+            object.__setattr__(self, "budget", parse_duration(self.budget))
+        if self.budget is not None and (isinstance(self.budget, bool) or not isinstance(self.budget, (int, float))
+                                        or not 0 < self.budget < 30 * 86400):
+            raise SearchError(f"budget must be a duration like 90s, 30m or 2h, got {self.budget!r}")
         if self.val_fraction is None:
             object.__setattr__(self, "val_fraction", 0.2 if self.dataset in ("digits", None) else 0.1)
         if self.finalist_epochs is None:
@@ -245,7 +252,9 @@ def build_spec(name: str, preset: str | None, overrides: Mapping[str, Any]) -> S
             raise SearchError(f"give --dataset or --data, not both (dataset {kwargs['dataset']!r}, "
                               f"data {kwargs['data']!r})")
         kwargs["dataset"] = None
-    defaults = dict(DATASET_DEFAULTS.get(kwargs.get("dataset", StudySpec.dataset) or "", {}))
+    # with a budget the plan decides what a data set's table would (search/budget.py)
+    table = {} if kwargs.get("budget") else DATASET_DEFAULTS.get(kwargs.get("dataset", StudySpec.dataset) or "", {})
+    defaults = dict(table)
     if "epochs" in kwargs and "finalist_epochs" not in kwargs:
         defaults.pop("finalist_epochs", None)  # a budget the user set is the finalists' too
     space = parse_space(kwargs.pop("space", {}), base=parse_space(defaults.pop("space", {})))
@@ -257,7 +266,7 @@ def build_spec(name: str, preset: str | None, overrides: Mapping[str, Any]) -> S
 
 
 def check_compatible(stored: StudySpec, wanted: StudySpec, given: set[str]) -> StudySpec:
-    """A ``run`` on an existing study may change only the trial budget.
+    """A ``run`` on an existing study may change only the trial count and the time budget.
 
     ``given`` names the settings the user asked for explicitly (flags or preset);
     the others are taken from the stored study.
@@ -272,7 +281,8 @@ def check_compatible(stored: StudySpec, wanted: StudySpec, given: set[str]) -> S
             f"study {stored.name!r} already exists with other settings ({detail}); "
             f"use 'python -m search resume --study {stored.name}' or choose a new --study name"
         )
-    return replace(stored, trials=wanted.trials if "trials" in given else stored.trials)
+    return replace(stored, trials=wanted.trials if "trials" in given else stored.trials,
+                   budget=wanted.budget if "budget" in given else stored.budget)
 
 
 def as_finalist(spec: StudySpec, config: TrainConfig) -> TrainConfig:
@@ -284,3 +294,8 @@ def as_finalist(spec: StudySpec, config: TrainConfig) -> TrainConfig:
     if spec.finalist_warp is None:
         return config
     return replace(config, augment_warp=spec.finalist_warp)
+
+
+def with_plan(spec: StudySpec, planned: Mapping[str, Any], given: set[str]) -> StudySpec:
+    """A budgeted study's settings: the plan's (search/budget.py), except what a flag or preset stated."""
+    return replace(spec, **{key: value for key, value in planned.items() if key not in given})

@@ -28,6 +28,8 @@ class RunSummary:
     finalist_runs: int = 0  # in the study, finished
     failed: int = 0  # in this run
     retries: int = 0  # in this run
+    stopped_at_deadline: int = 0  # in this run: running at the time limit, recorded for a re-run
+    stage_seconds: dict[str, float] = field(default_factory=dict)  # this run's wall time per stage
     ran: int = 0  # finished in this run
     epochs_run: int = 0  # in this run
     epochs_budget: int = 0  # in this run: trials x max epochs
@@ -102,9 +104,12 @@ def busy_fraction(task_spans: Sequence[tuple[int, float, float]]) -> float:
 
 
 class Progress:
-    """The run's one progress bar: finished search trials (up to ``trials``) plus finalist runs."""
+    """The run's one progress bar: finished search trials (up to ``trials``) plus finalist runs.
 
-    def __init__(self, summary: RunSummary, trials: int, *, enabled: bool) -> None:
+    ``trials`` None (a budget decides the count): a count and a rate, no total.
+    """
+
+    def __init__(self, summary: RunSummary, trials: int | None, *, enabled: bool) -> None:
         self._summary, self._trials, self._enabled = summary, trials, enabled
         self._bar: tqdm | None = None
 
@@ -113,8 +118,8 @@ class Progress:
         if self._enabled:
             s = self._summary
             self._bar = tqdm(
-                total=self._trials + s.finalist_runs,
-                initial=min(s.finished, self._trials) + s.finalist_runs,
+                total=None if self._trials is None else self._trials + s.finalist_runs,
+                initial=self._done(),
                 desc=s.study,
                 unit="trial",
                 dynamic_ncols=True,
@@ -123,14 +128,18 @@ class Progress:
     def update(self) -> None:
         if self._bar is not None:
             s = self._summary
-            self._bar.n = min(s.finished, self._trials) + s.finalist_runs
+            self._bar.n = self._done()
             best = "-" if s.best_accuracy is None else f"{s.best_accuracy:.4f}"
             self._bar.set_postfix_str(f"pruned={s.pruned} failed={s.failed} best_val_acc={best}", refresh=True)
 
     def expect(self, more: int) -> None:
         """``more`` runs are planned beyond those counted so far (the finalist stage)."""
-        if self._bar is not None:
+        if self._bar is not None and self._trials is not None:
             self._bar.total = self._trials + self._summary.finalist_runs + more
+
+    def _done(self) -> int:
+        s = self._summary
+        return (s.finished if self._trials is None else min(s.finished, self._trials)) + s.finalist_runs
 
     def close(self) -> None:
         if self._bar is not None:

@@ -144,3 +144,30 @@ def test_a_broken_connection_with_the_scheduler_up_costs_a_rerun() -> None:
         with pytest.raises(WorkerLostError) as lost:
             executor.result(_Handle(comm_closed))
     assert lost.value.retryable
+
+
+class _DonePool:
+    """A pool whose tasks have ended before ``submit`` returns: the race a 50 ms trial can win."""
+
+    def submit(self, fn, task):
+        import concurrent.futures
+
+        future: concurrent.futures.Future = concurrent.futures.Future()
+        future.set_result(types.SimpleNamespace(number=task.number))
+        return future
+
+    def shutdown(self, wait: bool = True, kill_workers: bool = False) -> None:
+        pass
+
+
+def test_a_task_that_ends_before_its_callback_is_attached_does_not_hang_the_executor(monkeypatch) -> None:
+    monkeypatch.setattr(LocalExecutor, "_new_pool", staticmethod(lambda: _DonePool()))
+    executor = LocalExecutor(2)
+    results: list = []
+    submitter = threading.Thread(target=lambda: results.extend(executor.submit(_task(n)) for n in range(5)),
+                                 daemon=True)
+    submitter.start()
+    submitter.join(10)
+    assert not submitter.is_alive(), "submit waited for a lock its own thread held"
+    assert [executor.result(f).number for f in results] == list(range(5))
+    executor.close()

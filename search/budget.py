@@ -1,0 +1,308 @@
+"""``--budget``: the whole job in a wall-clock time, planned from measured costs.
+
+A budget is the user's unit: "30 minutes for the best network you can find".
+It is spent in three stages, each with its share (``SHARES``): the search,
+the finalists' fresh runs, and the final networks of ``best --retrain``. How
+much each stage can afford comes from what this data costs on this machine,
+measured before the study begins: ``probe`` trains one epoch of a few
+networks of different sizes on a sample of the training rows, one BLAS
+thread as in a worker, and fits ``CostModel`` (seconds per epoch against
+rows, parameters and mini-batch steps). ``plan_budget`` turns it into the
+study's settings: the space scaled to the data (widths the budget can pay
+for, batch sizes the rows allow), the search fidelity (epochs per trial),
+cross-validation where the data is small enough to afford it, and the
+finalist stage; the final ensemble is sized when its stage begins, from what
+is left (``final_networks``).
+
+Only the training and validation splits are read here; the test split is
+read once, by the final networks.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import time
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+from threadpoolctl import threadpool_limits
+
+from model import TrainConfig, Training
+from model.datasets import Dataset
+from search.errors import SearchError
+from search.space import Choice, Dim, Fixed, Float, Int
+
+__all__ = [
+    "SHARES",
+    "SPENT_ATTR",
+    "TRIAL_CEILING",
+    "CostModel",
+    "Plan",
+    "budget_space",
+    "final_networks",
+    "format_duration",
+    "parse_duration",
+    "plan_budget",
+    "probe",
+]
+
+# What each stage may spend of the budget; the rest is the margin for start-up, the
+# storage's last writes and the estimates' error.
+SHARES: dict[str, float] = {"search": 0.55, "finalists": 0.2, "final": 0.17}
+MARGIN = 1.0 - sum(SHARES.values())
+# Epochs a search trial may train: the plan picks the longest its share affords.
+FIDELITIES: tuple[int, ...] = (3, 5, 8, 10, 15, 20, 30, 40, 60)
+# Search trials the plan wants at its chosen fidelity: TPE's 10 random start-up trials,
+# then enough guided ones to learn from.
+TARGET_TRIALS = 40
+ENSEMBLE_MAX = 5
+# A budget without --trials: time decides the count; this ceiling only keeps it a number.
+TRIAL_CEILING = 100_000
+SPENT_ATTR = "budget_spent"  # study user attr: seconds of its budget that its runs have used
+# Images get warped finalists and final networks when these train long enough: by 5-fold CV a
+# warp of 1 over 80 epochs took digits from 0.985 to 0.992, while within 30 epochs it cost
+# Fashion-MNIST 0.8-1.6 points (docs/search-quality.md). It costs a small network about as
+# much as its training step: WARP_COST times the epoch.
+WARP = 1.0
+WARP_MIN_EPOCHS = 60
+WARP_COST = 2.0
+_UNITS = (16, 2048)  # widest and narrowest hidden layers a budgeted space may hold
+_BATCHES = (16, 32, 64, 128, 256, 512)
+_PROBE_ROWS = 2048
+_UNIT = {"s": 1, "m": 60, "h": 3600}
+
+
+def parse_duration(text: str) -> float:
+    """``"30m"``, ``"90s"``, ``"2h"``, ``"1h30m"`` or plain seconds -> seconds."""
+    s = str(text).strip().lower().replace(" ", "")
+    if re.fullmatch(r"\d+(\.\d+)?", s):
+        seconds = float(s)
+    else:
+        parts = re.findall(r"(\d+(?:\.\d+)?)([hms])", s)
+        if not parts or "".join(n + u for n, u in parts) != s:
+            raise SearchError(f"budget must be a duration like 90s, 30m, 2h or 1h30m, got {text!r}")
+        seconds = sum(float(n) * _UNIT[u] for n, u in parts)
+    if not 0 < seconds < 30 * 86400:
+        raise SearchError(f"budget must be more than 0 s and less than 30 days, got {text!r}")
+    return seconds
+
+
+def format_duration(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    return f"{seconds / 60:.1f} min" if seconds < 7200 else f"{seconds / 3600:.2f} h"
+
+
+def n_parameters(n_in: int, hidden: tuple[int, ...], n_out: int) -> int:
+    widths = [n_in, *hidden, n_out]
+    return sum(a * b + b for a, b in zip(widths, widths[1:]))
+
+
+@dataclass(frozen=True)
+class CostModel:
+    """Seconds of one training epoch: ``rows x params x per_row_param + steps x per_step``.
+
+    The first term is the matrix products (forward, backward, update: all
+    proportional to rows times weights); the second the fixed cost of a
+    mini-batch step in Python, which dominates small networks at small batches.
+    Validation costs a forward pass, a third of a training row.
+    """
+
+    per_row_param: float
+    per_step: float
+
+    def epoch_seconds(self, n_train: int, n_val: int, params: int, batch: int) -> float:
+        rows = n_train + n_val / 3
+        return rows * params * self.per_row_param + math.ceil(n_train / batch) * self.per_step
+
+
+def _probe_configs(n_in: int, n_out: int) -> list[tuple[tuple[int, ...], int]]:
+    """(hidden, batch) pairs spanning the space: narrow and wide, small and large steps."""
+    return [((64,), 16), ((64,), 256), ((1024,), 256), ((512, 512), 64)]
+
+
+def probe(data: Dataset, seed: int = 0) -> CostModel:
+    """Time one epoch of a few networks on a sample of the training rows (one BLAS thread, as a worker)."""
+    rng = np.random.default_rng(seed)
+    n = min(_PROBE_ROWS, len(data.y_train))
+    rows = rng.choice(len(data.y_train), n, replace=False)
+    X, y = np.ascontiguousarray(data.X_train[rows]), data.y_train[rows]
+    measured: list[tuple[float, float, float]] = []  # (rows x params, steps, seconds)
+    with threadpool_limits(1):
+        for hidden, batch in _probe_configs(data.n_features, data.n_classes):
+            config = TrainConfig(hidden=hidden, batch_size=batch, epochs=2, seed=seed)
+            run = Training(config, X, y, X[:1], y[:1], n_classes=data.n_classes)
+            run.step()  # the first epoch allocates; the second is the one timed
+            start = time.perf_counter()
+            run.step()
+            seconds = time.perf_counter() - start
+            measured.append((n * n_parameters(data.n_features, hidden, data.n_classes), math.ceil(n / batch), seconds))
+    A = np.array([[a, b] for a, b, _ in measured])
+    t = np.array([s for *_, s in measured])
+    coef, *_ = np.linalg.lstsq(A, t, rcond=None)
+    per_row_param, per_step = (max(float(c), 1e-15) for c in coef)
+    return CostModel(per_row_param, per_step)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How a budget is to be spent, as the study's settings and the figures behind them."""
+
+    budget: float  # seconds, the whole job
+    seconds: dict[str, float]  # each stage's share, in seconds
+    epochs: int  # search fidelity
+    cv: int
+    expected_trials: int  # search trials the search share affords at a typical network's cost
+    finalists: int
+    finalist_repeats: int
+    finalist_epochs: int
+    warp: float | None  # augment_warp of the finalists and final networks (images that train long enough)
+    units_high: int  # the widest layer the space holds
+    layers: int  # the most hidden layers it holds
+    batches: tuple[int, ...]
+    typical_epoch_seconds: float  # a mid-sized network of the space, one worker
+    needed: float  # the budget a full plan needs (TARGET_TRIALS at the most epochs)
+    cost: CostModel
+
+    def settings(self) -> dict[str, Any]:
+        """The StudySpec settings this plan decides (a preset or flag still wins over them)."""
+        return {
+            "epochs": self.epochs,
+            "cv": self.cv,
+            "finalist_cv": self.cv,
+            "finalists": self.finalists,
+            "finalist_repeats": self.finalist_repeats,
+            "finalist_epochs": self.finalist_epochs,
+            "finalist_warp": self.warp,
+            "selection": "smoothed_loss",
+            "space": budget_space(self.units_high, self.layers, self.batches),
+        }
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["batches"] = list(self.batches)
+        return data
+
+
+def budget_space(units_high: int, layers: int, batches: tuple[int, ...]) -> dict[str, Dim]:
+    """The space a budgeted study searches, scaled to the data by the plan.
+
+    One or two wide layers, Nesterov momentum and a cosine schedule laid over
+    the trial's epochs: the recipe the hand-tuned digits and Fashion-MNIST
+    studies converged to, here with widths the budget can pay for and batch
+    sizes the rows allow. Sigmoid is left out (it trained worse than the
+    others in every measurement here).
+    """
+    return {
+        "n_layers": Int(1, layers) if layers > 1 else Fixed(1),
+        "units": Int(_UNITS[0], units_high, log=True),
+        "batch_size": Choice(batches),
+        "learning_rate": Float(1e-3, 0.3, log=True),
+        "optimizer": Fixed("nesterov"),
+        "momentum": Fixed(0.9),
+        "lr_schedule": Fixed("cosine"),
+        "dropout": Float(0.0, 0.5),
+        "l2": Float(1e-6, 1e-2, log=True, zero=True),
+        "activation": Choice(("relu", "leaky_relu", "tanh")),
+    }
+
+
+def _typical_params(n_in: int, n_out: int, units_high: int, layers: int) -> int:
+    """A mid-sized network of the space: the geometric middle width, 1.5 layers when two are allowed."""
+    mid = int(math.sqrt(_UNITS[0] * units_high))
+    one, two = n_parameters(n_in, (mid,), n_out), n_parameters(n_in, (mid, mid), n_out)
+    return one if layers == 1 else (one + two) // 2
+
+
+def plan_budget(budget: float, data: Dataset, workers: int, cost: CostModel, elapsed: float = 0.0) -> Plan:
+    """The study's settings for ``budget`` seconds on ``workers`` processes (``elapsed``: spent before)."""
+    n_train, n_val = len(data.y_train), len(data.y_val)
+    n_in, n_out = data.n_features, data.n_classes
+    seconds = {stage: share * budget for stage, share in SHARES.items()}
+    search = max(seconds["search"] - elapsed, 0.0) * workers  # worker-seconds
+    batches = tuple(b for b in _BATCHES if b <= max(16, n_train // 8)) or (16,)
+
+    def epoch(params: int, batch: int, rows: int = n_train) -> float:
+        return cost.epoch_seconds(rows, n_val, params, batch)
+
+    # The space's biggest network, trained at the chosen fidelity on the smallest batch, may
+    # cost at most a quarter of the search's wall time: a few such draws (TPE's random
+    # start-up draws some) cannot eat the search. One wide layer first (deeper networks
+    # cost more and scored no better on digits and Fashion-MNIST); a second one only where
+    # two of the widest fit; else narrower.
+    wall = max(seconds["search"] - elapsed, 0.0)
+    units_high, layers = _UNITS[1], 2
+    while True:
+        typical = epoch(_typical_params(n_in, n_out, units_high, layers), 64)
+        cv = 1
+        if n_train + n_val < 5000 and search / (typical * FIDELITIES[-2]) >= 300:
+            cv = 5 if n_train + n_val < 1000 else 3  # small data: one holdout split ranks trials by noise
+        affordable = [e for e in FIDELITIES if search / (typical * e * cv) >= TARGET_TRIALS]
+        epochs = max(affordable) if affordable else FIDELITIES[0]
+        biggest = epoch(n_parameters(n_in, (units_high,) * layers, n_out), batches[0]) * epochs * cv
+        if biggest <= wall / 4 or (units_high <= 64 and layers == 1):
+            break
+        if layers == 2:
+            layers = 1
+        else:
+            units_high //= 2
+    expected = int(search / (typical * epochs * cv))
+    # finalists: fresh runs of the best configurations, longer than a search trial when it pays
+    finalist_share = seconds["finalists"] * workers
+    finalists, repeats, finalist_epochs = 5, 2, epochs
+    for factor in (3, 2, 1):
+        if finalists * repeats * typical * epochs * factor * cv <= finalist_share:
+            finalist_epochs = epochs * factor
+            break
+    while finalists > 2 and finalists * repeats * typical * finalist_epochs * cv > finalist_share:
+        finalists -= 1
+    if finalists * repeats * typical * finalist_epochs * cv > finalist_share:
+        repeats = 1
+    warp = WARP if data.image_shape is not None and finalist_epochs >= WARP_MIN_EPOCHS else None
+    if warp is not None:  # the warped runs must still fit
+        while finalists > 2 and finalists * repeats * typical * finalist_epochs * cv * WARP_COST > finalist_share:
+            finalists -= 1
+    full = FIDELITIES[-3]  # 30 epochs: what a generous plan gives a trial
+    needed = (TARGET_TRIALS * typical * full / workers) / SHARES["search"]
+    return Plan(
+        budget,
+        seconds,
+        epochs,
+        cv,
+        expected,
+        finalists,
+        repeats,
+        finalist_epochs,
+        warp,
+        units_high,
+        layers,
+        batches,
+        typical,
+        needed,
+        cost,
+    )
+
+
+def minimum_budget(data: Dataset, workers: int, cost: CostModel) -> float:
+    """Below this, not one epoch of the smallest network fits in each stage: refused up front."""
+    smallest = cost.epoch_seconds(
+        len(data.y_train), len(data.y_val), n_parameters(data.n_features, (_UNITS[0],), data.n_classes), 128
+    )
+    # a search trial and a finalist run of 3 epochs, and one final network, each within its share
+    need = max(3 * smallest / SHARES["search"], 3 * smallest / SHARES["finalists"], 3 * smallest / SHARES["final"])
+    return need / (1 - MARGIN) + 2.0
+
+
+def final_networks(seconds_left: float, epoch_seconds: float, epochs: int, workers: int) -> tuple[int, int]:
+    """(networks, epochs) of the final ensemble that fit in ``seconds_left``: more networks first, then fewer epochs.
+
+    ``epoch_seconds`` is one epoch of the winner on train + validation, one worker.
+    """
+    for k in range(ENSEMBLE_MAX, 0, -1):
+        rounds = math.ceil(k / workers)
+        if rounds * epochs * epoch_seconds <= seconds_left:
+            return k, epochs
+    fitting = int(seconds_left / max(epoch_seconds, 1e-9))
+    return 1, max(1, min(epochs, fitting))

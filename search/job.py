@@ -1,0 +1,217 @@
+"""The job of ``run`` and ``resume``: data, plan, study, coordinator and, with a budget, the final networks.
+
+Kept apart from the command line so that the order of its steps is read in
+one place: the data is loaded and the file checked before anything is
+written; a budget is planned (``search/budget.py``) before the study is
+created, since the plan decides its settings; the executor's workers exist
+before the plan, since the plan is sized for them; and the final networks
+are trained after the coordinator has released its workers.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any, cast
+
+from search import budget as bud
+from search.coordinator import Coordinator, Deadlines, RunSummary
+from search.datafile import check_unchanged, peek_record
+from search.errors import SearchError
+from search.executors import make_executor
+from search.retrain import final_epochs, find_winner, retrain_best
+from search.spec import StudySpec, with_plan
+from search.storage import default_url, open_storage
+from search.study import create_or_continue, load_spec
+from search.tasks import DataRef
+
+__all__ = ["Execution", "JobResult", "run_job"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Execution:
+    """How a run executes: nothing here changes what its trials mean."""
+
+    storage: str | None = None
+    jobs: int | None = None
+    timeout: float | None = None
+    data_dir: str | None = None
+    progress: bool = True
+    executor: str = "local"
+    scheduler: str | None = None
+
+
+@dataclass
+class JobResult:
+    summary: RunSummary
+    url: str
+    jobs: int
+    record: dict[str, Any] | None  # a file's record
+    plan: bud.Plan | None = None  # a new budgeted study's plan
+    budget: float | None = None
+    spent_before: float = 0.0
+    stages: dict[str, float] = field(default_factory=dict)  # this run's seconds per stage
+    final: str | None = None  # the final networks' report, when a budget trained them
+
+
+def _stored(url: str, name: str) -> tuple[StudySpec, float] | None:
+    """An existing study's spec and budget spent, read-only; None if there is no such study."""
+    from search.storage import sqlite_path
+
+    path = sqlite_path(url)
+    if path is not None and not path.exists():
+        return None
+    try:
+        storage = open_storage(url, read_only=True)
+    except SearchError:
+        return None
+    try:
+        spec, study_id = load_spec(storage, name)
+        spent = float(json.loads(storage.get_study_user_attrs(study_id).get(bud.SPENT_ATTR, "0")))
+        return spec, spent
+    except SearchError:
+        return None
+    finally:
+        storage.engine.dispose()
+
+
+def _store_spent(url: str, name: str, seconds: float) -> None:
+    storage = open_storage(url)
+    try:
+        storage.set_study_user_attr(load_spec(storage, name)[1], bud.SPENT_ATTR, json.dumps(round(seconds, 3)))
+    finally:
+        storage.engine.dispose()
+
+
+def run_job(spec: StudySpec, options: Execution, given: set[str], *, create: bool) -> JobResult:
+    started = time.monotonic()
+    data = DataRef.of(spec, options.data_dir)
+    url = options.storage or default_url(spec.name)
+    check_unchanged(peek_record(url, spec.name), data, spec.name)  # before the file is converted again
+    dataset = data.load()  # before any file is written: a missing data set changes nothing
+    logger.info(
+        "%s: %d train / %d validation / %d test samples, %d features, %d classes",
+        spec.data_name,
+        len(dataset.y_train),
+        len(dataset.y_val),
+        len(dataset.y_test),
+        dataset.n_features,
+        dataset.n_classes,
+    )
+    stored = _stored(url, spec.name)
+    spent_before = stored[1] if stored else 0.0
+    budget = spec.budget if stored is None or "budget" in given else stored[0].budget
+    plan = None
+    with contextlib.ExitStack() as done:  # closed in reverse: executor, lease, storage
+        executor = make_executor(options.executor, options.jobs, options.scheduler)
+        done.callback(executor.close)
+        jobs = executor.n_workers
+        if budget is not None and stored is None:
+            cost = bud.probe(dataset, spec.seed)
+            least = bud.minimum_budget(dataset, jobs, cost)
+            if budget < least:
+                raise SearchError(
+                    f"a budget of {bud.format_duration(budget)} cannot train one epoch of the "
+                    f"smallest network in each stage on this data: give at least "
+                    f"{bud.format_duration(least)}"
+                )
+            plan = bud.plan_budget(budget, dataset, jobs, cost, elapsed=time.monotonic() - started)
+            spec = with_plan(spec, plan.settings(), given)
+            if "trials" not in given:
+                spec = _without_trial_cap(spec)
+        storage = open_storage(url, create=create)
+        done.callback(storage.engine.dispose)  # closes the writer's connections: SQLite checkpoints the WAL
+        spec, study_id, lease = create_or_continue(storage, spec, given, dataset.record)
+        done.callback(lease.release)
+        budget = spec.budget
+        setup = time.monotonic() - started
+        deadlines = _deadlines(spec, budget, spent_before + setup, options.timeout, plan)
+        coordinator = Coordinator(
+            spec,
+            storage,
+            study_id,
+            executor,
+            data=data,
+            deadlines=deadlines,
+            progress=options.progress,
+            lease=lease,
+            spent_before=None if budget is None else spent_before + setup,
+        )
+        summary = coordinator.run()
+    result = JobResult(
+        summary, url, jobs, dataset.record, plan, budget, spent_before, {"start-up": setup, **summary.stage_seconds}
+    )
+    if budget is not None:
+        stage_start = time.monotonic()
+        result.final = _final_networks(
+            spec, url, budget, budget - spent_before - (stage_start - started), jobs, options
+        )
+        result.stages["final networks"] = time.monotonic() - stage_start
+        _store_spent(url, spec.name, spent_before + time.monotonic() - started)
+    return result
+
+
+def _without_trial_cap(spec: StudySpec) -> StudySpec:
+    """A budget without --trials: time decides how many (the count is only a ceiling no plan reaches)."""
+    import dataclasses
+
+    return dataclasses.replace(spec, trials=bud.TRIAL_CEILING)
+
+
+def _deadlines(
+    spec: StudySpec, budget: float | None, spent: float, timeout: float | None, plan: bud.Plan | None
+) -> Deadlines | None:
+    """The coordinator's deadlines, in seconds from its start: a budget's stage ends, or ``--timeout``."""
+    if budget is None:
+        return None if timeout is None else Deadlines(timeout, timeout)
+    search_end = bud.SHARES["search"] * budget - spent
+    stop = (bud.SHARES["search"] + bud.SHARES["finalists"]) * budget - spent
+    if timeout is not None:
+        search_end, stop = min(search_end, timeout), min(stop, timeout)
+    typical = plan.typical_epoch_seconds * spec.epochs * spec.cv if plan else 0.0
+    return Deadlines(max(search_end, 0.0), max(stop, 0.0), budgeted=True, typical_trial=typical)
+
+
+def _final_networks(
+    spec: StudySpec, url: str, budget: float, seconds_left: float, jobs: int, options: Execution
+) -> str:
+    """The final ensemble of the budget's last stage, sized to what is left of it."""
+    storage = open_storage(url, read_only=True)
+    try:
+        _, study_id = load_spec(storage, spec.name)
+        winner = find_winner(storage, study_id, spec.name)
+    except SearchError as exc:  # not one trial finished in the search's share
+        raise SearchError(f"{exc}: its budget of {bud.format_duration(budget)} left no time to finish a trial "
+                          "of this data; give a longer --budget") from None
+    finally:
+        storage.engine.dispose()
+    epochs = final_epochs(spec, winner)
+    epoch_seconds = _epoch_seconds(spec, winner.runs or (winner.trial,))
+    usable = seconds_left - bud.MARGIN * budget
+    k, epochs = bud.final_networks(usable, epoch_seconds, epochs, jobs)
+    logger.info(
+        "final networks: %d of %d epochs (%.1f s per epoch, %.0f s left)", k, epochs, epoch_seconds, seconds_left
+    )
+    return retrain_best(spec.name, options.storage, data_dir=options.data_dir, seeds=k, jobs=jobs, epochs=epochs)
+
+
+def _epoch_seconds(spec: StudySpec, runs: Any) -> float:
+    """One epoch of the winner on train + validation, one worker: from its runs' own timings.
+
+    A run of k folds trained k networks on (k-1)/k of train + validation each; a holdout
+    run one network on the training split (val_fraction short of the whole).
+    """
+    per_epoch = []
+    for t in runs:
+        seconds, epochs = t.user_attrs.get("seconds"), t.user_attrs.get("epochs")
+        if seconds and epochs:
+            folds = cast(int, spec.finalist_cv) if t.user_attrs.get("stage") == "finalist" else spec.cv
+            share = (folds - 1) / folds if folds > 1 else 1 - cast(float, spec.val_fraction)
+            warp = bud.WARP_COST if spec.finalist_warp and t.user_attrs.get("stage") != "finalist" else 1.0
+            per_epoch.append(seconds / epochs / folds / share * warp)
+    return max(per_epoch) if per_epoch else 0.0

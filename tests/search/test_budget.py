@@ -1,0 +1,176 @@
+"""--budget and --timeout: the whole job within its time, planned from measured costs.
+
+The plan's arithmetic is tested without processes; the time limits with the
+real CLI, real workers and the wall clock, with the margins a loaded 2-core
+machine needs (start-up: importing NumPy, Optuna and scikit-learn, 1-3 s).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+from model.datasets import load_dataset
+from search.budget import (
+    FIDELITIES,
+    SHARES,
+    CostModel,
+    final_networks,
+    minimum_budget,
+    parse_duration,
+    plan_budget,
+)
+from search.errors import SearchError
+from tests.conftest import finished, query, run_cli, running_cli, states, wait_until_finished
+
+START_UP = 6.0  # seconds a fresh `python -m search` may take before its clock starts, on a loaded machine
+
+
+@pytest.mark.parametrize("text, seconds", [("90s", 90), ("30m", 1800), ("2h", 7200), ("1h30m", 5400),
+                                           ("45", 45), ("1.5m", 90), (" 2M ", 120)])
+def test_a_duration_is_read_in_seconds_minutes_or_hours(text: str, seconds: float) -> None:
+    assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["ten", "5x", "-3m", "0", "m", "3m2", "40d"])
+def test_a_duration_that_is_not_one_is_refused_naming_it(text: str) -> None:
+    with pytest.raises(SearchError, match="budget must be"):
+        parse_duration(text)
+
+
+def test_the_final_ensemble_takes_as_many_networks_as_fit_then_fewer_epochs() -> None:
+    # 2 workers, 10 s an epoch, 30 epochs: a round of two networks costs 300 s
+    assert final_networks(1000, 10.0, 30, 2) == (5, 30)  # 3 rounds = 900 s
+    assert final_networks(650, 10.0, 30, 2) == (4, 30)
+    assert final_networks(310, 10.0, 30, 2) == (2, 30)
+    assert final_networks(120, 10.0, 30, 2) == (1, 12)  # not even one full network: fewer epochs
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return load_dataset("digits", val_fraction=0.2)
+
+
+def test_a_longer_budget_never_plans_less_search(digits) -> None:
+    cost = CostModel(per_row_param=2e-10, per_step=5e-5)
+    plans = [plan_budget(b, digits, 2, cost) for b in (20, 60, 300, 1800, 7200)]
+    for shorter, longer in zip(plans, plans[1:]):
+        assert longer.epochs * longer.cv >= shorter.epochs * shorter.cv
+        assert longer.units_high >= shorter.units_high
+        assert longer.finalist_epochs >= shorter.finalist_epochs
+    assert all(p.epochs in FIDELITIES for p in plans)
+    assert plans[-1].cv > 1  # small data and time to spare: cross-validation ranks the trials
+
+
+def test_an_expensive_network_is_kept_out_of_a_short_budget(digits) -> None:
+    slow = CostModel(per_row_param=2e-7, per_step=5e-5)  # a thousand times slower machine
+    plan = plan_budget(60, digits, 2, slow)
+    assert plan.units_high < 2048
+    assert plan.epochs == FIDELITIES[0]
+    assert plan.needed > 60  # and it says so
+
+
+def test_the_minimum_budget_pays_one_short_run_in_each_stage(digits) -> None:
+    cost = CostModel(per_row_param=2e-10, per_step=5e-5)
+    least = minimum_budget(digits, 2, cost)
+    assert 2.0 < least < 10.0
+
+
+def test_a_budget_run_ends_within_its_time_with_final_networks_that_predict(tmp_path: Path) -> None:
+    from sklearn.datasets import load_wine
+
+    csv = tmp_path / "wine.csv"
+    load_wine(as_frame=True).frame.to_csv(csv, index=False)
+    db = tmp_path / "b.db"
+    url = f"sqlite:///{db}"
+    budget = 20.0
+    start = time.monotonic()
+    out = run_cli("run", "--data", str(csv), "--budget", "20s", "--study", "b", "--storage", url, "--no-progress")
+    wall = time.monotonic() - start
+    assert out.returncode == 0, out.stderr
+    assert wall <= budget * 1.05 + START_UP, out.stdout
+    assert "budget" in out.stdout and "final networks" in out.stdout and "ensemble accuracy" in out.stdout
+    assert states(db).get("RUNNING", 0) == 0
+    spent = json.loads(query(db, "SELECT value_json FROM study_user_attributes WHERE key='budget_spent'")[0][0])
+    assert 0.5 * budget < json.loads(spent) <= budget * 1.05
+    predicted = run_cli("predict", "--study", "b", "--storage", url, str(csv))
+    assert predicted.returncode == 0, predicted.stderr
+
+
+def test_a_budget_too_small_for_one_epoch_is_refused_saying_the_minimum(tmp_path: Path) -> None:
+    out = run_cli("run", "--budget", "0.5s", "--study", "tiny", "--storage", f"sqlite:///{tmp_path / 't.db'}",
+                  "--no-progress")
+    assert out.returncode == 2
+    err = out.stderr.strip()
+    assert err.startswith("error: ") and "\n" not in err and "give at least" in err, err
+    assert not (tmp_path / "t.db").exists()
+
+
+def test_timeout_stops_what_runs_at_the_deadline_and_resume_reruns_it(db: Path) -> None:
+    url = f"sqlite:///{db}"
+    # trials of thousands of epochs (10 s or more each): the first ones are running when 4 s are up
+    start = time.monotonic()
+    out = run_cli("run", "--trials", "50", "--jobs", "2", "--study", "t", "--timeout", "4", "--storage", url,
+                  "--dataset", "digits", "--epochs", "4000", "--pruner", "none", "--no-progress")
+    wall = time.monotonic() - start
+    assert out.returncode == 0, out.stderr
+    assert wall < 4 + START_UP + 3, wall  # not a whole trial late
+    assert states(db).get("RUNNING", 0) == 0
+    reasons = [json.loads(v) for (v,) in query(db, "SELECT value_json FROM trial_user_attributes "
+                                                   "WHERE key='stop_reason'")]
+    stopped = [r for r in reasons if "time limit" in r]
+    assert stopped, reasons
+    before = finished(db)
+    again = run_cli("resume", "--study", "t", "--storage", url, "--timeout", "4", "--no-progress")
+    assert again.returncode == 0, again.stderr
+    retried = {json.loads(v) for (v,) in query(db, "SELECT value_json FROM trial_user_attributes "
+                                                    "WHERE key='retry_of'")}
+    assert retried and finished(db) >= before
+
+
+def test_a_killed_budget_run_resumes_against_what_is_left(tmp_path: Path) -> None:
+    db = tmp_path / "k.db"
+    url = f"sqlite:///{db}"
+    with running_cli("run", "--budget", "40s", "--study", "k", "--storage", url, "--no-progress") as proc:
+        wait_until_finished(db, 10, proc)
+        time.sleep(6)  # the spent time is stored every 5 s
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+    spent = json.loads(json.loads(query(db, "SELECT value_json FROM study_user_attributes "
+                                            "WHERE key='budget_spent'")[0][0]))
+    assert spent >= 5
+    start = time.monotonic()
+    out = run_cli("resume", "--study", "k", "--storage", url, "--no-progress")
+    wall = time.monotonic() - start
+    assert out.returncode == 0, out.stderr
+    assert wall <= (40 - spent) * 1.05 + START_UP, (wall, spent)
+    assert "by earlier runs" in out.stdout and "ensemble accuracy" in out.stdout
+
+
+def test_a_deterministic_budget_run_repeats_its_trials_under_the_same_plan(tmp_path: Path) -> None:
+    def trials(name: str) -> tuple[list[tuple], str]:
+        db = tmp_path / f"{name}.db"
+        out = run_cli("run", "--budget", "15s", "--deterministic", "--seed", "4", "--study", "d", "--jobs", "2",
+                      "--storage", f"sqlite:///{db}", "--no-progress")
+        assert out.returncode == 0, out.stderr
+        rows = query(db, "SELECT t.number, t.state, v.value, p.param_name, p.param_value FROM trials t "
+                         "LEFT JOIN trial_values v USING (trial_id) JOIN trial_params p USING (trial_id) "
+                         "JOIN trial_user_attributes a USING (trial_id) WHERE a.key='stage' "
+                         "AND a.value_json='\"search\"' ORDER BY t.number, p.param_name")
+        plan = next(line for line in out.stdout.splitlines() if line.strip().startswith("search:"))
+        return rows, plan
+
+    (one, plan_one), (two, plan_two) = trials("a"), trials("b")
+    if plan_one.split("about")[0] != plan_two.split("about")[0]:
+        pytest.skip(f"the two probes measured different costs, so the plans differ: {plan_one!r}, {plan_two!r}")
+    n = min(len(one), len(two))
+    assert n > 0 and one[:n] == two[:n]  # the same trials, as far as both got in their time
+
+
+def test_the_stage_shares_leave_a_margin() -> None:
+    assert 0.03 <= 1 - sum(SHARES.values()) <= 0.1
