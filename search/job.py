@@ -186,8 +186,10 @@ def _final_networks(
         _, study_id = load_spec(storage, spec.name)
         winner = find_winner(storage, study_id, spec.name)
     except SearchError as exc:  # not one trial finished in the search's share
-        raise SearchError(f"{exc}: its budget of {bud.format_duration(budget)} left no time to finish a trial "
-                          "of this data; give a longer --budget") from None
+        raise SearchError(
+            f"{exc}: its budget of {bud.format_duration(budget)} left no time to finish a trial "
+            "of this data; give a longer --budget"
+        ) from None
     finally:
         storage.engine.dispose()
     epochs = final_epochs(spec, winner)
