@@ -62,10 +62,10 @@ ENSEMBLE_MAX = 5
 TRIAL_CEILING = 100_000
 SPENT_ATTR = "budget_spent"  # study user attr: seconds of its budget that its runs have used
 # Images get warped finalists and final networks when these train long enough: by 5-fold CV a
-# warp of 1 over 80 epochs took digits from 0.985 to 0.992, while within 30 epochs it cost
+# warp of 1.5 over 80 epochs took digits from 0.985 to 0.995 (1: 0.992), while within 30 epochs it cost
 # Fashion-MNIST 0.8-1.6 points (docs/search-quality.md). It costs a small network about as
 # much as its training step: WARP_COST times the epoch.
-WARP = 1.0
+WARP = 1.5
 WARP_MIN_EPOCHS = 60
 WARP_COST = 2.0
 _UNITS = (16, 2048)  # widest and narrowest hidden layers a budgeted space may hold
@@ -154,6 +154,7 @@ class Plan:
     seconds: dict[str, float]  # each stage's share, in seconds
     epochs: int  # search fidelity
     cv: int
+    finalist_cv: int
     expected_trials: int  # search trials the search share affords at a typical network's cost
     finalists: int
     finalist_repeats: int
@@ -171,7 +172,7 @@ class Plan:
         return {
             "epochs": self.epochs,
             "cv": self.cv,
-            "finalist_cv": self.cv,
+            "finalist_cv": self.finalist_cv,
             "finalists": self.finalists,
             "finalist_repeats": self.finalist_repeats,
             "finalist_epochs": self.finalist_epochs,
@@ -236,9 +237,9 @@ def plan_budget(budget: float, data: Dataset, workers: int, cost: CostModel, ela
     units_high, layers = _UNITS[1], 2
     while True:
         typical = epoch(_typical_params(n_in, n_out, units_high, layers), 64)
-        cv = 1
-        if n_train + n_val < 5000 and search / (typical * FIDELITIES[-2]) >= 300:
-            cv = 5 if n_train + n_val < 1000 else 3  # small data: one holdout split ranks trials by noise
+        cv = 1  # tiny data: a holdout split of a few dozen rows ranks trials by noise
+        if n_train + n_val < 1000 and search / (typical * FIDELITIES[-2]) >= 300:
+            cv = 5
         affordable = [e for e in FIDELITIES if search / (typical * e * cv) >= TARGET_TRIALS]
         epochs = max(affordable) if affordable else FIDELITIES[0]
         biggest = epoch(n_parameters(n_in, (units_high,) * layers, n_out), batches[0]) * epochs * cv
@@ -249,20 +250,22 @@ def plan_budget(budget: float, data: Dataset, workers: int, cost: CostModel, ela
         else:
             units_high //= 2
     expected = int(search / (typical * epochs * cv))
-    # finalists: fresh runs of the best configurations, longer than a search trial when it pays
-    finalist_share = seconds["finalists"] * workers
+    # finalists: fresh runs of the best configurations, longer than a search trial when it pays,
+    # cross-validated on small data (digits: one holdout search, 3-fold finalists, as measured)
+    finalist_cv = cv if cv > 1 else (3 if n_train + n_val < 5000 else 1)
+    finalist_share = seconds["finalists"] * workers / finalist_cv
     finalists, repeats, finalist_epochs = 5, 2, epochs
     for factor in (3, 2, 1):
-        if finalists * repeats * typical * epochs * factor * cv <= finalist_share:
+        if finalists * repeats * typical * epochs * factor <= finalist_share:
             finalist_epochs = epochs * factor
             break
-    while finalists > 2 and finalists * repeats * typical * finalist_epochs * cv > finalist_share:
+    while finalists > 2 and finalists * repeats * typical * finalist_epochs > finalist_share:
         finalists -= 1
-    if finalists * repeats * typical * finalist_epochs * cv > finalist_share:
+    if finalists * repeats * typical * finalist_epochs > finalist_share:
         repeats = 1
     warp = WARP if data.image_shape is not None and finalist_epochs >= WARP_MIN_EPOCHS else None
     if warp is not None:  # the warped runs must still fit
-        while finalists > 2 and finalists * repeats * typical * finalist_epochs * cv * WARP_COST > finalist_share:
+        while finalists > 2 and finalists * repeats * typical * finalist_epochs * WARP_COST > finalist_share:
             finalists -= 1
     full = FIDELITIES[-3]  # 30 epochs: what a generous plan gives a trial
     needed = (TARGET_TRIALS * typical * full / workers) / SHARES["search"]
@@ -271,6 +274,7 @@ def plan_budget(budget: float, data: Dataset, workers: int, cost: CostModel, ela
         seconds,
         epochs,
         cv,
+        finalist_cv,
         expected,
         finalists,
         repeats,

@@ -295,6 +295,7 @@ def format_budget(r: JobResult) -> str:
                  f"{p.units_high} in {'one or two layers' if p.layers > 1 else 'one layer'}, batches "
                  f"{', '.join(map(str, p.batches))}"),
             ("", f"finalists: {p.finalists} x {p.finalist_repeats} fresh runs of {p.finalist_epochs} epochs"
+                 + (f", {p.finalist_cv}-fold" if p.finalist_cv > 1 else "")
                  + (f" on images warped with strength {p.warp}" if p.warp else "")
                  + "; then as many final networks as the time left trains"),
             ("", f"this data needs about {format_duration(p.needed)} for a full search "
