@@ -36,6 +36,7 @@ from search.space import Choice, Dim, Fixed, Float, Int
 
 __all__ = [
     "SHARES",
+    "PLAN_ATTR",
     "SPENT_ATTR",
     "TRIAL_CEILING",
     "CostModel",
@@ -61,6 +62,7 @@ ENSEMBLE_MAX = 5
 # A budget without --trials: time decides the count; this ceiling only keeps it a number.
 TRIAL_CEILING = 100_000
 SPENT_ATTR = "budget_spent"  # study user attr: seconds of its budget that its runs have used
+PLAN_ATTR = "budget_plan"  # study user attr: the plan it was created with (Plan.to_json)
 # Images get warped finalists and final networks when these train long enough: by 5-fold CV a
 # warp of 1.5 over 80 epochs took digits from 0.985 to 0.995 (1: 0.992), while within 30 epochs it cost
 # Fashion-MNIST 0.8-1.6 points (docs/search-quality.md). It costs a small network about as
@@ -90,6 +92,8 @@ def parse_duration(text: str) -> float:
 
 
 def format_duration(seconds: float) -> str:
+    if seconds < 10:
+        return f"{seconds:.1f} s"
     if seconds < 120:
         return f"{seconds:.0f} s"
     return f"{seconds / 60:.1f} min" if seconds < 7200 else f"{seconds / 3600:.2f} h"
@@ -181,10 +185,44 @@ class Plan:
             "space": budget_space(self.units_high, self.layers, self.batches),
         }
 
+    def describe(self) -> list[tuple[str, str]]:
+        """(label, text) rows: what was measured and what it bought, for the run's summary."""
+        c = self.cost
+        folds = "one holdout split" if self.cv == 1 else f"{self.cv}-fold cross-validation"
+        return [
+            (
+                "plan",
+                f"measured: {c.per_row_param * 1e9:.3g} ns per row x weight, {c.per_step * 1e3:.3g} ms per "
+                f"mini-batch step; a typical network's epoch {self.typical_epoch_seconds:.2g} s on one worker",
+            ),
+            (
+                "",
+                f"search: {self.epochs} epochs a trial, about {self.expected_trials} trials, {folds}; widths up to "
+                f"{self.units_high} in {'one or two layers' if self.layers > 1 else 'one layer'}, batches "
+                f"{', '.join(map(str, self.batches))}",
+            ),
+            (
+                "",
+                f"finalists: {self.finalists} x {self.finalist_repeats} fresh runs of {self.finalist_epochs} epochs"
+                + (f", {self.finalist_cv}-fold" if self.finalist_cv > 1 else "")
+                + (f", on images warped with strength {self.warp}" if self.warp else "")
+                + "; then as many final networks as the time left trains",
+            ),
+            (
+                "",
+                f"this data needs about {format_duration(self.needed)} for a full search ({TARGET_TRIALS} trials "
+                f"of {FIDELITIES[-3]} epochs)",
+            ),
+        ]
+
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
         data["batches"] = list(self.batches)
         return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Plan:
+        return cls(**(data | {"batches": tuple(data["batches"]), "cost": CostModel(**data["cost"])}))
 
 
 def budget_space(units_high: int, layers: int, batches: tuple[int, ...]) -> dict[str, Dim]:
@@ -210,11 +248,13 @@ def budget_space(units_high: int, layers: int, batches: tuple[int, ...]) -> dict
     }
 
 
-def _typical_params(n_in: int, n_out: int, units_high: int, layers: int) -> int:
-    """A mid-sized network of the space: the geometric middle width, 1.5 layers when two are allowed."""
-    mid = int(math.sqrt(_UNITS[0] * units_high))
-    one, two = n_parameters(n_in, (mid,), n_out), n_parameters(n_in, (mid, mid), n_out)
-    return one if layers == 1 else (one + two) // 2
+def _typical_params(n_in: int, n_out: int, units_high: int) -> int:
+    """The size of network the search ends up training most: one layer of a quarter of the widest.
+
+    Not the space's median width: TPE moves to the wide single layers that won on digits
+    (486-1938 units) and Fashion-MNIST (536-2048), and the plan must pay for those.
+    """
+    return n_parameters(n_in, (max(_UNITS[0], units_high // 4),), n_out)
 
 
 def plan_budget(budget: float, data: Dataset, workers: int, cost: CostModel, elapsed: float = 0.0) -> Plan:
@@ -236,7 +276,7 @@ def plan_budget(budget: float, data: Dataset, workers: int, cost: CostModel, ela
     wall = max(seconds["search"] - elapsed, 0.0)
     units_high, layers = _UNITS[1], 2
     while True:
-        typical = epoch(_typical_params(n_in, n_out, units_high, layers), 64)
+        typical = epoch(_typical_params(n_in, n_out, units_high), 64)
         cv = 1  # tiny data: a holdout split of a few dozen rows ranks trials by noise
         if n_train + n_val < 1000 and search / (typical * FIDELITIES[-2]) >= 300:
             cv = 5

@@ -18,7 +18,6 @@ from typing import Any, NoReturn
 import optuna
 
 from model.datasets import DATASETS, MISSING, DatasetError
-from search import budget as bud
 from search.budget import format_duration, parse_duration
 from search.coordinator import Interrupted, RunSummary
 from search.datafile import describe_data
@@ -246,7 +245,8 @@ def _cmd_resume(args: argparse.Namespace) -> int:
 def _execute(spec: StudySpec, args: argparse.Namespace, given: set[str], *, create: bool) -> int:
     options = Execution(args.storage, args.jobs, args.timeout, args.data_dir, not args.no_progress, args.executor,
                         args.scheduler)
-    result = run_job(spec, options, given, create=create)
+    result = run_job(spec, options, given, create=create,
+                     announce=lambda text: print(text, file=sys.stderr, flush=True))
     print(format_summary(result.summary, result.url, result.jobs, result.record))
     if result.budget is not None:
         print(format_budget(result))
@@ -286,21 +286,7 @@ def format_budget(r: JobResult) -> str:
                        + (f", {format_duration(r.spent_before)} of it by earlier runs" if r.spent_before else ""))]
     rows += [(f"  {stage}", f"{format_duration(s)} ({s / r.budget:.0%})") for stage, s in r.stages.items()]
     if r.plan is not None:
-        p, c = r.plan, r.plan.cost
-        rows += [
-            ("plan", f"measured: {c.per_row_param * 1e9:.3g} ns per row x weight, {c.per_step * 1e3:.3g} ms per "
-                     f"mini-batch step; a typical network's epoch {p.typical_epoch_seconds:.2g} s on one worker"),
-            ("", f"search: {p.epochs} epochs a trial, about {p.expected_trials} trials, "
-                 f"{'one holdout split' if p.cv == 1 else f'{p.cv}-fold cross-validation'}; widths up to "
-                 f"{p.units_high} in {'one or two layers' if p.layers > 1 else 'one layer'}, batches "
-                 f"{', '.join(map(str, p.batches))}"),
-            ("", f"finalists: {p.finalists} x {p.finalist_repeats} fresh runs of {p.finalist_epochs} epochs"
-                 + (f", {p.finalist_cv}-fold" if p.finalist_cv > 1 else "")
-                 + (f" on images warped with strength {p.warp}" if p.warp else "")
-                 + "; then as many final networks as the time left trains"),
-            ("", f"this data needs about {format_duration(p.needed)} for a full search "
-                 f"({bud.TARGET_TRIALS} trials of 30 epochs)"),
-        ]
+        rows += r.plan.describe()
     width = max(len(k) for k, _ in rows)
     text = "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
     return text + (f"\n{r.final}" if r.final else "")

@@ -119,6 +119,12 @@ def ranked(trials: Sequence[FrozenTrial]) -> list[Finalist]:
     return standings(trials, sorted(int(n) for n in numbers if n is not None))
 
 
+def winner(trials: Sequence[FrozenTrial]) -> int | None:
+    """The search trial whose configuration the finalist stage chose; None before any finalist finished a run."""
+    best = ranked(trials)
+    return best[0].number if best and math.isfinite(best[0].mean) else None
+
+
 def standings(trials: Sequence[FrozenTrial], numbers: Sequence[int]) -> list[Finalist]:
     """The finalists ``numbers`` with their finished runs, best mean first."""
     by_number = {t.number: t for t in trials}

@@ -14,6 +14,7 @@ import contextlib
 import json
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -88,7 +89,10 @@ def _store_spent(url: str, name: str, seconds: float) -> None:
         storage.engine.dispose()
 
 
-def run_job(spec: StudySpec, options: Execution, given: set[str], *, create: bool) -> JobResult:
+def run_job(
+    spec: StudySpec, options: Execution, given: set[str], *, create: bool, announce: Callable[[str], None] | None = None
+) -> JobResult:
+    """Run or resume a study; ``announce`` hears the budget's plan as soon as it is made."""
     started = time.monotonic()
     data = DataRef.of(spec, options.data_dir)
     url = options.storage or default_url(spec.name)
@@ -121,6 +125,8 @@ def run_job(spec: StudySpec, options: Execution, given: set[str], *, create: boo
                     f"{bud.format_duration(least)}"
                 )
             plan = bud.plan_budget(budget, dataset, jobs, cost, elapsed=time.monotonic() - started)
+            if announce is not None:
+                announce("\n".join(f"{k:<6}  {v}" for k, v in plan.describe()))
             spec = with_plan(spec, plan.settings(), given)
             if "trials" not in given:
                 spec = _without_trial_cap(spec)
@@ -128,6 +134,8 @@ def run_job(spec: StudySpec, options: Execution, given: set[str], *, create: boo
         done.callback(storage.engine.dispose)  # closes the writer's connections: SQLite checkpoints the WAL
         spec, study_id, lease = create_or_continue(storage, spec, given, dataset.record)
         done.callback(lease.release)
+        if plan is not None:
+            storage.set_study_user_attr(study_id, bud.PLAN_ATTR, json.dumps(plan.to_json()))
         budget = spec.budget
         setup = time.monotonic() - started
         deadlines = _deadlines(spec, budget, spent_before + setup, options.timeout, plan)

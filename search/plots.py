@@ -31,6 +31,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.transforms import blended_transform_factory
 
+from search import finalists as fin
 from search.bins import Bins, bin_parameter, dim_for, plain_ticks, short_number
 from search.errors import SearchError
 from search.frames import curves_frame, trials_frame
@@ -140,19 +141,24 @@ def heatmap_figure(df: pd.DataFrame, x: str, y: str, space: dict[str, Any], stud
     return fig
 
 
-def plot_curves(df: pd.DataFrame, curves: pd.DataFrame, study: str, path: Path) -> Path | None:
+def plot_curves(df: pd.DataFrame, curves: pd.DataFrame, study: str, path: Path,
+                winner: int | None = None) -> Path | None:
     """Write ``curves_figure`` to ``path``; None (logged) if no trial reported a curve."""
-    return _save(curves_figure(df, curves, study), path)
+    return _save(curves_figure(df, curves, study, winner), path)
 
 
-def curves_figure(df: pd.DataFrame, curves: pd.DataFrame, study: str) -> Figure | None:
-    """Validation loss per epoch: complete trials coloured by their result, pruned grey, best red."""
+def curves_figure(df: pd.DataFrame, curves: pd.DataFrame, study: str, winner: int | None = None) -> Figure | None:
+    """Validation loss per epoch: complete trials coloured by their result, pruned grey, the winner red.
+
+    ``winner``: the finalist stage's choice (``finalists.winner``); without one, the best search trial.
+    """
     if not np.isfinite(curves["val_loss"]).any():
         logger.info("learning curves skipped: no trial reported a validation loss per epoch")
         return None
     info = df.set_index("number")
     complete = info.index[info["state"] == "COMPLETE"]
     best = info.loc[complete, "value"].idxmin() if complete.size and info.loc[complete, "value"].notna().any() else None
+    best = winner if winner is not None and winner in info.index else best
     fig = Figure(figsize=(9, 5.5), layout="constrained")
     with sns.axes_style("whitegrid"):
         ax = fig.subplots()
@@ -194,7 +200,8 @@ def curves_figure(df: pd.DataFrame, curves: pd.DataFrame, study: str) -> Figure 
     ax.set_xlabel("epoch")
     ax.set_ylabel("validation loss (cross-entropy)")
     ax.legend(handles=[
-        Line2D([], [], color="crimson", linewidth=2.5, label=f"best: trial {best}"),
+        Line2D([], [], color="crimson", linewidth=2.5,
+               label=f"the winner: trial {best}" if best == winner else f"best: trial {best}"),
         Line2D([], [], color=sns.color_palette("viridis", 3)[1], label=f"complete ({len(groups['complete'])})"),
         Line2D([], [], color="0.6", label=f"pruned ({len(groups['pruned'])})"),
         Line2D([], [], color="tab:orange", linestyle="--", marker="x", label=f"diverged ({len(groups['diverged'])})"),
@@ -277,7 +284,7 @@ def make_plots(study: str, storage: str | None = None, out_dir: str | Path | Non
     except OSError as exc:
         raise SearchError(f"cannot create plot directory {str(out)!r}: {exc.strerror}") from None
     written = [plot_heatmap(finished, x, y, space, study, out / f"heatmap_{x}_x_{y}.png") for x, y in HEATMAP_PAIRS]
-    written.append(plot_curves(df, curves_frame(trials), study, out / "curves.png"))
+    written.append(plot_curves(df, curves_frame(trials), study, out / "curves.png", fin.winner(trials)))
     written.append(plot_history(df, study, out / "history.png"))
     paths = [p for p in written if p is not None]
     logger.info("wrote %d plots to %s", len(paths), out)

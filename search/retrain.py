@@ -57,9 +57,9 @@ class Winner:
 def find_winner(storage: optuna.storages.BaseStorage, study_id: int, study: str) -> Winner:
     """The finalist with the best mean over its fresh runs, else the best search trial."""
     trials = storage.get_all_trials(study_id, deepcopy=False)
-    standings = fin.ranked(trials)
-    if standings and math.isfinite(standings[0].mean):
-        return Winner(next(t for t in trials if t.number == standings[0].number), standings)
+    number = fin.winner(trials)
+    if number is not None:
+        return Winner(next(t for t in trials if t.number == number), fin.ranked(trials))
     complete = [t for t in trials if t.state == TrialState.COMPLETE and not fin.is_finalist_run(t)]
     if not complete:
         raise SearchError(f"study {study!r} has no complete trial yet")

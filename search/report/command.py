@@ -16,6 +16,8 @@ from typing import Any
 
 import sqlalchemy.engine
 
+from search.budget import TRIAL_CEILING
+
 
 def _run_parser() -> argparse.ArgumentParser:
     from search.cli import build_parser
@@ -55,6 +57,8 @@ def reproduce_command(name: str, spec: dict[str, Any], url: str) -> tuple[str, l
         if key in ("name", "preset") or key not in spec:
             continue
         value = spec[key]
+        if key == "trials" and spec.get("budget") and value >= TRIAL_CEILING:
+            continue  # the budget's time decides the count
         action = options.get(key)
         if action is None:  # only a preset sets it: worth a mention when not the default
             if not preset and value is not None and value != defaults.get(key):

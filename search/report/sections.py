@@ -38,12 +38,13 @@ def duration_text(seconds: float) -> str:
     return f"{seconds / 60:.1f} min" if seconds < 7200 else f"{seconds / 3600:.2f} h"
 
 
-
-
 def _describe(obj: Any) -> str:
     """``Name(key=value, ...)`` from an Optuna object's scalar settings."""
-    scalars = {k.lstrip("_"): v for k, v in vars(obj).items()
-               if isinstance(v, (bool, int, float, str)) and not k.startswith("__")}
+    scalars = {
+        k.lstrip("_"): v
+        for k, v in vars(obj).items()
+        if isinstance(v, (bool, int, float, str)) and not k.startswith("__")
+    }
     return f"{type(obj).__name__}(" + ", ".join(f"{k}={v!r}" for k, v in sorted(scalars.items())) + ")"
 
 
@@ -59,6 +60,37 @@ def _space_text(space: dict[str, Any]) -> str:
         else:
             parts.append(f"{name} = {dim}")
     return "; ".join(parts) or "(not stored)"
+
+
+def _time_decides(spec: dict[str, Any]) -> bool:
+    """A budget without a trial count: the count is only the ceiling no plan reaches."""
+    from search.budget import TRIAL_CEILING
+
+    return bool(spec.get("budget")) and int(spec.get("trials") or 0) >= TRIAL_CEILING
+
+
+def _budget_rows(f: StudyFacts) -> list[Fact]:
+    """A budgeted study's budget, the time its runs used and the plan it was made with."""
+    from search import budget as bud
+
+    seconds = f.spec.get("budget")
+    if not seconds:
+        return []
+    spent = f.attrs.get(bud.SPENT_ATTR)
+    used = float(json.loads(spent)) if isinstance(spent, str) else None
+    rows = [
+        Fact(
+            "budget",
+            f"{bud.format_duration(seconds)} for the whole job"
+            + ("" if used is None else f"; {bud.format_duration(used)} used ({used / seconds:.0%})"),
+            "budget-seconds",
+            seconds,
+        )
+    ]
+    plan = f.attrs.get(bud.PLAN_ATTR)
+    if isinstance(plan, str):
+        rows += [Fact(label or "", text) for label, text in bud.Plan.from_json(json.loads(plan)).describe()]
+    return rows
 
 
 def summary(f: StudyFacts) -> Section:
@@ -79,39 +111,81 @@ def summary(f: StudyFacts) -> Section:
     budget = (f.max_epochs or 0) * len(run)
     command, unflagged = reproduce_command(f.name, spec, f.url)
     record = f.data_record
-    data_rows = [Fact(label, text, f"data-{label}") for label, text in describe_data(record)] if record else [
-        Fact("data set", f"{spec.get('dataset', '?')} (validation fraction {spec.get('val_fraction', '?')}, "
-                         f"normalisation {spec.get('normalization') or 'the data set default'})", "dataset",
-             spec.get("dataset"))]
+    data_rows = (
+        [Fact(label, text, f"data-{label}") for label, text in describe_data(record)]
+        if record
+        else [
+            Fact(
+                "data set",
+                f"{spec.get('dataset', '?')} (validation fraction {spec.get('val_fraction', '?')}, "
+                f"normalisation {spec.get('normalization') or 'the data set default'})",
+                "dataset",
+                spec.get("dataset"),
+            )
+        ]
+    )
     rows = [
         *data_rows,
-        Fact("objective", f"{f.attrs.get('objective', 'validation loss')}; minimised, named "
-                          f"{_metric(f)} on the study"),
+        *_budget_rows(f),
+        Fact("objective", f"{f.attrs.get('objective', 'validation loss')}; minimised, named {_metric(f)} on the study"),
         Fact("search space", _space_text(f.space)),
         Fact("sampler", sampler, "sampler", spec.get("sampler")),
         Fact("pruner", pruner, "pruner", spec.get("pruner")),
-        Fact("trials", f"{len(f.df)} in the study, {len(run)} finished search trials "
-                       f"(target {spec.get('trials', '?')})", "trials-total", len(f.df)),
-        Fact("best objective value",
-             "-" if best is None else f"{best['value']:.4f} (trial {int(best['number'])}, best single search trial)",
-             "best-value", None if best is None else repr(float(best["value"]))),
-        Fact("epochs run", f"{int(run.sum())} of {budget} budgeted ({run.sum() / max(budget, 1):.0%})",
-             "epochs-run", int(run.sum())),
-        Fact("wall time", f"{duration_text(use.wall_seconds)} from first trial to last "
-                          f"({duration_text(use.active_seconds)} with trials running)", "wall-seconds",
-             round(use.wall_seconds, 3)),
-        Fact("CPU time", f"{duration_text(use.cpu_seconds)} of training, summed over trials "
-                         "(one BLAS thread per worker)", "cpu-seconds", round(use.cpu_seconds, 3)),
-        Fact("workers busy", f"{_num(use.busy, '.0%')} of their lifetime training, {use.workers} worker "
-                             "processes", "workers-busy", None if np.isnan(use.busy) else round(use.busy, 4)),
+        Fact(
+            "trials",
+            f"{len(f.df)} in the study, {len(run)} finished search trials "
+            + (
+                "(as many as the budget's time allowed)"
+                if _time_decides(spec)
+                else f"(target {spec.get('trials', '?')})"
+            ),
+            "trials-total",
+            len(f.df),
+        ),
+        Fact(
+            "best objective value",
+            "-" if best is None else f"{best['value']:.4f} (trial {int(best['number'])}, best single search trial)",
+            "best-value",
+            None if best is None else repr(float(best["value"])),
+        ),
+        Fact(
+            "epochs run",
+            f"{int(run.sum())} of {budget} budgeted ({run.sum() / max(budget, 1):.0%})",
+            "epochs-run",
+            int(run.sum()),
+        ),
+        Fact(
+            "wall time",
+            f"{duration_text(use.wall_seconds)} from first trial to last "
+            f"({duration_text(use.active_seconds)} with trials running)",
+            "wall-seconds",
+            round(use.wall_seconds, 3),
+        ),
+        Fact(
+            "CPU time",
+            f"{duration_text(use.cpu_seconds)} of training, summed over trials (one BLAS thread per worker)",
+            "cpu-seconds",
+            round(use.cpu_seconds, 3),
+        ),
+        Fact(
+            "workers busy",
+            f"{_num(use.busy, '.0%')} of their lifetime training, {use.workers} worker processes",
+            "workers-busy",
+            None if np.isnan(use.busy) else round(use.busy, 4),
+        ),
         Fact("storage", safe_url(f.url)),
     ]
     counts = tables.stage_counts(f)
     counts.index.name = "state"
-    blocks: list[Any] = [Facts(rows), Table(counts, key="trials", index=True),
-                         Text("Reproduce this study (same settings and seed; the same trials too when it was "
-                              "run with --deterministic, whatever the number of workers):"),
-                         Text(command, code=True)]
+    blocks: list[Any] = [
+        Facts(rows),
+        Table(counts, key="trials", index=True),
+        Text(
+            "Reproduce this study (same settings and seed; the same trials too when it was "
+            "run with --deterministic, whatever the number of workers):"
+        ),
+        Text(command, code=True),
+    ]
     if unflagged:
         blocks.append(Text(f"Settings with no flag (need a preset): {', '.join(unflagged)}."))
     return Section("summary", "Summary", blocks)
@@ -140,8 +214,9 @@ def winner_number(f: StudyFacts) -> tuple[int | None, str]:
     except SearchError:
         return None, ""
     if won.finalists:
-        return won.trial.number, (f"best mean {_metric(f)} over fresh runs, of {len(won.finalists)} "
-                                  "finalists (the rule `best` uses)")
+        return won.trial.number, (
+            f"best mean {_metric(f)} over fresh runs, of {len(won.finalists)} finalists (the rule `best` uses)"
+        )
     return won.trial.number, f"lowest {_metric(f)} of a single search trial (no finalist stage ran)"
 
 
@@ -171,41 +246,61 @@ def winner(f: StudyFacts) -> Section:
     best = f.df.set_index("number").loc[number].copy()
     best["number"] = number
     trial = next(t for t in f.trials if t.number == number)
-    rows = [Fact("trial", str(trial.number), "winner", trial.number),
-            Fact("chosen by", how),
-            Fact(_metric(f), f"{best['value']:.4f} (its search run)"),
-            Fact("validation accuracy", _num(best["val_accuracy"]), "winner-accuracy",
-                 None if pd.isna(best["val_accuracy"]) else float(best["val_accuracy"])),
-            Fact("best epoch", f"{_num(best['best_epoch'], 'd')} of {f.max_epochs}"),
-            Fact("hidden layers", str(best["hidden"]))]
+    rows = [
+        Fact("trial", str(trial.number), "winner", trial.number),
+        Fact("chosen by", how),
+        Fact(_metric(f), f"{best['value']:.4f} (its search run)"),
+        Fact(
+            "validation accuracy",
+            _num(best["val_accuracy"]),
+            "winner-accuracy",
+            None if pd.isna(best["val_accuracy"]) else float(best["val_accuracy"]),
+        ),
+        Fact("best epoch", f"{_num(best['best_epoch'], 'd')} of {f.max_epochs}"),
+        Fact("hidden layers", str(best["hidden"])),
+    ]
     rows += [Fact(name, _num(v, ".4g") if isinstance(v, float) else str(v)) for name, v in sorted(trial.params.items())]
     blocks: list[Any] = [Facts(rows)]
     if not fin.empty:
         chosen = f.finalists
-        blocks.append(Text(
-            f"Finalists: the top configurations re-run on fresh seeds ({_finalist_training(f.spec)})"
-            + (f", chosen after {chosen['after']} finished search trials" if "after" in chosen else "")
-            + f". The winner has the lowest mean {_metric(f)}, not the luckiest single run."))
-        shown = pd.DataFrame({
-            "search trial": fin["finalist_of"].astype(str), "runs": fin["runs"].astype(str),
-            f"{_metric(f)} mean ± sd": [f"{m:.4f} ± {_num(s)}" for m, s in zip(fin["value_mean"], fin["value_sd"])],
-            "val accuracy mean ± sd": [f"{_num(m)} ± {_num(s)}"
-                                       for m, s in zip(fin["val_accuracy_mean"], fin["val_accuracy_sd"])]})
+        blocks.append(
+            Text(
+                f"Finalists: the top configurations re-run on fresh seeds ({_finalist_training(f.spec)})"
+                + (f", chosen after {chosen['after']} finished search trials" if "after" in chosen else "")
+                + f". The winner has the lowest mean {_metric(f)}, not the luckiest single run."
+            )
+        )
+        shown = pd.DataFrame(
+            {
+                "search trial": fin["finalist_of"].astype(str),
+                "runs": fin["runs"].astype(str),
+                f"{_metric(f)} mean ± sd": [f"{m:.4f} ± {_num(s)}" for m, s in zip(fin["value_mean"], fin["value_sd"])],
+                "val accuracy mean ± sd": [
+                    f"{_num(m)} ± {_num(s)}" for m, s in zip(fin["val_accuracy_mean"], fin["val_accuracy_sd"])
+                ],
+            }
+        )
         blocks.append(Table(shown, key="finalists"))
     r = f.retrained
     if r:
         sd = f" ± {r['test_accuracy_sd']:.4f}" if r.get("test_accuracy_sd") is not None else ""
         mean = r.get("test_accuracy_mean", r.get("test_accuracy"))
-        rows = [Fact("retrained", f"trial {r.get('trial')} on {r.get('samples')} samples (train + validation) "
-                                  f"for {r.get('epochs')} epochs, {r.get('seeds', 1)} seed(s)"),
-                Fact("test accuracy", (f"{mean:.4f}{sd}" if isinstance(mean, float) else str(mean)),
-                     "test-accuracy", mean)]
+        rows = [
+            Fact(
+                "retrained",
+                f"trial {r.get('trial')} on {r.get('samples')} samples (train + validation) "
+                f"for {r.get('epochs')} epochs, {r.get('seeds', 1)} seed(s)",
+            ),
+            Fact("test accuracy", (f"{mean:.4f}{sd}" if isinstance(mean, float) else str(mean)), "test-accuracy", mean),
+        ]
         if r.get("ensemble_accuracy") is not None:
             rows.append(Fact("ensemble test accuracy", f"{r['ensemble_accuracy']:.4f}"))
         rows.append(Fact("when", str(r.get("when", "-"))))
         draw = f", drawn with --test-seed {f.spec['test_seed']}" if f.spec.get("test_seed") else ""
-        blocks += [Text(f"Scored once on the test split{draw} (selection used only the validation split):"),
-                   Facts(rows)]
+        blocks += [
+            Text(f"Scored once on the test split{draw} (selection used only the validation split):"),
+            Facts(rows),
+        ]
     else:
         blocks.append(Text("No retrained test score is stored yet: `python -m search best --retrain` saves one."))
     return Section("winner", "The winner", blocks)
@@ -213,28 +308,47 @@ def winner(f: StudyFacts) -> Section:
 
 def leaderboard_section(f: StudyFacts) -> Section:
     top = leaderboard(f.search, TOP)
+
     def plain(v: Any) -> str:
         return "-" if pd.isna(v) else str(v)
 
     shown = top.astype(object).apply(lambda col: col.map(FORMATS.get(col.name, plain)))
-    return Section("leaderboard", f"Leaderboard (top {TOP})", [
-        Text(f"Search trials by {_metric(f)}; pruned trials fill in only when fewer than "
-             f"{TOP} completed (their value is from when they stopped)."),
-        Table(shown, key="leaderboard")])
+    return Section(
+        "leaderboard",
+        f"Leaderboard (top {TOP})",
+        [
+            Text(
+                f"Search trials by {_metric(f)}; pruned trials fill in only when fewer than "
+                f"{TOP} completed (their value is from when they stopped)."
+            ),
+            Table(shown, key="leaderboard"),
+        ],
+    )
 
 
 def importance_section(f: StudyFacts) -> Section:
     values, note = tables.importances(f)
-    blocks: list[Any] = [Text(
-        "Evaluator: Optuna's PED-ANOVA (PedAnovaImportanceEvaluator). It compares where the top 10 % of "
-        "trials put each parameter with where all trials put it, using one-dimensional Parzen estimates; "
-        "its cost grows linearly with the trials (well under a second at 1,000), where fANOVA, the classic, "
-        "fits a random forest and can take minutes. Conditional parameters (the widths of deeper "
-        f"layers, l2 when switched on) are scored from the trials that have them. Based on {note}.")]
+    blocks: list[Any] = [
+        Text(
+            "Evaluator: Optuna's PED-ANOVA (PedAnovaImportanceEvaluator). It compares where the top 10 % of "
+            "trials put each parameter with where all trials put it, using one-dimensional Parzen estimates; "
+            "its cost grows linearly with the trials (well under a second at 1,000), where fANOVA, the classic, "
+            "fits a random forest and can take minutes. Conditional parameters (the widths of deeper "
+            f"layers, l2 when switched on) are scored from the trials that have them. Based on {note}."
+        )
+    ]
     if values:
-        blocks.append(Table(pd.DataFrame({"parameter": list(values),
-                                          "importance": [f"{v:.3f}" for v in values.values()]}),
-                            key="importances"))
-        blocks.append(Plot("importances.png", "parameter importances",
-                           lambda: figures.importance_figure(values, "PED-ANOVA", f.name)))
+        blocks.append(
+            Table(
+                pd.DataFrame({"parameter": list(values), "importance": [f"{v:.3f}" for v in values.values()]}),
+                key="importances",
+            )
+        )
+        blocks.append(
+            Plot(
+                "importances.png",
+                "parameter importances",
+                lambda: figures.importance_figure(values, "PED-ANOVA", f.name),
+            )
+        )
     return Section("importances", "Parameter importances", blocks)

@@ -26,7 +26,9 @@ def figures_section(f: StudyFacts) -> Section:
                               lambda x=x, y=y: plots.heatmap_figure(finished, x, y, f.space, f.name))
                          for x, y in plots.HEATMAP_PAIRS]
     if len(curves):
-        blocks.append(Plot("curves.png", "learning curves", lambda: plots.curves_figure(search, curves, f.name)))
+        winner, _ = winner_number(f)
+        blocks.append(Plot("curves.png", "learning curves",
+                           lambda: plots.curves_figure(search, curves, f.name, winner)))
     blocks.append(Plot("history.png", "optimisation history", lambda: plots.history_figure(search, f.name)))
     return Section("figures", "Where the good networks are", blocks)
 
