@@ -133,6 +133,7 @@ def test_timeout_stops_what_runs_at_the_deadline_and_resume_reruns_it(db: Path) 
     assert retried and finished(db) >= before
 
 
+@pytest.mark.slow
 def test_a_killed_budget_run_resumes_against_what_is_left(tmp_path: Path) -> None:
     db = tmp_path / "k.db"
     url = f"sqlite:///{db}"
@@ -152,6 +153,7 @@ def test_a_killed_budget_run_resumes_against_what_is_left(tmp_path: Path) -> Non
     assert "by earlier runs" in out.stdout and "ensemble accuracy" in out.stdout
 
 
+@pytest.mark.slow
 def test_a_deterministic_budget_run_repeats_its_trials_under_the_same_plan(tmp_path: Path) -> None:
     def trials(name: str) -> tuple[list[tuple], str]:
         db = tmp_path / f"{name}.db"
