@@ -70,6 +70,11 @@ PLAN_ATTR = "budget_plan"  # study user attr: the plan it was created with (Plan
 WARP = 1.5
 WARP_MIN_EPOCHS = 60
 WARP_COST = 2.0
+# What a trial costs besides its training epochs, measured on wine and digits (2026-12-04):
+# the pruner's report and decision after each epoch (the median over up to 200 stored
+# curves), the mean over folds, and per trial the task's round trip and its storage rows.
+EPOCH_OVERHEAD = 1e-3
+TRIAL_OVERHEAD = 0.02
 _UNITS = (16, 2048)  # widest and narrowest hidden layers a budgeted space may hold
 _BATCHES = (16, 32, 64, 128, 256, 512)
 _PROBE_ROWS = 2048
@@ -274,41 +279,50 @@ def plan_budget(budget: float, data: Dataset, workers: int, cost: CostModel, ela
     # cost more and scored no better on digits and Fashion-MNIST); a second one only where
     # two of the widest fit; else narrower.
     wall = max(seconds["search"] - elapsed, 0.0)
+
+    def run(epoch_seconds: float, epochs: int, folds: int) -> float:
+        """One trial's seconds: its folds' epochs, the pruner's say after each, the round trip."""
+        return epochs * (epoch_seconds * folds + EPOCH_OVERHEAD) + TRIAL_OVERHEAD
+
     units_high, layers = _UNITS[1], 2
     while True:
         typical = epoch(_typical_params(n_in, n_out, units_high), 64)
         cv = 1  # tiny data: a holdout split of a few dozen rows ranks trials by noise
-        if n_train + n_val < 1000 and search / (typical * FIDELITIES[-2]) >= 300:
+        if n_train + n_val < 1000 and search / run(typical, FIDELITIES[-2], 1) >= 300:
             cv = 5
-        affordable = [e for e in FIDELITIES if search / (typical * e * cv) >= TARGET_TRIALS]
+        affordable = [e for e in FIDELITIES if search / run(typical, e, cv) >= TARGET_TRIALS]
         epochs = max(affordable) if affordable else FIDELITIES[0]
-        biggest = epoch(n_parameters(n_in, (units_high,) * layers, n_out), batches[0]) * epochs * cv
+        biggest = run(epoch(n_parameters(n_in, (units_high,) * layers, n_out), batches[0]), epochs, cv)
         if biggest <= wall / 4 or (units_high <= 64 and layers == 1):
             break
         if layers == 2:
             layers = 1
         else:
             units_high //= 2
-    expected = int(search / (typical * epochs * cv))
+    expected = int(search / run(typical, epochs, cv))
     # finalists: fresh runs of the best configurations, longer than a search trial when it pays,
     # cross-validated on small data (digits: one holdout search, 3-fold finalists, as measured)
     finalist_cv = cv if cv > 1 else (3 if n_train + n_val < 5000 else 1)
-    finalist_share = seconds["finalists"] * workers / finalist_cv
+    finalist_share = seconds["finalists"] * workers
     finalists, repeats, finalist_epochs = 5, 2, epochs
+
+    def stage(k: int, r: int, e: int, slower: float = 1.0) -> float:
+        return k * r * run(typical * slower, e, finalist_cv)
+
     for factor in (3, 2, 1):
-        if finalists * repeats * typical * epochs * factor <= finalist_share:
+        if stage(finalists, repeats, epochs * factor) <= finalist_share:
             finalist_epochs = epochs * factor
             break
-    while finalists > 2 and finalists * repeats * typical * finalist_epochs > finalist_share:
+    while finalists > 2 and stage(finalists, repeats, finalist_epochs) > finalist_share:
         finalists -= 1
-    if finalists * repeats * typical * finalist_epochs > finalist_share:
+    if stage(finalists, repeats, finalist_epochs) > finalist_share:
         repeats = 1
     warp = WARP if data.image_shape is not None and finalist_epochs >= WARP_MIN_EPOCHS else None
     if warp is not None:  # the warped runs must still fit
-        while finalists > 2 and finalists * repeats * typical * finalist_epochs * WARP_COST > finalist_share:
+        while finalists > 2 and stage(finalists, repeats, finalist_epochs, WARP_COST) > finalist_share:
             finalists -= 1
     full = FIDELITIES[-3]  # 30 epochs: what a generous plan gives a trial
-    needed = (TARGET_TRIALS * typical * full / workers) / SHARES["search"]
+    needed = (TARGET_TRIALS * run(typical, full, cv) / workers) / SHARES["search"]
     return Plan(
         budget,
         seconds,
