@@ -17,7 +17,7 @@ from optuna.storages import RDBStorage
 
 from model.datasets import Preprocessing
 from search.errors import SearchError
-from search.storage import open_storage, sqlite_path
+from search.storage import peek_study_attrs
 from search.tasks import DataRef
 
 __all__ = ["DATA_ATTR", "check_unchanged", "peek_record", "preprocessing_of", "record_of"]
@@ -32,21 +32,8 @@ def record_of(storage: RDBStorage, study_id: int) -> dict[str, Any] | None:
 
 def peek_record(url: str, study: str) -> dict[str, Any] | None:
     """The stored record of ``study`` if the storage and the study exist (read-only; creates nothing)."""
-    path = sqlite_path(url)
-    if path is not None and not path.exists():
-        return None
-    try:
-        storage = open_storage(url, read_only=True)
-    except SearchError:  # e.g. a server database without Optuna's tables yet: no study; a real fault
-        return None  # (a wrong password, a dead server) is reported by the writer's open, which comes next
-    try:
-        try:
-            study_id = storage.get_study_id_from_name(study)
-        except KeyError:
-            return None
-        return record_of(storage, study_id)
-    finally:
-        storage.engine.dispose()
+    raw = (peek_study_attrs(url, study) or {}).get(DATA_ATTR)
+    return None if raw is None else json.loads(raw)
 
 
 def check_unchanged(record: dict[str, Any] | None, ref: DataRef, study: str) -> None:

@@ -24,8 +24,8 @@ from search.datafile import check_unchanged, peek_record
 from search.errors import SearchError
 from search.executors import make_executor
 from search.retrain import final_epochs, find_winner, retrain_best
-from search.spec import StudySpec, with_plan
-from search.storage import default_url, open_storage
+from search.spec import SPEC_ATTR, StudySpec, with_plan
+from search.storage import default_url, open_storage, peek_study_attrs
 from search.study import create_or_continue, load_spec
 from search.tasks import DataRef
 
@@ -62,23 +62,10 @@ class JobResult:
 
 def _stored(url: str, name: str) -> tuple[StudySpec, float] | None:
     """An existing study's spec and budget spent, read-only; None if there is no such study."""
-    from search.storage import sqlite_path
-
-    path = sqlite_path(url)
-    if path is not None and not path.exists():
+    attrs = peek_study_attrs(url, name)
+    if attrs is None or SPEC_ATTR not in attrs:
         return None
-    try:
-        storage = open_storage(url, read_only=True)
-    except SearchError:
-        return None
-    try:
-        spec, study_id = load_spec(storage, name)
-        spent = float(json.loads(storage.get_study_user_attrs(study_id).get(bud.SPENT_ATTR, "0")))
-        return spec, spent
-    except SearchError:
-        return None
-    finally:
-        storage.engine.dispose()
+    return StudySpec.from_json(attrs[SPEC_ATTR]), float(json.loads(attrs.get(bud.SPENT_ATTR, "0")))
 
 
 def _store_spent(url: str, name: str, seconds: float) -> None:

@@ -283,3 +283,29 @@ def _insert(session: Any, model: Any, rows: list[dict[str, Any]]) -> None:
 def fail_trial(storage: RDBStorage, trial_id: int, user_attrs: Mapping[str, Any]) -> None:
     """Mark a trial FAIL, keeping why (interrupted, worker died, exception text)."""
     finish_trial(storage, trial_id, TrialState.FAIL, None, (), user_attrs, {})
+
+
+def peek_study_attrs(url: str, study: str) -> dict[str, Any] | None:
+    """The user attrs of ``study`` if the storage and the study exist; read-only, creates nothing.
+
+    None also when the storage cannot be opened (a server database without Optuna's
+    tables yet): a real fault there (a wrong password, a dead server) is reported by
+    the writer's open, which comes next.
+    """
+    from search.errors import SearchError
+
+    path = sqlite_path(url)
+    if path is not None and not path.exists():
+        return None
+    try:
+        storage = open_storage(url, read_only=True)
+    except SearchError:
+        return None
+    try:
+        try:
+            study_id = storage.get_study_id_from_name(study)
+        except KeyError:
+            return None
+        return dict(storage.get_study_user_attrs(study_id))
+    finally:
+        storage.engine.dispose()
