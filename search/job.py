@@ -11,6 +11,7 @@ are trained after the coordinator has released its workers.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import logging
 import time
@@ -143,9 +144,14 @@ def run_job(
     )
     if budget is not None:
         stage_start = time.monotonic()
-        result.final = _final_networks(
-            spec, url, budget, budget - spent_before - (stage_start - started), jobs, options
-        )
+        left = budget - spent_before - (stage_start - started)
+        if left > bud.MARGIN * budget:
+            result.final = _final_networks(spec, url, budget, left, jobs, options)
+        else:
+            result.final = (
+                f"no time left for final networks: the budget of {bud.format_duration(budget)} is "
+                f"spent; give more with `python -m search run --study {spec.name} --budget ...`"
+            )
         result.stages["final networks"] = time.monotonic() - stage_start
         _store_spent(url, spec.name, spent_before + time.monotonic() - started)
     return result
@@ -153,8 +159,6 @@ def run_job(
 
 def _without_trial_cap(spec: StudySpec) -> StudySpec:
     """A budget without --trials: time decides how many (the count is only a ceiling no plan reaches)."""
-    import dataclasses
-
     return dataclasses.replace(spec, trials=bud.TRIAL_CEILING)
 
 
