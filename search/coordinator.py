@@ -96,6 +96,7 @@ class Coordinator:
         self.deadlines = deadlines if timeout is None else Deadlines(timeout, timeout)
         self._started = time.monotonic()
         self._search_seconds: list[float] = []  # this run's finished search trials' durations
+        self._epoch_seconds: dict[int, float] = {}  # search trial -> seconds per epoch, all its folds
         # a budget's seconds used before this run, kept on the study as they grow (so a killed
         # run's time still counts when it resumes); None: no budget
         self._spent_before, self._spent_stored = spent_before, 0.0
@@ -125,6 +126,10 @@ class Coordinator:
             self._planned.append(planned)
         self._mirror.load(trials, plan.mirror)
         self._curves.extend(plan.curves)
+        for t in trials:  # what earlier runs' trials cost, for a finalist run's time (the mirror keeps no timings)
+            seconds, epochs = t.user_attrs.get("seconds"), t.user_attrs.get("epochs")
+            if seconds and epochs and not fin.is_finalist_run(t):
+                self._epoch_seconds[t.number] = seconds / epochs
         self.summary.count_stored(trials)
 
     # ---------------------------------------------------------------- dispatch
@@ -220,6 +225,8 @@ class Coordinator:
         frozen = self._mirror.finish(pending.number, result, attrs)
         self.summary.count_ran(epochs, pending.task.config.epochs, finalist=pending.run.finalist)
         if not pending.run.finalist:
+            if epochs:
+                self._epoch_seconds[pending.number] = result.seconds / epochs
             if result.outcome == "complete":
                 self._search_seconds.append(result.seconds)
             self._curves.append(curve(pending.number, complete, frozen.value, list(result.values),
@@ -249,17 +256,16 @@ class Coordinator:
         return (self.summary.finished + len(self._inflight) < self.spec.trials
                 and self._fits(typical, "search") and self._fits(typical, "stop"))
 
-    def _run_seconds(self, trial: optuna.trial.FrozenTrial | None) -> float:
-        """What a finalist run of ``trial`` will take: its search run's seconds per epoch and fold, at its length."""
-        seconds, epochs = (trial.user_attrs.get("seconds"), trial.user_attrs.get("epochs")) if trial else (None, 0)
-        if not seconds or not epochs:
+    def _run_seconds(self, number: int) -> float:
+        """What a finalist run of search trial ``number`` will take: its seconds per epoch and fold, at its length."""
+        per_epoch = self._epoch_seconds.get(number)
+        if per_epoch is None:
             return 0.0
         warp = WARP_COST if self.spec.finalist_warp else 1.0  # the search ran unwarped
-        return seconds / (epochs * self.spec.cv) * self.spec.finalist_epochs * self.spec.finalist_cv * warp
+        return per_epoch / self.spec.cv * self.spec.finalist_epochs * self.spec.finalist_cv * warp
 
     def _finalist_seconds(self, planned: Planned) -> float:
-        trial = next((t for t in self._mirror.trials() if t.number == planned.attrs[fin.FINALIST_OF]), None)
-        return self._run_seconds(trial)
+        return self._run_seconds(planned.attrs[fin.FINALIST_OF])
 
     def _want_finalists(self, started: float) -> bool:
         return bool(self._planned) and self._fits(self._finalist_seconds(self._planned[0]), "stop")
@@ -275,7 +281,10 @@ class Coordinator:
         chosen = fin.choose(trials, self.spec.finalists)
         if self.deadlines is not None and self.deadlines.budgeted:  # as many as the time left runs, best first
             left = max(self.deadlines.stop - self._elapsed(), 0.0) * self.executor.n_workers
-            while len(chosen) > 1 and sum(self._run_seconds(t) for t in chosen) * self.spec.finalist_repeats > left:
+            def cost(trials: list[optuna.trial.FrozenTrial]) -> float:
+                return sum(self._run_seconds(t.number) for t in trials) * self.spec.finalist_repeats
+
+            while len(chosen) > 1 and cost(chosen) > left:
                 chosen = chosen[:-1]
         record = {"after": self.summary.finished, "numbers": [t.number for t in chosen]}
         self._mirror.set_study_attr(fin.FINALISTS_ATTR, json.dumps(record))

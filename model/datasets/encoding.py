@@ -31,7 +31,10 @@ MAX_CATEGORIES = 100
 
 def _split_columns(frame: pd.DataFrame) -> tuple[list[str], list[str], list[str], list[str]]:
     """(numeric with holes, numeric whole, text, dropped-with-reason) column names of a training frame."""
-    holes, whole, text, dropped = [], [], [], []
+    holes: list[str] = []
+    whole: list[str] = []
+    text: list[str] = []
+    dropped: list[str] = []
     for name in frame.columns:
         col = frame[name]
         missing = int(col.isna().sum())
@@ -92,7 +95,11 @@ class TableEncoding:
             raise DatasetError(f"no usable feature column; dropped: {', '.join(dropped)}")
         fitted = fit_column_transformer(frame, holes, whole, text)
         parts = fitted.named_transformers_
-        medians, indicators, means, scales, categories = [], [], [], [], []
+        medians: list[float] = []
+        indicators: list[int] = []
+        means: list[float] = []
+        scales: list[float] = []
+        categories: list[list[Any]] = []
         if holes:
             imputer, scaler = parts["imputed"].named_steps.values()
             medians += imputer.statistics_.tolist()
