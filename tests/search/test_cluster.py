@@ -270,6 +270,7 @@ def test_a_scheduler_without_the_dask_executor_is_refused(tmp_path: Path, capsys
 
 
 @pytest.mark.cluster
+@pytest.mark.slow
 def test_a_table_study_runs_on_dask_whose_workers_build_their_own_cache_from_the_file(
         postgres: Postgres, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Workers with an empty cache of their own, as on another machine: each builds the entry from the path."""
