@@ -82,11 +82,6 @@ class Dataset:
     def n_features(self) -> int:
         return int(self.X_train.shape[1])
 
-    @property
-    def classes(self) -> list[Any]:
-        """Each class's name, by index: a file's labels, else the indices themselves."""
-        return list(self.record["classes"]) if self.record else list(range(self.n_classes))
-
 
 def _check_options(val_fraction: float, normalization: str | None, split_seed: int, test_seed: int) -> None:
     if not isinstance(val_fraction, (int, float)) or not 0.0 < val_fraction <= 0.5:
