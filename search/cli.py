@@ -336,6 +336,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     prediction = predict_file(args.study, args.storage, args.input, unseen=args.unseen)
     if args.out is None:
         prediction.table.to_csv(sys.stdout, index=False)
+        sys.stdout.flush()  # the rows before the summary, on a terminal showing both
         print(prediction.text, file=sys.stderr)
     else:
         try:

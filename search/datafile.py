@@ -20,7 +20,7 @@ from search.errors import SearchError
 from search.storage import peek_study_attrs
 from search.tasks import DataRef
 
-__all__ = ["DATA_ATTR", "check_unchanged", "peek_record", "preprocessing_of", "record_of"]
+__all__ = ["DATA_ATTR", "check_unchanged", "peek_record", "preprocessing_of", "record_in", "record_of"]
 
 DATA_ATTR = "data_file"
 
@@ -30,10 +30,15 @@ def record_of(storage: RDBStorage, study_id: int) -> dict[str, Any] | None:
     return None if raw is None else json.loads(raw)
 
 
+def record_in(attrs: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The record among a study's user attrs (None: no study, or a built-in data set)."""
+    raw = (attrs or {}).get(DATA_ATTR)
+    return None if raw is None else json.loads(raw)
+
+
 def peek_record(url: str, study: str) -> dict[str, Any] | None:
     """The stored record of ``study`` if the storage and the study exist (read-only; creates nothing)."""
-    raw = (peek_study_attrs(url, study) or {}).get(DATA_ATTR)
-    return None if raw is None else json.loads(raw)
+    return record_in(peek_study_attrs(url, study))
 
 
 def check_unchanged(record: dict[str, Any] | None, ref: DataRef, study: str) -> None:

@@ -21,7 +21,7 @@ from typing import Any, cast
 
 from search import budget as bud
 from search.coordinator import Coordinator, Deadlines, RunSummary
-from search.datafile import check_unchanged, peek_record
+from search.datafile import check_unchanged, record_in
 from search.errors import SearchError
 from search.executors import make_executor
 from search.retrain import final_epochs, find_winner, retrain_best
@@ -61,9 +61,8 @@ class JobResult:
     final: str | None = None  # the final networks' report, when a budget trained them
 
 
-def _stored(url: str, name: str) -> tuple[StudySpec, float] | None:
-    """An existing study's spec and budget spent, read-only; None if there is no such study."""
-    attrs = peek_study_attrs(url, name)
+def _stored(attrs: dict[str, Any] | None) -> tuple[StudySpec, float] | None:
+    """An existing study's spec and budget spent, from its user attrs; None if there is no such study."""
     if attrs is None or SPEC_ATTR not in attrs:
         return None
     return StudySpec.from_json(attrs[SPEC_ATTR]), float(json.loads(attrs.get(bud.SPENT_ATTR, "0")))
@@ -84,7 +83,8 @@ def run_job(
     started = time.monotonic()
     data = DataRef.of(spec, options.data_dir)
     url = options.storage or default_url(spec.name)
-    check_unchanged(peek_record(url, spec.name), data, spec.name)  # before the file is converted again
+    attrs = peek_study_attrs(url, spec.name)  # one read-only look at an existing study
+    check_unchanged(record_in(attrs), data, spec.name)  # before the file is converted again
     dataset = data.load()  # before any file is written: a missing data set changes nothing
     logger.info(
         "%s: %d train / %d validation / %d test samples, %d features, %d classes",
@@ -95,7 +95,7 @@ def run_job(
         dataset.n_features,
         dataset.n_classes,
     )
-    stored = _stored(url, spec.name)
+    stored = _stored(attrs)
     spent_before = stored[1] if stored else 0.0
     budget = spec.budget if stored is None or "budget" in given else stored[0].budget
     plan = None
