@@ -28,6 +28,7 @@ from typing import Any
 import optuna
 from optuna.storages import RDBStorage
 
+from model import TrainConfig
 from search import finalists as fin
 from search.attempts import MAX_ATTEMPTS, RERUN, Planned, after_lost_worker
 from search.budget import SPENT_ATTR, TRIAL_CEILING, WARP_COST
@@ -59,6 +60,8 @@ class _Pending:
     task: TrialTask
     distributions: dict[str, Any]
     run: Planned  # as asked: its parameters, the seed it trains with, its stage attrs and attempt
+    modelled: float = 0.0  # its seconds by the budget's cost model (0: no model)
+    expected: float = 0.0  # the same, scaled by how this run's trials compared with the model
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +79,8 @@ class Deadlines:
     stop: float
     budgeted: bool = False
     typical_trial: float = 0.0  # a search trial's expected seconds before any has finished
+    # a search trial's expected seconds from its configuration (search/budget.py), asked before it starts
+    trial_cost: Callable[[TrainConfig], float] | None = None
 
 
 class Coordinator:
@@ -97,6 +102,8 @@ class Coordinator:
         self._started = time.monotonic()
         self._search_seconds: list[float] = []  # this run's finished search trials' durations
         self._epoch_seconds: dict[int, float] = {}  # search trial -> seconds per epoch, all its folds
+        self._cost_ratios: list[float] = []  # finished search trials: measured / expected seconds per epoch
+        self._search_closed = False  # a trial was drawn that could not end within the search's time
         # a budget's seconds used before this run, kept on the study as they grow (so a killed
         # run's time still counts when it resumes); None: no budget
         self._spent_before, self._spent_stored = spent_before, 0.0
@@ -159,12 +166,39 @@ class Coordinator:
         start = time.perf_counter()
         pending = self._next_trial()
         asked = time.perf_counter()
+        if not self._starts_in_time(pending):
+            return
         self._inflight[self.executor.submit(pending.task)] = pending
         run = pending.run
         self._mirror.create(pending.number, run.params, pending.distributions, run.attrs,
                             {"seed": run.seed} | run.attrs | run.retry_markers())
         self.summary.ask_ms.append((asked - start) * 1e3)
         self.summary.dispatch_ms.append((time.perf_counter() - asked) * 1e3)
+
+    def _starts_in_time(self, pending: _Pending) -> bool:
+        """Whether a sampled search trial can end within the search's time, waiting for a worker included.
+
+        One that cannot is recorded as failed, never started, and closes the search
+        (what is left goes to the finalists): a late wide trial would otherwise run
+        past the search's share by its whole length.
+        """
+        if pending.run.finalist or self.deadlines is None or self.deadlines.trial_cost is None:
+            return True
+        ratios = sorted(self._cost_ratios)
+        pending.modelled = self.deadlines.trial_cost(pending.task.config)
+        pending.expected = pending.modelled * (ratios[len(ratios) // 2] if ratios else 1.0)
+        busy = len(self._inflight) >= self.executor.n_workers
+        wait = sum(p.expected for p in self._inflight.values()) / self.executor.n_workers if busy else 0.0
+        if self._fits(wait + pending.expected, "search") and self._fits(wait + pending.expected, "stop"):
+            return True
+        run = pending.run
+        self._mirror.create(pending.number, run.params, pending.distributions, run.attrs,
+                            {"seed": run.seed} | run.attrs)
+        left = max(self.deadlines.search - self._elapsed(), 0.0)
+        self._fail(pending, f"not started: expected to take {pending.expected:.0f} s, "
+                            f"{left:.0f} s were left of the search")
+        self._search_closed = True
+        return False
 
     # ---------------------------------------------------------------- collect
     def _collect(self, handle: Any) -> None:
@@ -227,6 +261,8 @@ class Coordinator:
         if not pending.run.finalist:
             if epochs:
                 self._epoch_seconds[pending.number] = result.seconds / epochs
+                if pending.modelled:
+                    self._cost_ratios.append(result.seconds / epochs / (pending.modelled / pending.task.config.epochs))
             if result.outcome == "complete":
                 self._search_seconds.append(result.seconds)
             self._curves.append(curve(pending.number, complete, frozen.value, list(result.values),
@@ -253,7 +289,7 @@ class Coordinator:
 
     def _want_search(self, started: float) -> bool:
         typical = self._typical_search_trial()
-        return (self.summary.finished + len(self._inflight) < self.spec.trials
+        return (not self._search_closed and self.summary.finished + len(self._inflight) < self.spec.trials
                 and self._fits(typical, "search") and self._fits(typical, "stop"))
 
     def _run_seconds(self, number: int) -> float:

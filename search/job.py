@@ -68,6 +68,11 @@ def _stored(attrs: dict[str, Any] | None) -> tuple[StudySpec, float] | None:
     return StudySpec.from_json(attrs[SPEC_ATTR]), float(json.loads(attrs.get(bud.SPENT_ATTR, "0")))
 
 
+def _stored_plan(attrs: dict[str, Any] | None) -> bud.Plan | None:
+    """The plan a budgeted study was created with: ``resume`` keeps to its cost model."""
+    return bud.Plan.from_json(json.loads(attrs[bud.PLAN_ATTR])) if attrs and bud.PLAN_ATTR in attrs else None
+
+
 def _store_spent(url: str, name: str, seconds: float) -> None:
     storage = open_storage(url)
     try:
@@ -126,7 +131,9 @@ def run_job(
             storage.set_study_user_attr(study_id, bud.PLAN_ATTR, json.dumps(plan.to_json()))
         budget = spec.budget
         setup = time.monotonic() - started
-        deadlines = _deadlines(spec, budget, spent_before + setup, options.timeout, plan)
+        made = plan or _stored_plan(attrs)
+        trial_cost = bud.TrialCost.of(made, dataset, spec.cv) if made is not None else None
+        deadlines = _deadlines(spec, budget, spent_before + setup, options.timeout, made, trial_cost)
         coordinator = Coordinator(
             spec,
             storage,
@@ -163,7 +170,12 @@ def _without_trial_cap(spec: StudySpec) -> StudySpec:
 
 
 def _deadlines(
-    spec: StudySpec, budget: float | None, spent: float, timeout: float | None, plan: bud.Plan | None
+    spec: StudySpec,
+    budget: float | None,
+    spent: float,
+    timeout: float | None,
+    plan: bud.Plan | None,
+    cost: bud.TrialCost | None,
 ) -> Deadlines | None:
     """The coordinator's deadlines, in seconds from its start: a budget's stage ends, or ``--timeout``."""
     if budget is None:
@@ -173,7 +185,7 @@ def _deadlines(
     if timeout is not None:
         search_end, stop = min(search_end, timeout), min(stop, timeout)
     typical = plan.typical_epoch_seconds * spec.epochs * spec.cv if plan else 0.0
-    return Deadlines(max(search_end, 0.0), max(stop, 0.0), budgeted=True, typical_trial=typical)
+    return Deadlines(max(search_end, 0.0), max(stop, 0.0), budgeted=True, typical_trial=typical, trial_cost=cost)
 
 
 def _final_networks(

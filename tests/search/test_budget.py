@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import time
 from pathlib import Path
@@ -176,3 +177,34 @@ def test_a_deterministic_budget_run_repeats_its_trials_under_the_same_plan(tmp_p
 
 def test_the_stage_shares_leave_a_margin() -> None:
     assert 0.03 <= 1 - sum(SHARES.values()) <= 0.1
+
+
+def test_a_trial_expected_to_overrun_the_search_is_never_started(tmp_path: Path) -> None:
+    """The cost model is asked before each search trial: one that could not end in time is
+    recorded as not started and closes the search, where it would have run past it."""
+    from search.coordinator import Coordinator, Deadlines
+    from search.spec import StudySpec
+    from search.storage import open_storage
+    from search.study import create_or_continue
+    from search.tasks import DataRef
+    from tests.search.test_faults import InlineExecutor
+
+    storage = open_storage(f"sqlite:///{tmp_path / 'c.db'}", create=True)
+    spec, study_id, lease = create_or_continue(storage, StudySpec(name="c", trials=50, epochs=2, finalists=0), set())
+    lease.release()
+    asked: list[int] = []
+
+    def cost(config) -> float:  # the fourth draw is a network that would take an hour
+        asked.append(config.epochs)
+        return 3600.0 if len(asked) == 4 else 0.01
+
+    deadlines = Deadlines(120.0, 120.0, budgeted=True, typical_trial=0.01, trial_cost=cost)
+    start = time.monotonic()
+    summary = Coordinator(spec, storage, study_id, InlineExecutor(), data=DataRef("digits"), deadlines=deadlines,
+                          progress=False).run()
+    assert time.monotonic() - start < 60
+    trials = storage.get_all_trials(study_id)
+    assert [t.state.name for t in trials] == ["COMPLETE"] * 3 + ["FAIL"] and summary.finished == 3, trials
+    # 3600 s by the model, scaled by how the three trials before it compared with theirs
+    assert re.match(r"not started: expected to take \d+ s, 1\d\d s were left", trials[3].user_attrs["stop_reason"])
+    assert asked == [2, 2, 2, 2]
