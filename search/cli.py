@@ -12,29 +12,20 @@ import dataclasses
 import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
 import optuna
 
-from model.datasets import DATASETS, MISSING, DatasetError
-from search.budget import format_duration, parse_duration
+from model.datasets import DatasetError
+from search.budget import format_duration
 from search.coordinator import Interrupted, RunSummary
 from search.datafile import describe_data
 from search.errors import SearchError
-from search.executors import EXECUTORS
 from search.job import Execution, JobResult, run_job
 from search.results import REPORT_FORMATS
-from search.spec import (
-    DATASET_DEFAULTS,
-    FIXED_SETTINGS,
-    PRUNERS,
-    SAMPLERS,
-    StudySpec,
-    build_spec,
-    check_study_name,
-    default_study_name,
-)
+from search.settings import EXECUTION, RUN_SETTINGS, STORAGE, STUDY_SETTINGS, Setting, int_at_least
+from search.spec import FIXED_SETTINGS, StudySpec, build_spec, check_study_name, default_study_name
 from search.storage import default_url, open_storage
 from search.study import load_spec
 
@@ -50,67 +41,44 @@ class _Parser(argparse.ArgumentParser):
         raise SearchError(f"{message} (see 'python -m search {self.prog.split()[-1]} --help')")
 
 
-def _int_at_least(low: int):
-    def parse(text: str) -> int:
+def _argument_type(parse: Callable[[str], Any]) -> Callable[[str], Any]:
+    """A setting's check as argparse's type: its reason becomes argparse's one-line message."""
+
+    def convert(text: str) -> Any:
         try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-        if value < low:
-            raise argparse.ArgumentTypeError(f"must be >= {low}, got {value}")
-        return value
+            return parse(text)
+        except SearchError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
 
-    parse.__name__ = f"whole number >= {low}"  # argparse names the type in some messages
-    return parse
+    convert.__name__ = parse.__name__  # argparse names the type in some messages
+    return convert
 
 
-_positive_int = _int_at_least(1)
-_nonnegative_int = _int_at_least(0)
+def _help(s: Setting) -> str:
+    return s.help.replace("%", "%%")  # argparse formats help with %
 
 
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, got {text}")
-    return value
+def _add(p: argparse.ArgumentParser | argparse._MutuallyExclusiveGroup, s: Setting, **extra: Any) -> None:
+    if s.switch:
+        action = "store_false" if s.negated else "store_true"
+        p.add_argument(s.flag, dest=s.name, action=action, default=not s.negated if s.negated else None,
+                       help=_help(s), **extra)
+        return
+    typed = {"type": _argument_type(s.parse)} if s.parse is not None else {}
+    p.add_argument(s.flag, dest=s.name, metavar=s.metavar, choices=s.choices, help=_help(s), **typed, **extra)
 
 
-def _duration(text: str) -> float:
-    try:
-        return parse_duration(text)
-    except SearchError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-
-
-def _study_name(text: str) -> str:
-    try:
-        return check_study_name(text)
-    except SearchError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
+_study_name = _argument_type(check_study_name)
+_positive_int = _argument_type(int_at_least(1))
 
 
 def _add_storage(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--storage", metavar="URL",
-                   help="SQLAlchemy URL of the study database (default: sqlite:///studies/<study>.db, relative "
-                        "to the working directory)")
+    _add(p, STORAGE)
 
 
 def _add_execution(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--jobs", type=_positive_int, metavar="K",
-                   help="worker processes (default: number of CPU cores)")
-    p.add_argument("--timeout", type=_positive_float, metavar="SECONDS",
-                   help="stop after this many seconds: no trial starts that could not finish by then, and what "
-                        "still runs then is stopped and recorded for a re-run")
-    p.add_argument("--data-dir", metavar="DIR", help="directory holding the data set files")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.add_argument("--executor", choices=EXECUTORS, default="local",
-                   help="where trials run: local worker processes, or a Dask cluster (default local)")
-    p.add_argument("--scheduler", metavar="ADDRESS",
-                   help="Dask scheduler, e.g. tcp://host:8786 (with --executor dask; default: "
-                        "a local Dask cluster of --jobs processes)")
+    for s in EXECUTION:
+        _add(p, s)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -120,48 +88,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     run = sub.add_parser("run", help="create a study or continue one, until it holds N finished trials")
-    run.add_argument("--trials", type=_positive_int, metavar="N",
-                     help="finished (complete + pruned) trials the study should hold (default 200; with --budget, "
-                          "a ceiling)")
-    run.add_argument("--budget", type=_duration, metavar="DURATION",
-                     help="wall-clock time of the whole job, e.g. 90s, 30m, 2h: the search, the finalists and the "
-                          "final networks, planned from this data's measured costs (docs/budget.md)")
-    run.add_argument("--study", type=_study_name, metavar="NAME", help="study name (default: the data set)")
     which = run.add_mutually_exclusive_group()
-    which.add_argument("--dataset", choices=DATASETS, help="a built-in data set (default digits)")
-    which.add_argument("--data", metavar="PATH",
-                       help="your own data: an .npz, a CSV/TSV table (gzipped too) or a folder of images with one "
-                            "sub-folder per class (docs/own-data.md)")
-    run.add_argument("--target", metavar="COLUMN", help="a table's label column (default: the last column)")
-    run.add_argument("--x-key", metavar="KEY", help="an .npz's feature array (default: by convention, e.g. x_train, "
-                                                    "X, data, images)")
-    run.add_argument("--y-key", metavar="KEY", help="an .npz's label array (default: by convention)")
-    run.add_argument("--image-size", metavar="HxW", help="resize every image to H x W pixels (default: as they are; "
-                                                         "they must then share one size)")
-    run.add_argument("--missing", choices=MISSING,
-                     help="a table's missing values: impute (median + indicator, or a category of their own; "
-                          "the default) or refuse them")
-    run.add_argument("--epochs", type=_positive_int, metavar="E",
-                     help=f"most epochs per search trial (default {DATASET_DEFAULTS['digits']['epochs']} on digits, "
-                          f"{StudySpec.epochs} otherwise; when given, also the finalists' epochs unless a preset "
-                          "sets finalist_epochs)")
-    run.add_argument("--sampler", choices=SAMPLERS, help="Optuna sampler (default tpe; gp needs PyTorch)")
-    run.add_argument("--pruner", choices=PRUNERS, help="pruner on validation loss (default median)")
-    run.add_argument("--seed", type=_nonnegative_int, metavar="S", help="study seed (default 0)")
-    run.add_argument("--preset", metavar="FILE", help="study preset TOML, e.g. studies/digits.toml")
-    run.add_argument("--cv", type=_positive_int, metavar="K",
-                     help="k-fold cross-validation on train + validation for every search trial (default 1: "
-                          f"one holdout split; finalists use finalist_cv, {DATASET_DEFAULTS['digits']['finalist_cv']} "
-                          "on digits)")
-    run.add_argument("--finalists", type=_nonnegative_int, metavar="K",
-                     help="after the search, run the K best configurations again on fresh seeds and "
-                          "choose the best mean (default 5; 0: no finalist stage)")
-    run.add_argument("--test-seed", type=_nonnegative_int, metavar="S",
-                     help="digits only: which 20%% of the images is the test split, read only by "
-                          "`best --retrain` (default 0: the same test images for every study)")
-    run.add_argument("--deterministic", action="store_true", default=None,
-                     help="same seed -> same trials and values whatever --jobs is (sampled in batches)")
-    _add_storage(run)
+    for setting in RUN_SETTINGS:
+        _add(which if setting.name in ("dataset", "data") else run, setting)
     _add_execution(run)
 
     resume = sub.add_parser("resume", help="continue a study with the settings stored on it")
@@ -222,9 +151,7 @@ def _given(args: argparse.Namespace, keys: Sequence[str]) -> dict[str, Any]:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    overrides = _given(args, ("dataset", "trials", "epochs", "sampler", "pruner", "seed", "deterministic",
-                              "cv", "finalists", "test_seed", "data", "target", "x_key", "y_key", "image_size",
-                              "missing", "budget"))
+    overrides = _given(args, STUDY_SETTINGS)
     spec = build_spec(args.study or "default", args.preset, overrides)
     if args.study is None:  # the study is named after its data
         spec = dataclasses.replace(spec, name=default_study_name(spec))
@@ -243,8 +170,7 @@ def _cmd_resume(args: argparse.Namespace) -> int:
 
 
 def _execute(spec: StudySpec, args: argparse.Namespace, given: set[str], *, create: bool) -> int:
-    options = Execution(args.storage, args.jobs, args.timeout, args.data_dir, not args.no_progress, args.executor,
-                        args.scheduler)
+    options = Execution(storage=args.storage, **_given(args, [s.name for s in EXECUTION]))
     result = run_job(spec, options, given, create=create,
                      announce=lambda text: print(text, file=sys.stderr, flush=True))
     print(format_summary(result.summary, result.url, result.jobs, result.record))

@@ -1,14 +1,13 @@
-"""The command that reproduces a study, derived from its stored spec and the CLI itself.
+"""The command that reproduces a study, derived from its stored spec and the settings' one table.
 
-Why derive it from the parser: a setting that gains a ``run`` flag (``--cv``,
-``--finalists``...) shows up here without a second list of names to keep in
-step. Settings with no flag (a custom space, the validation fraction) can only
+Why derive it from ``search/settings.py``: a setting that gains a ``run`` flag
+(``--cv``, ``--finalists``...) shows up here without a second list of names to
+keep in step. Settings with no flag (a custom space, the validation fraction) can only
 come from a preset; when the study was made from one, the preset is named.
 """
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import shlex
@@ -17,13 +16,7 @@ from typing import Any
 import sqlalchemy.engine
 
 from search.budget import TRIAL_CEILING
-
-
-def _run_parser() -> argparse.ArgumentParser:
-    from search.cli import build_parser
-
-    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
-    return sub.choices["run"]
+from search.settings import RUN_SETTINGS
 
 
 def _defaults() -> dict[str, Any]:
@@ -51,7 +44,7 @@ def reproduce_command(name: str, spec: dict[str, Any], url: str) -> tuple[str, l
     if preset:
         argv += ["--preset", str(preset)]
     unflagged: list[str] = []
-    options = {a.dest: a for a in _run_parser()._actions if a.option_strings}
+    options = {s.name: s for s in RUN_SETTINGS if s.study}
     names = [f.name for f in dataclasses.fields(StudySpec)] + sorted(set(spec) - set(defaults))
     for key in names:
         if key in ("name", "preset") or key not in spec:
@@ -59,12 +52,12 @@ def reproduce_command(name: str, spec: dict[str, Any], url: str) -> tuple[str, l
         value = spec[key]
         if key == "trials" and spec.get("budget") and value >= TRIAL_CEILING:
             continue  # the budget's time decides the count
-        action = options.get(key)
-        if action is None:  # only a preset sets it: worth a mention when not the default
+        setting = options.get(key)
+        if setting is None:  # only a preset sets it: worth a mention when not the default
             if not preset and value is not None and value != defaults.get(key):
                 unflagged.append(key)
             continue
-        flag = max(action.option_strings, key=len)
+        flag = setting.flag
         if isinstance(value, bool) or value is None:
             if value:
                 argv.append(flag)
