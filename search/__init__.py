@@ -1,7 +1,9 @@
 """Parallel Optuna hyperparameter search for the NumPy networks of ``model``.
 
-``load_results`` and friends import pandas, which worker processes never need,
-so they are loaded on first use.
+From Python: ``search.run(...)`` is ``python -m search run``, ``search.load(study)``
+opens a stored study, ``search.SearchCV`` is the service as a scikit-learn
+estimator. These and ``load_results`` and friends import pandas, which worker
+processes never need, so they are loaded on first use.
 """
 
 from __future__ import annotations
@@ -9,6 +11,10 @@ from __future__ import annotations
 from typing import Any
 
 __all__ = [
+    "run",
+    "load",
+    "Study",
+    "SearchCV",
     "load_results",
     "load_curves",
     "load_finalists",
@@ -20,6 +26,14 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
+    if name in ("run", "load", "Study"):
+        from search import api
+
+        return getattr(api, name)
+    if name == "SearchCV":
+        from search.sklearn import SearchCV
+
+        return SearchCV
     if name in ("load_results", "load_curves", "load_finalists"):
         from search import results
 

@@ -11,6 +11,7 @@ file and retrained or applied on another would mix two data sets silently.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 from optuna.storages import RDBStorage
@@ -45,6 +46,12 @@ def check_unchanged(record: dict[str, Any] | None, ref: DataRef, study: str) -> 
     """Refuse a file whose content is not the one ``study`` was made with."""
     if record is None or ref.file is None:
         return
+    if record["digest"] != ref.file.digest and record.get("path") != ref.file.path:  # other data, e.g. other arrays
+        raise SearchError(
+            f"study {study!r} was made from other data ({Path(record['path']).name}, content "
+            f"{record['digest'][:12]}; this is {Path(ref.file.path).name}, content {ref.file.digest[:12]}): its "
+            "trials belong to that data; search this one under a new study name"
+        )
     if record["digest"] != ref.file.digest:
         raise SearchError(
             f"data file {ref.file.path} has changed since study {study!r} began (content {record['digest'][:12]} "

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import cast
 
 from optuna.trial import FrozenTrial, TrialState
-from tqdm import tqdm
+from tqdm.auto import tqdm  # a widget in a notebook, the text bar in a terminal
 
 from search import finalists as fin
 

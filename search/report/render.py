@@ -116,11 +116,16 @@ def _html_block(block: Block) -> str:
     raise TypeError(f"not a report block: {block!r}")
 
 
+def sections_html(sections: list[Section], level: int = 2) -> str:
+    """The sections alone, headed at ``<h{level}>``: the page's body, or a notebook cell's output."""
+    return "\n".join(
+        f'<section id="{s.key}"><h{level}>{html.escape(s.title)}</h{level}>\n'
+        + "\n".join(_html_block(b) for b in s.blocks) + "</section>" for s in sections)
+
+
 def to_html(title: str, subtitle: str, sections: list[Section]) -> str:
     nav = " ".join(f'<a href="#{s.key}">{html.escape(s.title)}</a>' for s in sections)
-    body = "\n".join(
-        f'<section id="{s.key}"><h2>{html.escape(s.title)}</h2>\n' + "\n".join(_html_block(b) for b in s.blocks)
-        + "</section>" for s in sections)
+    body = sections_html(sections)
     return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
             f'<meta name="viewport" content="width=device-width, initial-scale=1">'
             f"<title>{html.escape(title)}</title><style>{CSS}</style></head>\n<body>"

@@ -1,0 +1,183 @@
+"""The service from Python: ``search.run`` is ``python -m search run``, ``search.load`` opens a study.
+
+Both return a ``Study``, the handle a notebook works with. ``run`` takes the
+command line's settings as keywords (``trials=``, ``budget=``, ``jobs=``...:
+``search/settings.py`` states them once for both) and runs the same job
+(``search/job.py``): the same coordinator, workers, storage, lease, pruning,
+finalists and resume. Data may also be arrays or a DataFrame
+(``search/inputs.py``).
+
+Interrupting (Jupyter's stop button, Ctrl-C) stops as in the terminal: the
+trials running are recorded for a re-run, the workers are stopped, and
+``KeyboardInterrupt`` propagates; calling ``run`` again continues the study.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import html
+import statistics
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from search.coordinator import Interrupted
+from search.errors import SearchError
+from search.inputs import data_settings
+from search.job import Execution, run_job
+from search.outcome import format_outcome
+from search.settings import EXECUTION, STORAGE, STUDY_SETTINGS, check_settings
+from search.spec import FIXED_SETTINGS, build_spec, default_study_name
+from search.storage import default_url, open_storage
+from search.study import load_spec
+
+__all__ = ["Best", "Study", "load", "run"]
+
+
+@dataclass(frozen=True)
+class Best:
+    """The winner: the finalist with the best mean over its fresh runs (else the best search trial)."""
+
+    trial: int
+    params: dict[str, Any]
+    val_accuracy: float  # mean over the finalist's fresh runs (the search trial's own, without finalists)
+    val_accuracy_sd: float | None  # over those runs; None for one run
+    runs: int
+
+    def __str__(self) -> str:
+        spread = "" if self.val_accuracy_sd is None else f" ± {self.val_accuracy_sd:.4f}"
+        params = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in self.params.items())
+        accuracy = f"validation accuracy {self.val_accuracy:.4f}{spread} over {self.runs} run(s)"
+        return f"trial {self.trial}: {accuracy}; {params}"
+
+
+@dataclass
+class Study:
+    """A study in its storage: read, retrain, predict, report. Every method reads the storage afresh."""
+
+    name: str
+    storage: str  # its SQLAlchemy URL
+    summary: str | None = None  # what the run that made this handle printed (None from ``load``)
+
+    def results(self):  # -> pd.DataFrame (pandas is imported on use)
+        """One row per trial (``search.load_results``)."""
+        from search.results import load_results
+
+        return load_results(self.name, self.storage)
+
+    def finalists(self):  # -> pd.DataFrame
+        """The finalist stage's standings, best mean first (``search.load_finalists``)."""
+        from search.results import load_finalists
+
+        return load_finalists(self.name, self.storage)
+
+    def curves(self):  # -> pd.DataFrame
+        """Validation loss per epoch of every trial, long format (``search.load_curves``)."""
+        from search.results import load_curves
+
+        return load_curves(self.name, self.storage)
+
+    @property
+    def best(self) -> Best:
+        from search.retrain import find_winner
+
+        rdb = open_storage(self.storage, read_only=True)
+        try:
+            _, study_id = load_spec(rdb, self.name)
+            winner = find_winner(rdb, study_id, self.name)
+        finally:
+            rdb.engine.dispose()
+        accuracies = [float(t.user_attrs["val_accuracy"]) for t in winner.runs if "val_accuracy" in t.user_attrs]
+        if not accuracies:
+            accuracies = [float(winner.trial.user_attrs.get("val_accuracy", float("nan")))]
+        sd = statistics.stdev(accuracies) if len(accuracies) > 1 else None
+        return Best(winner.trial.number, dict(winner.trial.params), statistics.fmean(accuracies), sd, len(accuracies))
+
+    def retrain(self, seeds: int = 1, jobs: int | None = None, out: str | Path | None = None):
+        """Train the winner ``seeds`` times on train + validation and score it once on the test split, as
+        ``best --retrain`` does; returns the final networks (their ``predict`` takes raw rows)."""
+        from search.retrain import load_final_networks, retrain_best
+
+        check_settings({"jobs": jobs})
+        if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
+            raise SearchError(f"argument seeds: must be >= 1, got {seeds!r}")
+        self.summary = retrain_best(self.name, self.storage, out=None if out is None else str(out), seeds=seeds,
+                                    jobs=jobs)
+        return load_final_networks(self.name, self.storage)
+
+    def final_networks(self):
+        """The networks of the last retrain (or of the budget's last stage)."""
+        from search.retrain import load_final_networks
+
+        return load_final_networks(self.name, self.storage)
+
+    def predict(self, X: Any) -> np.ndarray:
+        """Each row's class by the final networks' ensemble; ``X`` in the data's own form."""
+        return self.final_networks().predict(X)
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        return self.final_networks().predict_proba(X)
+
+    def report(self, path: str | Path | None = None, format: str = "html") -> Path:
+        """Write the study's report (``python -m search report``); returns the file."""
+        from search.report import write_report
+
+        return write_report(self.name, self.storage, path, format)
+
+    def plot(self, out_dir: str | Path | None = None) -> list[Path]:
+        """Heatmaps, learning curves and history as PNG files (``python -m search plot``)."""
+        from search.plots import make_plots
+
+        return make_plots(self.name, self.storage, out_dir)
+
+    def _repr_html_(self) -> str:
+        """The report's summary and winner, for a notebook cell."""
+        from search.report import draw_plots, gather, sections
+        from search.report.render import sections_html
+
+        facts = gather(self.name, self.storage)
+        parts = draw_plots([sections.summary(facts), sections.winner(facts)])
+        return f"<div><h3>Study {html.escape(self.name)}</h3>{sections_html(parts, level=4)}</div>"
+
+    def __repr__(self) -> str:
+        return f"Study(name={self.name!r}, storage={self.storage!r})"
+
+
+def run(data: Any = None, /, *, target: str | None = None, **settings: Any) -> Study:
+    """Create a study or continue one, as ``python -m search run`` with these keywords for its flags.
+
+    ``data``: a built-in data set's name, a path (a CSV/TSV table, an ``.npz``, a
+    folder of images), ``(X, y)``, ``(X_train, y_train, X_test, y_test)``, or a
+    DataFrame with ``target=``. Without a test split, 20% of the rows per class
+    is held out (``test_seed``) and read only by the final networks.
+    The other keywords are the flags of ``run`` (see ``python -m search run
+    --help``): ``trials``, ``budget`` (``"30m"`` or seconds), ``epochs``, ``jobs``,
+    ``storage``, ``study``, ``preset``, ``cv``, ``seed``, ``deterministic``,
+    ``progress``... A bad one raises ``SearchError`` with the flag's message.
+    """
+    given = check_settings(data_settings(data, target) | settings)
+    overrides = {k: v for k, v in given.items() if k in STUDY_SETTINGS}
+    preset = given.get("preset")
+    spec = build_spec(given.get("study", "default"), preset, overrides)
+    if "study" not in given:  # named after its data, as on the command line
+        spec = dataclasses.replace(spec, name=default_study_name(spec))
+    execution = Execution(**{s.name: given[s.name] for s in (STORAGE, *EXECUTION) if s.name in given})
+    try:
+        result = run_job(spec, execution, set(FIXED_SETTINGS) if preset else set(overrides), create=True)
+    except Interrupted as exc:
+        raise KeyboardInterrupt(str(exc)) from None
+    return Study(spec.name, result.url, format_outcome(result))
+
+
+def load(study: str, storage: str | None = None) -> Study:
+    """The handle of an existing study (``storage``: its URL; default ``sqlite:///studies/<study>.db``)."""
+    check_settings({"study": study, "storage": storage})
+    url = storage or default_url(study)
+    rdb = open_storage(url, read_only=True)
+    try:
+        load_spec(rdb, study)  # an unknown study is refused here, naming the ones there are
+    finally:
+        rdb.engine.dispose()
+    return Study(study, url)
