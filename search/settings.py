@@ -82,7 +82,7 @@ class Setting:
         if isinstance(value, bool) or not isinstance(value, (str, int, float)):
             raise SearchError(f"expected {self.metavar or 'a value'}, got {value!r}")
         if self.choices is not None and value not in self.choices:
-            raise SearchError(f"invalid choice: {value!r} (choose from {', '.join(self.choices)})")
+            raise SearchError(f"invalid choice: {value!r} (choose from {', '.join(map(repr, self.choices))})")
         return self.parse(str(value)) if self.parse is not None else str(value)
 
 
