@@ -8,6 +8,8 @@ Knows nothing of Optuna; usable from a notebook::
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from .activations import ACTIVATIONS
 from .config import TrainConfig
 from .datasets import DATASETS, Dataset, load_dataset
@@ -15,12 +17,16 @@ from .errors import DivergedError
 from .network import Network
 from .train import EpochStats, Training, TrainResult, train
 
+if TYPE_CHECKING:
+    from .estimator import MLPClassifier
+
 __all__ = [
     "ACTIVATIONS",
     "DATASETS",
     "Dataset",
     "DivergedError",
     "EpochStats",
+    "MLPClassifier",
     "Network",
     "TrainConfig",
     "TrainResult",
@@ -28,3 +34,12 @@ __all__ = [
     "load_dataset",
     "train",
 ]
+
+
+def __getattr__(name: str) -> object:
+    """``MLPClassifier`` on first use: it imports scikit-learn (~0.7 s), which the search's workers never need."""
+    if name == "MLPClassifier":
+        from .estimator import MLPClassifier
+
+        return MLPClassifier
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

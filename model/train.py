@@ -189,6 +189,7 @@ class Training:
         *,
         n_classes: int | None = None,
         image_shape: tuple[int, ...] | None = None,
+        initial: Network | None = None,
     ) -> None:
         self._t_start = time.perf_counter()
         self.X_train, self.y_train = _check_data(X_train, y_train, "train")
@@ -206,6 +207,10 @@ class Training:
             self.X_train.shape[1], c.hidden, n_classes, c.activation, leaky_slope=c.leaky_slope,
             dropout=c.dropout, l1=c.l1, l2=c.l2, seed=np.random.default_rng([c.seed, 0]),
         )  # fmt: skip
+        if initial is not None:  # a warm start: training goes on from these weights
+            if initial.widths != self.net.widths:
+                raise ValueError(f"initial has widths {initial.widths}, the config and data need {self.net.widths}")
+            self.net.copy_parameters_from(initial.flat_parameters)
         self._shuffle_rng = np.random.default_rng([c.seed, 1])
         self._dropout_rng = np.random.default_rng([c.seed, 2]) if c.dropout > 0 else None
         self._augment = _make_augmenter(c, image_shape, self.X_train.shape[1])
@@ -279,6 +284,15 @@ class Training:
             self.done = True
         return stats
 
+    def use_data(self, X_train: np.ndarray, y_train: np.ndarray) -> None:
+        """Train the next epochs on other rows, everything else carrying on: a stream's next chunk."""
+        X_train, y_train = _check_data(X_train, y_train, "train")
+        if X_train.shape[1] != self.net.n_inputs:
+            raise ValueError(f"X_train has {X_train.shape[1]} features but the network takes {self.net.n_inputs}")
+        if y_train.max() >= self.net.n_classes:
+            raise ValueError(f"y_train labels must be < n_classes = {self.net.n_classes}, got max {y_train.max()}")
+        self.X_train, self.y_train = X_train, y_train
+
     def stop(self, reason: str) -> None:
         """End the run early at the caller's request (a pruner); outcome "stopped"."""
         self.result.outcome, self.result.reason = "stopped", reason
@@ -304,6 +318,7 @@ def train(
     callback: Callable[[EpochStats], bool | None] | None = None,
     n_classes: int | None = None,
     image_shape: tuple[int, ...] | None = None,
+    initial: Network | None = None,
 ) -> TrainResult:
     """Train a fresh Network by minibatch gradient descent; never raises for divergence.
 
@@ -311,9 +326,12 @@ def train(
     read-only memmaps. ``callback(stats)`` runs after every epoch; returning True
     stops the run (outcome "stopped"), which is how a pruner ends a trial.
     ``image_shape`` ((H, W) or (C, H, W), e.g. ``Dataset.image_shape``) is needed
-    only for augmentation, which touches training batches only.
+    only for augmentation, which touches training batches only. ``initial``, a network
+    of the same widths, gives the starting weights instead of ``config.seed`` (a warm start).
     """
-    run = Training(config, X_train, y_train, X_val, y_val, n_classes=n_classes, image_shape=image_shape)
+    run = Training(
+        config, X_train, y_train, X_val, y_val, n_classes=n_classes, image_shape=image_shape, initial=initial
+    )
     while (stats := run.step()) is not None:
         if callback is not None and callback(stats):
             run.stop(f"stopped by callback at epoch {stats.epoch}")
