@@ -156,9 +156,12 @@ def run(data: Any = None, /, *, target: str | None = None, **settings: Any) -> S
     --help``): ``trials``, ``budget`` (``"30m"`` or seconds), ``epochs``, ``jobs``,
     ``storage``, ``study``, ``preset``, ``cv``, ``seed``, ``deterministic``,
     ``progress``... A bad one raises ``SearchError`` with the flag's message.
+    ``space``, in Python only: a mapping in a preset's ``[space]`` form
+    (docs/space.md), laid over the default space.
     """
+    space = settings.pop("space", None)  # Python only: a preset's [space] as a mapping
     given = check_settings(data_settings(data, target) | settings)
-    overrides = {k: v for k, v in given.items() if k in STUDY_SETTINGS}
+    overrides = {k: v for k, v in given.items() if k in STUDY_SETTINGS} | ({"space": space} if space else {})
     preset = given.get("preset")
     spec = build_spec(given.get("study", "default"), preset, overrides)
     if "study" not in given:  # named after its data, as on the command line

@@ -91,7 +91,7 @@ def _write_arrays(data: tuple[Any, ...], folder: Path) -> str:
     h = hashlib.sha256()
     for key, a in arrays.items():
         h.update(f"{key}:{a.dtype.str}:{a.shape};".encode())
-        h.update(a.tobytes() if a.dtype.kind == "U" else a.data.cast("B"))
+        h.update(a.tobytes())
     buffer = io.BytesIO()
     np.savez(buffer, **arrays)  # type: ignore[arg-type]  # numpy's stub types the keywords as allow_pickle
     return _write(folder, f"arrays-{h.hexdigest()[:_DIGEST]}.npz", buffer.getvalue())

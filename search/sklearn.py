@@ -1,0 +1,158 @@
+"""``SearchCV``: the service as a scikit-learn meta-estimator, for ``Pipeline`` and ``cross_val_score``.
+
+Not a second search loop: ``fit`` is ``search.run`` on ``(X, y)`` (real
+workers, storage, pruning, finalists), then the winner retrained on all of
+``X`` as ``refit=True`` does in ``GridSearchCV``. Without ``storage`` the study
+lives in a temporary directory that ``fit`` removes; ``study_`` is then an
+in-memory copy of it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import StandardScaler
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from model import MLPClassifier
+from search.api import Study, run
+from search.finalists import is_finalist_run
+from search.inputs import data_settings
+from search.retrain import final_epochs, find_winner
+from search.space import config_from_params
+from search.storage import open_storage
+from search.study import load_spec
+
+__all__ = ["SearchCV"]
+
+
+class SearchCV(ClassifierMixin, BaseEstimator):
+    """Search the NumPy network's hyperparameters on ``(X, y)``; predict with the winner, retrained on all of ``X``.
+
+    ``space``: a mapping in a preset's ``[space]`` form (docs/space.md), laid over
+    the default space; ``n_trials``/``budget``/``epochs``/``cv``/``finalists``/
+    ``seed``: the ``run`` settings of those names (``budget``: ``"2m"`` or
+    seconds); ``n_jobs``: worker processes. ``storage``/``study_name``: keep the
+    study (it can then be opened with ``search.load``).
+    """
+
+    def __init__(
+        self,
+        space: Mapping[str, Any] | None = None,
+        n_trials: int | None = None,
+        budget: str | float | None = None,
+        cv: int | None = None,
+        n_jobs: int | None = None,
+        storage: str | None = None,
+        study_name: str | None = None,
+        epochs: int | None = None,
+        finalists: int | None = None,
+        seed: int | None = None,
+        refit: bool = True,
+        progress: bool = False,
+    ) -> None:
+        self.space = space
+        self.n_trials = n_trials
+        self.budget = budget
+        self.cv = cv
+        self.n_jobs = n_jobs
+        self.storage = storage
+        self.study_name = study_name
+        self.epochs = epochs
+        self.finalists = finalists
+        self.seed = seed
+        self.refit = refit
+        self.progress = progress
+
+    def fit(self, X: Any, y: Any) -> SearchCV:
+        X, y = validate_data(self, X, y, dtype=np.float64)
+        check_classification_targets(y)
+        with tempfile.TemporaryDirectory(prefix="searchcv-") as tmp:
+            url = self.storage or f"sqlite:///{Path(tmp) / 'study.db'}"
+            # the study holds out its own test split (20%, never seen by the search, scored by
+            # `best --retrain` if asked); best_estimator_ is then retrained on all of X
+            path = data_settings((X, y), None, Path(tmp) if self.storage is None else None)["data"]
+            settings = {"trials": self.n_trials, "budget": self.budget, "cv": self.cv, "jobs": self.n_jobs,
+                        "study": self.study_name, "epochs": self.epochs, "finalists": self.finalists,
+                        "seed": self.seed, "storage": url, "progress": self.progress}
+            extra = {} if self.space is None else {"space": dict(self.space)}
+            study = run(path, **{k: v for k, v in settings.items() if v is not None}, **extra)
+            self._read(study, X, y)
+        return self
+
+    def _read(self, study: Study, X: np.ndarray, y: np.ndarray) -> None:
+        rdb = open_storage(study.storage, read_only=True)
+        try:
+            spec, study_id = load_spec(rdb, study.name)
+            winner = find_winner(rdb, study_id, study.name)
+        finally:
+            rdb.engine.dispose()
+        config = config_from_params(winner.trial.params, spec.space, final_epochs(spec, winner), spec.seed)
+        self.best_params_ = {k: v for k, v in dataclasses.asdict(config).items() if k != "seed"}
+        self.best_score_ = study.best.val_accuracy
+        if self.storage is None:  # the temporary file goes: keep a copy in memory
+            memory = optuna.storages.InMemoryStorage()
+            optuna.copy_study(from_study_name=study.name, from_storage=study.storage, to_storage=memory)
+            self.study_ = optuna.load_study(study_name=study.name, storage=memory)
+        else:
+            self.study_ = optuna.load_study(study_name=study.name, storage=study.storage)
+        self.cv_results_ = _cv_results(self.study_.get_trials(deepcopy=False))
+        numbers = list(self.cv_results_["trial"])
+        self.best_index_ = numbers.index(winner.trial.number)
+        self.n_features_in_ = X.shape[1]
+        if self.refit:  # the study's preprocessing of feature rows, then the winner on all of X
+            mlp = MLPClassifier(**self.best_params_, seed=spec.seed)
+            self.best_estimator_ = Pipeline([("scale", StandardScaler()), ("mlp", mlp)]).fit(X, y)
+
+    def predict(self, X: Any) -> np.ndarray:
+        check_is_fitted(self, "best_estimator_")
+        return self.best_estimator_.predict(X)
+
+    @property
+    def classes_(self) -> np.ndarray:
+        check_is_fitted(self, "best_estimator_")
+        return self.best_estimator_.classes_
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        check_is_fitted(self, "best_estimator_")
+        return self.best_estimator_.predict_proba(X)
+
+
+def _cv_results(trials: list[FrozenTrial]) -> dict[str, Any]:
+    """scikit-learn's dict of arrays, one entry per finished search trial: ``pd.DataFrame(cv_results_)`` reads it.
+
+    ``mean_test_score`` is the trial's validation accuracy (the mean over its folds
+    with ``cv``); the finalists' fresh runs are in ``search.load(...).finalists()``.
+    """
+    done = [t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)
+            and not is_finalist_run(t)]
+    scores = np.array([float(t.user_attrs.get("val_accuracy", np.nan)) for t in done])
+    order = np.argsort(-np.nan_to_num(scores, nan=-np.inf), kind="stable")
+    ranks = np.empty(len(done), dtype=np.int32)
+    ranks[order] = np.arange(1, len(done) + 1)
+    results: dict[str, Any] = {
+        "trial": np.array([t.number for t in done]),
+        "state": np.array([t.state.name for t in done]),
+        "epochs_run": np.array([t.user_attrs.get("epochs", 0) for t in done]),
+        "mean_fit_time": np.array([float(t.user_attrs.get("seconds", np.nan)) for t in done]),
+        "params": [dict(t.params) for t in done],
+        "mean_test_score": scores,
+        "rank_test_score": ranks,
+    }
+    for name in sorted({n for t in done for n in t.params}):
+        values = np.ma.MaskedArray(np.empty(len(done), dtype=object), mask=True)
+        for i, t in enumerate(done):
+            if name in t.params:
+                values[i] = t.params[name]
+        results[f"param_{name}"] = values
+    return results

@@ -1,0 +1,74 @@
+"""search.SearchCV: the service as a scikit-learn meta-estimator (real workers, real storage)."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.datasets import load_wine
+from sklearn.model_selection import cross_val_score, train_test_split
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import StandardScaler
+
+import search
+from search import SearchCV
+from search.errors import SearchError
+from tests.conftest import query
+
+QUICK = {"n_trials": 6, "epochs": 15, "finalists": 2, "n_jobs": 2}
+
+
+@pytest.fixture(autouse=True)
+def own_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NUMPY_HPSEARCH_CACHE", str(tmp_path / "cache"))
+    monkeypatch.chdir(tmp_path)  # a default storage would appear here as studies/
+
+
+def _searchcv_dirs() -> set[Path]:
+    return set(Path(tempfile.gettempdir()).glob("searchcv-*"))
+
+
+def test_last_step_of_a_pipeline_with_sklearns_result_layout_and_nothing_left_behind(tmp_path: Path) -> None:
+    X, y = load_wine(return_X_y=True)
+    labels = np.array(["barbera", "grignolino", "nebbiolo"])[y]
+    X_train, X_test, y_train, y_test = train_test_split(X, labels, test_size=0.25, random_state=0, stratify=y)
+    before = _searchcv_dirs()
+    pipe = Pipeline([("scale", StandardScaler()), ("search", SearchCV(**QUICK))]).fit(X_train, y_train)
+    assert _searchcv_dirs() == before and not (tmp_path / "studies").exists()
+    cv = pipe.named_steps["search"]
+    assert pipe.score(X_test, y_test) >= 0.85
+    assert set(pipe.predict(X_test)) <= set(labels) and list(cv.classes_) == sorted(set(labels))
+    assert pipe.predict_proba(X_test).shape == (len(X_test), 3)
+    table = pd.DataFrame(cv.cv_results_)
+    assert len(table) == 6 and {"params", "mean_test_score", "rank_test_score", "mean_fit_time"} <= set(table)
+    assert table.loc[cv.best_index_, "trial"] in [t.number for t in cv.study_.trials]
+    assert 0 < cv.best_score_ <= 1 and cv.n_features_in_ == 13
+    assert set(cv.best_params_) >= {"hidden", "learning_rate", "batch_size", "epochs"}
+    mlp = cv.best_estimator_.named_steps["mlp"]
+    assert tuple(mlp.hidden) == tuple(cv.best_params_["hidden"])
+    assert len(cv.study_.trials) == 6 + 2 * 3  # the search, then 2 finalists x 3 fresh runs, all kept in memory
+
+
+def test_inside_cross_val_score_each_fold_runs_its_own_study() -> None:
+    X, y = load_wine(return_X_y=True)
+    quick = SearchCV(n_trials=4, epochs=8, finalists=0, n_jobs=2)
+    scores = cross_val_score(Pipeline([("scale", StandardScaler()), ("search", quick)]), X, y, cv=2)
+    assert scores.shape == (2,) and scores.min() >= 0.8
+
+
+def test_a_kept_study_opens_with_search_load_and_counts_its_rows(tmp_path: Path) -> None:
+    X, y = load_wine(return_X_y=True)
+    url = f"sqlite:///{tmp_path / 'kept.db'}"
+    cv = SearchCV(storage=url, study_name="kept", **QUICK).fit(StandardScaler().fit_transform(X), y)
+    assert query(tmp_path / "kept.db", "SELECT count(*) FROM trials")[0][0] == len(cv.study_.trials) == 12
+    assert search.load("kept", storage=url).best.trial == cv.cv_results_["trial"][cv.best_index_]
+
+
+def test_a_bad_setting_is_the_clis_message_and_writes_nothing(tmp_path: Path) -> None:
+    X, y = load_wine(return_X_y=True)
+    with pytest.raises(SearchError, match=r"argument trials: must be >= 1, got 0"):
+        SearchCV(n_trials=0, storage=f"sqlite:///{tmp_path / 'bad.db'}").fit(X, y)
+    assert not (tmp_path / "bad.db").exists()
