@@ -54,7 +54,7 @@ def test_last_step_of_a_pipeline_with_sklearns_result_layout_and_nothing_left_be
 
 def test_inside_cross_val_score_each_fold_runs_its_own_study() -> None:
     X, y = load_wine(return_X_y=True)
-    quick = SearchCV(n_trials=4, epochs=8, finalists=0, n_jobs=2)
+    quick = SearchCV(n_trials=8, epochs=15, finalists=0, n_jobs=2, seed=1)
     scores = cross_val_score(Pipeline([("scale", StandardScaler()), ("search", quick)]), X, y, cv=2)
     assert scores.shape == (2,) and scores.min() >= 0.8
 
