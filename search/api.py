@@ -14,14 +14,17 @@ trials running are recorded for a re-run, the workers are stopped, and
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import html
 import statistics
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import optuna
 
 from search.coordinator import Interrupted
 from search.errors import SearchError
@@ -168,10 +171,22 @@ def run(data: Any = None, /, *, target: str | None = None, **settings: Any) -> S
         spec = dataclasses.replace(spec, name=default_study_name(spec))
     execution = Execution(**{s.name: given[s.name] for s in (STORAGE, *EXECUTION) if s.name in given})
     try:
-        result = run_job(spec, execution, set(FIXED_SETTINGS) if preset else set(overrides), create=True)
+        with _optuna_quiet():
+            result = run_job(spec, execution, set(FIXED_SETTINGS) if preset else set(overrides), create=True)
     except Interrupted as exc:
         raise KeyboardInterrupt(str(exc)) from None
     return Study(spec.name, result.url, format_outcome(result))
+
+
+@contextlib.contextmanager
+def _optuna_quiet() -> Iterator[None]:
+    """Optuna's INFO lines ("A new study created...") off during a run, as the CLI has them; restored after."""
+    level = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    try:
+        yield
+    finally:
+        optuna.logging.set_verbosity(level)
 
 
 def load(study: str, storage: str | None = None) -> Study:
