@@ -82,9 +82,11 @@ class SearchCV(ClassifierMixin, BaseEstimator):
             # the study holds out its own test split (20%, never seen by the search, scored by
             # `best --retrain` if asked); best_estimator_ is then retrained on all of X
             path = data_settings((X, y), None, Path(tmp) if self.storage is None else None)["data"]
-            settings: dict[str, Any] = {"trials": self.n_trials, "budget": self.budget, "cv": self.cv, "jobs": self.n_jobs,
-                        "study": self.study_name, "epochs": self.epochs, "finalists": self.finalists,
-                        "seed": self.seed, "storage": url, "progress": self.progress}
+            settings: dict[str, Any] = {
+                "trials": self.n_trials, "budget": self.budget, "cv": self.cv, "jobs": self.n_jobs,
+                "study": self.study_name, "epochs": self.epochs, "finalists": self.finalists, "seed": self.seed,
+                "storage": url, "progress": self.progress,
+            }
             if self.space is not None:
                 settings["space"] = dict(self.space)
             study = run(path, **{k: v for k, v in settings.items() if v is not None})
