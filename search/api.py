@@ -36,7 +36,7 @@ from search.spec import FIXED_SETTINGS, build_spec, default_study_name
 from search.storage import default_url, open_storage
 from search.study import load_spec
 
-__all__ = ["Best", "Study", "load", "run"]
+__all__ = ["Best", "Study", "load", "run", "run_study"]
 
 
 @dataclass(frozen=True)
@@ -162,6 +162,12 @@ def run(data: Any = None, /, *, target: str | None = None, **settings: Any) -> S
     ``space``, in Python only: a mapping in a preset's ``[space]`` form
     (docs/space.md), laid over the default space.
     """
+    return run_study(data, target, settings)
+
+
+def run_study(data: Any, target: str | None, settings: dict[str, Any], *, final_networks: bool = True) -> Study:
+    """``run``; ``final_networks=False`` leaves a budget's last share to the caller (``SearchCV``'s refit)."""
+    settings = dict(settings)
     space = settings.pop("space", None)  # Python only: a preset's [space] as a mapping
     given = check_settings(data_settings(data, target) | settings)
     overrides = {k: v for k, v in given.items() if k in STUDY_SETTINGS} | ({"space": space} if space else {})
@@ -172,7 +178,8 @@ def run(data: Any = None, /, *, target: str | None = None, **settings: Any) -> S
     execution = Execution(**{s.name: given[s.name] for s in (STORAGE, *EXECUTION) if s.name in given})
     try:
         with _optuna_quiet():
-            result = run_job(spec, execution, set(FIXED_SETTINGS) if preset else set(overrides), create=True)
+            given_keys = set(FIXED_SETTINGS) if preset else set(overrides)
+            result = run_job(spec, execution, given_keys, create=True, final_networks=final_networks)
     except Interrupted as exc:
         raise KeyboardInterrupt(str(exc)) from None
     return Study(spec.name, result.url, format_outcome(result))

@@ -27,6 +27,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
+from scipy.optimize import nnls
 from threadpoolctl import threadpool_limits
 
 from model import TrainConfig, Training
@@ -157,9 +158,11 @@ def probe(data: Dataset, seed: int = 0) -> CostModel:
             run.step()
             seconds = time.perf_counter() - start
             measured.append((n * n_parameters(data.n_features, hidden, data.n_classes), math.ceil(n / batch), seconds))
+    # Least squares on relative error (each probe counts alike, the 64-unit ones too) with both
+    # costs kept non-negative: plain least squares let the wide probes drive the step cost to 0.
     A = np.array([[a, b] for a, b, _ in measured])
     t = np.array([s for *_, s in measured])
-    coef, *_ = np.linalg.lstsq(A, t, rcond=None)
+    coef, _ = nnls(A / t[:, None], np.ones(len(t)))
     per_row_param, per_step = (max(float(c), 1e-15) for c in coef)
     return CostModel(per_row_param, per_step)
 

@@ -82,9 +82,18 @@ def _store_spent(url: str, name: str, seconds: float) -> None:
 
 
 def run_job(
-    spec: StudySpec, options: Execution, given: set[str], *, create: bool, announce: Callable[[str], None] | None = None
+    spec: StudySpec,
+    options: Execution,
+    given: set[str],
+    *,
+    create: bool,
+    announce: Callable[[str], None] | None = None,
+    final_networks: bool = True,
 ) -> JobResult:
-    """Run or resume a study; ``announce`` hears the budget's plan as soon as it is made."""
+    """Run or resume a study; ``announce`` hears the budget's plan as soon as it is made.
+
+    ``final_networks=False``: a budget's last stage is left to the caller (``SearchCV`` refits on all its rows).
+    """
     started = time.monotonic()
     data = DataRef.of(spec, options.data_dir)
     url = options.storage or default_url(spec.name)
@@ -149,7 +158,7 @@ def run_job(
     result = JobResult(
         summary, url, jobs, dataset.record, plan, budget, spent_before, {"start-up": setup, **summary.stage_seconds}
     )
-    if budget is not None:
+    if budget is not None and final_networks:
         stage_start = time.monotonic()
         left = budget - spent_before - (stage_start - started)
         if left > bud.MARGIN * budget:

@@ -2,7 +2,8 @@
 
 Not a second search loop: ``fit`` is ``search.run`` on ``(X, y)`` (real
 workers, storage, pruning, finalists), then the winner retrained on all of
-``X`` as ``refit=True`` does in ``GridSearchCV``. Without ``storage`` the study
+``X`` as ``refit=True`` does in ``GridSearchCV`` (with a ``budget``, in the
+share the service gives its final networks). Without ``storage`` the study
 lives in a temporary directory that ``fit`` removes; ``study_`` is then an
 in-memory copy of it.
 """
@@ -25,7 +26,7 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from model import MLPClassifier
-from search.api import Study, run
+from search.api import Study, run_study
 from search.finalists import is_finalist_run
 from search.inputs import data_settings
 from search.retrain import final_epochs, find_winner
@@ -89,7 +90,8 @@ class SearchCV(ClassifierMixin, BaseEstimator):
             }
             if self.space is not None:
                 settings["space"] = dict(self.space)
-            study = run(path, **{k: v for k, v in settings.items() if v is not None})
+            # a budget's last share is the refit below, not the service's final networks
+            study = run_study(path, None, {k: v for k, v in settings.items() if v is not None}, final_networks=False)
             self._read(study, X, y)
         return self
 

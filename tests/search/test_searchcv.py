@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -72,3 +73,12 @@ def test_a_bad_setting_is_the_clis_message_and_writes_nothing(tmp_path: Path) ->
     with pytest.raises(SearchError, match=r"argument trials: must be >= 1, got 0"):
         SearchCV(n_trials=0, storage=f"sqlite:///{tmp_path / 'bad.db'}").fit(X, y)
     assert not (tmp_path / "bad.db").exists()
+
+
+def test_a_budget_covers_the_search_and_the_refit() -> None:
+    X, y = load_wine(return_X_y=True)
+    start = time.monotonic()
+    cv = SearchCV(budget="20s", n_jobs=2).fit(StandardScaler().fit_transform(X), y)
+    wall = time.monotonic() - start
+    assert wall < 20 * 1.05 + 6, wall  # + start-up, as --budget promises
+    assert len(cv.cv_results_["trial"]) >= 10 and hasattr(cv, "best_estimator_")
