@@ -32,7 +32,6 @@ import argparse
 import datetime
 import os
 import sys
-import tempfile
 import time
 import warnings
 from pathlib import Path
@@ -60,8 +59,10 @@ def load(name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         X, y = load_digits(return_X_y=True)
         X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.2, random_state=0, stratify=y)
     else:
-        X_train, y_train = read_idx_split(FASHION / "train-images-idx3-ubyte.gz", FASHION / "train-labels-idx1-ubyte.gz", 10)
-        X_test, y_test = read_idx_split(FASHION / "t10k-images-idx3-ubyte.gz", FASHION / "t10k-labels-idx1-ubyte.gz", 10)
+        X_train, y_train = read_idx_split(FASHION / "train-images-idx3-ubyte.gz",
+                                          FASHION / "train-labels-idx1-ubyte.gz", 10)
+        X_test, y_test = read_idx_split(FASHION / "t10k-images-idx3-ubyte.gz",
+                                        FASHION / "t10k-labels-idx1-ubyte.gz", 10)
         X_train, y_train = X_train[:10_000], y_train[:10_000]
     scaler = StandardScaler().fit(X_train.astype(np.float64))
     return scaler.transform(X_train.astype(np.float64)), y_train, scaler.transform(X_test.astype(np.float64)), y_test
@@ -86,7 +87,7 @@ def _baseline():
     return MLPClassifier(max_iter=60, early_stopping=True, n_iter_no_change=8, random_state=0)
 
 
-def ours(data, budget: float, work: Path) -> tuple[float, float, str]:
+def ours(data, budget: float, candidates: int) -> tuple[float, float, str]:
     from search import SearchCV
 
     X_train, y_train, X_test, y_test = data
@@ -96,7 +97,7 @@ def ours(data, budget: float, work: Path) -> tuple[float, float, str]:
     return wall, cv.score(X_test, y_test), f"{len(cv.cv_results_['trial'])} trials; {cv.best_params_['hidden']}"
 
 
-def optuna_cv(data, budget: float, work: Path) -> tuple[float, float, str]:
+def optuna_cv(data, budget: float, candidates: int) -> tuple[float, float, str]:
     import optuna
     from optuna.distributions import CategoricalDistribution, FloatDistribution
     from optuna_integration import OptunaSearchCV
@@ -116,10 +117,11 @@ def optuna_cv(data, budget: float, work: Path) -> tuple[float, float, str]:
                             refit=True)
     search.fit(X_train, y_train)
     wall = time.monotonic() - start
-    return wall, search.score(X_test, y_test), f"{len(search.trials_)} trials; {search.best_params_['hidden_layer_sizes']}"
+    best = search.best_params_["hidden_layer_sizes"]
+    return wall, search.score(X_test, y_test), f"{len(search.trials_)} trials; {best}"
 
 
-def halving(data, candidates: int) -> tuple[float, float, str]:
+def halving(data, budget: float, candidates: int) -> tuple[float, float, str]:
     from sklearn.experimental import enable_halving_search_cv  # noqa: F401
     from sklearn.model_selection import HalvingRandomSearchCV
 
@@ -136,12 +138,12 @@ def search_bench(args: argparse.Namespace) -> None:
     for name in args.data:
         data = load(name)
         budget = BUDGETS[name]
-        with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
+        candidates = args.halving or HALVING[name]
+        with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # sklearn's ConvergenceWarning at max_iter, once per candidate
-            for label, run in (("SearchCV (ours)", lambda: ours(data, budget, Path(tmp))),
-                               ("OptunaSearchCV(sklearn MLP)", lambda: optuna_cv(data, budget, Path(tmp))),
-                               ("HalvingRandomSearchCV(sklearn MLP)", lambda: halving(data, args.halving or HALVING[name]))):
-                wall, accuracy, what = run()
+            for label, run in (("SearchCV (ours)", ours), ("OptunaSearchCV(sklearn MLP)", optuna_cv),
+                               ("HalvingRandomSearchCV(sklearn MLP)", halving)):
+                wall, accuracy, what = run(data, budget, candidates)
                 rows.append((name, label, budget, wall, accuracy, what))
                 print(f"{name:<11} {label:<36} budget {budget:>5.0f} s  wall {wall:>6.1f} s  test {accuracy:.4f}  "
                       f"({what})", flush=True)
