@@ -84,14 +84,9 @@ class Study:
 
     @property
     def best(self) -> Best:
-        from search.retrain import find_winner
+        from search.retrain import load_winner
 
-        rdb = open_storage(self.storage, read_only=True)
-        try:
-            _, study_id = load_spec(rdb, self.name)
-            winner = find_winner(rdb, study_id, self.name)
-        finally:
-            rdb.engine.dispose()
+        _, winner, _ = load_winner(self.name, self.storage)
         accuracies = [float(t.user_attrs["val_accuracy"]) for t in winner.runs if "val_accuracy" in t.user_attrs]
         if not accuracies:
             accuracies = [float(winner.trial.user_attrs.get("val_accuracy", float("nan")))]

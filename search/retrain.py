@@ -66,7 +66,8 @@ def find_winner(storage: optuna.storages.BaseStorage, study_id: int, study: str)
     return Winner(min(complete, key=lambda t: t.value), [])
 
 
-def _load(study: str, storage_url: str | None) -> tuple[StudySpec, Winner, str]:
+def load_winner(study: str, storage_url: str | None) -> tuple[StudySpec, Winner, str]:
+    """The study's spec, its winner and its storage URL, read once."""
     url = storage_url or default_url(study)
     storage = open_storage(url, read_only=True)
     try:
@@ -77,7 +78,7 @@ def _load(study: str, storage_url: str | None) -> tuple[StudySpec, Winner, str]:
 
 
 def describe_best(study: str, storage_url: str | None = None) -> str:
-    spec, winner, _ = _load(study, storage_url)
+    spec, winner, _ = load_winner(study, storage_url)
     best = winner.trial
     lines = [f"best trial {best.number} of study {study!r} ({spec.data_name})"]
     if winner.finalists:
@@ -143,7 +144,7 @@ def retrain_best(study: str, storage_url: str | None = None, *, out: str | None 
     ``epochs``: how long (a budget's final stage sizes it); None: ``final_epochs``.
     """
     started = time.perf_counter()
-    spec, winner, url = _load(study, storage_url)
+    spec, winner, url = load_winner(study, storage_url)
     epochs = epochs or final_epochs(spec, winner)
     data = DataRef.of(spec, data_dir)
     check_unchanged(peek_record(url, study), data, study)

@@ -29,10 +29,8 @@ from model import MLPClassifier
 from search.api import Study, run_study
 from search.finalists import is_finalist_run
 from search.inputs import data_settings
-from search.retrain import final_epochs, find_winner
+from search.retrain import final_epochs, load_winner
 from search.space import config_from_params
-from search.storage import open_storage
-from search.study import load_spec
 
 __all__ = ["SearchCV"]
 
@@ -96,12 +94,7 @@ class SearchCV(ClassifierMixin, BaseEstimator):
         return self
 
     def _read(self, study: Study, X: np.ndarray, y: np.ndarray) -> None:
-        rdb = open_storage(study.storage, read_only=True)
-        try:
-            spec, study_id = load_spec(rdb, study.name)
-            winner = find_winner(rdb, study_id, study.name)
-        finally:
-            rdb.engine.dispose()
+        spec, winner, _ = load_winner(study.name, study.storage)
         config = config_from_params(winner.trial.params, spec.space, final_epochs(spec, winner), spec.seed)
         self.best_params_ = {k: v for k, v in dataclasses.asdict(config).items() if k != "seed"}
         self.best_score_ = study.best.val_accuracy
