@@ -1,5 +1,8 @@
 """docs/quickstart.ipynb in a real Jupyter kernel, and Jupyter's stop button during search.run.
 
+Marked slow (a kernel, a search, a retrain and a SearchCV: about a minute on 2 cores);
+``.ci/run`` runs them after the default suite.
+
 The notebook is executed cell by cell by nbclient in an ipykernel, as a user's
 Jupyter would; any error fails the test. The interrupt is
 ``KernelManager.interrupt_kernel()``, what the stop button sends.
@@ -32,12 +35,15 @@ def kernel_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
 
 
+@pytest.mark.slow
 def test_the_quickstart_notebook_runs_in_a_real_kernel(tmp_path: Path, kernel_env: None) -> None:
     nb = nbformat.read(ROOT / "docs" / "quickstart.ipynb", as_version=4)
     NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
     outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs]
     assert not [o for o in outputs if o.output_type == "error"]
     assert any("image/png" in o.get("data", {}) for o in outputs)  # the seaborn heatmap was drawn
+    # tqdm.auto: in a notebook the progress is a widget, not text bars on stderr
+    assert any("application/vnd.jupyter.widget-view+json" in o.get("data", {}) for o in outputs)
     assert any("The winner" in o.get("data", {}).get("text/html", "") for o in outputs)  # the study's own view
     assert finished(tmp_path / "quickstart.db") == 16 and states(tmp_path / "quickstart.db").get("RUNNING", 0) == 0
 
@@ -81,6 +87,7 @@ def _finished_now(db: Path) -> int:
         return 0
 
 
+@pytest.mark.slow
 def test_the_stop_button_records_the_trials_stops_the_workers_and_the_next_run_finishes(
     tmp_path: Path, kernel_env: None
 ) -> None:
