@@ -36,7 +36,7 @@ from search.spec import FIXED_SETTINGS, build_spec, default_study_name
 from search.storage import default_url, open_storage
 from search.study import load_spec
 
-__all__ = ["Best", "Study", "load", "run", "run_study"]
+__all__ = ["Best", "Study", "load", "optuna_quiet", "run", "run_study"]
 
 
 @dataclass(frozen=True)
@@ -172,7 +172,7 @@ def run_study(data: Any, target: str | None, settings: dict[str, Any], *, final_
         spec = dataclasses.replace(spec, name=default_study_name(spec))
     execution = Execution(**{s.name: given[s.name] for s in (STORAGE, *EXECUTION) if s.name in given})
     try:
-        with _optuna_quiet():
+        with optuna_quiet():
             given_keys = set(FIXED_SETTINGS) if preset else set(overrides)
             result = run_job(spec, execution, given_keys, create=True, final_networks=final_networks)
     except Interrupted as exc:
@@ -181,7 +181,7 @@ def run_study(data: Any, target: str | None, settings: dict[str, Any], *, final_
 
 
 @contextlib.contextmanager
-def _optuna_quiet() -> Iterator[None]:
+def optuna_quiet() -> Iterator[None]:
     """Optuna's INFO lines ("A new study created...") off during a run, as the CLI has them; restored after."""
     level = optuna.logging.get_verbosity()
     optuna.logging.set_verbosity(optuna.logging.WARNING)

@@ -195,8 +195,10 @@ class Coordinator:
         self._mirror.create(pending.number, run.params, pending.distributions, run.attrs,
                             {"seed": run.seed} | run.attrs)
         left = max(self.deadlines.search - self._elapsed(), 0.0)
-        self._fail(pending, f"not started: expected to take {pending.expected:.0f} s, "
-                            f"{left:.0f} s were left of the search")
+        reason = f"not started: expected to take {pending.expected:.0f} s, {left:.0f} s were left of the search"
+        logger.info("trial %d %s; the search ends here", pending.number, reason)  # the plan at work, not a fault
+        self._mirror.fail(pending.number, {"stop_reason": reason})
+        self._progress.update()
         self._search_closed = True
         return False
 

@@ -30,7 +30,7 @@ from search.storage import default_url, open_storage, peek_study_attrs
 from search.study import create_or_continue, load_spec
 from search.tasks import DataRef
 
-__all__ = ["Execution", "JobResult", "run_job"]
+__all__ = ["Execution", "JobResult", "run_job", "winner_epoch_seconds"]
 
 logger = logging.getLogger(__name__)
 
@@ -213,7 +213,7 @@ def _final_networks(
     finally:
         storage.engine.dispose()
     epochs = final_epochs(spec, winner)
-    epoch_seconds = _epoch_seconds(spec, winner.runs or (winner.trial,))
+    epoch_seconds = winner_epoch_seconds(spec, winner.runs or (winner.trial,))
     usable = seconds_left - bud.MARGIN * budget
     k, epochs = bud.final_networks(usable, epoch_seconds, epochs, jobs)
     logger.info(
@@ -222,7 +222,7 @@ def _final_networks(
     return retrain_best(spec.name, options.storage, data_dir=options.data_dir, seeds=k, jobs=jobs, epochs=epochs)
 
 
-def _epoch_seconds(spec: StudySpec, runs: Any) -> float:
+def winner_epoch_seconds(spec: StudySpec, runs: Any) -> float:
     """One epoch of the winner on train + validation, one worker: from its runs' own timings.
 
     A run of k folds trained k networks on (k-1)/k of train + validation each; a holdout

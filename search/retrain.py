@@ -149,7 +149,7 @@ def retrain_best(study: str, storage_url: str | None = None, *, out: str | None 
     data = DataRef.of(spec, data_dir)
     check_unchanged(peek_record(url, study), data, study)
     d = data.load()
-    configs = [as_finalist(spec, config_from_params(winner.trial.params, spec.space, epochs, _seed(spec.seed, k)))
+    configs = [as_finalist(spec, config_from_params(winner.trial.params, spec.space, epochs, final_seed(spec.seed, k)))
                for k in range(seeds)]
     workers = min(seeds, jobs or os.cpu_count() or 1)
     outputs = Parallel(n_jobs=workers)(delayed(_train_one)(c, data) for c in configs)
@@ -243,7 +243,7 @@ def load_final_networks(study: str, storage_url: str | None = None) -> FinalNetw
                          None if data is None else preprocessing_of(data))
 
 
-def _seed(study_seed: int, k: int) -> int:
+def final_seed(study_seed: int, k: int) -> int:
     """The k-th final network's seed: fresh, and never one a trial used."""
     return int(np.random.SeedSequence([study_seed, 2, k]).generate_state(1)[0])
 

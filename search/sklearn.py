@@ -2,8 +2,8 @@
 
 Not a second search loop: ``fit`` is ``search.run`` on ``(X, y)`` (real
 workers, storage, pruning, finalists), then the winner retrained on all of
-``X`` as ``refit=True`` does in ``GridSearchCV`` (with a ``budget``, in the
-share the service gives its final networks). Without ``storage`` the study
+``X`` as ``refit=True`` does in ``GridSearchCV``; with a ``budget``, as many
+networks as the share the service gives its final networks trains, averaged. Without ``storage`` the study
 lives in a temporary directory that ``fit`` removes; ``study_`` is then an
 in-memory copy of it.
 """
@@ -11,7 +11,9 @@ in-memory copy of it.
 from __future__ import annotations
 
 import dataclasses
+import os
 import tempfile
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -20,17 +22,22 @@ import numpy as np
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.ensemble import VotingClassifier
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from model import MLPClassifier
-from search.api import Study, run_study
+from model.datasets.prepare import TEST_FRACTION
+from search import budget as bud
+from search.api import Study, optuna_quiet, run_study
 from search.finalists import is_finalist_run
 from search.inputs import data_settings
-from search.retrain import final_epochs, load_winner
+from search.job import winner_epoch_seconds
+from search.retrain import Winner, final_epochs, final_seed, load_winner
 from search.space import config_from_params
+from search.spec import StudySpec
 
 __all__ = ["SearchCV"]
 
@@ -74,6 +81,7 @@ class SearchCV(ClassifierMixin, BaseEstimator):
         self.progress = progress
 
     def fit(self, X: Any, y: Any) -> SearchCV:
+        started = time.monotonic()
         X, y = validate_data(self, X, y, dtype=np.float64)
         check_classification_targets(y)
         with tempfile.TemporaryDirectory(prefix="searchcv-") as tmp:
@@ -90,17 +98,18 @@ class SearchCV(ClassifierMixin, BaseEstimator):
                 settings["space"] = dict(self.space)
             # a budget's last share is the refit below, not the service's final networks
             study = run_study(path, None, {k: v for k, v in settings.items() if v is not None}, final_networks=False)
-            self._read(study, X, y)
+            self._read(study, X, y, started)
         return self
 
-    def _read(self, study: Study, X: np.ndarray, y: np.ndarray) -> None:
+    def _read(self, study: Study, X: np.ndarray, y: np.ndarray, started: float) -> None:
         spec, winner, _ = load_winner(study.name, study.storage)
         config = config_from_params(winner.trial.params, spec.space, final_epochs(spec, winner), spec.seed)
         self.best_params_ = {k: v for k, v in dataclasses.asdict(config).items() if k != "seed"}
         self.best_score_ = study.best.val_accuracy
         if self.storage is None:  # the temporary file goes: keep a copy in memory
             memory = optuna.storages.InMemoryStorage()
-            optuna.copy_study(from_study_name=study.name, from_storage=study.storage, to_storage=memory)
+            with optuna_quiet():
+                optuna.copy_study(from_study_name=study.name, from_storage=study.storage, to_storage=memory)
             self.study_ = optuna.load_study(study_name=study.name, storage=memory)
         else:
             self.study_ = optuna.load_study(study_name=study.name, storage=study.storage)
@@ -108,9 +117,28 @@ class SearchCV(ClassifierMixin, BaseEstimator):
         numbers = list(self.cv_results_["trial"])
         self.best_index_ = numbers.index(winner.trial.number)
         self.n_features_in_ = X.shape[1]
-        if self.refit:  # the study's preprocessing of feature rows, then the winner on all of X
-            mlp = MLPClassifier(**self.best_params_, seed=spec.seed)
-            self.best_estimator_ = Pipeline([("scale", StandardScaler()), ("mlp", mlp)]).fit(X, y)
+        if self.refit:
+            self.best_estimator_ = self._refit(spec, winner, X, y, started)
+
+    def _refit(self, spec: StudySpec, winner: Winner, X: np.ndarray, y: np.ndarray, started: float) -> Pipeline:
+        """The study's preprocessing of feature rows, then the winner trained on all of ``X``.
+
+        With a budget, as many networks as its last share trains, averaged (soft voting) as
+        the service's final networks are (``budget.final_networks``); else one.
+        """
+        networks, epochs = 1, self.best_params_["epochs"]
+        if spec.budget is not None:
+            jobs = self.n_jobs or os.cpu_count() or 1
+            per_epoch = winner_epoch_seconds(spec, winner.runs or (winner.trial,)) / (1 - TEST_FRACTION)
+            left = spec.budget - (time.monotonic() - started) - bud.MARGIN * spec.budget
+            networks, epochs = bud.final_networks(left, per_epoch, epochs, jobs)
+        params = self.best_params_ | {"epochs": epochs}
+        if networks == 1:
+            model: BaseEstimator = MLPClassifier(**params, seed=spec.seed)
+        else:
+            members = [(f"seed{k}", MLPClassifier(**params, seed=final_seed(spec.seed, k))) for k in range(networks)]
+            model = VotingClassifier(members, voting="soft", n_jobs=min(networks, self.n_jobs or os.cpu_count() or 1))
+        return Pipeline([("scale", StandardScaler()), ("mlp", model)]).fit(X, y)
 
     def predict(self, X: Any) -> np.ndarray:
         check_is_fitted(self, "best_estimator_")
