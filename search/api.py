@@ -101,8 +101,9 @@ class Study:
         check_settings({"jobs": jobs})
         if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
             raise SearchError(f"argument seeds: must be >= 1, got {seeds!r}")
-        self.summary = retrain_best(self.name, self.storage, out=None if out is None else str(out), seeds=seeds,
-                                    jobs=jobs)
+        self.summary = retrain_best(
+            self.name, self.storage, out=None if out is None else str(out), seeds=seeds, jobs=jobs
+        )
         return load_final_networks(self.name, self.storage)
 
     def final_networks(self):

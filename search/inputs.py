@@ -48,8 +48,10 @@ def data_settings(data: Any, target: str | None, folder: Path | None = None) -> 
         if target is None:
             raise SearchError("data is a DataFrame: give target=, the name of its label column")
         if target not in data.columns:
-            raise SearchError(f"target {target!r} is not a column of the DataFrame; its columns: "
-                              f"{', '.join(map(str, data.columns[:20]))}")
+            raise SearchError(
+                f"target {target!r} is not a column of the DataFrame; its columns: "
+                f"{', '.join(map(str, data.columns[:20]))}"
+            )
         return {"data": _write_frame(data, folder), "target": target}
     if isinstance(data, tuple) and len(data) in (2, 4):
         if isinstance(data[0], pd.DataFrame) and len(data) == 2:  # scikit-learn's (X frame, y series)

@@ -24,20 +24,30 @@ def format_summary(s: RunSummary, url: str, jobs: int, record: dict[str, Any] | 
         return f"{sum(xs) / len(xs):.1f}" if xs else "-"
 
     writes = sum(sum(v) for v in s.write_ms.values()) / max(1, s.ran + s.failed + s.retries)
-    best = "-" if s.best_number is None else (
-        f"trial {s.best_number}: val loss {s.best_value:.4f}, val accuracy {s.best_accuracy:.4f}")
+    best = (
+        "-"
+        if s.best_number is None
+        else (f"trial {s.best_number}: val loss {s.best_value:.4f}, val accuracy {s.best_accuracy:.4f}")
+    )
     rows = [
         ("study", f"{s.study}  ({url})"),
         ("trials in study", f"{s.finished} finished ({s.complete} complete, {s.pruned} pruned)"),
-        ("this run", f"{s.ran} finished, {s.failed} failed, {s.retries} retried, "
-                     f"{s.wall_seconds:.1f} s with {jobs} workers"),
+        (
+            "this run",
+            f"{s.ran} finished, {s.failed} failed, {s.retries} retried, {s.wall_seconds:.1f} s with {jobs} workers",
+        ),
         ("finalist runs", f"{s.finalist_runs} in the study"),
         ("epochs", f"{s.epochs_run} run of {s.epochs_budget} budgeted"),
         ("best", best),
-        ("coordinator ms/trial", f"ask {mean(s.ask_ms)}, dispatch {mean(s.dispatch_ms)}, "
-                                 f"collect {mean(s.collect_ms)}, storage writes {writes:.1f} (off-path)"),
-        ("workers busy", f"{s.worker_busy:.0%} of wall time after start-up; "
-                         f"peak RSS of a worker {s.worker_peak_rss_mb:.0f} MB"),
+        (
+            "coordinator ms/trial",
+            f"ask {mean(s.ask_ms)}, dispatch {mean(s.dispatch_ms)}, "
+            f"collect {mean(s.collect_ms)}, storage writes {writes:.1f} (off-path)",
+        ),
+        (
+            "workers busy",
+            f"{s.worker_busy:.0%} of wall time after start-up; peak RSS of a worker {s.worker_peak_rss_mb:.0f} MB",
+        ),
         *(describe_data(record) if record else []),
     ]
     width = max(len(k) for k, _ in rows)
@@ -48,8 +58,13 @@ def format_budget(r: JobResult) -> str:
     """How the budget was planned and spent, stage by stage; then the final networks."""
     assert r.budget is not None
     used = r.spent_before + sum(r.stages.values())
-    rows = [("budget", f"{format_duration(r.budget)}: {format_duration(used)} used ({used / r.budget:.0%})"
-                       + (f", {format_duration(r.spent_before)} of it by earlier runs" if r.spent_before else ""))]
+    rows = [
+        (
+            "budget",
+            f"{format_duration(r.budget)}: {format_duration(used)} used ({used / r.budget:.0%})"
+            + (f", {format_duration(r.spent_before)} of it by earlier runs" if r.spent_before else ""),
+        )
+    ]
     rows += [(f"  {stage}", f"{format_duration(s)} ({s / r.budget:.0%})") for stage, s in r.stages.items()]
     if r.plan is not None:
         rows += r.plan.describe()

@@ -96,48 +96,102 @@ _DIGITS = DATASET_DEFAULTS["digits"]
 
 # In the order ``run --help`` lists them.
 RUN_SETTINGS: tuple[Setting, ...] = (
-    Setting("trials", "finished (complete + pruned) trials the study should hold (default 200; with --budget, "
-            "a ceiling)", int_at_least(1), "N"),
-    Setting("budget", "wall-clock time of the whole job, e.g. 90s, 30m, 2h: the search, the finalists and the "
-            "final networks, planned from this data's measured costs (docs/budget.md)", parse_duration, "DURATION"),
+    Setting(
+        "trials",
+        "finished (complete + pruned) trials the study should hold (default 200; with --budget, a ceiling)",
+        int_at_least(1),
+        "N",
+    ),
+    Setting(
+        "budget",
+        "wall-clock time of the whole job, e.g. 90s, 30m, 2h: the search, the finalists and the "
+        "final networks, planned from this data's measured costs (docs/budget.md)",
+        parse_duration,
+        "DURATION",
+    ),
     Setting("study", "study name (default: the data set)", check_study_name, "NAME", study=False),
     Setting("dataset", "a built-in data set (default digits)", choices=DATASETS),
-    Setting("data", "your own data: an .npz, a CSV/TSV table (gzipped too) or a folder of images with one "
-            "sub-folder per class (docs/own-data.md)", metavar="PATH"),
+    Setting(
+        "data",
+        "your own data: an .npz, a CSV/TSV table (gzipped too) or a folder of images with one "
+        "sub-folder per class (docs/own-data.md)",
+        metavar="PATH",
+    ),
     Setting("target", "a table's label column (default: the last column)", metavar="COLUMN"),
     Setting("x_key", "an .npz's feature array (default: by convention, e.g. x_train, X, data, images)", metavar="KEY"),
     Setting("y_key", "an .npz's label array (default: by convention)", metavar="KEY"),
-    Setting("image_size", "resize every image to H x W pixels (default: as they are; they must then share one "
-            "size)", metavar="HxW"),
-    Setting("missing", "a table's missing values: impute (median + indicator, or a category of their own; "
-            "the default) or refuse them", choices=MISSING),
-    Setting("epochs", f"most epochs per search trial (default {_DIGITS['epochs']} on digits, {StudySpec.epochs} "
-            "otherwise; when given, also the finalists' epochs unless a preset sets finalist_epochs)",
-            int_at_least(1), "E"),
+    Setting(
+        "image_size",
+        "resize every image to H x W pixels (default: as they are; they must then share one size)",
+        metavar="HxW",
+    ),
+    Setting(
+        "missing",
+        "a table's missing values: impute (median + indicator, or a category of their own; the default) or refuse them",
+        choices=MISSING,
+    ),
+    Setting(
+        "epochs",
+        f"most epochs per search trial (default {_DIGITS['epochs']} on digits, {StudySpec.epochs} "
+        "otherwise; when given, also the finalists' epochs unless a preset sets finalist_epochs)",
+        int_at_least(1),
+        "E",
+    ),
     Setting("sampler", "Optuna sampler (default tpe; gp needs PyTorch)", choices=SAMPLERS),
     Setting("pruner", "pruner on validation loss (default median)", choices=PRUNERS),
     Setting("seed", "study seed (default 0)", int_at_least(0), "S"),
     Setting("preset", "study preset TOML, e.g. studies/digits.toml", metavar="FILE", study=False),
-    Setting("cv", "k-fold cross-validation on train + validation for every search trial (default 1: one holdout "
-            f"split; finalists use finalist_cv, {_DIGITS['finalist_cv']} on digits)", int_at_least(1), "K"),
-    Setting("finalists", "after the search, run the K best configurations again on fresh seeds and choose the "
-            "best mean (default 5; 0: no finalist stage)", int_at_least(0), "K"),
-    Setting("test_seed", "which 20% of the rows is the test split, read only by the final networks, where the "
-            "data gives none (default 0: the same test rows for every study)", int_at_least(0), "S"),
-    Setting("deterministic", "same seed -> same trials and values whatever --jobs is (sampled in batches)",
-            switch=True),
+    Setting(
+        "cv",
+        "k-fold cross-validation on train + validation for every search trial (default 1: one holdout "
+        f"split; finalists use finalist_cv, {_DIGITS['finalist_cv']} on digits)",
+        int_at_least(1),
+        "K",
+    ),
+    Setting(
+        "finalists",
+        "after the search, run the K best configurations again on fresh seeds and choose the "
+        "best mean (default 5; 0: no finalist stage)",
+        int_at_least(0),
+        "K",
+    ),
+    Setting(
+        "test_seed",
+        "which 20% of the rows is the test split, read only by the final networks, where the "
+        "data gives none (default 0: the same test rows for every study)",
+        int_at_least(0),
+        "S",
+    ),
+    Setting(
+        "deterministic", "same seed -> same trials and values whatever --jobs is (sampled in batches)", switch=True
+    ),
     STORAGE,
 )
 EXECUTION: tuple[Setting, ...] = (
     Setting("jobs", "worker processes (default: number of CPU cores)", int_at_least(1), "K", study=False),
-    Setting("timeout", "stop after this many seconds: no trial starts that could not finish by then, and what "
-            "still runs then is stopped and recorded for a re-run", _seconds, "SECONDS", study=False),
+    Setting(
+        "timeout",
+        "stop after this many seconds: no trial starts that could not finish by then, and what "
+        "still runs then is stopped and recorded for a re-run",
+        _seconds,
+        "SECONDS",
+        study=False,
+    ),
     Setting("data_dir", "directory holding the data set files", metavar="DIR", study=False),
     Setting("progress", "no progress bar", switch=True, negated=True, study=False),
-    Setting("executor", "where trials run: local worker processes, or a Dask cluster (default local)",
-            choices=EXECUTORS, study=False),
-    Setting("scheduler", "Dask scheduler, e.g. tcp://host:8786 (with --executor dask; default: a local Dask "
-            "cluster of --jobs processes)", metavar="ADDRESS", study=False),
+    Setting(
+        "executor",
+        "where trials run: local worker processes, or a Dask cluster (default local)",
+        choices=EXECUTORS,
+        study=False,
+    ),
+    Setting(
+        "scheduler",
+        "Dask scheduler, e.g. tcp://host:8786 (with --executor dask; default: a local Dask "
+        "cluster of --jobs processes)",
+        metavar="ADDRESS",
+        study=False,
+    ),
 )
 # The settings that define a study (StudySpec fields), as a `run` may give them.
 STUDY_SETTINGS: tuple[str, ...] = tuple(s.name for s in RUN_SETTINGS if s.study)

@@ -90,9 +90,16 @@ class SearchCV(ClassifierMixin, BaseEstimator):
             # `best --retrain` if asked); best_estimator_ is then retrained on all of X
             path = data_settings((X, y), None, Path(tmp) if self.storage is None else None)["data"]
             settings: dict[str, Any] = {
-                "trials": self.n_trials, "budget": self.budget, "cv": self.cv, "jobs": self.n_jobs,
-                "study": self.study_name, "epochs": self.epochs, "finalists": self.finalists, "seed": self.seed,
-                "storage": url, "progress": self.progress,
+                "trials": self.n_trials,
+                "budget": self.budget,
+                "cv": self.cv,
+                "jobs": self.n_jobs,
+                "study": self.study_name,
+                "epochs": self.epochs,
+                "finalists": self.finalists,
+                "seed": self.seed,
+                "storage": url,
+                "progress": self.progress,
             }
             if self.space is not None:
                 settings["space"] = dict(self.space)
@@ -160,8 +167,7 @@ def _cv_results(trials: list[FrozenTrial]) -> dict[str, Any]:
     ``mean_test_score`` is the trial's validation accuracy (the mean over its folds
     with ``cv``); the finalists' fresh runs are in ``search.load(...).finalists()``.
     """
-    done = [t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)
-            and not is_finalist_run(t)]
+    done = [t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED) and not is_finalist_run(t)]
     scores = np.array([float(t.user_attrs.get("val_accuracy", np.nan)) for t in done])
     order = np.argsort(-np.nan_to_num(scores, nan=-np.inf), kind="stable")
     ranks = np.empty(len(done), dtype=np.int32)
