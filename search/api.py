@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import html
+import math
 import statistics
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -26,11 +27,13 @@ from typing import Any
 import numpy as np
 import optuna
 
+from search import finalists as fin
 from search.coordinator import Interrupted
 from search.errors import SearchError
 from search.inputs import data_settings
 from search.job import Execution, run_job
 from search.outcome import format_outcome
+from search.retrain import Winner
 from search.settings import EXECUTION, STORAGE, STUDY_SETTINGS, check_settings
 from search.spec import FIXED_SETTINGS, build_spec, default_study_name
 from search.storage import default_url, open_storage
@@ -48,6 +51,20 @@ class Best:
     val_accuracy: float  # mean over the finalist's fresh runs (the search trial's own, without finalists)
     val_accuracy_sd: float | None  # over those runs; None for one run
     runs: int
+
+    @classmethod
+    def of(cls, winner: Winner) -> Best:
+        accuracies = [float(t.user_attrs["val_accuracy"]) for t in winner.runs if "val_accuracy" in t.user_attrs]
+        if not accuracies:
+            accuracies = [float(winner.trial.user_attrs.get("val_accuracy", float("nan")))]
+        sd = fin.spread(accuracies)
+        return cls(
+            winner.trial.number,
+            dict(winner.trial.params),
+            statistics.fmean(accuracies),
+            None if math.isnan(sd) else sd,
+            len(accuracies),
+        )
 
     def __str__(self) -> str:
         spread = "" if self.val_accuracy_sd is None else f" ± {self.val_accuracy_sd:.4f}"
@@ -86,12 +103,7 @@ class Study:
     def best(self) -> Best:
         from search.retrain import load_winner
 
-        _, winner, _ = load_winner(self.name, self.storage)
-        accuracies = [float(t.user_attrs["val_accuracy"]) for t in winner.runs if "val_accuracy" in t.user_attrs]
-        if not accuracies:
-            accuracies = [float(winner.trial.user_attrs.get("val_accuracy", float("nan")))]
-        sd = statistics.stdev(accuracies) if len(accuracies) > 1 else None
-        return Best(winner.trial.number, dict(winner.trial.params), statistics.fmean(accuracies), sd, len(accuracies))
+        return Best.of(load_winner(self.name, self.storage)[1])
 
     def retrain(self, seeds: int = 1, jobs: int | None = None, out: str | Path | None = None):
         """Train the winner ``seeds`` times on train + validation and score it once on the test split, as

@@ -19,6 +19,7 @@ import json
 import logging
 import math
 import signal
+import statistics
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -166,41 +167,36 @@ class Coordinator:
         start = time.perf_counter()
         pending = self._next_trial()
         asked = time.perf_counter()
-        if not self._starts_in_time(pending):
-            return
-        self._inflight[self.executor.submit(pending.task)] = pending
+        late = self._too_late(pending)
+        if late is None:
+            self._inflight[self.executor.submit(pending.task)] = pending
         run = pending.run
         self._mirror.create(pending.number, run.params, pending.distributions, run.attrs,
                             {"seed": run.seed} | run.attrs | run.retry_markers())
+        if late is not None:  # never started: recorded as such, and the search ends here
+            logger.info("trial %d %s; the search ends here", pending.number, late)  # the plan at work, not a fault
+            self._mirror.fail(pending.number, {"stop_reason": late})
+            self._progress.update()
+            self._search_closed = True
+            return
         self.summary.ask_ms.append((asked - start) * 1e3)
         self.summary.dispatch_ms.append((time.perf_counter() - asked) * 1e3)
 
-    def _starts_in_time(self, pending: _Pending) -> bool:
-        """Whether a sampled search trial can end within the search's time, waiting for a worker included.
+    def _too_late(self, pending: _Pending) -> str | None:
+        """Why a sampled search trial cannot end within the search's time (waiting for a worker included), or None.
 
-        One that cannot is recorded as failed, never started, and closes the search
-        (what is left goes to the finalists): a late wide trial would otherwise run
-        past the search's share by its whole length.
+        A late wide trial would otherwise run past the search's share by its whole length.
         """
         if pending.run.finalist or self.deadlines is None or self.deadlines.trial_cost is None:
-            return True
-        ratios = sorted(self._cost_ratios)
+            return None
         pending.modelled = self.deadlines.trial_cost(pending.task.config)
-        pending.expected = pending.modelled * (ratios[len(ratios) // 2] if ratios else 1.0)
+        pending.expected = pending.modelled * (statistics.median(self._cost_ratios) if self._cost_ratios else 1.0)
         busy = len(self._inflight) >= self.executor.n_workers
         wait = sum(p.expected for p in self._inflight.values()) / self.executor.n_workers if busy else 0.0
         if self._fits(wait + pending.expected, "search") and self._fits(wait + pending.expected, "stop"):
-            return True
-        run = pending.run
-        self._mirror.create(pending.number, run.params, pending.distributions, run.attrs,
-                            {"seed": run.seed} | run.attrs)
+            return None
         left = max(self.deadlines.search - self._elapsed(), 0.0)
-        reason = f"not started: expected to take {pending.expected:.0f} s, {left:.0f} s were left of the search"
-        logger.info("trial %d %s; the search ends here", pending.number, reason)  # the plan at work, not a fault
-        self._mirror.fail(pending.number, {"stop_reason": reason})
-        self._progress.update()
-        self._search_closed = True
-        return False
+        return f"not started: expected to take {pending.expected:.0f} s, {left:.0f} s were left of the search"
 
     # ---------------------------------------------------------------- collect
     def _collect(self, handle: Any) -> None:
@@ -286,7 +282,7 @@ class Coordinator:
     def _typical_search_trial(self) -> float:
         """A complete search trial's seconds: the median of this run's, else the plan's estimate."""
         if self._search_seconds:
-            return float(sorted(self._search_seconds)[len(self._search_seconds) // 2])
+            return statistics.median(self._search_seconds)
         return self.deadlines.typical_trial if self.deadlines is not None else 0.0
 
     def _want_search(self, started: float) -> bool:

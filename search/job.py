@@ -24,13 +24,13 @@ from search.coordinator import Coordinator, Deadlines, RunSummary
 from search.datafile import check_unchanged, record_in
 from search.errors import SearchError
 from search.executors import make_executor
-from search.retrain import final_epochs, find_winner, retrain_best
+from search.retrain import Winner, final_epochs, load_winner, retrain_best
 from search.spec import SPEC_ATTR, StudySpec, with_plan
 from search.storage import default_url, open_storage, peek_study_attrs
 from search.study import create_or_continue, load_spec
 from search.tasks import DataRef
 
-__all__ = ["Execution", "JobResult", "run_job", "winner_epoch_seconds"]
+__all__ = ["Execution", "JobResult", "final_size", "run_job"]
 
 logger = logging.getLogger(__name__)
 
@@ -201,25 +201,26 @@ def _final_networks(
     spec: StudySpec, url: str, budget: float, seconds_left: float, jobs: int, options: Execution
 ) -> str:
     """The final ensemble of the budget's last stage, sized to what is left of it."""
-    storage = open_storage(url, read_only=True)
     try:
-        _, study_id = load_spec(storage, spec.name)
-        winner = find_winner(storage, study_id, spec.name)
+        _, winner, _ = load_winner(spec.name, url)
     except SearchError as exc:  # not one trial finished in the search's share
         raise SearchError(
             f"{exc}: its budget of {bud.format_duration(budget)} left no time to finish a trial "
             "of this data; give a longer --budget"
         ) from None
-    finally:
-        storage.engine.dispose()
-    epochs = final_epochs(spec, winner)
-    epoch_seconds = winner_epoch_seconds(spec, winner.runs or (winner.trial,))
-    usable = seconds_left - bud.MARGIN * budget
-    k, epochs = bud.final_networks(usable, epoch_seconds, epochs, jobs)
-    logger.info(
-        "final networks: %d of %d epochs (%.1f s per epoch, %.0f s left)", k, epochs, epoch_seconds, seconds_left
-    )
+    k, epochs = final_size(spec, winner, seconds_left, jobs)
+    logger.info("final networks: %d of %d epochs (%.0f s left)", k, epochs, seconds_left)
     return retrain_best(spec.name, options.storage, data_dir=options.data_dir, seeds=k, jobs=jobs, epochs=epochs)
+
+
+def final_size(spec: StudySpec, winner: Winner, seconds_left: float, jobs: int, rows: float = 1.0) -> tuple[int, int]:
+    """(networks, epochs) of a budget's final ensemble in ``seconds_left`` (less the margin).
+
+    ``rows``: how many times train + validation the networks train on (``SearchCV`` refits on all its rows).
+    """
+    assert spec.budget is not None
+    epoch_seconds = winner_epoch_seconds(spec, winner.runs or (winner.trial,)) * rows
+    return bud.final_networks(seconds_left - bud.MARGIN * spec.budget, epoch_seconds, final_epochs(spec, winner), jobs)
 
 
 def winner_epoch_seconds(spec: StudySpec, runs: Any) -> float:

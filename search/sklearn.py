@@ -30,11 +30,10 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from model import MLPClassifier
 from model.datasets.prepare import TEST_FRACTION
-from search import budget as bud
-from search.api import Study, optuna_quiet, run_study
+from search.api import Best, Study, optuna_quiet, run_study
 from search.finalists import is_finalist_run
 from search.inputs import data_settings
-from search.job import winner_epoch_seconds
+from search.job import final_size
 from search.retrain import Winner, final_epochs, final_seed, load_winner
 from search.space import config_from_params
 from search.spec import StudySpec
@@ -112,7 +111,7 @@ class SearchCV(ClassifierMixin, BaseEstimator):
         spec, winner, _ = load_winner(study.name, study.storage)
         config = config_from_params(winner.trial.params, spec.space, final_epochs(spec, winner), spec.seed)
         self.best_params_ = {k: v for k, v in dataclasses.asdict(config).items() if k != "seed"}
-        self.best_score_ = study.best.val_accuracy
+        self.best_score_ = Best.of(winner).val_accuracy
         if self.storage is None:  # the temporary file goes: keep a copy in memory
             memory = optuna.storages.InMemoryStorage()
             with optuna_quiet():
@@ -134,17 +133,16 @@ class SearchCV(ClassifierMixin, BaseEstimator):
         the service's final networks are (``budget.final_networks``); else one.
         """
         networks, epochs = 1, self.best_params_["epochs"]
-        if spec.budget is not None:
-            jobs = self.n_jobs or os.cpu_count() or 1
-            per_epoch = winner_epoch_seconds(spec, winner.runs or (winner.trial,)) / (1 - TEST_FRACTION)
-            left = spec.budget - (time.monotonic() - started) - bud.MARGIN * spec.budget
-            networks, epochs = bud.final_networks(left, per_epoch, epochs, jobs)
+        jobs = self.n_jobs or os.cpu_count() or 1
+        if spec.budget is not None:  # all of X: train + validation were 1 - TEST_FRACTION of it
+            left = spec.budget - (time.monotonic() - started)
+            networks, epochs = final_size(spec, winner, left, jobs, rows=1 / (1 - TEST_FRACTION))
         params = self.best_params_ | {"epochs": epochs}
         if networks == 1:
             model: BaseEstimator = MLPClassifier(**params, seed=spec.seed)
         else:
             members = [(f"seed{k}", MLPClassifier(**params, seed=final_seed(spec.seed, k))) for k in range(networks)]
-            model = VotingClassifier(members, voting="soft", n_jobs=min(networks, self.n_jobs or os.cpu_count() or 1))
+            model = VotingClassifier(members, voting="soft", n_jobs=min(networks, jobs))
         return Pipeline([("scale", StandardScaler()), ("mlp", model)]).fit(X, y)
 
     def predict(self, X: Any) -> np.ndarray:
