@@ -2,7 +2,7 @@
 
 ``TrainConfig`` checks itself against ``RANGES`` and the name tables
 (``ACTIVATIONS``, ``OPTIMIZERS``, ``SCHEDULES``); the search space
-(search/space.py) checks a preset's bounds against the same ``RANGES``, so a
+(search/study/space.py) checks a preset's bounds against the same ``RANGES``, so a
 range is written once.
 """
 

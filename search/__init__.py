@@ -35,15 +35,15 @@ def __getattr__(name: str) -> Any:
 
         return SearchCV
     if name in ("load_results", "load_curves", "load_finalists"):
-        from search import results
+        from search.readers import results
 
         return getattr(results, name)
     if name == "load_final_networks":
-        from search.retrain import load_final_networks
+        from search.readers.ensemble import load_final_networks
 
         return load_final_networks
     if name == "make_plots":
-        from search.plots import make_plots
+        from search.readers.plots import make_plots
 
         return make_plots
     if name == "SearchError":
@@ -51,7 +51,7 @@ def __getattr__(name: str) -> Any:
 
         return SearchError
     if name == "StudySpec":
-        from search.spec import StudySpec
+        from search.study.spec import StudySpec
 
         return StudySpec
     raise AttributeError(f"module 'search' has no attribute {name!r}")

@@ -3,7 +3,7 @@
 Both return a ``Study``, the handle a notebook works with. ``run`` takes the
 command line's settings as keywords (``trials=``, ``budget=``, ``jobs=``...:
 ``search/settings.py`` states them once for both) and runs the same job
-(``search/job.py``): the same coordinator, workers, storage, lease, pruning,
+(``search/coordinator/job.py``): the same coordinator, workers, storage, lease, pruning,
 finalists and resume. Data may also be arrays or a DataFrame
 (``search/inputs.py``).
 
@@ -27,17 +27,17 @@ from typing import Any
 import numpy as np
 import optuna
 
-from search import finalists as fin
-from search.coordinator import Interrupted
+from search.coordinator.coordinator import Interrupted
+from search.coordinator.job import Execution, run_job
 from search.errors import SearchError
 from search.inputs import data_settings
-from search.job import Execution, run_job
 from search.outcome import format_outcome
-from search.retrain import Winner
 from search.settings import EXECUTION, STORAGE, STUDY_SETTINGS, check_settings
-from search.spec import FIXED_SETTINGS, build_spec, default_study_name
-from search.storage import default_url, open_storage
-from search.study import load_spec
+from search.study import finalists as fin
+from search.study.spec import FIXED_SETTINGS, build_spec, default_study_name
+from search.study.storage import default_url, open_storage
+from search.study.stored import load_spec
+from search.study.winner import Winner
 
 __all__ = ["Best", "Study", "load", "optuna_quiet", "run", "run_study"]
 
@@ -83,32 +83,33 @@ class Study:
 
     def results(self):  # -> pd.DataFrame (pandas is imported on use)
         """One row per trial (``search.load_results``)."""
-        from search.results import load_results
+        from search.readers.results import load_results
 
         return load_results(self.name, self.storage)
 
     def finalists(self):  # -> pd.DataFrame
         """The finalist stage's standings, best mean first (``search.load_finalists``)."""
-        from search.results import load_finalists
+        from search.readers.results import load_finalists
 
         return load_finalists(self.name, self.storage)
 
     def curves(self):  # -> pd.DataFrame
         """Validation loss per epoch of every trial, long format (``search.load_curves``)."""
-        from search.results import load_curves
+        from search.readers.results import load_curves
 
         return load_curves(self.name, self.storage)
 
     @property
     def best(self) -> Best:
-        from search.retrain import load_winner
+        from search.study.winner import load_winner
 
         return Best.of(load_winner(self.name, self.storage)[1])
 
     def retrain(self, seeds: int = 1, jobs: int | None = None, out: str | Path | None = None):
         """Train the winner ``seeds`` times on train + validation and score it once on the test split, as
         ``best --retrain`` does; returns the final networks (their ``predict`` takes raw rows)."""
-        from search.retrain import load_final_networks, retrain_best
+        from search.readers.ensemble import load_final_networks
+        from search.workers.final import retrain_best
 
         check_settings({"jobs": jobs})
         if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
@@ -120,7 +121,7 @@ class Study:
 
     def final_networks(self):
         """The networks of the last retrain (or of the budget's last stage)."""
-        from search.retrain import load_final_networks
+        from search.readers.ensemble import load_final_networks
 
         return load_final_networks(self.name, self.storage)
 
@@ -133,20 +134,20 @@ class Study:
 
     def report(self, path: str | Path | None = None, format: str = "html") -> Path:
         """Write the study's report (``python -m search report``); returns the file."""
-        from search.report import write_report
+        from search.readers.report import write_report
 
         return write_report(self.name, self.storage, path, format)
 
     def plot(self, out_dir: str | Path | None = None) -> list[Path]:
         """Heatmaps, learning curves and history as PNG files (``python -m search plot``)."""
-        from search.plots import make_plots
+        from search.readers.plots import make_plots
 
         return make_plots(self.name, self.storage, out_dir)
 
     def _repr_html_(self) -> str:
         """The report's summary and winner, for a notebook cell."""
-        from search.report import draw_plots, gather, sections
-        from search.report.render import sections_html
+        from search.readers.report import draw_plots, gather, sections
+        from search.readers.report.render import sections_html
 
         facts = gather(self.name, self.storage)
         parts = draw_plots([sections.summary(facts), sections.winner(facts)])

@@ -18,15 +18,15 @@ from typing import Any, NoReturn
 import optuna
 
 from model.datasets import DatasetError
-from search.coordinator import Interrupted
+from search.coordinator.coordinator import Interrupted
+from search.coordinator.job import Execution, run_job
 from search.errors import SearchError
-from search.job import Execution, run_job
 from search.outcome import format_outcome
-from search.results import REPORT_FORMATS
+from search.readers.results import REPORT_FORMATS
 from search.settings import EXECUTION, RUN_SETTINGS, STORAGE, STUDY_SETTINGS, Setting, int_at_least
-from search.spec import FIXED_SETTINGS, StudySpec, build_spec, check_study_name, default_study_name
-from search.storage import default_url, open_storage
-from search.study import load_spec
+from search.study.spec import FIXED_SETTINGS, StudySpec, build_spec, check_study_name, default_study_name
+from search.study.storage import default_url, open_storage
+from search.study.stored import load_spec
 
 logger = logging.getLogger("search")
 
@@ -177,7 +177,7 @@ def _execute(spec: StudySpec, args: argparse.Namespace, given: set[str], *, crea
 
 
 def _cmd_show(args: argparse.Namespace) -> int:
-    from search.results import format_table, leaderboard, load_results_and_finalists
+    from search.readers.results import format_table, leaderboard, load_results_and_finalists
 
     df, finalists = load_results_and_finalists(args.study, args.storage)
     if args.csv:
@@ -190,7 +190,7 @@ def _cmd_show(args: argparse.Namespace) -> int:
 
 
 def _cmd_plot(args: argparse.Namespace) -> int:
-    from search.plots import make_plots
+    from search.readers.plots import make_plots
 
     for path in make_plots(args.study, args.storage, args.out):
         print(path)
@@ -198,7 +198,8 @@ def _cmd_plot(args: argparse.Namespace) -> int:
 
 
 def _cmd_best(args: argparse.Namespace) -> int:
-    from search.retrain import describe_best, retrain_best
+    from search.readers.winner import describe_best
+    from search.workers.final import retrain_best
 
     print(describe_best(args.study, args.storage))
     if args.retrain:
@@ -208,14 +209,14 @@ def _cmd_best(args: argparse.Namespace) -> int:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    from search.report import write_report
+    from search.readers.report import write_report
 
     print(write_report(args.study, args.storage, args.out, args.format, args.data_dir))
     return 0
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
-    from search.predict import predict_file
+    from search.readers.predict import predict_file
 
     prediction = predict_file(args.study, args.storage, args.input, unseen=args.unseen)
     if args.out is None:

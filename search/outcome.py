@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from search.budget import format_duration
-from search.coordinator import RunSummary
-from search.datafile import describe_data
-from search.job import JobResult
+from search.coordinator.coordinator import RunSummary
+from search.coordinator.job import JobResult
+from search.study.datafile import describe_data
+from search.study.durations import format_duration
 
 __all__ = ["format_budget", "format_summary", "format_outcome"]
 

@@ -1,41 +1,20 @@
-"""The settings of ``run``, stated once.
+"""The settings of ``run``: those that define the study (``search/study/settings.py``) and those of this execution.
 
-The command line's flags (``search/cli.py``), the keywords of ``search.run``
-(``search/api.py``) and the report's "reproduce this study" command
-(``search/report/command.py``) are all made from ``RUN_SETTINGS``: a setting
-gains its flag, its keyword, its check and its place in the reproduce command
-in one line here. A value from Python goes through the same check as the
-flag's text, so a bad one gets the same message either way.
+The command line's flags (``search/cli.py``) and the keywords of ``search.run``
+(``search/api.py``) are made from these tables, so a value from Python goes
+through the same check as the flag's text and gets the same message.
 """
 
 from __future__ import annotations
 
-import os
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping
 from typing import Any
 
-from model.datasets import DATASETS, MISSING
-from search.budget import parse_duration
 from search.errors import SearchError
-from search.executors import EXECUTORS
-from search.spec import DATASET_DEFAULTS, PRUNERS, SAMPLERS, StudySpec, check_study_name
+from search.study.settings import RUN_SETTINGS, STORAGE, STUDY_SETTINGS, Setting, int_at_least
+from search.workers import EXECUTORS
 
 __all__ = ["EXECUTION", "RUN_SETTINGS", "STORAGE", "STUDY_SETTINGS", "Setting", "check_settings", "int_at_least"]
-
-
-def int_at_least(low: int) -> Callable[[str], int]:
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise SearchError(f"expected a whole number, got {text!r}") from None
-        if value < low:
-            raise SearchError(f"must be >= {low}, got {value}")
-        return value
-
-    parse.__name__ = f"whole number >= {low}"  # argparse names the type in some messages
-    return parse
 
 
 def _seconds(text: str) -> float:
@@ -48,125 +27,6 @@ def _seconds(text: str) -> float:
     return value
 
 
-@dataclass(frozen=True)
-class Setting:
-    """One setting: its keyword (``name``, also its StudySpec or Execution field) and its flag."""
-
-    name: str
-    help: str
-    parse: Callable[[str], Any] | None = None  # text -> value; SearchError says why not
-    metavar: str | None = None
-    choices: tuple[str, ...] | None = None
-    switch: bool = False  # a flag without a value
-    negated: bool = False  # a switch that turns the setting off (--no-progress: progress=False)
-    study: bool = True  # defines the study (StudySpec); else only how this run executes
-
-    @property
-    def flag(self) -> str:
-        return "--" + ("no-" if self.negated else "") + self.name.replace("_", "-")
-
-    def check(self, value: Any) -> Any:
-        """A value given from Python, checked as the flag's text would be; SearchError names the keyword."""
-        try:
-            return self._checked(value)
-        except SearchError as exc:
-            raise SearchError(f"argument {self.name}: {exc}") from None
-
-    def _checked(self, value: Any) -> Any:
-        if self.switch:
-            if not isinstance(value, bool):
-                raise SearchError(f"expected True or False, got {value!r}")
-            return value
-        if isinstance(value, os.PathLike):
-            value = os.fspath(value)
-        if isinstance(value, bool) or not isinstance(value, (str, int, float)):
-            raise SearchError(f"expected {self.metavar or 'a value'}, got {value!r}")
-        if self.choices is not None and value not in self.choices:
-            raise SearchError(f"invalid choice: {value!r} (choose from {', '.join(map(repr, self.choices))})")
-        return self.parse(str(value)) if self.parse is not None else str(value)
-
-
-STORAGE = Setting(
-    "storage",
-    "SQLAlchemy URL of the study database (default: sqlite:///studies/<study>.db, relative to the working directory)",
-    metavar="URL",
-    study=False,
-)
-_DIGITS = DATASET_DEFAULTS["digits"]
-
-# In the order ``run --help`` lists them.
-RUN_SETTINGS: tuple[Setting, ...] = (
-    Setting(
-        "trials",
-        "finished (complete + pruned) trials the study should hold (default 200; with --budget, a ceiling)",
-        int_at_least(1),
-        "N",
-    ),
-    Setting(
-        "budget",
-        "wall-clock time of the whole job, e.g. 90s, 30m, 2h: the search, the finalists and the "
-        "final networks, planned from this data's measured costs (docs/budget.md)",
-        parse_duration,
-        "DURATION",
-    ),
-    Setting("study", "study name (default: the data set)", check_study_name, "NAME", study=False),
-    Setting("dataset", "a built-in data set (default digits)", choices=DATASETS),
-    Setting(
-        "data",
-        "your own data: an .npz, a CSV/TSV table (gzipped too) or a folder of images with one "
-        "sub-folder per class (docs/own-data.md)",
-        metavar="PATH",
-    ),
-    Setting("target", "a table's label column (default: the last column)", metavar="COLUMN"),
-    Setting("x_key", "an .npz's feature array (default: by convention, e.g. x_train, X, data, images)", metavar="KEY"),
-    Setting("y_key", "an .npz's label array (default: by convention)", metavar="KEY"),
-    Setting(
-        "image_size",
-        "resize every image to H x W pixels (default: as they are; they must then share one size)",
-        metavar="HxW",
-    ),
-    Setting(
-        "missing",
-        "a table's missing values: impute (median + indicator, or a category of their own; the default) or refuse them",
-        choices=MISSING,
-    ),
-    Setting(
-        "epochs",
-        f"most epochs per search trial (default {_DIGITS['epochs']} on digits, {StudySpec.epochs} "
-        "otherwise; when given, also the finalists' epochs unless a preset sets finalist_epochs)",
-        int_at_least(1),
-        "E",
-    ),
-    Setting("sampler", "Optuna sampler (default tpe; gp needs PyTorch)", choices=SAMPLERS),
-    Setting("pruner", "pruner on validation loss (default median)", choices=PRUNERS),
-    Setting("seed", "study seed (default 0)", int_at_least(0), "S"),
-    Setting("preset", "study preset TOML, e.g. studies/digits.toml", metavar="FILE", study=False),
-    Setting(
-        "cv",
-        "k-fold cross-validation on train + validation for every search trial (default 1: one holdout "
-        f"split; finalists use finalist_cv, {_DIGITS['finalist_cv']} on digits)",
-        int_at_least(1),
-        "K",
-    ),
-    Setting(
-        "finalists",
-        "after the search, run the K best configurations again on fresh seeds and choose the "
-        "best mean (default 5; 0: no finalist stage)",
-        int_at_least(0),
-        "K",
-    ),
-    Setting(
-        "test_seed",
-        "which 20% of the rows is the test split, read only by the final networks, where the "
-        "data gives none (default 0: the same test rows for every study)",
-        int_at_least(0),
-        "S",
-    ),
-    Setting(
-        "deterministic", "same seed -> same trials and values whatever --jobs is (sampled in batches)", switch=True
-    ),
-    STORAGE,
-)
 EXECUTION: tuple[Setting, ...] = (
     Setting("jobs", "worker processes (default: number of CPU cores)", int_at_least(1), "K", study=False),
     Setting(
@@ -193,8 +53,6 @@ EXECUTION: tuple[Setting, ...] = (
         study=False,
     ),
 )
-# The settings that define a study (StudySpec fields), as a `run` may give them.
-STUDY_SETTINGS: tuple[str, ...] = tuple(s.name for s in RUN_SETTINGS if s.study)
 _BY_NAME = {s.name: s for s in (*RUN_SETTINGS, *EXECUTION)}
 
 

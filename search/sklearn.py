@@ -31,12 +31,12 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from model import MLPClassifier
 from model.datasets.prepare import TEST_FRACTION
 from search.api import Best, Study, optuna_quiet, run_study
-from search.finalists import is_finalist_run
+from search.coordinator.job import final_size
 from search.inputs import data_settings
-from search.job import final_size
-from search.retrain import Winner, final_epochs, final_seed, load_winner
-from search.space import config_from_params
-from search.spec import StudySpec
+from search.study.finalists import is_finalist_run
+from search.study.space import config_from_params
+from search.study.spec import StudySpec
+from search.study.winner import Winner, final_epochs, final_seed, load_winner
 
 __all__ = ["SearchCV"]
 

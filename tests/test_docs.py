@@ -24,8 +24,8 @@ from pathlib import Path
 import pytest
 
 from search.cli import build_parser
-from search.space import DEFAULT_SPACE, Choice, Dim, Float, Int
-from search.spec import build_spec
+from search.study.space import DEFAULT_SPACE, Choice, Dim, Float, Int
+from search.study.spec import build_spec
 from tests.conftest import ROOT
 
 DOCS = sorted((ROOT / "docs").glob("*.md"))

@@ -49,7 +49,7 @@ sys.path.insert(0, str(ROOT))
 
 from model.datasets import Preprocessing  # noqa: E402
 from model.datasets.owndata import draw_splits  # noqa: E402
-from search.budget import parse_duration  # noqa: E402
+from search.study.durations import parse_duration  # noqa: E402
 
 
 def run_study(work: Path, *argv: str) -> tuple[float, float, float, str]:

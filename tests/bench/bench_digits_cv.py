@@ -33,12 +33,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 import optuna  # noqa: E402
 
 from model.train import TrainConfig, train  # noqa: E402
-from search.retrain import final_epochs, find_winner  # noqa: E402
-from search.space import config_from_params  # noqa: E402
-from search.spec import as_finalist, build_spec  # noqa: E402
-from search.storage import open_storage  # noqa: E402
-from search.study import load_spec  # noqa: E402
-from search.tasks import DataRef  # noqa: E402
+from search.study.dataref import DataRef  # noqa: E402
+from search.study.space import config_from_params  # noqa: E402
+from search.study.spec import as_finalist, build_spec  # noqa: E402
+from search.study.storage import open_storage  # noqa: E402
+from search.study.stored import load_spec  # noqa: E402
+from search.study.winner import final_epochs, find_winner  # noqa: E402
 
 K = 5
 # The five finalists of `python -m search run --seed 0` (defaults, 2026-11-29), best mean first.

@@ -31,12 +31,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from optuna.trial import TrialState  # noqa: E402
 
-from search.coordinator import Coordinator, RunSummary  # noqa: E402
-from search.executors import LocalExecutor  # noqa: E402
-from search.spec import StudySpec  # noqa: E402
-from search.storage import create_running_trial, finish_trial, open_storage  # noqa: E402
-from search.study import create_or_continue  # noqa: E402
-from search.tasks import DataRef  # noqa: E402
+from search.coordinator.coordinator import Coordinator, RunSummary  # noqa: E402
+from search.coordinator.create import create_or_continue  # noqa: E402
+from search.study.dataref import DataRef  # noqa: E402
+from search.study.spec import StudySpec  # noqa: E402
+from search.study.storage import create_running_trial, finish_trial, open_storage  # noqa: E402
+from search.workers.local import LocalExecutor  # noqa: E402
 
 
 def run(spec: StudySpec, jobs: int, directory: Path) -> RunSummary:

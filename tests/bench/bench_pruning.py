@@ -20,7 +20,7 @@ import optuna
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from search.spec import build_spec  # noqa: E402
+from search.study.spec import build_spec  # noqa: E402
 from tests.bench.bench_parallel import run  # noqa: E402
 
 PRESET = Path(__file__).resolve().parents[2] / "studies" / "fashion-mnist.toml"

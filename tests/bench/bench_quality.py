@@ -55,9 +55,10 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from model import train  # noqa: E402
-from search.space import suggest  # noqa: E402
-from search.spec import build_spec  # noqa: E402
-from search.tasks import DataRef, training_seed  # noqa: E402
+from search.study.dataref import DataRef  # noqa: E402
+from search.study.space import suggest  # noqa: E402
+from search.study.spec import build_spec  # noqa: E402
+from search.workers.tasks import training_seed  # noqa: E402
 
 
 def _cpu() -> float:

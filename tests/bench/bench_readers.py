@@ -32,7 +32,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 READER = """
 import sys, time, optuna
-from search.results import load_results
+from search.readers.results import load_results
 optuna.logging.set_verbosity(optuna.logging.ERROR)
 url, polls, errors = sys.argv[1], 0, 0
 while True:

@@ -37,8 +37,8 @@ import psutil
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from search.coordinator import MAX_ATTEMPTS  # noqa: E402
-from search.results import load_results  # noqa: E402
+from search.coordinator.coordinator import MAX_ATTEMPTS  # noqa: E402
+from search.readers.results import load_results  # noqa: E402
 
 
 @dataclass

@@ -17,16 +17,9 @@ from pathlib import Path
 import pytest
 
 from model.datasets import load_dataset
-from search.budget import (
-    FIDELITIES,
-    SHARES,
-    CostModel,
-    final_networks,
-    minimum_budget,
-    parse_duration,
-    plan_budget,
-)
+from search.budget.plan import FIDELITIES, SHARES, CostModel, final_networks, minimum_budget, plan_budget
 from search.errors import SearchError
+from search.study.durations import parse_duration
 from tests.conftest import finished, query, run_cli, running_cli, states, wait_until_finished
 
 START_UP = 6.0  # seconds a fresh `python -m search` may take before its clock starts, on a loaded machine
@@ -183,11 +176,11 @@ def test_the_stage_shares_leave_a_margin() -> None:
 def test_a_trial_expected_to_overrun_the_search_is_never_started(tmp_path: Path) -> None:
     """The cost model is asked before each search trial: one that could not end in time is
     recorded as not started and closes the search, where it would have run past it."""
-    from search.coordinator import Coordinator, Deadlines
-    from search.spec import StudySpec
-    from search.storage import open_storage
-    from search.study import create_or_continue
-    from search.tasks import DataRef
+    from search.coordinator.coordinator import Coordinator, Deadlines
+    from search.coordinator.create import create_or_continue
+    from search.study.dataref import DataRef
+    from search.study.spec import StudySpec
+    from search.study.storage import open_storage
     from tests.search.test_faults import InlineExecutor
 
     storage = open_storage(f"sqlite:///{tmp_path / 'c.db'}", create=True)

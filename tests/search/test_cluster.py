@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from search.cli import main
-from search.spec import build_spec
+from search.study.spec import build_spec
 from tests.conftest import SEARCH_TRIALS, ctrl_c, run_cli, running_cli, start_cli, wait_until_finished
 from tests.equipment import missing
 from tests.search.pg import Postgres, PostgresUnavailable, start_postgres
@@ -68,7 +68,7 @@ def _blas_threads_in_a_task() -> list[int]:
     """Run where a trial runs, after the task's own set-up: each BLAS pool's thread count."""
     from threadpoolctl import threadpool_info
 
-    from search.tasks import _init_worker
+    from search.workers.tasks import _init_worker
 
     _init_worker()
     return [pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"]
@@ -123,7 +123,7 @@ def test_dask_run_on_postgres_stores_exactly_n_finished_trials_from_two_workers(
     assert len(pids) >= 2 and pids <= worker_pids  # trained by the Dask workers, not the coordinator
 
     # every reader goes through open_storage and works against the PostgreSQL URL
-    from search.results import load_results
+    from search.readers.results import load_results
 
     df = load_results("d40", url)
     spec = build_spec("d40", None, {})  # digits defaults: the finalists and their repeats

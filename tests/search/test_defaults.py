@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from search.space import DEFAULT_SPACE, Fixed, Float, Int
-from search.spec import DATASET_DEFAULTS, StudySpec, build_spec
+from search.study.space import DEFAULT_SPACE, Fixed, Float, Int
+from search.study.spec import DATASET_DEFAULTS, StudySpec, build_spec
 
 
 def test_a_digits_study_without_a_preset_gets_the_digits_defaults() -> None:

@@ -22,8 +22,10 @@ import pytest
 
 from model import TrainConfig
 from search.errors import SearchError
-from search.executors import LocalExecutor, WorkerLostError
-from search.tasks import DataRef, TrialTask
+from search.study.dataref import DataRef
+from search.workers.base import WorkerLostError
+from search.workers.local import LocalExecutor
+from search.workers.tasks import TrialTask
 
 
 def _task(number: int, width: int = 8, epochs: int = 1) -> TrialTask:
@@ -62,7 +64,7 @@ def test_a_worker_holds_the_next_task_and_its_death_loses_only_the_running_one()
 
 
 def test_killing_pools_with_a_task_waiting_leaves_no_thread_traceback(monkeypatch: pytest.MonkeyPatch) -> None:
-    """loky's kill path races with a task just queued behind a running one (search/executors.py::
+    """loky's kill path races with a task just queued behind a running one (search/workers/local.py::
     _quiet_lokys_kill_race); a Ctrl-C must not print its KeyError (found by the Ctrl-C test)."""
     seen: list[type[BaseException]] = []
     monkeypatch.setattr(threading, "excepthook", lambda args: seen.append(args.exc_type))
@@ -112,7 +114,7 @@ class _Handle:
 
 def _dask_executor_at(address: str):  # noqa: ANN202 -- a DaskExecutor without a cluster behind it
     distributed = pytest.importorskip("distributed")
-    from search.cluster import DaskExecutor
+    from search.workers.cluster import DaskExecutor
 
     executor = DaskExecutor.__new__(DaskExecutor)
     executor._distributed = distributed

@@ -19,15 +19,16 @@ import optuna
 import psutil
 import pytest
 
-import search.tasks
-from search.coordinator import Coordinator
+import search.workers.tasks
+from search.coordinator.coordinator import Coordinator
+from search.coordinator.create import create_or_continue
 from search.errors import StudyFailedError
-from search.executors import Executor, WorkerLostError
-from search.results import load_results
-from search.spec import StudySpec
-from search.storage import open_storage
-from search.study import create_or_continue
-from search.tasks import DataRef, TrialResult, TrialTask, run_trial
+from search.readers.results import load_results
+from search.study.dataref import DataRef
+from search.study.spec import StudySpec
+from search.study.storage import open_storage
+from search.workers.base import Executor, WorkerLostError
+from search.workers.tasks import TrialResult, TrialTask, run_trial
 from tests.conftest import Reader, finished, query, run_cli, running_cli, states, wait_until_finished
 from tests.equipment import missing
 from tests.search.sql import attr_by_number, curve_of, params_of, params_of_retries
@@ -199,7 +200,7 @@ def coordinator(tmp_path: Path, trials: int, **kw) -> tuple[Coordinator, Path]:
 
 
 def test_an_exception_in_the_network_code_fails_one_trial_and_the_run_goes_on(tmp_path, monkeypatch) -> None:
-    real_train = search.tasks.Training  # one per fold of a trial
+    real_train = search.workers.tasks.Training  # one per fold of a trial
     calls = {"n": 0}
 
     def flaky_train(config, *args, **kwargs):

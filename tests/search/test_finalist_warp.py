@@ -6,14 +6,16 @@ from pathlib import Path
 
 import pytest
 
-import search.retrain
-from search.coordinator import Coordinator
+import search.workers.final
+from search.coordinator.coordinator import Coordinator
+from search.coordinator.create import create_or_continue
 from search.errors import SearchError
-from search.retrain import retrain_best
-from search.spec import StudySpec, build_spec
-from search.storage import open_storage
-from search.study import create_or_continue, load_spec
-from search.tasks import DataRef, TrialTask
+from search.study.dataref import DataRef
+from search.study.spec import StudySpec, build_spec
+from search.study.storage import open_storage
+from search.study.stored import load_spec
+from search.workers.final import retrain_best
+from search.workers.tasks import TrialTask
 from tests.search.test_faults import InlineExecutor
 
 
@@ -36,7 +38,7 @@ def test_only_finalist_runs_and_the_final_networks_are_warped(tmp_path: Path, mo
     assert load_spec(storage, "w")[0].finalist_warp == 1.5  # stored with the study: resume and retrain read it
 
     retrained = []
-    real = search.retrain._train_one
+    real = search.workers.final._train_one
 
     def record(config, data):
         retrained.append(config.augment_warp)
@@ -48,7 +50,7 @@ def test_only_finalist_runs_and_the_final_networks_are_warped(tmp_path: Path, mo
 
 
 def test_a_finalist_warp_is_checked_like_the_spaces() -> None:
-    assert build_spec("d", None, {}).finalist_warp == 1.5  # the digits default (search/spec.py)
+    assert build_spec("d", None, {}).finalist_warp == 1.5  # the digits default (search/study/spec.py)
     assert build_spec("d", None, {"dataset": "fashion-mnist"}).finalist_warp is None
     with pytest.raises(SearchError, match="augment_warp must be in"):
         StudySpec(name="s", finalist_warp=5.0)

@@ -10,8 +10,8 @@ import pytest
 from optuna.distributions import FloatDistribution
 from optuna.trial import TrialState
 
-from search import finalists as fin
-from search.tasks import DataRef, stratified_folds
+from search.study import finalists as fin
+from search.study.dataref import DataRef, stratified_folds
 
 DIST = {"x": FloatDistribution(0.0, 10.0)}
 

@@ -1,4 +1,4 @@
-"""The sampler's bounded view of a long study (``search/history.py``) and the bounded pruning snapshot."""
+"""The sampler's bounded view of a long study (``search/coordinator/history.py``) and the bounded pruning snapshot."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from search.history import BEST, SPREAD, SamplerHistory
-from search.pruning import SNAPSHOT, Curve, make_pruner, snapshot
-from search.samplers import SAMPLERS
+from search.coordinator.history import BEST, SPREAD, SamplerHistory
+from search.study.pruning import SNAPSHOT, Curve, make_pruner, snapshot
+from search.study.samplers import SAMPLERS
 
 SPREAD_SMALL, BEST_SMALL = 30, 5
 

@@ -12,13 +12,13 @@ from pathlib import Path
 
 import pytest
 
-from search import lease as lease_module
-from search.coordinator import Coordinator
-from search.lease import LEASE_KEY, STALE_SECONDS, LeaseLostError, StudyBusyError, StudyLease
-from search.spec import StudySpec
-from search.storage import open_storage
-from search.study import create_or_continue
-from search.tasks import DataRef
+from search.coordinator import lease as lease_module
+from search.coordinator.coordinator import Coordinator
+from search.coordinator.create import create_or_continue
+from search.coordinator.lease import LEASE_KEY, STALE_SECONDS, LeaseLostError, StudyBusyError, StudyLease
+from search.study.dataref import DataRef
+from search.study.spec import StudySpec
+from search.study.storage import open_storage
 from tests.conftest import ctrl_c, finished, query, run_cli, running_cli, states, wait_until_finished
 from tests.search.test_faults import InlineExecutor
 

@@ -1,7 +1,7 @@
-"""The private Optuna names in search/optuna_internals.py still exist, with the shapes used.
+"""The private Optuna names in search/study/optuna_internals.py still exist, with the shapes used.
 
 When one of these fails after an Optuna upgrade, the upgrade moved a private name:
-fix search/optuna_internals.py (and the bound in pyproject.toml) before anything else.
+fix search/study/optuna_internals.py (and the bound in pyproject.toml) before anything else.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import importlib
 import optuna
 import pytest
 
-from search import optuna_internals
+from search.study import optuna_internals
 
 MODELS = ("StudyModel", "TrialModel", "TrialParamModel", "TrialValueModel", "TrialIntermediateValueModel",
           "TrialUserAttributeModel", "TrialSystemAttributeModel", "StudySystemAttributeModel")

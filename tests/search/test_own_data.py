@@ -227,7 +227,8 @@ def test_a_deterministic_table_study_gives_the_same_trials_whatever_the_number_o
 def test_a_worker_without_the_file_fails_its_trial_saying_where_the_file_is_missing(tmp_path: Path) -> None:
     from model import TrainConfig
     from model.datasets import FileSource
-    from search.tasks import DataRef, TrialTask, run_trial
+    from search.study.dataref import DataRef
+    from search.workers.tasks import TrialTask, run_trial
 
     source = FileSource(str(tmp_path / "elsewhere.csv"), digest="0" * 64)
     task = TrialTask("t", 0, TrainConfig(hidden=(4,), epochs=1), DataRef("elsewhere.csv", 0.2, file=source), "none")

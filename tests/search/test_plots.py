@@ -16,8 +16,8 @@ from optuna.trial import TrialState, create_trial
 from PIL import Image
 
 from search.errors import SearchError
-from search.plots import bin_parameter, default_out_dir, make_plots
-from search.spec import SPEC_ATTR
+from search.readers.plots import bin_parameter, default_out_dir, make_plots
+from search.study import keys
 
 SPACE = {
     "learning_rate": {"low": 1e-4, "high": 1.0, "log": True, "zero": False},
@@ -36,7 +36,7 @@ def build(path: Path, name: str = "s", fixed: dict | None = None, n: int = 12) -
     url = f"sqlite:///{path}"
     study = optuna.create_study(storage=url, study_name=name, direction="minimize")
     space = SPACE | (fixed or {})
-    study.set_user_attr(SPEC_ATTR, json.dumps({"name": name, "space": space}))
+    study.set_user_attr(keys.SPEC, json.dumps({"name": name, "space": space}))
     rng = np.random.default_rng(0)
     for i in range(n + 3):
         depth = int(rng.integers(1, 4))

@@ -18,8 +18,9 @@ import pytest
 from optuna.trial import TrialState
 
 from model import TrainConfig
-from search.pruning import Curve, local_trial, make_pruner, snapshot
-from search.tasks import DataRef, TrialTask, run_trial
+from search.study.dataref import DataRef
+from search.study.pruning import Curve, local_trial, make_pruner, snapshot
+from search.workers.tasks import TrialTask, run_trial
 from tests.conftest import query, run_cli
 from tests.search.sql import attr_by_number, attrs_of, epochs_reported
 

@@ -7,9 +7,9 @@ import pytest
 from optuna.distributions import FloatDistribution
 from optuna.trial import FrozenTrial, TrialState
 
-from search.attempts import MAX_ATTEMPTS, Planned, after_lost_worker
-from search.recovery import plan_recovery
-from search.summary import RunSummary, busy_fraction
+from search.coordinator.attempts import MAX_ATTEMPTS, Planned, after_lost_worker
+from search.coordinator.recovery import plan_recovery
+from search.coordinator.summary import RunSummary, busy_fraction
 
 DIST = {"x": FloatDistribution(0.0, 10.0)}
 

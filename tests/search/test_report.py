@@ -19,11 +19,12 @@ from optuna.trial import TrialState, create_trial
 from PIL import Image
 
 from search.cli import main
-from search.report import gather, write_report
-from search.report.figures import pareto_front
-from search.report.savings import pruned_while_ahead, pruning_stats
-from search.selection import SELECTIONS
-from search.spec import SPEC_ATTR, StudySpec
+from search.readers.report import gather, write_report
+from search.readers.report.figures import pareto_front
+from search.readers.report.savings import pruned_while_ahead, pruning_stats
+from search.study import keys
+from search.study.selection import SELECTIONS
+from search.study.spec import StudySpec
 from tests.conftest import finished, query, run_cli, running_cli, wait_until_finished
 from tests.equipment import missing
 
@@ -70,7 +71,7 @@ def build(path: Path | str, name: str = "known") -> str:
     spec["space"] = {"learning_rate": {"low": 1e-4, "high": 1.0, "log": True, "zero": False},
                      "batch_size": [32, 64], "activation": ["relu", "tanh"],
                      "n_layers": {"low": 1, "high": 2, "log": False}, "units": {"low": 16, "high": 256, "log": True}}
-    study.set_user_attr(SPEC_ATTR, json.dumps(spec))
+    study.set_user_attr(keys.SPEC, json.dumps(spec))
     c, p, f = TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL
     trials = [
         _trial(0, c, WINNER_CURVE),
@@ -212,9 +213,9 @@ def test_the_finalists_training_and_the_test_draw_are_said(known: tuple[Path, st
     study = optuna.load_study(study_name="known", storage=url)
     html = write_report("known", url, tmp_path / "before.html").read_text()
     assert f"re-run on fresh seeds ({EPOCHS} epochs)" in html  # no folds, no warp: said as such
-    spec = json.loads(study.user_attrs[SPEC_ATTR])
+    spec = json.loads(study.user_attrs[keys.SPEC])
     spec |= {"finalist_epochs": 80, "finalist_cv": 3, "finalist_warp": 1.5, "test_seed": 4}
-    study.set_user_attr(SPEC_ATTR, json.dumps(spec))
+    study.set_user_attr(keys.SPEC, json.dumps(spec))
     study.set_user_attr("retrained", json.dumps({"trial": 0, "epochs": 70, "samples": 1437, "seeds": 1,
                                                  "test_accuracy": [0.99], "when": "2026-01-01T12:00:00"}))
     html = write_report("known", url, tmp_path / "after.html").read_text()
@@ -248,7 +249,7 @@ def test_cli_report_of_an_unknown_study_is_one_line_naming_the_known_ones(shared
 def test_report_of_a_study_with_no_finished_trial_says_so(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'empty.db'}"
     study = optuna.create_study(storage=url, study_name="empty")
-    study.set_user_attr(SPEC_ATTR, StudySpec(name="empty").to_json())
+    study.set_user_attr(keys.SPEC, StudySpec(name="empty").to_json())
     study.add_trial(create_trial(state=TrialState.FAIL))
     html = write_report("empty", url, tmp_path / "e.html").read_text()
     assert "No search trial has completed yet." in html and "No finished search trial to plot yet." in html

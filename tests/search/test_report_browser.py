@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from search.report import write_report
+from search.readers.report import write_report
 from tests.conftest import run_cli
 from tests.equipment import missing
 from tests.search import sql

@@ -17,8 +17,8 @@ from optuna.distributions import CategoricalDistribution, FloatDistribution, Int
 from optuna.trial import TrialState, create_trial
 
 from search.errors import SearchError
-from search.results import format_table, leaderboard, load_curves, load_results
-from search.spec import SPEC_ATTR
+from search.readers.results import format_table, leaderboard, load_curves, load_results
+from search.study import keys
 
 STUDY = "demo"
 SPACE = {
@@ -65,7 +65,7 @@ def build_study(path: Path, n_complete: int = 24, seed: int = 0) -> str:
     study = optuna.create_study(storage=url, study_name=STUDY, direction="minimize")
     spec = {"name": STUDY, "dataset": "digits", "trials": 200, "epochs": 8, "sampler": "tpe",
             "pruner": "median", "seed": 0, "space": SPACE}
-    study.set_user_attr(SPEC_ATTR, json.dumps(spec, sort_keys=True))
+    study.set_user_attr(keys.SPEC, json.dumps(spec, sort_keys=True))
     study.set_user_attr("objective", "best validation loss (cross-entropy)")
     rng = np.random.default_rng(seed)
     start = datetime.datetime(2024, 5, 1, 12, 0, 0)

@@ -14,8 +14,8 @@ import optuna
 import pytest
 
 from model import Network, load_dataset
-from search.results import load_results
-from search.spec import build_spec
+from search.readers.results import load_results
+from search.study.spec import build_spec
 from tests.conftest import finished, query, run_cli, running_cli, states, wait_until_finished
 from tests.search.sql import attr_by_number
 

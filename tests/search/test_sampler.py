@@ -13,9 +13,9 @@ from tests.conftest import ROOT, cli_env
 SAMPLES = """
 import json, sys, optuna
 from optuna.samplers._tpe import _truncnorm
-from search.space import DEFAULT_SPACE, suggest
-from search.spec import StudySpec
-from search.study import make_sampler
+from search.study.space import DEFAULT_SPACE, suggest
+from search.study.spec import StudySpec
+from search.study.stored import make_sampler
 
 if sys.argv[1] == "original":
     original = _truncnorm._log_ndtr
@@ -61,8 +61,8 @@ CALLS = """
 import json, optuna
 from optuna.samplers._tpe import _truncnorm
 from scipy.special import log_ndtr
-from search.spec import StudySpec
-from search.study import make_sampler
+from search.study.spec import StudySpec
+from search.study.stored import make_sampler
 
 before = _truncnorm._log_ndtr
 sampler = make_sampler(StudySpec(name="s", seed=3))

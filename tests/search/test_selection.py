@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from search.selection import SELECTIONS, retrain_epochs, select
+from search.study.selection import SELECTIONS, retrain_epochs, select
 
 
 def test_min_loss_takes_the_lowest_epoch() -> None:

@@ -7,7 +7,7 @@ import pytest
 
 from model.optim import OPTIMIZERS, SCHEDULES
 from search.errors import SearchError
-from search.space import Choice, Fixed, Int, parse_space, suggest
+from search.study.space import Choice, Fixed, Int, parse_space, suggest
 
 BASE = {"learning_rate": 0.05, "batch_size": 128, "l2_on": False, "dropout": 0.3, "activation": "relu",
         "n_layers": 1, "units_l0": 64, "momentum": 0.9}

@@ -14,8 +14,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from search.errors import SearchError
-from search.space import Choice, Float, Int, parse_space
-from search.spec import StudySpec, build_spec, check_compatible, load_preset
+from search.study.space import Choice, Float, Int, parse_space
+from search.study.spec import StudySpec, build_spec, check_compatible, load_preset
 
 STUDIES = Path(__file__).resolve().parents[2] / "studies"
 

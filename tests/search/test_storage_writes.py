@@ -10,7 +10,7 @@ import pytest
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.trial import TrialState
 
-from search import storage as db
+from search.study import storage as db
 from tests.conftest import query
 
 DISTRIBUTIONS = {

@@ -16,9 +16,9 @@ from pathlib import Path
 import numpy as np
 
 from model import TrainConfig
-from search.space import config_from_params
-from search.storage import open_storage
-from search.study import load_spec
+from search.study.space import config_from_params
+from search.study.storage import open_storage
+from search.study.stored import load_spec
 
 CURVES = Path(__file__).resolve().parents[1] / "scale_curves.json"
 ACTIVATIONS = ("relu", "leaky_relu", "tanh", "sigmoid")

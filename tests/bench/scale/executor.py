@@ -5,7 +5,7 @@ It stands where a real executor stands, so that the coordinator's own costs are 
 kept) and sends the bytes to the simulator process (``simulator``) with a small ``Header``: the
 task's configuration and the curves added to the pruning snapshot since the previous task.
 A snapshot is always the tail of the coordinator's growing list of finished curves (the last
-``search.pruning.SNAPSHOT``), so the simulator holds each task's snapshot exactly, as a slice of
+``search.study.pruning.SNAPSHOT``), so the simulator holds each task's snapshot exactly, as a slice of
 every curve sent, without unpickling it.
 
 A ``Mark`` notes the coordinator's counters each time the study passes a threshold of finished
@@ -27,9 +27,9 @@ from typing import Any
 
 import psutil
 
-from search.coordinator import Coordinator
-from search.executors import Executor
-from search.tasks import TrialResult, TrialTask
+from search.coordinator.coordinator import Coordinator
+from search.workers.base import Executor
+from search.workers.tasks import TrialResult, TrialTask
 from tests.bench.scale.curves import CURVES, features
 from tests.bench.scale.replay import Header
 from tests.bench.scale.simulator import simulate

@@ -15,8 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from search.pruning import local_trial, make_pruner, system_attrs_of
-from search.tasks import TrialTask
+from search.study.pruning import local_trial, make_pruner, system_attrs_of
+from search.workers.tasks import TrialTask
 from tests.bench.scale.curves import Recorded
 
 Curve = tuple[int, bool, tuple[float, ...]]  # a finished search curve: (trial number, complete, values)

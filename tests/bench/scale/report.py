@@ -31,7 +31,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from search.coordinator import RunSummary
+from search.coordinator.coordinator import RunSummary
 from tests.bench.scale.executor import Mark, SimulatedExecutor
 
 

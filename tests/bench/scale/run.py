@@ -15,11 +15,11 @@ from typing import Any
 
 import sqlalchemy
 
-from search.coordinator import Coordinator
-from search.spec import build_spec
-from search.storage import open_storage
-from search.study import create_or_continue
-from search.tasks import DataRef
+from search.coordinator.coordinator import Coordinator
+from search.coordinator.create import create_or_continue
+from search.study.dataref import DataRef
+from search.study.spec import build_spec
+from search.study.storage import open_storage
 from tests.bench.scale.curves import CURVES
 from tests.bench.scale.executor import SimulatedExecutor
 from tests.bench.scale.report import BenchReport, mean, window_start, windows

@@ -4,7 +4,7 @@ The real decision (``replay.play_real``: ``local_trial`` on the unpickled snapsh
 10 ms of CPU per task on a snapshot of 200 curves (0.25 s at 6,700 trials before snapshots
 were bounded), and one simulator process could not keep up with 64 workers that way. A
 percentile pruner judged at every step needs only the percentile of the complete curves per
-step, which ``History`` keeps for the current snapshot (the last ``search.pruning.SNAPSHOT``
+step, which ``History`` keeps for the current snapshot (the last ``search.study.pruning.SNAPSHOT``
 curves). The simulator checks this shortcut against the real decision on the sampled tasks,
 and the bench prints their agreement. Hyperband has no such shortcut (``play_fast`` returns
 None): every task is decided the real way.
@@ -19,7 +19,7 @@ from collections.abc import Sequence
 import numpy as np
 import optuna
 
-from search.pruning import make_pruner
+from search.study.pruning import make_pruner
 from tests.bench.scale.curves import Recorded
 from tests.bench.scale.replay import Curve, Header, Played, replay
 

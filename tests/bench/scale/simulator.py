@@ -27,8 +27,8 @@ from typing import Any
 import numpy as np
 import optuna
 
-from search.selection import select
-from search.tasks import TrialResult, TrialTask
+from search.study.selection import select
+from search.workers.tasks import TrialResult, TrialTask
 from tests.bench.scale.curves import Recorded, load_curves
 from tests.bench.scale.replay import Header, Played, play_real
 from tests.bench.scale.shortcut import History, play_fast

@@ -1,0 +1,173 @@
+"""Optuna trials -> typed pandas frames: one row per trial, one row per (trial, epoch).
+
+Why: the coordinator stores trials in Optuna's layout (conditional ``units_l*``
+widths, an ``l2_on`` switch instead of ``l2 = 0``, metrics in user attributes).
+People want a flat table they can sort, filter and plot, with dtypes that say
+what a column holds. These functions read nothing themselves: ``search.results``
+loads the trials (read-only) and the report reuses one read.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+from optuna.trial import FrozenTrial
+
+from search.study import keys
+
+STATES = ("COMPLETE", "PRUNED", "FAIL", "RUNNING", "WAITING")
+OUTCOMES = ("complete", "pruned", "diverged")
+# user attr -> dtype; the order is the column order after "value"
+_ATTR_DTYPES: dict[str, str] = {
+    "val_accuracy": "float64",
+    "train_loss": "float64",
+    "epochs": "Int64",
+    "best_epoch": "Int64",
+    "seconds": "float64",
+    "host": "string",
+    "pid": "Int64",
+    "outcome": "category",
+    "stop_reason": "string",
+    "seed": "Int64",
+    "retry_of": "Int64",
+    "stage": "category",
+    "finalist_of": "Int64",
+    "repeat": "Int64",
+}
+# parameters shown first, in this order; any others follow alphabetically
+_PARAM_ORDER = (
+    "learning_rate",
+    "batch_size",
+    "optimizer",
+    "momentum",
+    "l2",
+    "l2_on",
+    "l1",
+    "l1_on",
+    "dropout",
+    "activation",
+)
+
+
+def _param_dtype(dists: list[Any]) -> str | pd.CategoricalDtype:
+    """The pandas dtype for a parameter, from the Optuna distributions it was drawn from."""
+    if all(isinstance(d, FloatDistribution) for d in dists):
+        return "float64"
+    if all(isinstance(d, IntDistribution) for d in dists):
+        return "Int64"
+    choices = [c for d in dists if isinstance(d, CategoricalDistribution) for c in d.choices]
+    if len(choices) and all(isinstance(c, (bool, np.bool_)) for c in choices):
+        return "boolean"
+    if all(isinstance(c, (int, np.integer)) and not isinstance(c, bool) for c in choices):
+        return "Int64"
+    if all(isinstance(c, (int, float)) and not isinstance(c, bool) for c in choices):
+        return "float64"
+    return pd.CategoricalDtype(list(dict.fromkeys(str(c) for c in choices)))
+
+
+def _typed(column: pd.Series, dtype: str | pd.CategoricalDtype) -> pd.Series:
+    """``column`` (objects, None where missing) as ``dtype``, missing kept as NA/NaN."""
+    if isinstance(dtype, pd.CategoricalDtype):
+        return column.map(lambda v: None if pd.isna(v) else str(v)).astype(dtype)
+    if dtype in ("float64", "Int64"):
+        return pd.to_numeric(column, errors="coerce").astype(dtype)
+    if dtype == "string":
+        return column.map(lambda v: None if pd.isna(v) else str(v)).astype("string")
+    return column.astype(dtype)
+
+
+def _fixed_values(space: dict[str, Any]) -> dict[str, Any]:
+    """Parameters a preset fixed: stored as a bare value in the spec, never as Optuna params."""
+    return {k: v for k, v in space.items() if not isinstance(v, (dict, list)) and k != "units"}
+
+
+def _hidden(row: pd.Series, units_fixed: Any) -> tuple[Any, str | None]:
+    """(depth, "256-128") from the depth and the per-layer widths ``units_l0..``."""
+    widths = [row.get(f"units_l{i}") for i in range(64)]
+    n_layers = row.get("n_layers")
+    if n_layers is None or pd.isna(n_layers):
+        n_layers = sum(1 for w in widths if w is not None and not pd.isna(w)) or None
+    if n_layers is None:
+        return None, None
+    widths = [units_fixed if (w is None or pd.isna(w)) else w for w in widths[: int(n_layers)]]
+    if any(w is None or pd.isna(w) for w in widths):
+        return int(n_layers), None
+    return int(n_layers), "-".join(str(int(w)) for w in widths)
+
+
+def trials_frame(trials: list[FrozenTrial], space: dict[str, Any] | None = None) -> pd.DataFrame:
+    """Flatten Optuna trials into one typed row each.
+
+    ``value`` is the objective (NaN when none: FAIL, RUNNING, a diverged prune);
+    ``l2``/``l1`` are 0.0 where their ``*_on`` switch was False; ``hidden`` spells
+    the layer widths ("256-128"); parameters a preset fixed get their fixed value.
+    """
+    space = space or {}
+    trials = sorted(trials, key=lambda t: t.number)
+    rows: list[dict[str, Any]] = []
+    dists: dict[str, list[Any]] = {}
+    for t in trials:
+        row: dict[str, Any] = {"number": t.number, "state": t.state.name, "value": t.value}
+        row |= {k: t.user_attrs.get(k) for k in _ATTR_DTYPES}
+        row |= {"started": t.datetime_start, "completed": t.datetime_complete}
+        row |= t.params
+        for name, dist in t.distributions.items():
+            dists.setdefault(name, []).append(dist)
+        rows.append(row)
+    df = pd.DataFrame(rows, columns=["number", "state", "value", *_ATTR_DTYPES, "started", "completed"])
+    df = pd.concat(
+        [df, pd.DataFrame([{k: r[k] for k in dists if k in r} for r in rows], columns=list(dists), dtype=object)],
+        axis=1,
+    )
+    df["number"] = df["number"].astype("int64")
+    df["state"] = pd.Categorical(df["state"], categories=STATES)
+    df["value"] = pd.to_numeric(df["value"], errors="coerce").astype("float64")
+    for name, dtype in _ATTR_DTYPES.items():
+        categories = {"outcome": OUTCOMES, keys.STAGE: keys.STAGES}
+        df[name] = _typed(df[name], pd.CategoricalDtype(categories[name]) if dtype == "category" else dtype)
+    df[keys.STAGE] = df[keys.STAGE].fillna(keys.SEARCH)  # studies from before the finalist stage
+    for name in ("started", "completed"):
+        df[name] = pd.to_datetime(df[name])
+    df["duration_s"] = (df["completed"] - df["started"]).dt.total_seconds()
+
+    for name, dist_list in dists.items():
+        df[name] = _typed(df[name], _param_dtype(dist_list))
+    for name, value in _fixed_values(space).items():
+        if name not in df:
+            df[name] = pd.Series([value] * len(df), dtype="category" if isinstance(value, str) else None)
+    if isinstance(space.get("activation"), list) and "activation" in df:
+        df["activation"] = pd.Categorical(df["activation"].astype(object), categories=space["activation"])
+    for switch in [c for c in df.columns if c.endswith("_on")]:
+        base = switch[: -len("_on")]
+        off = df[switch].eq(False).fillna(False).to_numpy(dtype=bool)
+        if base not in df:
+            df[base] = np.nan
+        df.loc[off, base] = 0.0
+
+    units_fixed = space.get("units") if not isinstance(space.get("units"), (dict, list)) else None
+    depth_hidden = [_hidden(row, units_fixed) for _, row in df.iterrows()]
+    df["hidden"] = pd.Series([h for _, h in depth_hidden], index=df.index, dtype="string")
+    df["n_layers"] = pd.Series([d for d, _ in depth_hidden], index=df.index, dtype="Int64")
+
+    fixed_cols = ["number", "state", "value", *_ATTR_DTYPES, "started", "completed", "duration_s"]
+    units = sorted((c for c in df.columns if c.startswith("units_l")), key=lambda c: int(c[len("units_l") :]))
+    params = [c for c in df.columns if c not in fixed_cols and c not in units and c not in ("hidden", "n_layers")]
+    params.sort(key=lambda c: (_PARAM_ORDER.index(c) if c in _PARAM_ORDER else len(_PARAM_ORDER), c))
+    return df[fixed_cols + params + units + ["hidden", "n_layers"]].reset_index(drop=True)
+
+
+def curves_frame(trials: list[FrozenTrial]) -> pd.DataFrame:
+    """Long format (number, epoch, val_loss, state); a diverged epoch keeps its NaN."""
+    rows = [
+        (t.number, int(step), float(v) if v is not None else math.nan, t.state.name)
+        for t in sorted(trials, key=lambda t: t.number)
+        for step, v in sorted(t.intermediate_values.items())
+    ]
+    df = pd.DataFrame(rows, columns=["number", "epoch", "val_loss", "state"])
+    df = df.astype({"number": "int64", "epoch": "int64", "val_loss": "float64"})
+    df["state"] = pd.Categorical(df["state"], categories=STATES)
+    return df

@@ -1,0 +1,99 @@
+"""A study's record of the file it searches on, and the refusal of a file that changed since.
+
+A study made with ``--data`` stores, beside its spec, what the data was when
+it began (``keys.DATA_FILE``): path, content digest, kind, shapes, class names,
+the preprocessing fitted on the training split, what was imputed or dropped.
+``run`` on an existing study, ``resume``, ``best --retrain`` and ``predict``
+compare the file's digest with it before anything else: trials scored on one
+file and retrained or applied on another would mix two data sets silently.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from optuna.storages import RDBStorage
+
+from model.datasets import Preprocessing
+from search.errors import SearchError
+from search.study import keys
+from search.study.dataref import DataRef
+from search.study.storage import peek_study_attrs
+
+__all__ = ["check_unchanged", "peek_record", "preprocessing_of", "record_in", "record_of"]
+
+
+
+def record_of(storage: RDBStorage, study_id: int) -> dict[str, Any] | None:
+    raw = storage.get_study_user_attrs(study_id).get(keys.DATA_FILE)
+    return None if raw is None else json.loads(raw)
+
+
+def record_in(attrs: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The record among a study's user attrs (None: no study, or a built-in data set)."""
+    raw = (attrs or {}).get(keys.DATA_FILE)
+    return None if raw is None else json.loads(raw)
+
+
+def peek_record(url: str, study: str) -> dict[str, Any] | None:
+    """The stored record of ``study`` if the storage and the study exist (read-only; creates nothing)."""
+    return record_in(peek_study_attrs(url, study))
+
+
+def check_unchanged(record: dict[str, Any] | None, ref: DataRef, study: str) -> None:
+    """Refuse a file whose content is not the one ``study`` was made with."""
+    if record is None or ref.file is None:
+        return
+    if record["digest"] != ref.file.digest and record.get("path") != ref.file.path:  # other data, e.g. other arrays
+        raise SearchError(
+            f"study {study!r} was made from other data ({Path(record['path']).name}, content "
+            f"{record['digest'][:12]}; this is {Path(ref.file.path).name}, content {ref.file.digest[:12]}): its "
+            "trials belong to that data; search this one under a new study name"
+        )
+    if record["digest"] != ref.file.digest:
+        raise SearchError(
+            f"data file {ref.file.path} has changed since study {study!r} began (content {record['digest'][:12]} "
+            f"then, {ref.file.digest[:12]} now); its trials belong to the old content: restore it, or search the "
+            "new one under a new --study name"
+        )
+
+
+def preprocessing_of(record: dict[str, Any]) -> Preprocessing:
+    return Preprocessing.from_json(record["preprocessing"])
+
+
+def describe_data(record: dict[str, Any]) -> list[tuple[str, str]]:
+    """(label, text) rows saying what the study's file is and what was done to it, for the summary and report."""
+    rows, classes = record["rows"], record["classes"]
+    drawn = "as the file gives them" if "test" in record["given_splits"] else "test and validation drawn, stratified"
+    shape = "x".join(map(str, record["image_shape"])) + " images, " if record.get("image_shape") else ""
+    out = [
+        (
+            "data",
+            f"{record['label']}: {record['kind']}, {sum(rows.values())} rows ({rows['train']} train / "
+            f"{rows['val']} validation / {rows['test']} test, {drawn}), {shape}{record['n_features']} "
+            f"features, {len(classes)} classes",
+        ),
+        (
+            "classes",
+            ", ".join(f"{c} ({n})" for c, n in zip(classes[:12], record["class_counts"]))
+            + (f" and {len(classes) - 12} more" if len(classes) > 12 else ""),
+        ),
+        ("content", f"sha256 {record['digest'][:16]} of {record['path']}"),
+    ]
+    if record["imputed"]:
+        out.append(
+            (
+                "imputed",
+                ", ".join(f"{c}: {n}" for c, n in record["imputed"].items())
+                + " values (numbers: the training median plus a missing-indicator column; text: a category "
+                "of its own)",
+            )
+        )
+    if record["dropped"]:
+        out.append(("dropped", "; ".join(record["dropped"])))
+    if record["notes"]:
+        out.append(("read", "; ".join(record["notes"])))
+    return out

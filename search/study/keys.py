@@ -1,0 +1,45 @@
+"""The names a study keeps in its storage: written by the coordinator, read by every reader.
+
+Stated once, here, because they are a file format: a study stored months ago
+is read with these strings, so a name may gain a constant but never change its
+value. Trial attributes are Optuna user attributes of one trial; study
+attributes are user attributes of the study.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+# ---- trial user attributes
+STAGE: Final = "stage"  # which stage ran the trial: SEARCH or FINALIST (absent in old studies: SEARCH)
+SEARCH: Final = "search"
+FINALIST: Final = "finalist"
+STAGES: Final = (SEARCH, FINALIST)
+FINALIST_OF: Final = "finalist_of"  # a finalist run: the search trial it runs again
+REPEAT: Final = "repeat"  # a finalist run: 1..finalist_repeats
+RETRY_OF: Final = "retry_of"  # a re-run: the number of the trial it runs again
+ATTEMPT: Final = "attempt"  # a re-run: 2 for the first re-run, 3 for the next
+RERUN: Final = "rerun"  # an interrupted FAIL: its parameters must run again
+SEED: Final = "seed"  # the training seed (weights, shuffling, dropout masks)
+# Epochs the trial actually trained (a pruned one, fewer): not the setting ``epochs``,
+# the most a trial may train.
+EPOCHS_RUN: Final = "epochs"
+BEST_EPOCH: Final = "best_epoch"  # the epoch the selection rule chose (1-based)
+VAL_ACCURACY: Final = "val_accuracy"  # at the best epoch (mean over folds)
+VAL_ACCURACY_CURVE: Final = "val_accuracy_curve"  # per epoch
+TRAIN_LOSS: Final = "train_loss"  # the last epoch's
+SECONDS: Final = "seconds"  # wall time of the task in its worker
+OUTCOME: Final = "outcome"  # complete | pruned | diverged | failed
+STOP_REASON: Final = "stop_reason"  # why it stopped, for people
+HOST: Final = "host"
+PID: Final = "pid"
+PEAK_RSS: Final = "worker_peak_rss_mb"
+
+# ---- study user attributes
+SPEC: Final = "search_spec"  # StudySpec.to_json()
+OBJECTIVE: Final = "objective"  # the selection rule, for people (optuna-dashboard shows it)
+DATA_FILE: Final = "data_file"  # a file's identity and fitted preprocessing
+FINALISTS: Final = "finalists"  # {"after": n search trials, "numbers": [...]}
+RETRAINED: Final = "retrained"  # the last final networks' test scores and weights
+BUDGET_SPENT: Final = "budget_spent"  # seconds of its budget that its runs have used
+BUDGET_PLAN: Final = "budget_plan"  # the plan it was created with (Plan.to_json)

@@ -1,0 +1,300 @@
+"""StudySpec: everything that defines a study, kept on the Optuna study itself.
+
+The spec is stored as one JSON user attribute of the study, so that ``resume``
+needs only the study name and storage, and so that a ``run`` whose flags
+contradict the stored study is refused instead of silently mixing two searches.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sys
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from model import TrainConfig
+from model.datasets import DATASETS, MISSING, NORMALIZATIONS, DatasetError, FileSource, get_spec, parse_image_size
+from search.errors import SearchError
+from search.study.durations import parse_duration
+from search.study.pruning import PRUNERS as _PRUNER_TABLE
+from search.study.samplers import SAMPLERS as _SAMPLER_TABLE
+from search.study.selection import SELECTIONS
+from search.study.space import DEFAULT_SPACE, Dim, check_value, parse_space, space_to_json
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+SAMPLERS = tuple(_SAMPLER_TABLE)  # names only; the samplers are built in search/study/samplers.py
+PRUNERS = tuple(_PRUNER_TABLE)  # names only; the pruners are built in search/study/pruning.py
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
+
+# The settings a later `run` may not change: they define what the trials mean.
+FIXED_SETTINGS = ("dataset", "epochs", "sampler", "pruner", "seed", "deterministic",
+                  "val_fraction", "normalization", "space", "sync_batch", "cv", "selection",
+                  "finalists", "finalist_repeats", "finalist_epochs", "finalist_cv", "finalist_warp", "test_seed",
+                  "data", "target", "x_key", "y_key", "image_size", "missing")
+# Per data set, what a study uses where neither a flag nor a preset says otherwise
+# (a preset's [space] is laid over this space). Chosen by measurement with
+# tests/bench/bench_quality.py; docs/search-quality.md gives the figures.
+DATASET_DEFAULTS: dict[str, dict[str, Any]] = {
+    # 1,797 images. One holdout split ranks 200 search trials of 20 epochs; the 5
+    # finalists are cross-validated twice on fresh 3-fold splits of train + validation,
+    # for 80 epochs, on images warped with strength 1.5 (so are the final networks):
+    # by 5-fold CV that took a search winner from 0.985 to 0.995 (warp 1: 0.992; no
+    # warp, 80 epochs: 0.985; tests/bench/bench_digits_cv.py). A warp costs these small
+    # networks as much as their training step, so the search trials go without it.
+    # One wide hidden layer: deeper networks cost up to 7x more per epoch here and
+    # scored no better.
+    # Learning rates above 0.3 won the search by luck and lost 1-1.5 points on test
+    # (measured: docs/search-quality.md).
+    "digits": {
+        "epochs": 20, "cv": 1, "finalist_cv": 3, "finalist_repeats": 2, "finalist_epochs": 80, "finalist_warp": 1.5,
+        "selection": "smoothed_loss",
+        "space": {"n_layers": 1, "units": {"low": 64, "high": 2048, "log": True},
+                  "learning_rate": {"low": 1e-3, "high": 0.3, "log": True}, "dropout": {"low": 0.1, "high": 0.6}},
+    },
+}
+# What a study stored before these settings existed meant: one holdout, no finalists.
+_BEFORE_STAGES = {"cv": 1, "selection": "min_loss", "finalists": 0}
+
+
+def default_study_name(spec: StudySpec) -> str:
+    """A study is named after its data: the data set, or the file's name without its suffixes."""
+    if spec.data is None:
+        return spec.data_name
+    stem = re.sub(r"[^A-Za-z0-9_.-]+", "-", Path(spec.data).name.split(".")[0]).strip("-._")
+    return stem[:100] or "data"
+
+
+def check_study_name(name: str) -> str:
+    if not isinstance(name, str) or not _NAME.match(name) or ".." in name:
+        raise SearchError(
+            f"study name must be 1-100 letters, digits, '_', '-' or '.', starting with a letter "
+            f"or digit (it becomes a file name), got {name!r}"
+        )
+    return name
+
+
+@dataclass(frozen=True)
+class StudySpec:
+    name: str = "default"
+    dataset: str | None = "digits"  # a registered data set; None when ``data`` names a file
+    trials: int = 200            # finished (complete + pruned) trials the study should hold
+    epochs: int = 30             # most epochs one trial may train
+    sampler: str = "tpe"
+    pruner: str = "median"
+    seed: int = 0                # sampler seed; training seeds derive from (seed, trial number)
+    deterministic: bool = False  # same seed -> same trials whatever the number of workers
+    sync_batch: int = 4          # trials sampled together in deterministic mode
+    val_fraction: float | None = None  # None: 0.2 for digits and files (a larger validation
+                                       # split ranks trials less noisily on small data), else 0.1
+    normalization: str | None = None  # None: the data set's default
+    space: Mapping[str, Dim] = field(default_factory=lambda: dict(DEFAULT_SPACE))
+    preset: str | None = None    # where the settings came from, for the record
+    cv: int = 1                  # k-fold cross-validation on train + validation; 1 = the holdout
+    selection: str = "smoothed_loss"  # how a curve becomes the objective (search.selection)
+    finalists: int = 5           # top configurations run again on fresh seeds; 0 = no such stage
+    finalist_repeats: int = 3    # fresh runs per finalist
+    finalist_epochs: int | None = None  # epochs of a finalist run; None: same as epochs
+    finalist_cv: int | None = None  # folds of a finalist run; None: same as cv
+    finalist_warp: float | None = None  # augment_warp of finalist runs and final networks; None: the trial's
+    test_seed: int = 0           # which 20% of digits (or of a file without a test split) is the test split
+    data: str | None = None      # a file of one's own (.npz, table, folder of images): its absolute path
+    target: str | None = None    # a table's label column (None: the last)
+    x_key: str | None = None     # an .npz's feature and label arrays (None: by convention)
+    y_key: str | None = None
+    image_size: str | None = None  # "HxW": resize every image to it (None: as they are)
+    missing: str = "impute"      # a table's missing values: imputed, or refused
+    budget: float | None = None  # seconds for the whole job (search, finalists, final networks); None: no limit
+
+    def __post_init__(self) -> None:
+        check_study_name(self.name)
+        self._check_data()
+        if isinstance(self.budget, str):  # a preset's "30m"
+            object.__setattr__(self, "budget", parse_duration(self.budget))
+        if self.budget is not None and (isinstance(self.budget, bool) or not isinstance(self.budget, (int, float))
+                                        or not 0 < self.budget < 30 * 86400):
+            raise SearchError(f"budget must be a duration like 90s, 30m or 2h, got {self.budget!r}")
+        if self.val_fraction is None:
+            object.__setattr__(self, "val_fraction", 0.2 if self.dataset in ("digits", None) else 0.1)
+        if self.finalist_epochs is None:
+            object.__setattr__(self, "finalist_epochs", self.epochs)
+        if self.finalist_cv is None:
+            object.__setattr__(self, "finalist_cv", self.cv)
+        for name, low in (("trials", 1), ("epochs", 1), ("sync_batch", 1), ("cv", 1), ("finalists", 0),
+                          ("finalist_repeats", 1), ("finalist_epochs", 1), ("finalist_cv", 1)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise SearchError(f"{name} must be a whole number >= {low}, got {value!r}")
+        for name in ("seed", "test_seed"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise SearchError(f"{name} must be a whole number >= 0, got {value!r}")
+        if self.finalist_warp is not None:
+            check_value("augment_warp", self.finalist_warp)
+        if self.test_seed and self.dataset is not None and get_spec(self.dataset).official_test_split:
+            raise SearchError(f"test_seed: {self.dataset} has an official test split; only digits draws its own")
+        if self.sampler not in SAMPLERS:
+            raise SearchError(f"sampler must be one of {', '.join(SAMPLERS)}, got {self.sampler!r}")
+        if self.selection not in SELECTIONS:
+            raise SearchError(f"selection must be one of {', '.join(SELECTIONS)}, got {self.selection!r}")
+        for name in ("cv", "finalist_cv"):
+            if getattr(self, name) > 50:
+                raise SearchError(f"{name} must be at most 50 folds, got {getattr(self, name)!r}")
+        if self.pruner not in PRUNERS:
+            raise SearchError(f"pruner must be one of {', '.join(PRUNERS)}, got {self.pruner!r}")
+        if not isinstance(self.val_fraction, float) or not 0.0 < self.val_fraction <= 0.5:
+            raise SearchError(f"val_fraction must be in (0, 0.5], got {self.val_fraction!r}")
+        if self.normalization is not None and self.normalization not in NORMALIZATIONS:
+            raise SearchError(
+                f"normalization must be one of {', '.join(NORMALIZATIONS)}, got {self.normalization!r}"
+            )
+
+    def _check_data(self) -> None:
+        if self.data is None:
+            if self.dataset not in DATASETS:
+                raise SearchError(f"unknown data set {self.dataset!r}; known: {', '.join(DATASETS)}")
+            given = [k for k in ("target", "x_key", "y_key", "image_size") if getattr(self, k) is not None]
+            if given:
+                flags = ", ".join("--" + k.replace("_", "-") for k in given)
+                raise SearchError(f"{flags}: for a file of your own (--data), not for the data set {self.dataset}")
+            return
+        if self.dataset is not None:
+            raise SearchError(f"give a registered data set or a file, not both: dataset {self.dataset!r}, "
+                              f"data {self.data!r}")
+        if not isinstance(self.data, str) or not self.data:
+            raise SearchError(f"data must be the path of a file or folder, got {self.data!r}")
+        object.__setattr__(self, "data", os.path.abspath(self.data))
+        if self.missing not in MISSING:
+            raise SearchError(f"missing must be one of {', '.join(MISSING)}, got {self.missing!r}")
+        try:
+            self.file_source()
+        except DatasetError as exc:
+            raise SearchError(str(exc)) from None
+
+    @property
+    def data_name(self) -> str:
+        """What the trials train on, as a person names it: the data set, or the file's name."""
+        return Path(self.data).name if self.data is not None else str(self.dataset)
+
+    def file_source(self) -> FileSource | None:
+        """The file of one's own and how to read it (its digest still to be taken); None for a data set."""
+        if self.data is None:
+            return None
+        size = parse_image_size(self.image_size) if self.image_size is not None else None
+        return FileSource(self.data, "", self.target, self.x_key, self.y_key, size, self.missing)
+
+    def to_json(self) -> str:
+        data = asdict(self)
+        data["space"] = space_to_json(self.space)
+        return json.dumps(data, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> StudySpec:
+        data = json.loads(text)
+        data["space"] = parse_space(data.get("space", {}), base={})
+        if "cv" not in data:  # stored before cross-validation and finalists existed
+            data |= _BEFORE_STAGES
+        return cls(**data)
+
+    def settings(self) -> dict[str, Any]:
+        """The settings that must match between a stored study and a new ``run``."""
+        data = json.loads(self.to_json())
+        return {key: data[key] for key in FIXED_SETTINGS}
+
+
+_PRESET_KEYS = {f.name for f in fields(StudySpec)} - {"name", "preset", "space"}
+
+
+def load_preset(path: str | Path) -> dict[str, Any]:
+    """Read a preset TOML into StudySpec keyword arguments (validated by StudySpec)."""
+    path = Path(path)
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise SearchError(f"preset {str(path)!r} does not exist") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SearchError(f"preset {str(path)!r} cannot be read: {exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise SearchError(f"preset {str(path)!r} is not valid TOML: {exc}") from None
+    space = raw.pop("space", {})
+    if not isinstance(space, dict):
+        raise SearchError(f"preset {str(path)!r}: [space] must be a table")
+    unknown = sorted(set(raw) - _PRESET_KEYS)
+    if unknown:
+        raise SearchError(
+            f"preset {str(path)!r}: unknown key(s) {', '.join(unknown)}; known: "
+            f"{', '.join(sorted(_PRESET_KEYS))}, [space]"
+        )
+    parse_space(space)  # checked here, so the error names the preset
+    kwargs = dict(raw)
+    kwargs["space"] = space
+    kwargs["preset"] = str(path)
+    return kwargs
+
+
+def build_spec(name: str, preset: str | None, overrides: Mapping[str, Any]) -> StudySpec:
+    """Defaults < the data set's defaults < preset < explicit command-line flags (``None``: not given)."""
+    kwargs: dict[str, Any] = load_preset(preset) if preset else {}
+    for flag, other in (("data", "dataset"), ("dataset", "data")):  # a flag's data replaces a preset's
+        if overrides.get(flag) is not None:
+            kwargs.pop(other, None)
+    kwargs.update({k: v for k, v in overrides.items() if v is not None})
+    if "data" in kwargs:
+        if "dataset" in kwargs:
+            raise SearchError(f"give --dataset or --data, not both (dataset {kwargs['dataset']!r}, "
+                              f"data {kwargs['data']!r})")
+        kwargs["dataset"] = None
+    # with a budget the plan decides what a data set's table would (search/budget/plan.py)
+    table = {} if kwargs.get("budget") else DATASET_DEFAULTS.get(kwargs.get("dataset", StudySpec.dataset) or "", {})
+    defaults = dict(table)
+    if "epochs" in kwargs and "finalist_epochs" not in kwargs:
+        defaults.pop("finalist_epochs", None)  # a budget the user set is the finalists' too
+    space = parse_space(kwargs.pop("space", {}), base=parse_space(defaults.pop("space", {})))
+    kwargs = defaults | kwargs | {"space": space}
+    try:
+        return StudySpec(name=name, **kwargs)
+    except TypeError as exc:  # a wrongly typed preset value reaches the dataclass
+        raise SearchError(f"bad study settings: {exc}") from None
+
+
+def check_compatible(stored: StudySpec, wanted: StudySpec, given: set[str]) -> StudySpec:
+    """A ``run`` on an existing study may change only the trial count and the time budget.
+
+    ``given`` names the settings the user asked for explicitly (flags or preset);
+    the others are taken from the stored study.
+    """
+    stored_settings, wanted_settings = stored.settings(), wanted.settings()
+    clashes = [k for k in FIXED_SETTINGS if k in given and stored_settings[k] != wanted_settings[k]]
+    if clashes:
+        detail = "; ".join(
+            f"{k}: stored {stored_settings[k]!r}, asked {wanted_settings[k]!r}" for k in clashes
+        )
+        raise SearchError(
+            f"study {stored.name!r} already exists with other settings ({detail}); "
+            f"use 'python -m search resume --study {stored.name}' or choose a new --study name"
+        )
+    return replace(stored, trials=wanted.trials if "trials" in given else stored.trials,
+                   budget=wanted.budget if "budget" in given else stored.budget)
+
+
+def as_finalist(spec: StudySpec, config: TrainConfig) -> TrainConfig:
+    """A finalist run's or a final network's configuration: the trial's, warped as the finalists are.
+
+    Multi-fidelity: a warp costs the small digits networks as much as their
+    training step, so by default only the finalists and final networks pay it.
+    """
+    if spec.finalist_warp is None:
+        return config
+    return replace(config, augment_warp=spec.finalist_warp)
+
+
+def with_plan(spec: StudySpec, planned: Mapping[str, Any], given: set[str]) -> StudySpec:
+    """A budgeted study's settings: the plan's (search/budget/plan.py), except what a flag or preset stated."""
+    return replace(spec, **{key: value for key, value in planned.items() if key not in given})

@@ -1,0 +1,83 @@
+"""The winner of a study, as every process reads it from the stored trials.
+
+The finalist with the best mean over its fresh runs wins; without a finalist
+stage, the best search trial. How long its final networks train, with which
+seeds, and that their ensemble is the mean of their probabilities, are stated
+here once: the coordinator's budget, ``best --retrain``, ``SearchCV`` and the
+readers all ask this module.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+from search.errors import SearchError
+from search.study import finalists as fin
+from search.study.selection import retrain_epochs
+from search.study.space import config_from_params
+from search.study.spec import StudySpec
+from search.study.storage import default_url, open_storage
+from search.study.stored import load_spec
+
+
+@dataclass(frozen=True)
+class Winner:
+    trial: FrozenTrial                  # the search trial whose configuration won
+    finalists: list[fin.Finalist]       # the finalist stage's standings, best first ([] if none ran)
+
+    @property
+    def runs(self) -> tuple[FrozenTrial, ...]:
+        return self.finalists[0].runs if self.finalists else ()
+
+
+def find_winner(storage: optuna.storages.BaseStorage, study_id: int, study: str) -> Winner:
+    """The finalist with the best mean over its fresh runs, else the best search trial."""
+    trials = storage.get_all_trials(study_id, deepcopy=False)
+    number = fin.winner(trials)
+    if number is not None:
+        return Winner(next(t for t in trials if t.number == number), fin.ranked(trials))
+    complete = [t for t in trials if t.state == TrialState.COMPLETE and not fin.is_finalist_run(t)]
+    if not complete:
+        raise SearchError(f"study {study!r} has no complete trial yet")
+    return Winner(min(complete, key=lambda t: t.value), [])
+
+
+def load_winner(study: str, storage_url: str | None) -> tuple[StudySpec, Winner, str]:
+    """The study's spec, its winner and its storage URL, read once."""
+    url = storage_url or default_url(study)
+    storage = open_storage(url, read_only=True)
+    try:
+        spec, study_id = load_spec(storage, study)
+        return spec, find_winner(storage, study_id, study), url
+    finally:
+        storage.engine.dispose()
+
+
+def final_epochs(spec: StudySpec, winner: Winner) -> int:
+    """How long the final networks train: from the finalists' curves when there are some.
+
+    A schedule laid out over the whole run (cosine) is only the schedule the
+    trials saw when the run is as long as theirs, so those keep their length.
+    """
+    complete = [t for t in winner.runs if t.state == TrialState.COMPLETE]
+    if complete:
+        config = config_from_params(winner.trial.params, spec.space, spec.finalist_epochs, 0)
+        if config.lr_schedule == "cosine":
+            return spec.finalist_epochs
+        return retrain_epochs([(list(t.intermediate_values.values()), t.user_attrs["val_accuracy_curve"])
+                               for t in complete], spec.selection)
+    return int(winner.trial.user_attrs.get("best_epoch") or spec.epochs)
+
+
+def final_seed(study_seed: int, k: int) -> int:
+    """The k-th final network's seed: fresh, and never one a trial used."""
+    return int(np.random.SeedSequence([study_seed, 2, k]).generate_state(1)[0])
+
+
+def ensemble_proba(probabilities: list[np.ndarray]) -> np.ndarray:
+    """The ensemble of K networks: their class probabilities averaged, (n, n_classes)."""
+    return np.mean(probabilities, axis=0)
