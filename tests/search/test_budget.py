@@ -14,10 +14,11 @@ import signal
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
-from model.datasets import load_dataset
-from search.budget.plan import FIDELITIES, SHARES, CostModel, final_networks, minimum_budget, plan_budget
+from model.datasets import Dataset, load_dataset
+from search.budget.plan import FIDELITIES, SHARES, CostModel, Plan, final_networks, minimum_budget, plan_budget
 from search.errors import SearchError
 from search.study.durations import parse_duration
 from tests.conftest import finished, query, run_cli, running_cli, states, wait_until_finished
@@ -73,6 +74,148 @@ def test_the_minimum_budget_pays_one_short_run_in_each_stage(digits) -> None:
     cost = CostModel(per_row_param=2e-10, per_step=5e-5)
     least = minimum_budget(digits, 2, cost)
     assert 2.0 < least < 10.0
+
+
+def _shaped(n_train: int, n_val: int, n_in: int, n_out: int, image_shape: tuple[int, ...] | None = None) -> Dataset:
+    """A data set of zeros with the given shape: all a plan reads of the data."""
+    def X(n: int) -> np.ndarray:
+        return np.zeros((n, n_in), np.float32)
+
+    def y(n: int) -> np.ndarray:
+        return np.zeros(n, np.int64)
+
+    return Dataset("shaped", X(n_train), y(n_train), X(n_val), y(n_val), X(10), y(10), n_out, "none", image_shape)
+
+
+SHAPED = {
+    "tiny table": _shaped(200, 50, 13, 3),
+    "digits": _shaped(1149, 288, 64, 10, (8, 8)),
+    "table 10k": _shaped(8000, 2000, 50, 2),
+    "fashion": _shaped(54000, 6000, 784, 10, (28, 28)),
+}
+COSTS = {"typical": CostModel(per_row_param=2e-10, per_step=5e-5), "slow": CostModel(per_row_param=2e-7, per_step=5e-5)}
+
+# (data, cost, budget, workers, elapsed,
+#  (epochs, cv, expected_trials, units_high, layers, batches, finalist_cv, finalists, finalist_repeats,
+#   finalist_epochs, warp)): the plans made before plan_budget was split by stage, pinned so that the
+# same measured costs keep giving the same plan.
+PINNED_PLANS = [
+    ("tiny table", "typical", 20, 2, 0.0, (60, 1, 109, 2048, 1, (16,), 3, 3, 2, 180, None)),
+    ("tiny table", "typical", 20, 8, 3.0, (60, 5, 94, 2048, 1, (16,), 5, 5, 2, 180, None)),
+    ("tiny table", "typical", 60, 2, 0.0, (60, 5, 101, 2048, 1, (16,), 5, 5, 2, 180, None)),
+    ("tiny table", "typical", 60, 8, 3.0, (60, 5, 364, 2048, 1, (16,), 5, 5, 2, 180, None)),
+    ("tiny table", "typical", 300, 2, 0.0, (60, 5, 506, 2048, 1, (16,), 5, 5, 2, 180, None)),
+    ("tiny table", "typical", 300, 8, 3.0, (60, 5, 1984, 2048, 1, (16,), 5, 5, 2, 180, None)),
+    ("tiny table", "typical", 1800, 2, 0.0, (60, 5, 3037, 2048, 2, (16,), 5, 5, 2, 180, None)),
+    ("tiny table", "typical", 1800, 8, 3.0, (60, 5, 12108, 2048, 2, (16,), 5, 5, 2, 180, None)),
+    ("tiny table", "typical", 7200, 2, 0.0, (60, 5, 12148, 2048, 2, (16,), 5, 5, 2, 180, None)),
+    ("tiny table", "typical", 7200, 8, 3.0, (60, 5, 48555, 2048, 2, (16,), 5, 5, 2, 180, None)),
+    ("tiny table", "slow", 20, 2, 0.0, (3, 1, 8, 1024, 1, (16,), 3, 2, 1, 3, None)),
+    ("tiny table", "slow", 20, 8, 3.0, (3, 1, 48, 512, 1, (16,), 3, 4, 1, 6, None)),
+    ("tiny table", "slow", 60, 2, 0.0, (3, 1, 13, 2048, 1, (16,), 3, 2, 1, 3, None)),
+    ("tiny table", "slow", 60, 8, 3.0, (3, 1, 47, 2048, 1, (16,), 3, 3, 1, 6, None)),
+    ("tiny table", "slow", 300, 2, 0.0, (3, 1, 65, 2048, 1, (16,), 3, 3, 1, 6, None)),
+    ("tiny table", "slow", 300, 8, 3.0, (15, 1, 51, 2048, 1, (16,), 3, 3, 1, 30, None)),
+    ("tiny table", "slow", 1800, 2, 0.0, (20, 1, 59, 2048, 1, (16,), 3, 3, 1, 40, None)),
+    ("tiny table", "slow", 1800, 8, 3.0, (60, 1, 79, 2048, 1, (16,), 3, 3, 1, 180, None)),
+    ("tiny table", "slow", 7200, 2, 0.0, (60, 1, 79, 2048, 1, (16,), 3, 3, 1, 180, None)),
+    ("tiny table", "slow", 7200, 8, 3.0, (60, 5, 63, 2048, 1, (16,), 5, 3, 2, 180, None)),
+    ("digits", "typical", 20, 2, 0.0, (10, 1, 47, 2048, 1, (16, 32, 64, 128), 3, 3, 1, 20, None)),
+    ("digits", "typical", 20, 8, 3.0, (30, 1, 45, 2048, 1, (16, 32, 64, 128), 3, 2, 1, 60, 1.5)),
+    ("digits", "typical", 60, 2, 0.0, (30, 1, 49, 2048, 1, (16, 32, 64, 128), 3, 2, 1, 60, 1.5)),
+    ("digits", "typical", 60, 8, 3.0, (60, 1, 88, 2048, 1, (16, 32, 64, 128), 3, 2, 1, 180, 1.5)),
+    ("digits", "typical", 300, 2, 0.0, (60, 1, 123, 2048, 1, (16, 32, 64, 128), 3, 2, 1, 180, 1.5)),
+    ("digits", "typical", 300, 8, 3.0, (60, 1, 484, 2048, 1, (16, 32, 64, 128), 3, 5, 2, 180, 1.5)),
+    ("digits", "typical", 1800, 2, 0.0, (60, 1, 741, 2048, 2, (16, 32, 64, 128), 3, 5, 2, 180, 1.5)),
+    ("digits", "typical", 1800, 8, 3.0, (60, 1, 2954, 2048, 2, (16, 32, 64, 128), 3, 5, 2, 180, 1.5)),
+    ("digits", "typical", 7200, 2, 0.0, (60, 1, 2964, 2048, 2, (16, 32, 64, 128), 3, 5, 2, 180, 1.5)),
+    ("digits", "typical", 7200, 8, 3.0, (60, 1, 11847, 2048, 2, (16, 32, 64, 128), 3, 5, 2, 180, 1.5)),
+    ("digits", "slow", 20, 2, 0.0, (3, 1, 5, 64, 1, (16, 32, 64, 128), 3, 2, 1, 3, None)),
+    ("digits", "slow", 20, 8, 3.0, (3, 1, 15, 64, 1, (16, 32, 64, 128), 3, 2, 1, 3, None)),
+    ("digits", "slow", 60, 2, 0.0, (3, 1, 8, 128, 1, (16, 32, 64, 128), 3, 2, 1, 3, None)),
+    ("digits", "slow", 60, 8, 3.0, (3, 1, 59, 64, 1, (16, 32, 64, 128), 3, 3, 1, 6, None)),
+    ("digits", "slow", 300, 2, 0.0, (3, 1, 10, 512, 1, (16, 32, 64, 128), 3, 2, 1, 3, None)),
+    ("digits", "slow", 300, 8, 3.0, (3, 1, 40, 512, 1, (16, 32, 64, 128), 3, 4, 1, 3, None)),
+    ("digits", "slow", 1800, 2, 0.0, (3, 1, 15, 2048, 1, (16, 32, 64, 128), 3, 2, 1, 3, None)),
+    ("digits", "slow", 1800, 8, 3.0, (3, 1, 62, 2048, 1, (16, 32, 64, 128), 3, 3, 1, 6, None)),
+    ("digits", "slow", 7200, 2, 0.0, (3, 1, 62, 2048, 1, (16, 32, 64, 128), 3, 3, 1, 6, None)),
+    ("digits", "slow", 7200, 8, 3.0, (15, 1, 50, 2048, 1, (16, 32, 64, 128), 3, 3, 1, 30, None)),
+    ("table 10k", "typical", 20, 2, 0.0, (3, 1, 32, 2048, 1, (16, 32, 64, 128, 256, 512), 1, 4, 1, 9, None)),
+    ("table 10k", "typical", 20, 8, 3.0, (5, 1, 56, 2048, 1, (16, 32, 64, 128, 256, 512), 1, 4, 2, 15, None)),
+    ("table 10k", "typical", 60, 2, 0.0, (5, 1, 60, 2048, 1, (16, 32, 64, 128, 256, 512), 1, 3, 2, 15, None)),
+    ("table 10k", "typical", 60, 8, 3.0, (20, 1, 54, 2048, 1, (16, 32, 64, 128, 256, 512), 1, 3, 2, 60, None)),
+    ("table 10k", "typical", 300, 2, 0.0, (30, 1, 51, 2048, 1, (16, 32, 64, 128, 256, 512), 1, 3, 2, 90, None)),
+    ("table 10k", "typical", 300, 8, 3.0, (60, 1, 100, 2048, 1, (16, 32, 64, 128, 256, 512), 1, 5, 2, 180, None)),
+    ("table 10k", "typical", 1800, 2, 0.0, (60, 1, 153, 2048, 1, (16, 32, 64, 128, 256, 512), 1, 5, 2, 180, None)),
+    ("table 10k", "typical", 1800, 8, 3.0, (60, 1, 611, 2048, 1, (16, 32, 64, 128, 256, 512), 1, 5, 2, 180, None)),
+    ("table 10k", "typical", 7200, 2, 0.0, (60, 1, 613, 2048, 2, (16, 32, 64, 128, 256, 512), 1, 5, 2, 180, None)),
+    ("table 10k", "typical", 7200, 8, 3.0, (60, 1, 2450, 2048, 2, (16, 32, 64, 128, 256, 512), 1, 5, 2, 180, None)),
+    ("table 10k", "slow", 20, 2, 0.0, (3, 1, 1, 64, 1, (16, 32, 64, 128, 256, 512), 1, 2, 1, 3, None)),
+    ("table 10k", "slow", 20, 8, 3.0, (3, 1, 3, 64, 1, (16, 32, 64, 128, 256, 512), 1, 2, 1, 3, None)),
+    ("table 10k", "slow", 60, 2, 0.0, (3, 1, 3, 64, 1, (16, 32, 64, 128, 256, 512), 1, 2, 1, 3, None)),
+    ("table 10k", "slow", 60, 8, 3.0, (3, 1, 12, 64, 1, (16, 32, 64, 128, 256, 512), 1, 4, 1, 3, None)),
+    ("table 10k", "slow", 300, 2, 0.0, (3, 1, 8, 128, 1, (16, 32, 64, 128, 256, 512), 1, 3, 1, 3, None)),
+    ("table 10k", "slow", 300, 8, 3.0, (3, 1, 33, 128, 1, (16, 32, 64, 128, 256, 512), 1, 4, 1, 9, None)),
+    ("table 10k", "slow", 1800, 2, 0.0, (3, 1, 12, 512, 1, (16, 32, 64, 128, 256, 512), 1, 4, 1, 3, None)),
+    ("table 10k", "slow", 1800, 8, 3.0, (3, 1, 50, 512, 1, (16, 32, 64, 128, 256, 512), 1, 3, 2, 9, None)),
+    ("table 10k", "slow", 7200, 2, 0.0, (3, 1, 12, 2048, 1, (16, 32, 64, 128, 256, 512), 1, 4, 1, 3, None)),
+    ("table 10k", "slow", 7200, 8, 3.0, (3, 1, 50, 2048, 1, (16, 32, 64, 128, 256, 512), 1, 3, 2, 9, None)),
+    ("fashion", "typical", 20, 2, 0.0, (3, 1, 10, 64, 1, (16, 32, 64, 128, 256, 512), 1, 3, 1, 3, None)),
+    ("fashion", "typical", 20, 8, 3.0, (3, 1, 30, 64, 1, (16, 32, 64, 128, 256, 512), 1, 4, 1, 9, None)),
+    ("fashion", "typical", 60, 2, 0.0, (3, 1, 8, 256, 1, (16, 32, 64, 128, 256, 512), 1, 3, 1, 3, None)),
+    ("fashion", "typical", 60, 8, 3.0, (3, 1, 60, 128, 1, (16, 32, 64, 128, 256, 512), 1, 4, 2, 9, None)),
+    ("fashion", "typical", 300, 2, 0.0, (3, 1, 10, 1024, 1, (16, 32, 64, 128, 256, 512), 1, 3, 1, 3, None)),
+    ("fashion", "typical", 300, 8, 3.0, (3, 1, 42, 1024, 1, (16, 32, 64, 128, 256, 512), 1, 4, 1, 9, None)),
+    ("fashion", "typical", 1800, 2, 0.0, (3, 1, 32, 2048, 2, (16, 32, 64, 128, 256, 512), 1, 3, 1, 9, None)),
+    ("fashion", "typical", 1800, 8, 3.0, (8, 1, 49, 2048, 1, (16, 32, 64, 128, 256, 512), 1, 4, 1, 24, None)),
+    ("fashion", "typical", 7200, 2, 0.0, (8, 1, 49, 2048, 2, (16, 32, 64, 128, 256, 512), 1, 4, 1, 24, None)),
+    ("fashion", "typical", 7200, 8, 3.0, (30, 1, 52, 2048, 1, (16, 32, 64, 128, 256, 512), 1, 3, 2, 90, None)),
+    ("fashion", "slow", 20, 2, 0.0, (3, 1, 0, 64, 1, (16, 32, 64, 128, 256, 512), 1, 2, 1, 3, None)),
+    ("fashion", "slow", 20, 8, 3.0, (3, 1, 0, 64, 1, (16, 32, 64, 128, 256, 512), 1, 2, 1, 3, None)),
+    ("fashion", "slow", 60, 2, 0.0, (3, 1, 0, 64, 1, (16, 32, 64, 128, 256, 512), 1, 2, 1, 3, None)),
+    ("fashion", "slow", 60, 8, 3.0, (3, 1, 0, 64, 1, (16, 32, 64, 128, 256, 512), 1, 2, 1, 3, None)),
+    ("fashion", "slow", 300, 2, 0.0, (3, 1, 0, 64, 1, (16, 32, 64, 128, 256, 512), 1, 2, 1, 3, None)),
+    ("fashion", "slow", 300, 8, 3.0, (3, 1, 0, 64, 1, (16, 32, 64, 128, 256, 512), 1, 2, 1, 3, None)),
+    ("fashion", "slow", 1800, 2, 0.0, (3, 1, 1, 64, 1, (16, 32, 64, 128, 256, 512), 1, 2, 1, 3, None)),
+    ("fashion", "slow", 1800, 8, 3.0, (3, 1, 4, 64, 1, (16, 32, 64, 128, 256, 512), 1, 2, 1, 3, None)),
+    ("fashion", "slow", 7200, 2, 0.0, (3, 1, 4, 64, 1, (16, 32, 64, 128, 256, 512), 1, 2, 1, 3, None)),
+    ("fashion", "slow", 7200, 8, 3.0, (3, 1, 16, 64, 1, (16, 32, 64, 128, 256, 512), 1, 3, 1, 6, None)),
+]
+
+
+@pytest.mark.parametrize("data, cost, budget, workers, elapsed, expected", PINNED_PLANS)
+def test_the_same_measured_costs_give_the_same_plan(data, cost, budget, workers, elapsed, expected) -> None:
+    p = plan_budget(budget, SHAPED[data], workers, COSTS[cost], elapsed=elapsed)
+    got = (p.epochs, p.cv, p.expected_trials, p.units_high, p.layers, p.batches, p.finalist_cv, p.finalists,
+           p.finalist_repeats, p.finalist_epochs, p.warp)
+    assert got == expected
+
+
+def test_a_plan_keeps_its_figures_its_stored_form_and_its_description() -> None:
+    plan = plan_budget(1800, SHAPED["digits"], 2, COSTS["typical"])
+    assert plan.to_json() == {
+        "budget": 1800, "seconds": {"search": 900.0, "finalists": 324.0, "final": 432.0}, "epochs": 60, "cv": 1,
+        "finalist_cv": 3, "expected_trials": 741, "finalists": 5, "finalist_repeats": 2, "finalist_epochs": 180,
+        "warp": 1.5, "units_high": 2048, "layers": 2, "batches": [16, 32, 64, 128],
+        "typical_epoch_seconds": pytest.approx(0.03914889, rel=1e-12), "needed": pytest.approx(48.978668, rel=1e-12),
+        "cost": {"per_row_param": 2e-10, "per_step": 5e-05},
+    }
+    assert Plan.from_json(plan.to_json()) == plan
+    assert plan.describe() == [
+        ("plan", "measured: 0.2 ns per row x weight, 0.05 ms per mini-batch step; a typical network's epoch "
+                 "0.039 s on one worker"),
+        ("", "search: 60 epochs a trial, about 741 trials, one holdout split; widths up to 2048 in one or two "
+             "layers, batches 16, 32, 64, 128"),
+        ("", "finalists: 5 x 2 fresh runs of 180 epochs, 3-fold, on images warped with strength 1.5; then as many "
+             "final networks as the time left trains"),
+        ("", "this data needs about 49 s for a full search (40 trials of 30 epochs)"),
+    ]
+
+
+@pytest.mark.parametrize("data, least", [("tiny table", 2.0020274758454106), ("digits", 2.0136103260869564),
+                                         ("table 10k", 2.083756038647343), ("fashion", 4.965144927536232)])
+def test_the_minimum_budget_is_pinned_for_the_same_costs(data: str, least: float) -> None:
+    assert minimum_budget(SHAPED[data], 2, COSTS["typical"]) == pytest.approx(least, rel=1e-12)
 
 
 def test_a_budget_run_ends_within_its_time_with_final_networks_that_predict(tmp_path: Path) -> None:
