@@ -6,6 +6,7 @@ import optuna
 from optuna.storages import RDBStorage
 
 from search.errors import SearchError
+from search.study import keys
 from search.study.samplers import SAMPLERS
 from search.study.spec import StudySpec
 
@@ -34,6 +35,6 @@ def load_spec(storage: RDBStorage, name: str) -> tuple[StudySpec, int]:
     if study_id is None:
         raise no_such_study(storage, name)
     attrs = storage.get_study_user_attrs(study_id)
-    if attrs.SPEC not in attrs:
-        raise SearchError(f"study {name!r} was not made by this tool (it has no {attrs.SPEC!r} attribute)")
-    return StudySpec.from_json(attrs[attrs.SPEC]), study_id
+    if keys.SPEC not in attrs:
+        raise SearchError(f"study {name!r} was not made by this tool (it has no {keys.SPEC!r} attribute)")
+    return StudySpec.from_json(attrs[keys.SPEC]), study_id

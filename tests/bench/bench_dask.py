@@ -63,7 +63,7 @@ def start_dask(n_workers: int) -> tuple[str, list[subprocess.Popen]]:
     with distributed.Client(address, timeout=30) as client:
         client.wait_for_workers(n_workers, timeout=60)
         # load the data set in every worker once, as a long-lived cluster would have it
-        client.run(lambda: __import__("search.tasks", fromlist=["DataRef"]).DataRef("digits").load())
+        client.run(lambda: __import__("search.study.dataref", fromlist=["DataRef"]).DataRef("digits").load())
     return address, [workers, scheduler]
 
 

@@ -211,7 +211,7 @@ def test_an_exception_in_the_network_code_fails_one_trial_and_the_run_goes_on(tm
             raise MemoryError
         return real_train(config, *args, **kwargs)
 
-    monkeypatch.setattr(search.tasks, "Training", flaky_train)
+    monkeypatch.setattr(search.workers.tasks, "Training", flaky_train)
     coord, db = coordinator(tmp_path, trials=12)
     summary = coord.run()
     assert summary.finished == 12 and summary.failed >= 4
@@ -224,7 +224,7 @@ def test_a_study_where_every_trial_fails_stops_with_a_clear_error(tmp_path, monk
     def broken(*args, **kwargs):
         raise RuntimeError("broken build")
 
-    monkeypatch.setattr(search.tasks, "Training", broken)
+    monkeypatch.setattr(search.workers.tasks, "Training", broken)
     coord, db = coordinator(tmp_path, trials=50, max_failures=5)
     with pytest.raises(StudyFailedError, match="5 trials in a row failed.*broken build"):
         coord.run()

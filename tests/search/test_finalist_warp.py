@@ -44,7 +44,7 @@ def test_only_finalist_runs_and_the_final_networks_are_warped(tmp_path: Path, mo
         retrained.append(config.augment_warp)
         return real(config, data)
 
-    monkeypatch.setattr(search.retrain, "_train_one", record)
+    monkeypatch.setattr(search.workers.final, "_train_one", record)
     retrain_best("w", url, seeds=1, jobs=1, out=str(tmp_path / "net.npz"))
     assert retrained == [1.5]
 
