@@ -66,9 +66,20 @@ HEAVY = ("joblib.externals.loky", "distributed", "dask", "scipy.optimize")
 
 @pytest.mark.parametrize(
     "module",
-    ["search.study", "search.study.spec", "search.study.settings", "search.study.winner", "search.study.dataref",
-     "search.readers.results", "search.readers.predict", "search.readers.ensemble", "search.readers.winner",
-     "search.readers.report", "search.settings", "search.workers"],
+    [
+        "search.study",
+        "search.study.spec",
+        "search.study.settings",
+        "search.study.winner",
+        "search.study.dataref",
+        "search.readers.results",
+        "search.readers.predict",
+        "search.readers.ensemble",
+        "search.readers.winner",
+        "search.readers.report",
+        "search.settings",
+        "search.workers",
+    ],
 )
 def test_the_study_contract_and_the_readers_load_no_process_pool_dask_or_scipy_optimize(module: str) -> None:
     code = f"import json, sys, {module}; print(json.dumps([m for m in {list(HEAVY)!r} if m in sys.modules]))"

@@ -19,7 +19,6 @@ from search.study import keys
 MAX_ATTEMPTS = 3
 
 
-
 @dataclass(slots=True)
 class Planned:
     """A trial to run with these parameters: a re-run or a finalist run."""

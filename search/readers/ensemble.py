@@ -72,12 +72,16 @@ def load_final_networks(study: str, storage_url: str | None = None) -> FinalNetw
     finally:
         storage.engine.dispose()
     if raw is None:
-        raise SearchError(f"study {study!r} has no retrained networks yet: "
-                          f"run `python -m search best --study {study} --retrain`")
+        raise SearchError(
+            f"study {study!r} has no retrained networks yet: run `python -m search best --study {study} --retrain`"
+        )
     record = json.loads(raw)
     missing = [p for p in record["weights"] if not Path(p).is_file()]
     if missing:
-        raise SearchError(f"study {study!r}: the retrained weights {', '.join(missing)} are gone; "
-                          f"run `python -m search best --study {study} --retrain` again")
-    return FinalNetworks([Network.load(p) for p in record["weights"]], record,
-                         None if data is None else preprocessing_of(data))
+        raise SearchError(
+            f"study {study!r}: the retrained weights {', '.join(missing)} are gone; "
+            f"run `python -m search best --study {study} --retrain` again"
+        )
+    return FinalNetworks(
+        [Network.load(p) for p in record["weights"]], record, None if data is None else preprocessing_of(data)
+    )

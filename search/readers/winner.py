@@ -18,20 +18,25 @@ def describe_best(study: str, storage_url: str | None = None) -> str:
     lines = [f"best trial {best.number} of study {study!r} ({spec.data_name})"]
     if winner.finalists:
         f = winner.finalists[0]
-        lines.append(f"  chosen as the best of {len(winner.finalists)} finalists, on the mean of "
-                     f"{len(f.runs)} fresh runs each")
+        lines.append(
+            f"  chosen as the best of {len(winner.finalists)} finalists, on the mean of {len(f.runs)} fresh runs each"
+        )
     metric = SELECTIONS[spec.selection].metric
-    lines += [f"  {metric:<20} {best.value:.4f} (search)",
-              f"  validation accuracy  {best.user_attrs.get('val_accuracy', float('nan')):.4f} (search)",
-              f"  best epoch           {best.user_attrs.get('best_epoch')} of {spec.epochs}"]
+    lines += [
+        f"  {metric:<20} {best.value:.4f} (search)",
+        f"  validation accuracy  {best.user_attrs.get('val_accuracy', float('nan')):.4f} (search)",
+        f"  best epoch           {best.user_attrs.get('best_epoch')} of {spec.epochs}",
+    ]
     lines += [f"  {name:<20} {value}" for name, value in sorted(best.params.items())]
     if winner.finalists:
         lines.append("finalists (fresh runs: mean ± sd)")
         for f in winner.finalists:
             acc = [t.user_attrs.get("val_accuracy") for t in f.runs if t.user_attrs.get("val_accuracy") is not None]
             acc_text = f"{statistics.fmean(acc):.4f}{_pm(fin.spread(acc))}" if acc else "-"
-            lines.append(f"  trial {f.number:>5}  {metric} {f.mean:.4f}{_pm(f.sd)}  "
-                         f"val accuracy {acc_text}  ({len(f.runs)} runs)")
+            lines.append(
+                f"  trial {f.number:>5}  {metric} {f.mean:.4f}{_pm(f.sd)}  "
+                f"val accuracy {acc_text}  ({len(f.runs)} runs)"
+            )
     return "\n".join(lines)
 
 

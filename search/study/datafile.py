@@ -25,7 +25,6 @@ from search.study.storage import peek_study_attrs
 __all__ = ["check_unchanged", "peek_record", "preprocessing_of", "record_in", "record_of"]
 
 
-
 def record_of(storage: RDBStorage, study_id: int) -> dict[str, Any] | None:
     raw = storage.get_study_user_attrs(study_id).get(keys.DATA_FILE)
     return None if raw is None else json.loads(raw)

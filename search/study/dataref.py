@@ -67,7 +67,6 @@ class Fold:
     y_val: np.ndarray
 
 
-
 @functools.lru_cache(maxsize=2)
 def _load(ref: DataRef) -> Dataset:
     # Once per worker process: the arrays are memory-mapped from the shared .npy cache.
@@ -82,7 +81,6 @@ def _load(ref: DataRef) -> Dataset:
         normalization=ref.normalization,
         test_seed=ref.test_seed,
     )
-
 
 
 @functools.lru_cache(maxsize=4)

@@ -26,8 +26,8 @@ from search.study.stored import load_spec
 
 @dataclass(frozen=True)
 class Winner:
-    trial: FrozenTrial                  # the search trial whose configuration won
-    finalists: list[fin.Finalist]       # the finalist stage's standings, best first ([] if none ran)
+    trial: FrozenTrial  # the search trial whose configuration won
+    finalists: list[fin.Finalist]  # the finalist stage's standings, best first ([] if none ran)
 
     @property
     def runs(self) -> tuple[FrozenTrial, ...]:
@@ -68,8 +68,10 @@ def final_epochs(spec: StudySpec, winner: Winner) -> int:
         config = config_from_params(winner.trial.params, spec.space, spec.finalist_epochs, 0)
         if config.lr_schedule == "cosine":
             return spec.finalist_epochs
-        return retrain_epochs([(list(t.intermediate_values.values()), t.user_attrs["val_accuracy_curve"])
-                               for t in complete], spec.selection)
+        return retrain_epochs(
+            [(list(t.intermediate_values.values()), t.user_attrs["val_accuracy_curve"]) for t in complete],
+            spec.selection,
+        )
     return int(winner.trial.user_attrs.get("best_epoch") or spec.epochs)
 
 

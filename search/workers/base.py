@@ -19,7 +19,6 @@ from search.workers.tasks import TrialResult, TrialTask
 __all__ = ["WORKER_ENV", "Executor", "WorkerLostError", "leave_ctrl_c_to_the_coordinator"]
 
 
-
 # One BLAS/OpenMP thread per worker: k workers x k threads on k cores is slower than k x 1.
 WORKER_ENV = {name: "1" for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
 

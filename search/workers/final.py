@@ -46,16 +46,30 @@ def _train_one(config: TrainConfig, data: DataRef) -> tuple[np.ndarray, Network,
     y = np.concatenate([d.y_train, d.y_val])
     # The test split is passed as "validation" only so train() can report; with
     # early stopping off it selects nothing: training runs exactly `epochs` epochs.
-    result = train(dataclasses.replace(config, patience=None), X, y, d.X_test, d.y_test, n_classes=d.n_classes,
-                   image_shape=d.image_shape)
+    result = train(
+        dataclasses.replace(config, patience=None),
+        X,
+        y,
+        d.X_test,
+        d.y_test,
+        n_classes=d.n_classes,
+        image_shape=d.image_shape,
+    )
     if result.outcome == "diverged":
         raise SearchError(f"retraining diverged: {result.reason}")
     return result.network.predict_proba(d.X_test), result.network, len(y)
 
 
-def retrain_best(study: str, storage_url: str | None = None, *, out: str | None = None,
-                 data_dir: str | None = None, seeds: int = 1, jobs: int | None = None,
-                 epochs: int | None = None) -> str:
+def retrain_best(
+    study: str,
+    storage_url: str | None = None,
+    *,
+    out: str | None = None,
+    data_dir: str | None = None,
+    seeds: int = 1,
+    jobs: int | None = None,
+    epochs: int | None = None,
+) -> str:
     """Retrain the winner ``seeds`` times on train + validation; score each, and their ensemble, on test.
 
     ``epochs``: how long (a budget's final stage sizes it); None: ``final_epochs``.
@@ -66,8 +80,10 @@ def retrain_best(study: str, storage_url: str | None = None, *, out: str | None 
     data = DataRef.of(spec, data_dir)
     check_unchanged(peek_record(url, study), data, study)
     d = data.load()
-    configs = [as_finalist(spec, config_from_params(winner.trial.params, spec.space, epochs, final_seed(spec.seed, k)))
-               for k in range(seeds)]
+    configs = [
+        as_finalist(spec, config_from_params(winner.trial.params, spec.space, epochs, final_seed(spec.seed, k)))
+        for k in range(seeds)
+    ]
     workers = min(seeds, worker_count(jobs))
     outputs = Parallel(n_jobs=workers)(delayed(_train_one)(c, data) for c in configs)
     accuracies = [float(np.mean(p.argmax(axis=1) == d.y_test)) for p, _, _ in outputs]
@@ -78,19 +94,29 @@ def retrain_best(study: str, storage_url: str | None = None, *, out: str | None 
         path.parent.mkdir(parents=True, exist_ok=True)
         network.save(path)
     record = {
-        "trial": winner.trial.number, "epochs": epochs, "samples": outputs[0][2],
-        "seeds": seeds, "test_accuracy": accuracies, "test_accuracy_mean": statistics.fmean(accuracies),
-        "test_accuracy_sd": fin.spread(accuracies) if seeds > 1 else None, "ensemble_accuracy": ensemble,
-        "weights": [str(p) for p in paths], "when": datetime.datetime.now().isoformat(timespec="seconds"),
+        "trial": winner.trial.number,
+        "epochs": epochs,
+        "samples": outputs[0][2],
+        "seeds": seeds,
+        "test_accuracy": accuracies,
+        "test_accuracy_mean": statistics.fmean(accuracies),
+        "test_accuracy_sd": fin.spread(accuracies) if seeds > 1 else None,
+        "ensemble_accuracy": ensemble,
+        "weights": [str(p) for p in paths],
+        "when": datetime.datetime.now().isoformat(timespec="seconds"),
     }
     _store(url, study, record)
     seconds = time.perf_counter() - started
-    lines = [f"retrained trial {winner.trial.number} on {record['samples']} samples for {epochs} epochs "
-             f"({seeds} seed{'s' if seeds > 1 else ''}, {workers} at a time, {seconds:.1f} s)"]
+    lines = [
+        f"retrained trial {winner.trial.number} on {record['samples']} samples for {epochs} epochs "
+        f"({seeds} seed{'s' if seeds > 1 else ''}, {workers} at a time, {seconds:.1f} s)"
+    ]
     if seeds > 1:
-        lines += [f"  test accuracy        {record['test_accuracy_mean']:.4f} ± {record['test_accuracy_sd']:.4f} "
-                  f"(mean ± sd over {seeds} seeds: {', '.join(f'{a:.4f}' for a in accuracies)})",
-                  f"  ensemble accuracy    {ensemble:.4f} (averaged probabilities of the {seeds} networks)"]
+        lines += [
+            f"  test accuracy        {record['test_accuracy_mean']:.4f} ± {record['test_accuracy_sd']:.4f} "
+            f"(mean ± sd over {seeds} seeds: {', '.join(f'{a:.4f}' for a in accuracies)})",
+            f"  ensemble accuracy    {ensemble:.4f} (averaged probabilities of the {seeds} networks)",
+        ]
     else:
         lines.append(f"  test accuracy        {accuracies[0]:.4f}")
     lines += [f"  weights              {paths[0]}" + (f" (+{seeds - 1} more)" if seeds > 1 else "")]
