@@ -21,6 +21,7 @@ import logging
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,7 @@ __all__ = [
     "cache_key",
     "default_cache_dir",
     "load_entry",
+    "load_or_build",
     "load_meta",
     "save_entry",
 ]
@@ -118,3 +120,22 @@ def save_entry(entry: Path, arrays: dict[str, np.ndarray], meta: dict[str, objec
     finally:
         if tmp is not None:
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+Build = Callable[[], tuple[dict[str, np.ndarray], dict[str, Any]]]
+
+
+def load_or_build(entry: Path, mmap: bool, build: Build) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """The entry's read-only arrays and meta; on a miss, ``build()`` them, save them and map the saved copy.
+
+    Nothing is written unless ``build`` returns: a file refused while it is read leaves no entry.
+    """
+    arrays, meta = load_entry(entry, mmap), load_meta(entry)
+    if arrays is None or meta is None:
+        arrays, meta = build()
+        if save_entry(entry, arrays, meta) and mmap:
+            arrays = load_entry(entry, mmap) or arrays
+    for a in arrays.values():
+        if a.flags.writeable:
+            a.flags.writeable = False
+    return arrays, meta

@@ -202,10 +202,9 @@ def load_dataset(
         test_seed=int(test_seed),
         source=fingerprint,
     )
-    entry = Path(cache_dir) if cache_dir is not None else cache.default_cache_dir()
-    entry = entry / f"{name}-{key}"
-    arrays = cache.load_entry(entry, mmap)
-    if arrays is None:
+    entry = (Path(cache_dir) if cache_dir is not None else cache.default_cache_dir()) / f"{name}-{key}"
+
+    def build() -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         start = time.perf_counter()
         arrays = _prepare(spec, source, float(val_fraction), method, int(split_seed), int(test_seed))
         logger.info("prepared %s in %.2f s", name, time.perf_counter() - start)
@@ -217,11 +216,9 @@ def load_dataset(
             "test_seed": test_seed,
             "source": fingerprint,
         }
-        if cache.save_entry(entry, arrays, meta) and mmap:
-            arrays = cache.load_entry(entry, mmap) or arrays
-    for a in arrays.values():
-        if a.flags.writeable:
-            a.flags.writeable = False
+        return arrays, meta
+
+    arrays, _ = cache.load_or_build(entry, mmap, build)
     return Dataset(
         name,
         arrays["X_train"],

@@ -23,7 +23,6 @@ from pathlib import Path
 from .errors import DatasetError
 
 __all__ = [
-    "IMAGE_SUFFIXES",
     "KINDS",
     "MISSING",
     "TABLE_SUFFIXES",
@@ -40,7 +39,6 @@ KINDS: tuple[str, ...] = ("npz", "table", "images")
 # How a table's missing values are treated: imputed (median + indicator, or a category), or refused.
 MISSING: tuple[str, ...] = ("impute", "refuse")
 TABLE_SUFFIXES: tuple[str, ...] = (".csv", ".tsv", ".tab", ".txt")
-IMAGE_SUFFIXES: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 _CHUNK = 1 << 20
 
 

@@ -18,11 +18,12 @@ from pathlib import Path
 import numpy as np
 
 from .errors import DatasetError
-from .filesource import IMAGE_SUFFIXES, available_memory
+from .filesource import available_memory
 from .rawdata import RawData, RawPart
 
-__all__ = ["GRAY_MODES", "read_image", "read_image_folder"]
+__all__ = ["GRAY_MODES", "IMAGE_SUFFIXES", "read_image", "read_image_folder"]
 
+IMAGE_SUFFIXES: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 # Pillow modes read as one channel; every other mode is read as RGB.
 GRAY_MODES = frozenset({"1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F"})
 _SPLIT_FOLDERS = {"train": ("train",), "val": ("val", "validation", "valid"), "test": ("test",)}

@@ -33,7 +33,7 @@ from . import cache
 from .dataset import Dataset
 from .errors import DatasetError
 from .filesource import FileSource, check_fits_in_memory, content_digest, file_kind
-from .imagefolder import read_image_folder
+from .imagefolder import IMAGE_SUFFIXES, read_image_folder
 from .npzfile import read_npz
 from .prepare import TEST_FRACTION, stratified_split
 from .preprocessing import Preprocessing
@@ -55,22 +55,23 @@ def with_digest(source: FileSource) -> FileSource:
     return dataclasses.replace(source, path=path, digest=content_digest(path))
 
 
+def _read(source: FileSource, path: str | Path, kind: str, labelled: bool, target: str | None) -> RawData:
+    """The rows of ``path`` by the reader of its ``kind``: the one dispatch from a kind to its reader."""
+    check_fits_in_memory(path, kind)
+    if kind == "npz":
+        return read_npz(path, source.x_key, source.y_key, labelled)
+    if kind == "table":
+        return read_table(path, target, source.missing, labelled)
+    return read_image_folder(path, source.image_size, labelled)
+
+
 def read_input(source: FileSource, path: str | os.PathLike[str], labelled: bool, target: str | None = None) -> RawData:
     """The rows of ``path`` read as ``source``'s kind says (a single image is an image input)."""
     p = Path(path)
-    kind = (
-        "images"
-        if p.is_file() and p.suffix.lower() in (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
-        else file_kind(p)
-    )
+    kind = "images" if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES else file_kind(p)
     if kind != source.kind:
         raise DatasetError(f"{p}: a {kind} input, but the study's data is a {source.kind} file ({source.label})")
-    check_fits_in_memory(p, kind)
-    if kind == "npz":
-        return read_npz(p, source.x_key, source.y_key, labelled)
-    if kind == "table":
-        return read_table(p, target if target is not None else source.target, source.missing, labelled)
-    return read_image_folder(p, source.image_size, labelled)
+    return _read(source, p, kind, labelled, target if target is not None else source.target)
 
 
 def draw_splits(
@@ -122,72 +123,90 @@ def _take(X: Any, rows: np.ndarray) -> Any:
     return X.iloc[rows] if isinstance(X, pd.DataFrame) else X[rows]
 
 
-def _prepare(
-    source: FileSource, val_fraction: float, normalization: str | None, split_seed: int, test_seed: int
-) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-    label = source.label
-    check_fits_in_memory(source.path, source.kind)
-    if source.kind == "npz":
-        raw = read_npz(source.path, source.x_key, source.y_key)
-    elif source.kind == "table":
-        raw = read_table(source.path, source.target, source.missing)
-    else:
-        raw = read_image_folder(source.path, source.image_size)
-    classes = _classes(raw, label)
+Rows = dict[str, np.ndarray]  # row indices of the file's training part, per split
+
+
+def _split(
+    raw: RawData,
+    y_all: np.ndarray,
+    classes: list[Any],
+    label: str,
+    val_fraction: float,
+    split_seed: int,
+    test_seed: int,
+) -> Rows:
+    """Which rows of the training part go to each split: the file's own splits, the rest drawn."""
     has_test = "test" in raw.parts
     if has_test and test_seed:
         raise DatasetError(f"{label} gives its own test split: test_seed must be 0, got {test_seed}")
-    encoder = Preprocessing(raw.layout, classes, "none", 0)  # labels only, until fitted
-    train_part = raw.parts["train"]
-    y_all = encoder.encode_labels(_labels(train_part, label))
-    if "val" in raw.parts:
-        rows = np.arange(len(y_all))
-        idx = (
-            {"train": rows, "test": np.empty(0, dtype=np.int64)}
-            if has_test
-            else dict(zip(("train", "test"), stratified_split(y_all, TEST_FRACTION, np.random.default_rng(test_seed))))
-        )
-    else:
+    if "val" not in raw.parts:
         _check_class_sizes(y_all, classes, label, 1 if has_test else 2)
         train, val, test = draw_splits(y_all, val_fraction, split_seed, test_seed, has_test)
-        idx = {"train": train, "val": val, "test": test}
-    X_parts = {part: _take(train_part.X, rows) for part, rows in idx.items()}
-    y_parts = {part: y_all[rows] for part, rows in idx.items()}
-    for part in ("val", "test"):
-        if part in raw.parts:
-            X_parts[part] = raw.parts[part].X
-            y_parts[part] = encoder.encode_labels(_labels(raw.parts[part], label))
-    prep = Preprocessing.fit(raw, X_parts["train"], classes, normalization, raw.target)
+        return {"train": train, "val": val, "test": test}
+    if has_test:
+        return {"train": np.arange(len(y_all)), "test": np.empty(0, dtype=np.int64)}
+    keep, test = stratified_split(y_all, TEST_FRACTION, np.random.default_rng(test_seed))
+    return {"train": keep, "test": test}
+
+
+def _encode(
+    raw: RawData, idx: Rows, y_all: np.ndarray, classes: list[Any], normalization: str | None, label: str
+) -> tuple[dict[str, np.ndarray], Preprocessing]:
+    """The six arrays: preprocessing fitted on the training rows, applied to every split."""
+    train_part = raw.parts["train"]
+    labels = Preprocessing(raw.layout, classes, "none", 0)  # labels only, until fitted
+    prep = Preprocessing.fit(raw, _take(train_part.X, idx["train"]), classes, normalization, raw.target)
     X_all = prep.transform(train_part.X)  # the file's rows encoded once, then split
     arrays = {}
     for part in ("train", "val", "test"):
-        given = part != "train" and part in raw.parts
-        arrays[f"X_{part}"] = prep.transform(raw.parts[part].X) if given else X_all[idx[part]]
-        arrays[f"y_{part}"] = y_parts[part]
+        if part != "train" and part in raw.parts:  # a split the file gives
+            arrays[f"X_{part}"] = prep.transform(raw.parts[part].X)
+            arrays[f"y_{part}"] = labels.encode_labels(_labels(raw.parts[part], label))
+        else:
+            arrays[f"X_{part}"] = X_all[idx[part]]
+            arrays[f"y_{part}"] = y_all[idx[part]]
+    return arrays, prep
+
+
+def _record(
+    source: FileSource, raw: RawData, arrays: dict[str, np.ndarray], prep: Preprocessing, classes: list[Any]
+) -> dict[str, Any]:
+    """What the study stores about its data: identity, shapes, classes, preprocessing, what was imputed."""
     imputed = {}
     if prep.table is not None:
         missing = pd.concat([p.X[prep.table.columns].isna().sum() for p in raw.parts.values()], axis=1).sum(axis=1)
         imputed = {str(c): int(n) for c, n in missing.items() if n}
-    record = {
+    parts = ("train", "val", "test")
+    return {
         "path": source.path,
-        "label": label,
+        "label": source.label,
         "kind": source.kind,
         "digest": source.digest,
         "layout": raw.layout,
-        "rows": {p: int(len(arrays[f"y_{p}"])) for p in ("train", "val", "test")},
+        "rows": {p: int(len(arrays[f"y_{p}"])) for p in parts},
         "given_splits": sorted(raw.parts),
         "n_features": prep.n_features,
         "image_shape": prep.image_shape,
         "classes": classes,
-        "class_counts": np.bincount(
-            np.concatenate([arrays[f"y_{p}"] for p in ("train", "val", "test")]), minlength=len(classes)
-        ).tolist(),
+        "class_counts": np.bincount(np.concatenate([arrays[f"y_{p}"] for p in parts]), minlength=len(classes)).tolist(),
         "imputed": imputed,
         "dropped": prep.table.dropped if prep.table else [],
         "notes": list(raw.notes),
         "preprocessing": prep.to_json(),
     }
-    return arrays, record
+
+
+def _prepare(
+    source: FileSource, val_fraction: float, normalization: str | None, split_seed: int, test_seed: int
+) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """Read, split, encode and describe the file: the arrays to cache and the study's record."""
+    label = source.label
+    raw = _read(source, source.path, source.kind, True, source.target)
+    classes = _classes(raw, label)
+    y_all = Preprocessing(raw.layout, classes, "none", 0).encode_labels(_labels(raw.parts["train"], label))
+    idx = _split(raw, y_all, classes, label, val_fraction, split_seed, test_seed)
+    arrays, prep = _encode(raw, idx, y_all, classes, normalization, label)
+    return arrays, _record(source, raw, arrays, prep, classes)
 
 
 def _entry_name(label: str, key: str) -> str:
@@ -218,21 +237,18 @@ def load_file(
         **options,
     )
     entry = (Path(cache_dir) if cache_dir is not None else cache.default_cache_dir()) / _entry_name(source.label, key)
-    arrays, meta = cache.load_entry(entry, mmap), cache.load_meta(entry)
-    if arrays is None or meta is None:
+
+    def build() -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         if not hashed_now:  # a digest from elsewhere (the study's): these bytes must be the same
             _check_unchanged(source)
         start = time.perf_counter()
         arrays, record = _prepare(source, float(val_fraction), normalization, int(split_seed), int(test_seed))
         record["seconds_to_prepare"] = round(time.perf_counter() - start, 3)
         logger.info("prepared %s in %.2f s", source.path, record["seconds_to_prepare"])
-        meta = {"record": record}
-        if cache.save_entry(entry, arrays, meta) and mmap:
-            arrays = cache.load_entry(entry, mmap) or arrays
+        return arrays, {"record": record}
+
+    arrays, meta = cache.load_or_build(entry, mmap, build)
     record = dict(meta["record"], path=source.path)  # the path this machine knows it by
-    for a in arrays.values():
-        if a.flags.writeable:
-            a.flags.writeable = False
     shape = record["image_shape"]
     return Dataset(
         name=record["label"],

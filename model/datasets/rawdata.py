@@ -12,10 +12,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["SPLITS", "RawData", "RawPart"]
-
-# The parts a file may give, in the order they are used.
-SPLITS: tuple[str, ...] = ("train", "val", "test")
+__all__ = ["RawData", "RawPart"]
 
 
 @dataclass(frozen=True)
