@@ -34,6 +34,7 @@ from search.inputs import data_settings
 from search.outcome import format_outcome
 from search.settings import EXECUTION, STORAGE, STUDY_SETTINGS, check_settings
 from search.study import finalists as fin
+from search.study.checks import WholeNumber
 from search.study.spec import FIXED_SETTINGS, build_spec, default_study_name
 from search.study.storage import default_url, open_storage
 from search.study.stored import load_spec
@@ -112,8 +113,10 @@ class Study:
         from search.workers.final import retrain_best
 
         check_settings({"jobs": jobs})
-        if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
-            raise SearchError(f"argument seeds: must be >= 1, got {seeds!r}")
+        try:
+            WholeNumber(1).check(seeds)  # as best --seeds
+        except SearchError as exc:
+            raise SearchError(f"argument seeds: {exc}") from None
         self.summary = retrain_best(
             self.name, self.storage, out=None if out is None else str(out), seeds=seeds, jobs=jobs
         )
@@ -157,12 +160,12 @@ class Study:
         return f"Study(name={self.name!r}, storage={self.storage!r})"
 
 
-def run(data: Any = None, /, *, target: str | None = None, **settings: Any) -> Study:
+def run(data: Any = None, *, target: str | None = None, **settings: Any) -> Study:
     """Create a study or continue one, as ``python -m search run`` with these keywords for its flags.
 
-    ``data``: a built-in data set's name, a path (a CSV/TSV table, an ``.npz``, a
-    folder of images), ``(X, y)``, ``(X_train, y_train, X_test, y_test)``, or a
-    DataFrame with ``target=``. Without a test split, 20% of the rows per class
+    ``data`` (first, or as ``data=``): a built-in data set's name, a path (a CSV/TSV
+    table, an ``.npz``, a folder of images), ``(X, y)``, ``(X_train, y_train, X_test,
+    y_test)``, or a DataFrame with ``target=``. Without a test split, 20% of the rows per class
     is held out (``test_seed``) and read only by the final networks.
     The other keywords are the flags of ``run`` (see ``python -m search run
     --help``): ``trials``, ``budget`` (``"30m"`` or seconds), ``epochs``, ``jobs``,

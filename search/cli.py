@@ -23,8 +23,18 @@ from search.coordinator.job import Execution, run_job
 from search.errors import SearchError
 from search.outcome import format_outcome
 from search.readers.results import REPORT_FORMATS
-from search.settings import EXECUTION, RUN_SETTINGS, STORAGE, STUDY_SETTINGS, Setting, int_at_least
-from search.study.spec import FIXED_SETTINGS, StudySpec, build_spec, check_study_name, default_study_name
+from search.settings import (
+    DATA_DIR,
+    EXECUTION,
+    JOBS,
+    RUN_SETTINGS,
+    STORAGE,
+    STUDY,
+    STUDY_SETTINGS,
+    Setting,
+    int_at_least,
+)
+from search.study.spec import FIXED_SETTINGS, StudySpec, build_spec, default_study_name
 from search.study.storage import default_url, open_storage
 from search.study.stored import load_spec
 
@@ -67,8 +77,12 @@ def _add(p: argparse.ArgumentParser | argparse._MutuallyExclusiveGroup, s: Setti
     p.add_argument(s.flag, dest=s.name, metavar=s.metavar, choices=s.choices, help=_help(s), **typed, **extra)
 
 
-_study_name = _argument_type(check_study_name)
 _positive_int = _argument_type(int_at_least(1))
+
+
+def _add_study(p: argparse.ArgumentParser) -> None:
+    """``--study`` of a command on an existing study: required, so no default to tell."""
+    _add(p, dataclasses.replace(STUDY, help="study name"), required=True)
 
 
 def _add_storage(p: argparse.ArgumentParser) -> None:
@@ -93,54 +107,52 @@ def build_parser() -> argparse.ArgumentParser:
     _add_execution(run)
 
     resume = sub.add_parser("resume", help="continue a study with the settings stored on it")
-    resume.add_argument("--study", type=_study_name, required=True, metavar="NAME", help="study name")
+    _add_study(resume)
     _add_storage(resume)
     _add_execution(resume)
 
     show = sub.add_parser("show", help="leaderboard of a study")
-    show.add_argument("--study", type=_study_name, required=True, metavar="NAME", help="study name")
-    show.add_argument("--top", type=_positive_int, default=10, metavar="K", help="rows to show (default 10)")
+    _add_study(show)
+    show.add_argument("--top", type=_positive_int, default=10, metavar="K", help="rows to show (default %(default)s)")
     show.add_argument("--csv", metavar="FILE", help="also write every trial to this CSV file")
     _add_storage(show)
 
     plot = sub.add_parser("plot", help="heatmaps, learning curves and history as PNG files")
-    plot.add_argument("--study", type=_study_name, required=True, metavar="NAME", help="study name")
+    _add_study(plot)
     plot.add_argument("--out", metavar="DIR", help="output directory (default: beside the database)")
     _add_storage(plot)
 
     best = sub.add_parser("best", help="best parameters and scores; --retrain scores on the test split")
-    best.add_argument("--study", type=_study_name, required=True, metavar="NAME", help="study name")
+    _add_study(best)
     best.add_argument("--retrain", action="store_true",
                       help="retrain the best configuration on train+validation and score it on test")
     best.add_argument("--seeds", type=_positive_int, default=1, metavar="K",
                       help="--retrain K networks with different seeds: test accuracy as mean ± sd, "
-                           "and of their averaged probabilities (default 1)")
-    best.add_argument("--jobs", type=_positive_int, metavar="K",
-                      help="networks retrained at once (default: number of CPU cores)")
+                           "and of their averaged probabilities (default %(default)s)")
+    _add(best, dataclasses.replace(JOBS, help="networks retrained at once (default: number of CPU cores)"))
     best.add_argument("--out", metavar="FILE", help="where --retrain saves the weights (.npz; with "
                                                     "--seeds K, FILE-seed0.npz ...)")
-    best.add_argument("--data-dir", metavar="DIR", help="directory holding the data set files")
+    _add(best, DATA_DIR)
     _add_storage(best)
 
     report = sub.add_parser("report", help="one self-contained HTML page (or Markdown + PNGs) describing a study")
-    report.add_argument("--study", type=_study_name, required=True, metavar="NAME", help="study name")
+    _add_study(report)
     report.add_argument("--out", metavar="FILE",
                         help="file to write (default: <study>-report.html or .md beside the database)")
     report.add_argument("--format", choices=REPORT_FORMATS, default="html",
-                        help="html: one file, images inline; md: Markdown plus a folder of PNGs (default html)")
-    report.add_argument("--data-dir", metavar="DIR",
-                        help="directory holding the data set files (for parameter counts)")
+                        help="html: one file, images inline; md: Markdown plus a folder of PNGs (default %(default)s)")
+    _add(report, dataclasses.replace(DATA_DIR, help=f"{DATA_DIR.help} (for parameter counts)"))
     _add_storage(report)
 
     predict = sub.add_parser("predict", help="predict with the final networks of `best --retrain` on new inputs")
-    predict.add_argument("--study", type=_study_name, required=True, metavar="NAME", help="study name")
+    _add_study(predict)
     predict.add_argument("input", metavar="INPUT",
                          help="a file in the study's form (table, .npz, folder of images, or one image)")
     predict.add_argument("--out", metavar="FILE",
                          help="CSV of each row's predicted class and class probabilities (default: standard output)")
     predict.add_argument("--unseen", choices=("error", "ignore"), default="error",
                          help="a category never seen in training: an error naming it, or encoded as none "
-                              "(default error)")
+                              "(default %(default)s)")
     _add_storage(predict)
     return parser
 

@@ -11,10 +11,22 @@ from collections.abc import Mapping
 from typing import Any
 
 from search.errors import SearchError
-from search.study.settings import RUN_SETTINGS, STORAGE, STUDY_SETTINGS, Setting, int_at_least
+from search.study.checks import int_at_least
+from search.study.settings import RUN_SETTINGS, STORAGE, STUDY, STUDY_SETTINGS, Setting
 from search.workers import EXECUTORS
 
-__all__ = ["EXECUTION", "RUN_SETTINGS", "STORAGE", "STUDY_SETTINGS", "Setting", "check_settings", "int_at_least"]
+__all__ = [
+    "DATA_DIR",
+    "EXECUTION",
+    "JOBS",
+    "RUN_SETTINGS",
+    "STORAGE",
+    "STUDY",
+    "STUDY_SETTINGS",
+    "Setting",
+    "check_settings",
+    "int_at_least",
+]
 
 
 def _seconds(text: str) -> float:
@@ -27,8 +39,11 @@ def _seconds(text: str) -> float:
     return value
 
 
+# Also flags of other commands (``best --jobs``, ``report --data-dir``).
+JOBS = Setting("jobs", "worker processes (default: number of CPU cores)", int_at_least(1), "K", study=False)
+DATA_DIR = Setting("data_dir", "directory holding the data set files", metavar="DIR", study=False)
 EXECUTION: tuple[Setting, ...] = (
-    Setting("jobs", "worker processes (default: number of CPU cores)", int_at_least(1), "K", study=False),
+    JOBS,
     Setting(
         "timeout",
         "stop after this many seconds: no trial starts that could not finish by then, and what "
@@ -37,10 +52,12 @@ EXECUTION: tuple[Setting, ...] = (
         "SECONDS",
         study=False,
     ),
-    Setting("data_dir", "directory holding the data set files", metavar="DIR", study=False),
+    DATA_DIR,
     Setting("progress", "no progress bar", switch=True, negated=True, study=False),
     Setting(
         "executor",
+        # Execution.executor's default; not read from it, since the coordinator loads the process pool
+        # (tests/search/test_settings.py holds the two together)
         "where trials run: local worker processes, or a Dask cluster (default local)",
         choices=EXECUTORS,
         study=False,

@@ -11,7 +11,6 @@ in-memory copy of it.
 from __future__ import annotations
 
 import dataclasses
-import os
 import tempfile
 import time
 from collections.abc import Mapping
@@ -37,8 +36,15 @@ from search.study.finalists import is_finalist_run
 from search.study.space import config_from_params
 from search.study.spec import StudySpec
 from search.study.winner import Winner, final_epochs, final_seed, load_winner
+from search.workers import worker_count
 
 __all__ = ["SearchCV"]
+
+# Every parameter of SearchCV is a keyword of ``search.run`` of the same name, except these:
+# scikit-learn's names for three of them, and refit, SearchCV's own (tests/search/test_searchcv.py
+# holds the parameters to this).
+RENAMED = {"n_trials": "trials", "n_jobs": "jobs", "study_name": "study"}
+OWN = ("refit",)
 
 
 class SearchCV(ClassifierMixin, BaseEstimator):
@@ -88,22 +94,13 @@ class SearchCV(ClassifierMixin, BaseEstimator):
             # the study holds out its own test split (20%, never seen by the search, scored by
             # `best --retrain` if asked); best_estimator_ is then retrained on all of X
             path = data_settings((X, y), None, Path(tmp) if self.storage is None else None)["data"]
-            settings: dict[str, Any] = {
-                "trials": self.n_trials,
-                "budget": self.budget,
-                "cv": self.cv,
-                "jobs": self.n_jobs,
-                "study": self.study_name,
-                "epochs": self.epochs,
-                "finalists": self.finalists,
-                "seed": self.seed,
-                "storage": url,
-                "progress": self.progress,
-            }
+            params = self.get_params(deep=False)
+            settings = {RENAMED.get(k, k): v for k, v in params.items() if k not in OWN and v is not None}
+            settings["storage"] = url
             if self.space is not None:
                 settings["space"] = dict(self.space)
             # a budget's last share is the refit below, not the service's final networks
-            study = run_study(path, None, {k: v for k, v in settings.items() if v is not None}, final_networks=False)
+            study = run_study(path, None, settings, final_networks=False)
             self._read(study, X, y, started)
         return self
 
@@ -133,7 +130,7 @@ class SearchCV(ClassifierMixin, BaseEstimator):
         the service's final networks are (``budget.final_networks``); else one.
         """
         networks, epochs = 1, self.best_params_["epochs"]
-        jobs = self.n_jobs or os.cpu_count() or 1
+        jobs = worker_count(self.n_jobs)
         if spec.budget is not None:  # all of X: train + validation were 1 - TEST_FRACTION of it
             left = spec.budget - (time.monotonic() - started)
             networks, epochs = final_size(spec, winner, left, jobs, rows=1 / (1 - TEST_FRACTION))

@@ -5,7 +5,10 @@ The command line's flags (``search/cli.py``), the keywords of ``search.run``
 (``search/readers/report/command.py``) are all made from ``RUN_SETTINGS``: a setting
 gains its flag, its keyword, its check and its place in the reproduce command
 in one line here. A value from Python goes through the same check as the
-flag's text, so a bad one gets the same message either way.
+flag's text, so a bad one gets the same message either way; and a study
+setting's check is its StudySpec field's (search/study/checks.py), so a preset
+or a stored study meets the same rule too. Defaults in the help come from
+StudySpec and the data sets' table, not retyped here.
 """
 
 from __future__ import annotations
@@ -17,24 +20,10 @@ from typing import Any
 
 from model.datasets import DATASETS, MISSING
 from search.errors import SearchError
-from search.study.durations import parse_duration
-from search.study.spec import DATASET_DEFAULTS, PRUNERS, SAMPLERS, StudySpec, check_study_name
+from search.study.checks import int_at_least
+from search.study.spec import DATASET_DEFAULTS, PRUNERS, SAMPLERS, StudySpec, check_study_name, spec_rule
 
-__all__ = ["RUN_SETTINGS", "STORAGE", "STUDY_SETTINGS", "Setting", "int_at_least"]
-
-
-def int_at_least(low: int) -> Callable[[str], int]:
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise SearchError(f"expected a whole number, got {text!r}") from None
-        if value < low:
-            raise SearchError(f"must be >= {low}, got {value}")
-        return value
-
-    parse.__name__ = f"whole number >= {low}"  # argparse names the type in some messages
-    return parse
+__all__ = ["RUN_SETTINGS", "STORAGE", "STUDY", "STUDY_SETTINGS", "Setting", "int_at_least"]
 
 
 @dataclass(frozen=True)
@@ -43,12 +32,19 @@ class Setting:
 
     name: str
     help: str
-    parse: Callable[[str], Any] | None = None  # text -> value; SearchError says why not
+    parse: Callable[[str], Any] | None = None  # text -> value; SearchError says why not (a study setting: its rule's)
     metavar: str | None = None
     choices: tuple[str, ...] | None = None
     switch: bool = False  # a flag without a value
     negated: bool = False  # a switch that turns the setting off (--no-progress: progress=False)
     study: bool = True  # defines the study (StudySpec); else only how this run executes
+
+    def __post_init__(self) -> None:
+        rule = spec_rule(self.name) if self.study else None
+        if rule is not None:  # the StudySpec field's rule, stated there once
+            if self.parse is not None and self.parse != rule.parse:
+                raise ValueError(f"setting {self.name}: its check is StudySpec's, not a second one")
+            object.__setattr__(self, "parse", rule.parse)
 
     @property
     def flag(self) -> str:
@@ -81,25 +77,25 @@ STORAGE = Setting(
     metavar="URL",
     study=False,
 )
+STUDY = Setting("study", "study name (default: the data set)", check_study_name, "NAME", study=False)
 _DIGITS = DATASET_DEFAULTS["digits"]
 
 # In the order ``run --help`` lists them.
 RUN_SETTINGS: tuple[Setting, ...] = (
     Setting(
         "trials",
-        "finished (complete + pruned) trials the study should hold (default 200; with --budget, a ceiling)",
-        int_at_least(1),
-        "N",
+        f"finished (complete + pruned) trials the study should hold (default {StudySpec.trials}; "
+        "with --budget, a ceiling)",
+        metavar="N",
     ),
     Setting(
         "budget",
         "wall-clock time of the whole job, e.g. 90s, 30m, 2h: the search, the finalists and the "
         "final networks, planned from this data's measured costs (docs/budget.md)",
-        parse_duration,
-        "DURATION",
+        metavar="DURATION",
     ),
-    Setting("study", "study name (default: the data set)", check_study_name, "NAME", study=False),
-    Setting("dataset", "a built-in data set (default digits)", choices=DATASETS),
+    STUDY,
+    Setting("dataset", f"a built-in data set (default {StudySpec.dataset})", choices=DATASETS),
     Setting(
         "data",
         "your own data: an .npz, a CSV/TSV table (gzipped too) or a folder of images with one "
@@ -123,33 +119,29 @@ RUN_SETTINGS: tuple[Setting, ...] = (
         "epochs",
         f"most epochs per search trial (default {_DIGITS['epochs']} on digits, {StudySpec.epochs} "
         "otherwise; when given, also the finalists' epochs unless a preset sets finalist_epochs)",
-        int_at_least(1),
-        "E",
+        metavar="E",
     ),
-    Setting("sampler", "Optuna sampler (default tpe; gp needs PyTorch)", choices=SAMPLERS),
-    Setting("pruner", "pruner on validation loss (default median)", choices=PRUNERS),
-    Setting("seed", "study seed (default 0)", int_at_least(0), "S"),
+    Setting("sampler", f"Optuna sampler (default {StudySpec.sampler}; gp needs PyTorch)", choices=SAMPLERS),
+    Setting("pruner", f"pruner on validation loss (default {StudySpec.pruner})", choices=PRUNERS),
+    Setting("seed", f"study seed (default {StudySpec.seed})", metavar="S"),
     Setting("preset", "study preset TOML, e.g. studies/digits.toml", metavar="FILE", study=False),
     Setting(
         "cv",
-        "k-fold cross-validation on train + validation for every search trial (default 1: one holdout "
-        f"split; finalists use finalist_cv, {_DIGITS['finalist_cv']} on digits)",
-        int_at_least(1),
-        "K",
+        f"k-fold cross-validation on train + validation for every search trial (default {StudySpec.cv}: one "
+        f"holdout split; finalists use finalist_cv, {_DIGITS['finalist_cv']} on digits)",
+        metavar="K",
     ),
     Setting(
         "finalists",
         "after the search, run the K best configurations again on fresh seeds and choose the "
-        "best mean (default 5; 0: no finalist stage)",
-        int_at_least(0),
-        "K",
+        f"best mean (default {StudySpec.finalists}; 0: no finalist stage)",
+        metavar="K",
     ),
     Setting(
         "test_seed",
         "which 20% of the rows is the test split, read only by the final networks, where the "
-        "data gives none (default 0: the same test rows for every study)",
-        int_at_least(0),
-        "S",
+        f"data gives none (default {StudySpec.test_seed}: the same test rows for every study)",
+        metavar="S",
     ),
     Setting(
         "deterministic", "same seed -> same trials and values whatever --jobs is (sampled in batches)", switch=True

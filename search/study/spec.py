@@ -17,9 +17,10 @@ from pathlib import Path
 from typing import Any
 
 from model import TrainConfig
+from model.config import RANGES, Interval
 from model.datasets import DATASETS, MISSING, NORMALIZATIONS, DatasetError, FileSource, get_spec, parse_image_size
 from search.errors import SearchError
-from search.study.durations import parse_duration
+from search.study.checks import Duration, Fraction, Rule, WholeNumber, named
 from search.study.pruning import PRUNERS as _PRUNER_TABLE
 from search.study.samplers import SAMPLERS as _SAMPLER_TABLE
 from search.study.selection import SELECTIONS
@@ -34,11 +35,6 @@ SAMPLERS = tuple(_SAMPLER_TABLE)  # names only; the samplers are built in search
 PRUNERS = tuple(_PRUNER_TABLE)  # names only; the pruners are built in search/study/pruning.py
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 
-# The settings a later `run` may not change: they define what the trials mean.
-FIXED_SETTINGS = ("dataset", "epochs", "sampler", "pruner", "seed", "deterministic",
-                  "val_fraction", "normalization", "space", "sync_batch", "cv", "selection",
-                  "finalists", "finalist_repeats", "finalist_epochs", "finalist_cv", "finalist_warp", "test_seed",
-                  "data", "target", "x_key", "y_key", "image_size", "missing")
 # Per data set, what a study uses where neither a flag nor a preset says otherwise
 # (a preset's [space] is laid over this space). Chosen by measurement with
 # tests/bench/bench_quality.py; docs/search-quality.md gives the figures.
@@ -81,61 +77,72 @@ def check_study_name(name: str) -> str:
     return name
 
 
+_NETWORK = TrainConfig()  # a network's defaults (model/config.py), where a study setting is a network's
+_FOLDS = WholeNumber(1, 50)
+
+
+def _setting(default: Any, rule: Rule, follows: str | None = None) -> Any:
+    """A field whose valid values are ``rule``'s: ``StudySpec`` checks it, and its ``run`` flag parses with it.
+
+    ``follows``: left None, the field takes that field's value.
+    """
+    return field(default=default, metadata={"rule": rule, "follows": follows})
+
+
 @dataclass(frozen=True)
 class StudySpec:
     name: str = "default"
     dataset: str | None = "digits"  # a registered data set; None when ``data`` names a file
-    trials: int = 200            # finished (complete + pruned) trials the study should hold
-    epochs: int = 30             # most epochs one trial may train
+    # finished (complete + pruned) trials the study should hold
+    trials: int = _setting(200, WholeNumber(1))
+    epochs: int = _setting(_NETWORK.epochs, WholeNumber.within(RANGES["epochs"]))  # most epochs one trial may train
     sampler: str = "tpe"
     pruner: str = "median"
-    seed: int = 0                # sampler seed; training seeds derive from (seed, trial number)
+    # sampler seed; training seeds derive from (seed, trial number)
+    seed: int = _setting(0, WholeNumber(0))
     deterministic: bool = False  # same seed -> same trials whatever the number of workers
-    sync_batch: int = 4          # trials sampled together in deterministic mode
-    val_fraction: float | None = None  # None: 0.2 for digits and files (a larger validation
-                                       # split ranks trials less noisily on small data), else 0.1
+    sync_batch: int = _setting(4, WholeNumber(1))  # trials sampled together in deterministic mode
+    # None: 0.2 for digits and files (a larger validation split ranks trials less noisily on small data), else 0.1
+    val_fraction: float | None = _setting(None, Fraction(Interval(0.0, 0.5, low_open=True)))
     normalization: str | None = None  # None: the data set's default
     space: Mapping[str, Dim] = field(default_factory=lambda: dict(DEFAULT_SPACE))
     preset: str | None = None    # where the settings came from, for the record
-    cv: int = 1                  # k-fold cross-validation on train + validation; 1 = the holdout
+    # k-fold cross-validation on train + validation; 1 = the holdout
+    cv: int = _setting(1, _FOLDS)
     selection: str = "smoothed_loss"  # how a curve becomes the objective (search.selection)
-    finalists: int = 5           # top configurations run again on fresh seeds; 0 = no such stage
-    finalist_repeats: int = 3    # fresh runs per finalist
-    finalist_epochs: int | None = None  # epochs of a finalist run; None: same as epochs
-    finalist_cv: int | None = None  # folds of a finalist run; None: same as cv
+    # top configurations run again on fresh seeds; 0 = no such stage
+    finalists: int = _setting(5, WholeNumber(0))
+    finalist_repeats: int = _setting(3, WholeNumber(1))  # fresh runs per finalist
+    # epochs of a finalist run; None: same as epochs
+    finalist_epochs: int | None = _setting(None, WholeNumber.within(RANGES["epochs"]), follows="epochs")
+    finalist_cv: int | None = _setting(None, _FOLDS, follows="cv")  # folds of a finalist run; None: same as cv
     finalist_warp: float | None = None  # augment_warp of finalist runs and final networks; None: the trial's
-    test_seed: int = 0           # which 20% of digits (or of a file without a test split) is the test split
+    # which 20% of digits (or of a file without a test split) is the test split
+    test_seed: int = _setting(0, WholeNumber(0))
     data: str | None = None      # a file of one's own (.npz, table, folder of images): its absolute path
     target: str | None = None    # a table's label column (None: the last)
     x_key: str | None = None     # an .npz's feature and label arrays (None: by convention)
     y_key: str | None = None
     image_size: str | None = None  # "HxW": resize every image to it (None: as they are)
     missing: str = "impute"      # a table's missing values: imputed, or refused
-    budget: float | None = None  # seconds for the whole job (search, finalists, final networks); None: no limit
+    # seconds for the whole job (search, finalists, final networks); None: no limit
+    budget: float | None = _setting(None, Duration())
 
     def __post_init__(self) -> None:
         check_study_name(self.name)
         self._check_data()
-        if isinstance(self.budget, str):  # a preset's "30m"
-            object.__setattr__(self, "budget", parse_duration(self.budget))
-        if self.budget is not None and (isinstance(self.budget, bool) or not isinstance(self.budget, (int, float))
-                                        or not 0 < self.budget < 30 * 86400):
-            raise SearchError(f"budget must be a duration like 90s, 30m or 2h, got {self.budget!r}")
         if self.val_fraction is None:
             object.__setattr__(self, "val_fraction", 0.2 if self.dataset in ("digits", None) else 0.1)
-        if self.finalist_epochs is None:
-            object.__setattr__(self, "finalist_epochs", self.epochs)
-        if self.finalist_cv is None:
-            object.__setattr__(self, "finalist_cv", self.cv)
-        for name, low in (("trials", 1), ("epochs", 1), ("sync_batch", 1), ("cv", 1), ("finalists", 0),
-                          ("finalist_repeats", 1), ("finalist_epochs", 1), ("finalist_cv", 1)):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < low:
-                raise SearchError(f"{name} must be a whole number >= {low}, got {value!r}")
-        for name in ("seed", "test_seed"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise SearchError(f"{name} must be a whole number >= 0, got {value!r}")
+        for f in fields(self):
+            value, rule = getattr(self, f.name), f.metadata.get("rule")
+            if value is None and f.metadata.get("follows"):
+                value = getattr(self, f.metadata["follows"])
+            if rule is None or (value is None and f.default is None):  # None: not set (budget: no limit)
+                continue
+            try:
+                object.__setattr__(self, f.name, rule.check(value))
+            except SearchError as exc:
+                raise named(f.name, exc) from None
         if self.finalist_warp is not None:
             check_value("augment_warp", self.finalist_warp)
         if self.test_seed and self.dataset is not None and get_spec(self.dataset).official_test_split:
@@ -144,13 +151,8 @@ class StudySpec:
             raise SearchError(f"sampler must be one of {', '.join(SAMPLERS)}, got {self.sampler!r}")
         if self.selection not in SELECTIONS:
             raise SearchError(f"selection must be one of {', '.join(SELECTIONS)}, got {self.selection!r}")
-        for name in ("cv", "finalist_cv"):
-            if getattr(self, name) > 50:
-                raise SearchError(f"{name} must be at most 50 folds, got {getattr(self, name)!r}")
         if self.pruner not in PRUNERS:
             raise SearchError(f"pruner must be one of {', '.join(PRUNERS)}, got {self.pruner!r}")
-        if not isinstance(self.val_fraction, float) or not 0.0 < self.val_fraction <= 0.5:
-            raise SearchError(f"val_fraction must be in (0, 0.5], got {self.val_fraction!r}")
         if self.normalization is not None and self.normalization not in NORMALIZATIONS:
             raise SearchError(
                 f"normalization must be one of {', '.join(NORMALIZATIONS)}, got {self.normalization!r}"
@@ -209,7 +211,19 @@ class StudySpec:
         return {key: data[key] for key in FIXED_SETTINGS}
 
 
-_PRESET_KEYS = {f.name for f in fields(StudySpec)} - {"name", "preset", "space"}
+_FIELDS = {f.name: f for f in fields(StudySpec)}
+# What a later `run` of a study may change: how long it goes on.
+_CHANGEABLE = ("trials", "budget")
+# The settings a later `run` may not change: they define what the trials mean. (The name and
+# the preset a study came from are its record, not settings.)
+FIXED_SETTINGS = tuple(name for name in _FIELDS if name not in ("name", "preset", *_CHANGEABLE))
+_PRESET_KEYS = set(_FIELDS) - {"name", "preset", "space"}
+
+
+def spec_rule(name: str) -> Rule | None:
+    """The valid values of the study setting ``name`` (its StudySpec field's rule; None: a name, or a choice)."""
+    field_ = _FIELDS.get(name)
+    return None if field_ is None else field_.metadata.get("rule")
 
 
 def load_preset(path: str | Path) -> dict[str, Any]:
@@ -254,8 +268,9 @@ def build_spec(name: str, preset: str | None, overrides: Mapping[str, Any]) -> S
     # with a budget the plan decides what a data set's table would (search/budget/plan.py)
     table = {} if kwargs.get("budget") else DATASET_DEFAULTS.get(kwargs.get("dataset", StudySpec.dataset) or "", {})
     defaults = dict(table)
-    if "epochs" in kwargs and "finalist_epochs" not in kwargs:
-        defaults.pop("finalist_epochs", None)  # a budget the user set is the finalists' too
+    follower = "finalist_epochs"  # epochs given are the finalists' too, over the data set's (its finalist_cv stays)
+    if _FIELDS[follower].metadata["follows"] in kwargs and follower not in kwargs:
+        defaults.pop(follower, None)  # left None, StudySpec gives it the epochs
     space = parse_space(kwargs.pop("space", {}), base=parse_space(defaults.pop("space", {})))
     kwargs = defaults | kwargs | {"space": space}
     try:
@@ -280,8 +295,7 @@ def check_compatible(stored: StudySpec, wanted: StudySpec, given: set[str]) -> S
             f"study {stored.name!r} already exists with other settings ({detail}); "
             f"use 'python -m search resume --study {stored.name}' or choose a new --study name"
         )
-    return replace(stored, trials=wanted.trials if "trials" in given else stored.trials,
-                   budget=wanted.budget if "budget" in given else stored.budget)
+    return replace(stored, **{key: getattr(wanted, key) for key in _CHANGEABLE if key in given})
 
 
 def as_finalist(spec: StudySpec, config: TrainConfig) -> TrainConfig:

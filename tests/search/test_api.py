@@ -100,6 +100,21 @@ def test_a_bad_argument_gets_the_clis_message_as_a_search_error(tmp_path: Path, 
     assert not (tmp_path / "x.db").exists()
 
 
+def test_data_as_a_keyword_takes_what_the_first_argument_takes(tmp_path: Path, wine) -> None:
+    """``search.run(data=...)``, as a notebook user types it: arrays, a DataFrame with target=, a path."""
+    X, y = wine
+    frame = pd.DataFrame(X[:, :4], columns=["a", "b", "c", "d"]).assign(label=y)
+    np.savez(tmp_path / "wine.npz", X=X, y=y)
+    url = f"sqlite:///{tmp_path / 'k.db'}"
+    quick = {"trials": 1, "jobs": 1, "epochs": 1, "finalists": 0, "progress": False, "storage": url}
+    arrays = search.run(data=(X, y), **quick)
+    assert arrays.name == search.run((X, y), **quick).name and arrays.name.startswith("arrays-")
+    assert search.run(data=frame, target="label", study="frame", **quick).name == "frame"
+    path = search.run(data=tmp_path / "wine.npz", **quick)
+    assert path.name == "wine"
+    assert finished(tmp_path / "k.db") == 3
+
+
 def test_load_gives_the_same_handle_and_refuses_an_unknown_study(tmp_path: Path, wine) -> None:
     url = f"sqlite:///{tmp_path / 'l.db'}"
     made = search.run(wine, trials=2, jobs=1, storage=url, study="w", **QUICK)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import tempfile
 import time
 from pathlib import Path
@@ -18,6 +19,8 @@ from sklearn.preprocessing import StandardScaler
 import search
 from search import SearchCV
 from search.errors import SearchError
+from search.settings import EXECUTION, RUN_SETTINGS
+from search.sklearn import OWN, RENAMED
 from tests.conftest import query
 
 QUICK = {"n_trials": 6, "epochs": 15, "finalists": 2, "n_jobs": 2}
@@ -71,8 +74,27 @@ def test_a_kept_study_opens_with_search_load_and_counts_its_rows(tmp_path: Path)
 
 def test_a_bad_setting_is_the_clis_message_and_writes_nothing(tmp_path: Path) -> None:
     X, y = load_wine(return_X_y=True)
-    with pytest.raises(SearchError, match=r"argument trials: must be >= 1, got 0"):
+    with pytest.raises(SearchError, match=r"argument trials: must be a whole number >= 1, got 0"):
         SearchCV(n_trials=0, storage=f"sqlite:///{tmp_path / 'bad.db'}").fit(X, y)
+    assert not (tmp_path / "bad.db").exists()
+
+
+def test_every_parameter_is_a_run_keyword_a_pinned_rename_of_one_or_searchcvs_own() -> None:
+    assert RENAMED == {"n_trials": "trials", "n_jobs": "jobs", "study_name": "study"}
+    assert OWN == ("refit",)
+    keywords = {s.name for s in (*RUN_SETTINGS, *EXECUTION)} | {"space"}  # space: search.run's, Python only
+    for name in inspect.signature(SearchCV).parameters:
+        assert name in OWN or RENAMED.get(name, name) in keywords, name
+    assert not set(RENAMED.values()) & set(inspect.signature(SearchCV).parameters)  # one name for each
+
+
+@pytest.mark.parametrize("param, value, keyword", [("n_trials", 0, "trials"), ("n_jobs", 0, "jobs"),
+                                                   ("study_name", "../x", "study"), ("cv", 99, "cv")])
+def test_a_renamed_parameter_reaches_its_run_keyword(tmp_path: Path, param: str, value: object,
+                                                     keyword: str) -> None:
+    X, y = load_wine(return_X_y=True)
+    with pytest.raises(SearchError, match=f"argument {keyword}: "):
+        SearchCV(**{param: value}, storage=f"sqlite:///{tmp_path / 'bad.db'}").fit(X, y)
     assert not (tmp_path / "bad.db").exists()
 
 
