@@ -177,8 +177,8 @@ def run(data: Any = None, *, target: str | None = None, **settings: Any) -> Stud
     return run_study(data, target, settings)
 
 
-def run_study(data: Any, target: str | None, settings: dict[str, Any], *, final_networks: bool = True) -> Study:
-    """``run``; ``final_networks=False`` leaves a budget's last share to the caller (``SearchCV``'s refit)."""
+def run_study(data: Any, target: str | None, settings: dict[str, Any], *, train_ensemble: bool = True) -> Study:
+    """``run``; ``train_ensemble=False`` leaves a budget's last share to the caller (``SearchCV``'s refit)."""
     settings = dict(settings)
     space = settings.pop("space", None)  # Python only: a preset's [space] as a mapping
     given = check_settings(data_settings(data, target) | settings)
@@ -191,7 +191,7 @@ def run_study(data: Any, target: str | None, settings: dict[str, Any], *, final_
     try:
         with optuna_quiet():
             given_keys = set(FIXED_SETTINGS) if preset else set(overrides)
-            result = run_job(spec, execution, given_keys, create=True, final_networks=final_networks)
+            result = run_job(spec, execution, given_keys, create=True, train_ensemble=train_ensemble)
     except Interrupted as exc:
         raise KeyboardInterrupt(str(exc)) from None
     return Study(spec.name, result.url, format_outcome(result))

@@ -55,7 +55,7 @@ def format_summary(s: RunSummary, url: str, jobs: int, record: dict[str, Any] | 
 
 
 def format_budget(r: JobResult) -> str:
-    """How the budget was planned and spent, stage by stage; then the final networks."""
+    """How the budget was planned and spent, stage by stage; then the final ensemble's report."""
     assert r.budget is not None
     used = r.spent_before + sum(r.stages.values())
     rows = [

@@ -30,7 +30,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from model import MLPClassifier
 from model.datasets.prepare import TEST_FRACTION
 from search.api import Best, Study, optuna_quiet, run_study
-from search.coordinator.job import final_size
+from search.budget.ensemble import winner_ensemble_size
 from search.inputs import data_settings
 from search.study.finalists import is_finalist_run
 from search.study.space import config_from_params
@@ -100,7 +100,7 @@ class SearchCV(ClassifierMixin, BaseEstimator):
             if self.space is not None:
                 settings["space"] = dict(self.space)
             # a budget's last share is the refit below, not the service's final networks
-            study = run_study(path, None, settings, final_networks=False)
+            study = run_study(path, None, settings, train_ensemble=False)
             self._read(study, X, y, started)
         return self
 
@@ -127,13 +127,13 @@ class SearchCV(ClassifierMixin, BaseEstimator):
         """The study's preprocessing of feature rows, then the winner trained on all of ``X``.
 
         With a budget, as many networks as its last share trains, averaged (soft voting) as
-        the service's final networks are (``budget.final_networks``); else one.
+        the service's final networks are (``budget.ensemble``); else one.
         """
         networks, epochs = 1, self.best_params_["epochs"]
         jobs = worker_count(self.n_jobs)
         if spec.budget is not None:  # all of X: train + validation were 1 - TEST_FRACTION of it
             left = spec.budget - (time.monotonic() - started)
-            networks, epochs = final_size(spec, winner, left, jobs, rows=1 / (1 - TEST_FRACTION))
+            networks, epochs = winner_ensemble_size(spec, winner, left, jobs, rows=1 / (1 - TEST_FRACTION))
         params = self.best_params_ | {"epochs": epochs}
         if networks == 1:
             model: BaseEstimator = MLPClassifier(**params, seed=spec.seed)

@@ -6,7 +6,8 @@ batched. The coordinator decides; the rest is in small modules beside it:
 - ``search/coordinator/recovery.py``: what the trials stored by earlier runs need (a pure function);
 - ``search/coordinator/attempts.py``: planned trials (re-runs, finalist runs) and the retry policy;
 - ``search/coordinator/mirror.py``: the study in memory for the sampler and in the storage, in step;
-- ``search/coordinator/summary.py``: the run's figures (``RunSummary``) and the progress bar.
+- ``search/coordinator/summary.py``: the run's figures (``RunSummary``) and the progress bar;
+- ``search/budget/deadlines.py``: when its stages end (``Deadlines``: a budget's shares, or ``--timeout``).
 
 Somewhat over 300 lines: dispatch, collection, the two loops and ``_abandon``
 share the table of trials in flight, and read best in one class.
@@ -29,8 +30,9 @@ from typing import Any
 import optuna
 from optuna.storages import RDBStorage
 
-from model import TrainConfig
-from search.budget.plan import TRIAL_CEILING, WARP_COST
+from search.budget.cost import network_epoch_seconds
+from search.budget.deadlines import Deadlines
+from search.budget.shares import TRIAL_CEILING
 from search.coordinator.attempts import MAX_ATTEMPTS, Planned, after_lost_worker
 from search.coordinator.lease import StudyLease
 from search.coordinator.mirror import StudyMirror
@@ -67,25 +69,6 @@ class _Pending:
     expected: float = 0.0  # the same, scaled by how this run's trials compared with the model
 
 
-@dataclass(frozen=True, slots=True)
-class Deadlines:
-    """When a run must stop, in seconds from its start.
-
-    ``search``: no search trial starts that a typical one could not finish by then;
-    with ``budgeted``, the search is over then and the finalist stage follows.
-    ``stop``: no trial starts that could not finish by then, and what still runs
-    then is stopped and recorded for a re-run, as Ctrl-C does (``--timeout``,
-    and the end of a budget's finalist stage).
-    """
-
-    search: float
-    stop: float
-    budgeted: bool = False
-    typical_trial: float = 0.0  # a search trial's expected seconds before any has finished
-    # a search trial's expected seconds from its configuration (search/budget/plan.py), asked before it starts
-    trial_cost: Callable[[TrainConfig], float] | None = None
-
-
 class Coordinator:
     """Asks the sampler, sends tasks to the executor, records their results; re-runs and gives up.
 
@@ -104,7 +87,7 @@ class Coordinator:
         self.deadlines = deadlines if timeout is None else Deadlines(timeout, timeout)
         self._started = time.monotonic()
         self._search_seconds: list[float] = []  # this run's finished search trials' durations
-        self._epoch_seconds: dict[int, float] = {}  # search trial -> seconds per epoch, all its folds
+        self._timings: dict[int, tuple[float, int]] = {}  # search trial -> its (seconds, epochs run)
         self._cost_ratios: list[float] = []  # finished search trials: measured / expected seconds per epoch
         self._search_closed = False  # a trial was drawn that could not end within the search's time
         # a budget's seconds used before this run, kept on the study as they grow (so a killed
@@ -130,16 +113,16 @@ class Coordinator:
         plan = plan_recovery(trials)
         for t in plan.left_running:
             logger.warning("trial %d was running when the last run stopped", t.number)
-            self._mirror.fail_stored(t, {"stop_reason": "interrupted: the run stopped", keys.RERUN: True})
+            self._mirror.fail_stored(t, {keys.STOP_REASON: "interrupted: the run stopped", keys.RERUN: True})
         for planned in plan.reruns:
             logger.info("re-running the parameters of interrupted trial %d", planned.retry_of)
             self._planned.append(planned)
         self._mirror.load(trials, plan.mirror)
         self._curves.extend(plan.curves)
         for t in trials:  # what earlier runs' trials cost, for a finalist run's time (the mirror keeps no timings)
-            seconds, epochs = t.user_attrs.get("seconds"), t.user_attrs.get("epochs")
+            seconds, epochs = t.user_attrs.get(keys.SECONDS), t.user_attrs.get(keys.EPOCHS_RUN)
             if seconds and epochs and not fin.is_finalist_run(t):
-                self._epoch_seconds[t.number] = seconds / epochs
+                self._timings[t.number] = (seconds, epochs)
         self.summary.count_stored(trials)
 
     # ---------------------------------------------------------------- dispatch
@@ -260,7 +243,7 @@ class Coordinator:
         self.summary.count_ran(epochs, pending.task.config.epochs, finalist=pending.run.finalist)
         if not pending.run.finalist:
             if epochs:
-                self._epoch_seconds[pending.number] = result.seconds / epochs
+                self._timings[pending.number] = (result.seconds, epochs)
                 if pending.modelled:
                     self._cost_ratios.append(result.seconds / epochs / (pending.modelled / pending.task.config.epochs))
             if result.outcome == "complete":
@@ -287,29 +270,34 @@ class Coordinator:
             return statistics.median(self._search_seconds)
         return self.deadlines.typical_trial if self.deadlines is not None else 0.0
 
-    def _want_search(self, started: float) -> bool:
+    def _want_search(self) -> bool:
         typical = self._typical_search_trial()
         return (not self._search_closed and self.summary.finished + len(self._inflight) < self.spec.trials
                 and self._fits(typical, "search") and self._fits(typical, "stop"))
 
-    def _run_seconds(self, number: int) -> float:
-        """What a finalist run of search trial ``number`` will take: its seconds per epoch and fold, at its length."""
-        per_epoch = self._epoch_seconds.get(number)
-        if per_epoch is None:
+    def _finalist_run_seconds(self, number: int) -> float:
+        """What a finalist run of search trial ``number`` will take: its networks' epochs as that trial timed them.
+
+        One network's epoch as the search trial trained it (warped where the finalists
+        warp), times the run's folds and epochs; 0 when the trial trained no epoch.
+        """
+        timing = self._timings.get(number)
+        if timing is None:
             return 0.0
-        warp = WARP_COST if self.spec.finalist_warp else 1.0  # the search ran unwarped
-        return per_epoch / self.spec.cv * self.spec.finalist_epochs * self.spec.finalist_cv * warp
+        seconds, epochs = timing
+        epoch = network_epoch_seconds(seconds, epochs, self.spec.cv, warp=bool(self.spec.finalist_warp))
+        return epoch * self.spec.finalist_epochs * self.spec.finalist_cv
 
     def _finalist_seconds(self, planned: Planned) -> float:
-        return self._run_seconds(planned.attrs[keys.FINALIST_OF])
+        return self._finalist_run_seconds(planned.attrs[keys.FINALIST_OF])
 
-    def _want_finalists(self, started: float) -> bool:
+    def _want_finalists(self) -> bool:
         return bool(self._planned) and self._fits(self._finalist_seconds(self._planned[0]), "stop")
 
     def _search_over(self) -> bool:
         """The search has its trials, or (a budget) its time."""
         budgeted = self.deadlines is not None and self.deadlines.budgeted
-        return self.summary.finished >= self.spec.trials or (budgeted and not self._want_search(0.0))
+        return self.summary.finished >= self.spec.trials or (budgeted and not self._want_search())
 
     def _plan_finalists(self) -> None:
         """Choose the finalists from the finished search and queue their missing runs."""
@@ -318,7 +306,7 @@ class Coordinator:
         if self.deadlines is not None and self.deadlines.budgeted:  # as many as the time left runs, best first
             left = max(self.deadlines.stop - self._elapsed(), 0.0) * self.executor.n_workers
             def cost(trials: list[optuna.trial.FrozenTrial]) -> float:
-                return sum(self._run_seconds(t.number) for t in trials) * self.spec.finalist_repeats
+                return sum(self._finalist_run_seconds(t.number) for t in trials) * self.spec.finalist_repeats
 
             while len(chosen) > 1 and cost(chosen) > left:
                 chosen = chosen[:-1]
@@ -329,10 +317,10 @@ class Coordinator:
             self._planned.append(Planned(run.params, None, attrs))
         logger.info("finalist stage: %d configurations, %d runs to do", len(chosen), len(self._planned))
 
-    def _stages(self, started: float) -> None:
+    def _stages(self) -> None:
         """The search until it holds ``trials`` finished trials, then the finalist stage."""
         loop = self._loop_in_batches if self.spec.deterministic else self._loop
-        loop(lambda: self._want_search(started))
+        loop(self._want_search)
         self.summary.stage_seconds["search"] = self._elapsed()
         search_over = self._search_over()
         if search_over:
@@ -341,7 +329,7 @@ class Coordinator:
         if self.spec.finalists and search_over and not self._planned and not self._past("stop"):
             self._plan_finalists()
             self._progress.expect(len(self._planned))
-            loop(lambda: self._want_finalists(started))
+            loop(self._want_finalists)
             self.summary.stage_seconds["finalists"] = self._elapsed() - self.summary.stage_seconds["search"]
 
     def run(self) -> RunSummary:
@@ -351,7 +339,7 @@ class Coordinator:
         self._progress.open()
         try:
             with _sigterm_as_interrupt():
-                self._stages(started)
+                self._stages()
         except KeyboardInterrupt:
             self._abandon("interrupted")
             raise Interrupted(

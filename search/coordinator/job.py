@@ -1,11 +1,13 @@
-"""The job of ``run`` and ``resume``: data, plan, study, coordinator and, with a budget, the final networks.
+"""The job of ``run`` and ``resume``: data, plan, study, coordinator and, with a budget, the final ensemble.
 
-Kept apart from the command line so that the order of its steps is read in
-one place: the data is loaded and the file checked before anything is
-written; a budget is planned (``search/budget/plan.py``) before the study is
-created, since the plan decides its settings; the executor's workers exist
-before the plan, since the plan is sized for them; and the final networks
-are trained after the coordinator has released its workers.
+Kept apart from the command line so that the order of its stages is read in
+one place, ``run_job``: the data is loaded and the file checked before
+anything is written (``_load``); a budget is planned (``search/budget/plan.py``)
+before the study is created, since the plan decides its settings, and after
+the executor's workers exist, since the plan is sized for them (``_plan``);
+the study is created or continued and the coordinator runs it (``_run``);
+and the final ensemble is trained after the coordinator has released its
+workers (``_final_stage``).
 """
 
 from __future__ import annotations
@@ -17,10 +19,15 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any
 
-from search.budget import plan as bud
-from search.coordinator.coordinator import Coordinator, Deadlines, RunSummary
+from model.datasets import Dataset
+from search.budget.cost import probe
+from search.budget.deadlines import deadlines_for
+from search.budget.ensemble import winner_ensemble_size
+from search.budget.plan import Plan, minimum_budget, plan_budget
+from search.budget.shares import MARGIN, TRIAL_CEILING
+from search.coordinator.coordinator import Coordinator, RunSummary
 from search.coordinator.create import create_or_continue
 from search.errors import SearchError
 from search.study import keys
@@ -30,11 +37,12 @@ from search.study.durations import format_duration
 from search.study.spec import StudySpec, with_plan
 from search.study.storage import default_url, open_storage, peek_study_attrs
 from search.study.stored import load_spec
-from search.study.winner import Winner, final_epochs, load_winner
+from search.study.winner import load_winner
 from search.workers import make_executor
+from search.workers.base import Executor
 from search.workers.final import retrain_best
 
-__all__ = ["Execution", "JobResult", "final_size", "run_job"]
+__all__ = ["Execution", "JobResult", "run_job"]
 
 logger = logging.getLogger(__name__)
 
@@ -58,11 +66,11 @@ class JobResult:
     url: str
     jobs: int
     record: dict[str, Any] | None  # a file's record
-    plan: bud.Plan | None = None  # a new budgeted study's plan
+    plan: Plan | None = None  # a new budgeted study's plan
     budget: float | None = None
     spent_before: float = 0.0
     stages: dict[str, float] = field(default_factory=dict)  # this run's seconds per stage
-    final: str | None = None  # the final networks' report, when a budget trained them
+    final: str | None = None  # the final ensemble's report, when a budget trained it
 
 
 def _stored(attrs: dict[str, Any] | None) -> tuple[StudySpec, float] | None:
@@ -72,9 +80,9 @@ def _stored(attrs: dict[str, Any] | None) -> tuple[StudySpec, float] | None:
     return StudySpec.from_json(attrs[keys.SPEC]), float(json.loads(attrs.get(keys.BUDGET_SPENT, "0")))
 
 
-def _stored_plan(attrs: dict[str, Any] | None) -> bud.Plan | None:
+def _stored_plan(attrs: dict[str, Any] | None) -> Plan | None:
     """The plan a budgeted study was created with: ``resume`` keeps to its cost model."""
-    return bud.Plan.from_json(json.loads(attrs[keys.BUDGET_PLAN])) if attrs and keys.BUDGET_PLAN in attrs else None
+    return Plan.from_json(json.loads(attrs[keys.BUDGET_PLAN])) if attrs and keys.BUDGET_PLAN in attrs else None
 
 
 def _store_spent(url: str, name: str, seconds: float) -> None:
@@ -85,6 +93,16 @@ def _store_spent(url: str, name: str, seconds: float) -> None:
         storage.engine.dispose()
 
 
+@dataclass(frozen=True)
+class _Loaded:
+    """What the job reads before it writes anything: the data, and the study if it exists."""
+
+    data: DataRef
+    dataset: Dataset
+    url: str
+    attrs: dict[str, Any] | None  # the existing study's user attrs; None: there is no such study
+
+
 def run_job(
     spec: StudySpec,
     options: Execution,
@@ -92,16 +110,46 @@ def run_job(
     *,
     create: bool,
     announce: Callable[[str], None] | None = None,
-    final_networks: bool = True,
+    train_ensemble: bool = True,
 ) -> JobResult:
     """Run or resume a study; ``announce`` hears the budget's plan as soon as it is made.
 
-    ``final_networks=False``: a budget's last stage is left to the caller (``SearchCV`` refits on all its rows).
+    ``train_ensemble=False``: a budget's last stage, the final ensemble, is left to the caller
+    (``SearchCV`` refits on all its rows).
     """
     started = time.monotonic()
+    loaded = _load(spec, options)
+    stored = _stored(loaded.attrs)
+    spent_before = stored[1] if stored else 0.0
+    budget = spec.budget if stored is None or "budget" in given else stored[0].budget
+    plan = None
+    with contextlib.ExitStack() as done:  # the executor closes last, after the study's storage
+        executor = make_executor(options.executor, options.jobs, options.scheduler)
+        done.callback(executor.close)
+        jobs = executor.n_workers
+        if budget is not None and stored is None:
+            spec, plan = _plan(spec, given, budget, loaded.dataset, jobs, started, announce)
+        spec, summary, setup = _run(spec, given, create, options, loaded, executor, plan, spent_before, started)
+    result = JobResult(
+        summary=summary,
+        url=loaded.url,
+        jobs=jobs,
+        record=loaded.dataset.record,
+        plan=plan,
+        budget=spec.budget,
+        spent_before=spent_before,
+        stages={"start-up": setup, **summary.stage_seconds},
+    )
+    if spec.budget is not None and train_ensemble:
+        _final_stage(result, spec, options, started)
+    return result
+
+
+def _load(spec: StudySpec, options: Execution) -> _Loaded:
+    """The data, checked against the study's file record, and one read-only look at the study."""
     data = DataRef.of(spec, options.data_dir)
     url = options.storage or default_url(spec.name)
-    attrs = peek_study_attrs(url, spec.name)  # one read-only look at an existing study
+    attrs = peek_study_attrs(url, spec.name)
     check_unchanged(record_in(attrs), data, spec.name)  # before the file is converted again
     dataset = data.load()  # before any file is written: a missing data set changes nothing
     logger.info(
@@ -113,98 +161,99 @@ def run_job(
         dataset.n_features,
         dataset.n_classes,
     )
-    stored = _stored(attrs)
-    spent_before = stored[1] if stored else 0.0
-    budget = spec.budget if stored is None or "budget" in given else stored[0].budget
-    plan = None
-    with contextlib.ExitStack() as done:  # closed in reverse: executor, lease, storage
-        executor = make_executor(options.executor, options.jobs, options.scheduler)
-        done.callback(executor.close)
-        jobs = executor.n_workers
-        if budget is not None and stored is None:
-            cost = bud.probe(dataset, spec.seed)
-            least = bud.minimum_budget(dataset, jobs, cost)
-            if budget < least:
-                raise SearchError(
-                    f"a budget of {format_duration(budget)} cannot train one epoch of the "
-                    f"smallest network in each stage on this data: give at least "
-                    f"{format_duration(least)}"
-                )
-            plan = bud.plan_budget(budget, dataset, jobs, cost, elapsed=time.monotonic() - started)
-            if announce is not None:
-                announce("\n".join(f"{k:<6}  {v}" for k, v in plan.describe()))
-            spec = with_plan(spec, plan.settings(), given)
-            if "trials" not in given:
-                spec = _without_trial_cap(spec)
-        storage = open_storage(url, create=create)
+    return _Loaded(data, dataset, url, attrs)
+
+
+def _plan(
+    spec: StudySpec,
+    given: set[str],
+    budget: float,
+    dataset: Dataset,
+    jobs: int,
+    started: float,
+    announce: Callable[[str], None] | None,
+) -> tuple[StudySpec, Plan]:
+    """A new budgeted study's plan from costs measured now, and the spec it decides (a flag still wins)."""
+    cost = probe(dataset, spec.seed)
+    least = minimum_budget(dataset, jobs, cost)
+    if budget < least:
+        raise SearchError(
+            f"a budget of {format_duration(budget)} cannot train one epoch of the "
+            f"smallest network in each stage on this data: give at least "
+            f"{format_duration(least)}"
+        )
+    plan = plan_budget(budget, dataset, jobs, cost, elapsed=time.monotonic() - started)
+    if announce is not None:
+        announce("\n".join(f"{k:<6}  {v}" for k, v in plan.describe()))
+    spec = with_plan(spec, plan.settings(), given)
+    if "trials" not in given:
+        spec = _without_trial_cap(spec)
+    return spec, plan
+
+
+def _run(
+    spec: StudySpec,
+    given: set[str],
+    create: bool,
+    options: Execution,
+    loaded: _Loaded,
+    executor: Executor,
+    plan: Plan | None,
+    spent_before: float,
+    started: float,
+) -> tuple[StudySpec, RunSummary, float]:
+    """Create or continue the study and run its coordinator: (the study's spec, the run's summary, start-up seconds)."""
+    with contextlib.ExitStack() as done:  # closed in reverse: lease, storage
+        storage = open_storage(loaded.url, create=create)
         done.callback(storage.engine.dispose)  # closes the writer's connections: SQLite checkpoints the WAL
-        spec, study_id, lease = create_or_continue(storage, spec, given, dataset.record)
+        spec, study_id, lease = create_or_continue(storage, spec, given, loaded.dataset.record)
         done.callback(lease.release)
         if plan is not None:
             storage.set_study_user_attr(study_id, keys.BUDGET_PLAN, json.dumps(plan.to_json()))
-        budget = spec.budget
         setup = time.monotonic() - started
-        made = plan or _stored_plan(attrs)
-        trial_cost = bud.TrialCost.of(made, dataset, spec.cv) if made is not None else None
-        deadlines = _deadlines(spec, budget, spent_before + setup, options.timeout, made, trial_cost)
+        spent = spent_before + setup
+        made = plan or _stored_plan(loaded.attrs)
+        deadlines = deadlines_for(spec, spec.budget, spent, options.timeout, made, loaded.dataset)
         coordinator = Coordinator(
             spec,
             storage,
             study_id,
             executor,
-            data=data,
+            data=loaded.data,
             deadlines=deadlines,
             progress=options.progress,
             lease=lease,
-            spent_before=None if budget is None else spent_before + setup,
+            spent_before=None if spec.budget is None else spent,
         )
-        summary = coordinator.run()
-    result = JobResult(
-        summary, url, jobs, dataset.record, plan, budget, spent_before, {"start-up": setup, **summary.stage_seconds}
-    )
-    if budget is not None and final_networks:
-        stage_start = time.monotonic()
-        left = budget - spent_before - (stage_start - started)
-        if left > bud.MARGIN * budget:
-            result.final = _final_networks(spec, url, budget, left, jobs, options)
-        else:
-            result.final = (
-                f"no time left for final networks: the budget of {format_duration(budget)} is "
-                f"spent; give more with `python -m search run --study {spec.name} --budget ...`"
-            )
-        result.stages["final networks"] = time.monotonic() - stage_start
-        _store_spent(url, spec.name, spent_before + time.monotonic() - started)
-    return result
+        return spec, coordinator.run(), setup
 
 
 def _without_trial_cap(spec: StudySpec) -> StudySpec:
     """A budget without --trials: time decides how many (the count is only a ceiling no plan reaches)."""
-    return dataclasses.replace(spec, trials=bud.TRIAL_CEILING)
+    return dataclasses.replace(spec, trials=TRIAL_CEILING)
 
 
-def _deadlines(
-    spec: StudySpec,
-    budget: float | None,
-    spent: float,
-    timeout: float | None,
-    plan: bud.Plan | None,
-    cost: bud.TrialCost | None,
-) -> Deadlines | None:
-    """The coordinator's deadlines, in seconds from its start: a budget's stage ends, or ``--timeout``."""
-    if budget is None:
-        return None if timeout is None else Deadlines(timeout, timeout)
-    search_end = bud.SHARES["search"] * budget - spent
-    stop = (bud.SHARES["search"] + bud.SHARES["finalists"]) * budget - spent
-    if timeout is not None:
-        search_end, stop = min(search_end, timeout), min(stop, timeout)
-    typical = plan.typical_epoch_seconds * spec.epochs * spec.cv if plan else 0.0
-    return Deadlines(max(search_end, 0.0), max(stop, 0.0), budgeted=True, typical_trial=typical, trial_cost=cost)
+def _final_stage(result: JobResult, spec: StudySpec, options: Execution, started: float) -> None:
+    """A budget's last stage: the final ensemble in what is left of it; then the budget's seconds used, stored."""
+    budget = result.budget
+    assert budget is not None
+    stage_start = time.monotonic()
+    left = budget - result.spent_before - (stage_start - started)
+    if left > MARGIN * budget:
+        result.final = _train_final_ensemble(spec, result.url, budget, left, result.jobs, options)
+    else:
+        result.final = (
+            f"no time left for final networks: the budget of {format_duration(budget)} is "
+            f"spent; give more with `python -m search run --study {spec.name} --budget ...`"
+        )
+    result.stages["final networks"] = time.monotonic() - stage_start
+    _store_spent(result.url, spec.name, result.spent_before + time.monotonic() - started)
 
 
-def _final_networks(
+def _train_final_ensemble(
     spec: StudySpec, url: str, budget: float, seconds_left: float, jobs: int, options: Execution
 ) -> str:
-    """The final ensemble of the budget's last stage, sized to what is left of it."""
+    """The final ensemble of the budget's last stage, sized to what is left of it; its report."""
     try:
         _, winner, _ = load_winner(spec.name, url)
     except SearchError as exc:  # not one trial finished in the search's share
@@ -212,33 +261,6 @@ def _final_networks(
             f"{exc}: its budget of {format_duration(budget)} left no time to finish a trial "
             "of this data; give a longer --budget"
         ) from None
-    k, epochs = final_size(spec, winner, seconds_left, jobs)
+    k, epochs = winner_ensemble_size(spec, winner, seconds_left, jobs)
     logger.info("final networks: %d of %d epochs (%.0f s left)", k, epochs, seconds_left)
     return retrain_best(spec.name, options.storage, data_dir=options.data_dir, seeds=k, jobs=jobs, epochs=epochs)
-
-
-def final_size(spec: StudySpec, winner: Winner, seconds_left: float, jobs: int, rows: float = 1.0) -> tuple[int, int]:
-    """(networks, epochs) of a budget's final ensemble in ``seconds_left`` (less the margin).
-
-    ``rows``: how many times train + validation the networks train on (``SearchCV`` refits on all its rows).
-    """
-    assert spec.budget is not None
-    epoch_seconds = winner_epoch_seconds(spec, winner.runs or (winner.trial,)) * rows
-    return bud.final_networks(seconds_left - bud.MARGIN * spec.budget, epoch_seconds, final_epochs(spec, winner), jobs)
-
-
-def winner_epoch_seconds(spec: StudySpec, runs: Any) -> float:
-    """One epoch of the winner on train + validation, one worker: from its runs' own timings.
-
-    A run of k folds trained k networks on (k-1)/k of train + validation each; a holdout
-    run one network on the training split (val_fraction short of the whole).
-    """
-    per_epoch = []
-    for t in runs:
-        seconds, epochs = t.user_attrs.get("seconds"), t.user_attrs.get("epochs")
-        if seconds and epochs:
-            folds = cast(int, spec.finalist_cv) if t.user_attrs.get("stage") == "finalist" else spec.cv
-            share = (folds - 1) / folds if folds > 1 else 1 - cast(float, spec.val_fraction)
-            warp = bud.WARP_COST if spec.finalist_warp and t.user_attrs.get("stage") != "finalist" else 1.0
-            per_epoch.append(seconds / epochs / folds / share * warp)
-    return max(per_epoch) if per_epoch else 0.0

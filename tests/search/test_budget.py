@@ -15,12 +15,19 @@ import time
 from pathlib import Path
 
 import numpy as np
+import optuna
 import pytest
+from optuna.trial import FrozenTrial
 
 from model.datasets import Dataset, load_dataset
-from search.budget.plan import FIDELITIES, SHARES, CostModel, Plan, final_networks, minimum_budget, plan_budget
+from search.budget.cost import CostModel, network_epoch_seconds
+from search.budget.ensemble import ensemble_size, winner_epoch_seconds
+from search.budget.plan import Plan, minimum_budget, plan_budget
+from search.budget.shares import FIDELITIES, FULL_FIDELITY, SHARES, describe_plan
 from search.errors import SearchError
+from search.study import keys
 from search.study.durations import parse_duration
+from search.study.spec import StudySpec
 from tests.conftest import finished, query, run_cli, running_cli, states, wait_until_finished
 
 START_UP = 6.0  # seconds a fresh `python -m search` may take before its clock starts, on a loaded machine
@@ -40,10 +47,37 @@ def test_a_duration_that_is_not_one_is_refused_naming_it(text: str) -> None:
 
 def test_the_final_ensemble_takes_as_many_networks_as_fit_then_fewer_epochs() -> None:
     # 2 workers, 10 s an epoch, 30 epochs: a round of two networks costs 300 s
-    assert final_networks(1000, 10.0, 30, 2) == (5, 30)  # 3 rounds = 900 s
-    assert final_networks(650, 10.0, 30, 2) == (4, 30)
-    assert final_networks(310, 10.0, 30, 2) == (2, 30)
-    assert final_networks(120, 10.0, 30, 2) == (1, 12)  # not even one full network: fewer epochs
+    assert ensemble_size(1000, 10.0, 30, 2) == (5, 30)  # 3 rounds = 900 s
+    assert ensemble_size(650, 10.0, 30, 2) == (4, 30)
+    assert ensemble_size(310, 10.0, 30, 2) == (2, 30)
+    assert ensemble_size(120, 10.0, 30, 2) == (1, 12)  # not even one full network: fewer epochs
+
+
+def _timed(seconds: float, epochs: int, stage: str) -> FrozenTrial:
+    return optuna.trial.create_trial(value=0.5, user_attrs={keys.SECONDS: seconds, keys.EPOCHS_RUN: epochs,
+                                                            keys.STAGE: stage})
+
+
+def test_the_winners_epoch_is_its_dearest_runs_on_all_of_train_and_validation() -> None:
+    spec = StudySpec(name="w", cv=1, val_fraction=0.2, finalist_cv=3, finalist_warp=1.5)
+    # a search trial: one holdout network on 0.8 of the rows, unwarped where the final networks warp:
+    # 12 s / 10 epochs / 1 fold / 0.8 x 2.0 (WARP_COST) = 3.0 s
+    search = _timed(12.0, 10, keys.SEARCH)
+    assert winner_epoch_seconds(spec, [search]) == pytest.approx(3.0)
+    # a finalist run: 3 folds of 2/3 of the rows each, warped as the final networks are:
+    # 36 s / 20 epochs / 3 folds / (2/3) = 0.9 s
+    finalist = _timed(36.0, 20, keys.FINALIST)
+    assert winner_epoch_seconds(spec, [finalist]) == pytest.approx(0.9)
+    assert winner_epoch_seconds(spec, [finalist, search, _timed(0.0, 0, keys.FINALIST)]) == pytest.approx(3.0)
+    assert winner_epoch_seconds(spec, []) == 0.0
+
+
+def test_a_finalist_runs_networks_cost_what_its_search_trials_networks_did() -> None:
+    # what the coordinator expects of a finalist run: a search trial of 2 folds took 40 s for 10 epochs,
+    # 2 s an epoch per network; the finalists warp (x 2.0) and run 3 folds of 30 epochs: 4 s x 90 = 360 s
+    assert network_epoch_seconds(40.0, 10, 2, warp=True) * 30 * 3 == pytest.approx(360.0)
+    assert network_epoch_seconds(40.0, 10, 2) == pytest.approx(2.0)
+    assert network_epoch_seconds(40.0, 10, 2, share=0.5) == pytest.approx(4.0)  # scaled to all the rows
 
 
 @pytest.fixture(scope="module")
@@ -201,6 +235,8 @@ def test_a_plan_keeps_its_figures_its_stored_form_and_its_description() -> None:
         "cost": {"per_row_param": 2e-10, "per_step": 5e-05},
     }
     assert Plan.from_json(plan.to_json()) == plan
+    # what a reader shows, from the stored plan alone
+    assert describe_plan(json.loads(json.dumps(plan.to_json()))) == plan.describe()
     assert plan.describe() == [
         ("plan", "measured: 0.2 ns per row x weight, 0.05 ms per mini-batch step; a typical network's epoch "
                  "0.039 s on one worker"),
@@ -316,10 +352,15 @@ def test_the_stage_shares_leave_a_margin() -> None:
     assert 0.03 <= 1 - sum(SHARES.values()) <= 0.1
 
 
+def test_a_full_search_is_one_of_the_fidelities() -> None:
+    assert FULL_FIDELITY in FIDELITIES
+
+
 def test_a_trial_expected_to_overrun_the_search_is_never_started(tmp_path: Path) -> None:
     """The cost model is asked before each search trial: one that could not end in time is
     recorded as not started and closes the search, where it would have run past it."""
-    from search.coordinator.coordinator import Coordinator, Deadlines
+    from search.budget.deadlines import Deadlines
+    from search.coordinator.coordinator import Coordinator
     from search.coordinator.create import create_or_continue
     from search.study.dataref import DataRef
     from search.study.spec import StudySpec

@@ -15,7 +15,7 @@ from typing import Any
 
 import sqlalchemy.engine
 
-from search.budget.plan import TRIAL_CEILING
+from search.budget.shares import TRIAL_CEILING
 from search.study.settings import RUN_SETTINGS
 
 

@@ -65,14 +65,14 @@ def _space_text(space: dict[str, Any]) -> str:
 
 def _time_decides(spec: dict[str, Any]) -> bool:
     """A budget without a trial count: the count is only the ceiling no plan reaches."""
-    from search.budget.plan import TRIAL_CEILING
+    from search.budget.shares import TRIAL_CEILING
 
     return bool(spec.get("budget")) and int(spec.get("trials") or 0) >= TRIAL_CEILING
 
 
 def _budget_rows(f: StudyFacts) -> list[Fact]:
     """A budgeted study's budget, the time its runs used and the plan it was made with."""
-    from search.budget import plan as bud
+    from search.budget.shares import describe_plan
     from search.study.durations import format_duration
 
     seconds = f.spec.get("budget")
@@ -91,7 +91,7 @@ def _budget_rows(f: StudyFacts) -> list[Fact]:
     ]
     plan = f.attrs.get(keys.BUDGET_PLAN)
     if isinstance(plan, str):
-        rows += [Fact(label or "", text) for label, text in bud.Plan.from_json(json.loads(plan)).describe()]
+        rows += [Fact(label or "", text) for label, text in describe_plan(json.loads(plan))]
     return rows
 
 

@@ -1,0 +1,75 @@
+"""The final ensemble's size: how many networks of the winner, of how many epochs, the time left trains.
+
+Sized when its stage begins, from what is left of the budget and from what the
+winner's own runs took (their stored timings say more than the cost model):
+by the coordinator's job for the service's final networks, and by
+``SearchCV`` for its refit on all its rows.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+
+from optuna.trial import FrozenTrial
+
+from search.budget.cost import network_epoch_seconds
+from search.budget.shares import ENSEMBLE_MAX, MARGIN
+from search.study import finalists as fin
+from search.study import keys
+from search.study.spec import StudySpec
+from search.study.winner import Winner, final_epochs
+
+__all__ = ["ensemble_size", "winner_ensemble_size", "winner_epoch_seconds"]
+
+
+def ensemble_size(seconds_left: float, epoch_seconds: float, epochs: int, workers: int) -> tuple[int, int]:
+    """(networks, epochs) of the final ensemble that fit in ``seconds_left``: more networks first, then fewer epochs.
+
+    ``epoch_seconds`` is one epoch of the winner on train + validation, one worker.
+    """
+    for k in range(ENSEMBLE_MAX, 0, -1):
+        rounds = math.ceil(k / workers)
+        if rounds * epochs * epoch_seconds <= seconds_left:
+            return k, epochs
+    fitting = int(seconds_left / max(epoch_seconds, 1e-9))
+    return 1, max(1, min(epochs, fitting))
+
+
+def winner_ensemble_size(
+    spec: StudySpec, winner: Winner, seconds_left: float, jobs: int, rows: float = 1.0
+) -> tuple[int, int]:
+    """(networks, epochs) of a budget's final ensemble of ``winner`` in ``seconds_left`` (less the margin).
+
+    ``rows``: how many times train + validation the networks train on (``SearchCV`` refits on all its rows).
+    """
+    assert spec.budget is not None
+    epoch_seconds = winner_epoch_seconds(spec, winner.runs or (winner.trial,)) * rows
+    return ensemble_size(seconds_left - MARGIN * spec.budget, epoch_seconds, final_epochs(spec, winner), jobs)
+
+
+def _share(spec: StudySpec, folds: int) -> float:
+    """The part of train + validation each network of a run of ``folds`` folds trains on.
+
+    A run of k folds trains k networks on (k-1)/k of train + validation each; a holdout
+    run one network on the training split (val_fraction short of the whole).
+    """
+    assert spec.val_fraction is not None
+    return (folds - 1) / folds if folds > 1 else 1 - spec.val_fraction
+
+
+def winner_epoch_seconds(spec: StudySpec, runs: Iterable[FrozenTrial]) -> float:
+    """One epoch of the winner on train + validation, one worker: the dearest of its runs' own timings.
+
+    A final network trains warped where the study warps its finalists, as a search trial did not.
+    """
+    per_epoch = []
+    for t in runs:
+        seconds, epochs = t.user_attrs.get(keys.SECONDS), t.user_attrs.get(keys.EPOCHS_RUN)
+        if seconds and epochs:
+            finalist = fin.is_finalist_run(t)
+            folds = spec.finalist_cv if finalist else spec.cv
+            assert folds is not None
+            warp = bool(spec.finalist_warp) and not finalist
+            per_epoch.append(network_epoch_seconds(seconds, epochs, folds, share=_share(spec, folds), warp=warp))
+    return max(per_epoch) if per_epoch else 0.0

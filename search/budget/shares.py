@@ -1,0 +1,101 @@
+"""A budget's fixed figures, and a stored plan in words: the light part of ``search/budget``.
+
+The readers (``report``) show a budgeted study's plan and know a budget's
+trial ceiling; they import this module and no other of the package, so that
+reading a study never loads the probe's SciPy solver (``cost.py``) nor the
+planner. Everything here is a constant or reads the plan's stored form
+(``Plan.to_json``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from search.study.durations import format_duration
+
+__all__ = [
+    "ENSEMBLE_MAX",
+    "EPOCH_OVERHEAD",
+    "FIDELITIES",
+    "FULL_FIDELITY",
+    "MARGIN",
+    "SHARES",
+    "TARGET_TRIALS",
+    "TRIAL_CEILING",
+    "TRIAL_OVERHEAD",
+    "WARP",
+    "WARP_COST",
+    "WARP_MAX_ROWS",
+    "WARP_MIN_EPOCHS",
+    "describe_plan",
+]
+
+# What each stage may spend of the budget; the rest is the margin for start-up, the
+# storage's last writes and the estimates' error.
+# The final networks' share is what a large data set's score rests on (Fashion-MNIST: a
+# 2048-wide network needs 30-40 epochs of the whole training set, ~4 s each, and the
+# ensemble of a few of them gained 0.3 points over one); small data leaves it unused.
+SHARES: dict[str, float] = {"search": 0.5, "finalists": 0.18, "final": 0.24}
+MARGIN = 1.0 - sum(SHARES.values())
+# Epochs a search trial may train: the plan picks the longest its share affords.
+FIDELITIES: tuple[int, ...] = (3, 5, 8, 10, 15, 20, 30, 40, 60)
+# What a generous plan gives a search trial: the plan's "full search" (``Plan.needed``) is
+# TARGET_TRIALS trials of this many epochs.
+FULL_FIDELITY = 30
+# Search trials the plan wants at its chosen fidelity: TPE's 10 random start-up trials,
+# then enough guided ones to learn from.
+TARGET_TRIALS = 40
+ENSEMBLE_MAX = 5  # the most networks of the final ensemble
+# A budget without --trials: time decides the count; this ceiling only keeps it a number.
+TRIAL_CEILING = 100_000
+# Images get warped finalists and final networks when these train long enough: by 5-fold CV a
+# warp of 1.5 over 80 epochs took digits from 0.985 to 0.995 (1: 0.992), while within 30 epochs it cost
+# Fashion-MNIST 0.8-1.6 points (docs/search-quality.md). It costs a small network about as
+# much as its training step: WARP_COST times the epoch.
+WARP = 1.5
+WARP_MIN_EPOCHS = 60
+# ... and only small image sets: Fashion-MNIST's 54,000 (warped 1.5 over 120-epoch finalists and
+# 59-epoch final networks under a 30-minute budget: test 0.872, against 0.904 for its preset unwarped).
+WARP_MAX_ROWS = 10_000
+WARP_COST = 2.0
+# What a trial costs besides its training epochs, measured on wine and digits (2026-12-04):
+# the pruner's report and decision after each epoch (the median over up to 200 stored
+# curves), the mean over folds, and per trial the task's round trip and its storage rows.
+EPOCH_OVERHEAD = 1e-3
+TRIAL_OVERHEAD = 0.02
+
+
+def describe_plan(plan: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """(label, text) rows of a plan in its stored form: what was measured and what it bought.
+
+    The run's summary shows them when the plan is made, ``report`` when it reads the study.
+    """
+    cost, cv, layers = plan["cost"], plan["cv"], plan["layers"]
+    folds = "one holdout split" if cv == 1 else f"{cv}-fold cross-validation"
+    finalists, finalist_cv, warp = plan["finalists"], plan["finalist_cv"], plan["warp"]
+    return [
+        (
+            "plan",
+            f"measured: {cost['per_row_param'] * 1e9:.3g} ns per row x weight, {cost['per_step'] * 1e3:.3g} ms per "
+            f"mini-batch step; a typical network's epoch {plan['typical_epoch_seconds']:.2g} s on one worker",
+        ),
+        (
+            "",
+            f"search: {plan['epochs']} epochs a trial, about {plan['expected_trials']} trials, {folds}; widths up to "
+            f"{plan['units_high']} in {'one or two layers' if layers > 1 else 'one layer'}, batches "
+            f"{', '.join(map(str, plan['batches']))}",
+        ),
+        (
+            "",
+            f"finalists: {finalists} x {plan['finalist_repeats']} fresh runs of {plan['finalist_epochs']} epochs"
+            + (f", {finalist_cv}-fold" if finalist_cv > 1 else "")
+            + (f", on images warped with strength {warp}" if warp else "")
+            + "; then as many final networks as the time left trains",
+        ),
+        (
+            "",
+            f"this data needs about {format_duration(plan['needed'])} for a full search ({TARGET_TRIALS} trials "
+            f"of {FULL_FIDELITY} epochs)",
+        ),
+    ]
