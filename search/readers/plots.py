@@ -24,7 +24,6 @@ if "matplotlib.pyplot" not in sys.modules:  # headless by default; never switch 
 
 import numpy as np
 import pandas as pd
-import seaborn as sns
 from matplotlib.collections import LineCollection
 from matplotlib.colors import LogNorm, Normalize
 from matplotlib.figure import Figure
@@ -71,6 +70,8 @@ class Panel:
 
 def _heatmap(ax: Any, panel: Panel, *, x: Bins, y: Bins, counts: np.ndarray | None = None) -> None:
     """Draw ``panel`` on ``ax``; ``counts`` (n_y, n_x), if given, adds "n=<trials>" to each cell."""
+    import seaborn as sns  # on drawing: importing a reader loads no scipy.optimize
+
     table, fmt = panel.table, panel.fmt
     finite = table[np.isfinite(table)]
     norm = None
@@ -105,6 +106,8 @@ def _save(fig: Figure | None, path: Path) -> Path | None:
 
 def heatmap_figure(df: pd.DataFrame, x: str, y: str, space: dict[str, Any], study: str) -> Figure | None:
     """Best accuracy, best loss and median loss per (x, y) cell; None (logged) if not plottable."""
+    import seaborn as sns  # on drawing: importing a reader loads no scipy.optimize
+
     for name in (x, y):
         if name not in df or df[name].nunique() < 2:
             logger.info("heatmap %s x %s skipped: %s is %s", x, y, name,
@@ -152,6 +155,8 @@ def curves_figure(df: pd.DataFrame, curves: pd.DataFrame, study: str, winner: in
 
     ``winner``: the finalist stage's choice (``finalists.winner``); without one, the best search trial.
     """
+    import seaborn as sns  # on drawing: importing a reader loads no scipy.optimize
+
     if not np.isfinite(curves["val_loss"]).any():
         logger.info("learning curves skipped: no trial reported a validation loss per epoch")
         return None
@@ -219,6 +224,8 @@ def plot_history(df: pd.DataFrame, study: str, path: Path) -> Path:
 
 def history_figure(df: pd.DataFrame, study: str) -> Figure:
     """Objective per trial number with the best-so-far line (COMPLETE trials only define it)."""
+    import seaborn as sns  # on drawing: importing a reader loads no scipy.optimize
+
     fig = Figure(figsize=(10, 5), layout="constrained")
     with sns.axes_style("whitegrid"):
         ax = fig.subplots()

@@ -89,7 +89,7 @@ def test_make_plots_writes_every_png_beside_the_database(tmp_path: Path) -> None
 def test_a_parameter_fixed_by_a_preset_skips_its_heatmap_with_a_log_message(
         tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     url = build(tmp_path / "f.db", name="f", fixed={"batch_size": 64, "activation": "relu"}, n=5)
-    with caplog.at_level(logging.INFO, logger="search.plots"):
+    with caplog.at_level(logging.INFO, logger="search.readers.plots"):
         paths = make_plots("f", url, out_dir=tmp_path / "out")
     names = [p.name for p in paths]
     assert "heatmap_learning_rate_x_batch_size.png" not in names

@@ -11,7 +11,6 @@ import io
 
 import numpy as np
 import pandas as pd
-import seaborn as sns
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
@@ -36,6 +35,8 @@ def png(fig: Figure, dpi: int = DPI) -> bytes:
 
 def timeline_figure(spans: pd.DataFrame, study: str) -> Figure | None:
     """One row per worker, one bar per trial it trained; blank stretches are idle time."""
+    import seaborn as sns  # on drawing: importing a reader loads no scipy.optimize
+
     if spans.empty:
         return None
     workers = sorted(spans["worker"].unique(), key=lambda w: spans.loc[spans["worker"] == w, "start"].min())
@@ -75,6 +76,8 @@ def tradeoff_figure(points: pd.DataFrame, study: str) -> Figure | None:
 
     ``points``: number, params, seconds, val_accuracy (COMPLETE search trials).
     """
+    import seaborn as sns  # on drawing: importing a reader loads no scipy.optimize
+
     points = points.dropna(subset=["val_accuracy"])
     if points.empty:
         return None
@@ -106,6 +109,8 @@ def tradeoff_figure(points: pd.DataFrame, study: str) -> Figure | None:
 
 
 def importance_figure(importances: dict[str, float], evaluator: str, study: str) -> Figure | None:
+    import seaborn as sns  # on drawing: importing a reader loads no scipy.optimize
+
     if not importances:
         return None
     names = list(importances)[::-1]
