@@ -35,7 +35,7 @@ from search.outcome import format_outcome
 from search.settings import EXECUTION, STORAGE, STUDY_SETTINGS, check_settings
 from search.study import finalists as fin
 from search.study.checks import WholeNumber
-from search.study.spec import FIXED_SETTINGS, build_spec, default_study_name
+from search.study.spec import build_spec, default_study_name, given_settings
 from search.study.storage import default_url, open_storage
 from search.study.stored import load_spec
 from search.study.winner import Winner
@@ -190,7 +190,7 @@ def run_study(data: Any, target: str | None, settings: dict[str, Any], *, train_
     execution = Execution(**{s.name: given[s.name] for s in (STORAGE, *EXECUTION) if s.name in given})
     try:
         with optuna_quiet():
-            given_keys = set(FIXED_SETTINGS) if preset else set(overrides)
+            given_keys = given_settings(overrides, preset)
             result = run_job(spec, execution, given_keys, create=True, train_ensemble=train_ensemble)
     except Interrupted as exc:
         raise KeyboardInterrupt(str(exc)) from None

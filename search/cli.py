@@ -34,7 +34,7 @@ from search.settings import (
     Setting,
     int_at_least,
 )
-from search.study.spec import FIXED_SETTINGS, StudySpec, build_spec, default_study_name
+from search.study.spec import StudySpec, build_spec, default_study_name, given_settings
 from search.study.storage import default_url, open_storage
 from search.study.stored import load_spec
 
@@ -166,8 +166,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     spec = build_spec(args.study or "default", args.preset, overrides)
     if args.study is None:  # the study is named after its data
         spec = dataclasses.replace(spec, name=default_study_name(spec))
-    # a preset states every setting it holds; flags state only themselves
-    given = set(FIXED_SETTINGS) if args.preset else set(overrides)
+    given = given_settings(overrides, args.preset)
     return _execute(spec, args, given, create=True)
 
 

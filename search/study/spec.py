@@ -279,6 +279,18 @@ def build_spec(name: str, preset: str | None, overrides: Mapping[str, Any]) -> S
         raise SearchError(f"bad study settings: {exc}") from None
 
 
+def given_settings(overrides: Mapping[str, Any], preset: str | None) -> set[str]:
+    """The settings a ``run`` states explicitly: its flags, and with a preset every fixed setting and what it holds.
+
+    A preset is a whole study's definition, so a study continued with it must
+    agree on every fixed setting; its ``trials`` or ``budget``, like the flags',
+    change the stored ones.
+    """
+    if not preset:
+        return set(overrides)
+    return set(overrides) | set(FIXED_SETTINGS) | (set(load_preset(preset)) & set(_CHANGEABLE))
+
+
 def check_compatible(stored: StudySpec, wanted: StudySpec, given: set[str]) -> StudySpec:
     """A ``run`` on an existing study may change only the trial count and the time budget.
 

@@ -62,3 +62,15 @@ def test_show_csv_writes_every_trial_and_each_trial_records_its_host_and_peak_me
             assert {json.loads(v) for v in values.values()} == {socket.gethostname()}
         else:
             assert all(10 < json.loads(v) < 100_000 for v in values.values())  # megabytes, not kB
+
+
+def test_a_study_made_from_a_preset_takes_more_trials_from_the_flag_on_a_later_run(db: Path, tmp_path: Path) -> None:
+    preset = tmp_path / "small.toml"
+    preset.write_text('dataset = "digits"\nepochs = 2\nfinalists = 0\ntrials = 3\n')
+    common = ("--study", "p", "--preset", str(preset), "--storage", f"sqlite:///{db}", "--jobs", "2", "--no-progress")
+    first = run_cli("run", *common)
+    assert first.returncode == 0, first.stderr
+    assert finished(db) == 3
+    more = run_cli("run", *common, "--trials", "5")  # the flag, not the preset's 3, says how many
+    assert more.returncode == 0, more.stderr
+    assert finished(db) == 5
