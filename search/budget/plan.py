@@ -289,7 +289,7 @@ def plan_budget(budget: float, data: Dataset, workers: int, cost: CostModel, ela
 
 
 def minimum_budget(data: Dataset, workers: int, cost: CostModel) -> float:
-    """Below this, not one epoch of the smallest network fits in each stage: refused up front."""
+    """Below this, three epochs of the smallest network do not fit in each stage's share: refused up front."""
     smallest = cost.epoch_seconds(
         len(data.y_train), len(data.y_val), n_parameters(data.n_features, (_UNITS[0],), data.n_classes), 128
     )

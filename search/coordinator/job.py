@@ -178,7 +178,7 @@ def _plan(
     least = minimum_budget(dataset, jobs, cost)
     if budget < least:
         raise SearchError(
-            f"a budget of {format_duration(budget)} cannot train one epoch of the "
+            f"a budget of {format_duration(budget)} cannot train three epochs of the "
             f"smallest network in each stage on this data: give at least "
             f"{format_duration(least)}"
         )
