@@ -14,6 +14,7 @@ from .activations import ACTIVATIONS
 from .config import TrainConfig
 from .datasets import DATASETS, Dataset, load_dataset
 from .errors import DivergedError
+from .losses import LOSSES
 from .network import Network
 from .train import EpochStats, Training, TrainResult, train
 
@@ -26,6 +27,7 @@ __all__ = [
     "Dataset",
     "DivergedError",
     "EpochStats",
+    "LOSSES",
     "MLPClassifier",
     "Network",
     "TrainConfig",

@@ -106,22 +106,27 @@ def axpy(alpha: float, x: np.ndarray, y: np.ndarray, scratch: np.ndarray | None 
     y += s
 
 
-def decay_and_add(c: float, W: np.ndarray, V: np.ndarray, scratch: np.ndarray | None = None) -> None:
-    """V += c * W, then W += V (with the new V): a momentum step with its L2 term.
+def decay_and_add(
+    c: float, W: np.ndarray, V: np.ndarray, scratch: np.ndarray | None = None, decay: float = 0.0
+) -> None:
+    """V += c * W, then W = (1 - decay) * W + V (with the new V): a momentum step with its
+    L2 term and a decoupled weight decay (0 without).
 
     For contiguous float32 one BLAS ``srotm`` (a general 2x2 map applied to the
-    pair (W, V): W <- (1 + c) W + V, V <- c W + V) does both in one pass over the
-    two arrays instead of two. 1 + c is rounded to float32, an error of at most
+    pair (W, V): W <- (1 + c - decay) W + V, V <- c W + V) does both in one pass over the
+    two arrays instead of two. 1 + c - decay is rounded to float32, an error of at most
     half an ulp of W per step, the same as the rounding of W + V itself.
     """
     lib = _cblas_for(W, V)
     if lib is not None and W.size == V.size:
         p = lib.rotm_param
-        p[0], p[1], p[2], p[3], p[4] = -1.0, 1.0 + c, c, 1.0, 1.0
+        p[0], p[1], p[2], p[3], p[4] = -1.0, 1.0 + c - decay, c, 1.0, 1.0
         lib.srotm(W.size, _addr(W), 1, _addr(V), 1, _addr(p))
         return
     if c:
         axpy(c, W, V, scratch)
+    if decay:
+        W *= W.dtype.type(1.0 - decay)
     W += V
 
 

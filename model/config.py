@@ -1,7 +1,7 @@
 """TrainConfig, and RANGES: the one statement of the values each numeric setting may take.
 
 ``TrainConfig`` checks itself against ``RANGES`` and the name tables
-(``ACTIVATIONS``, ``OPTIMIZERS``, ``SCHEDULES``); the search space
+(``ACTIVATIONS``, ``LOSSES``, ``OPTIMIZERS``, ``SCHEDULES``); the search space
 (search/study/space.py) checks a preset's bounds against the same ``RANGES``, so a
 range is written once.
 """
@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .activations import ACTIVATIONS
+from .losses import LOSSES
 from .optim import OPTIMIZERS, SCHEDULES
 
 __all__ = ["RANGES", "Interval", "TrainConfig"]
@@ -56,6 +57,9 @@ RANGES: dict[str, Interval] = {
     "momentum": Interval(0.0, 1.0, high_open=True),
     "l1": Interval(0.0),
     "l2": Interval(0.0),
+    "weight_decay": Interval(0.0),
+    "label_smoothing": Interval(0.0, 1.0, high_open=True),
+    "huber_delta": Interval(0.0, low_open=True),
     "learning_rate": Interval(0.0, low_open=True),
     "lr_decay": Interval(0.0, low_open=True),
     "batch_size": Interval(1, integer=True),
@@ -89,6 +93,10 @@ class TrainConfig:
     dropout: float = 0.0  # probability of dropping a hidden unit
     l1: float = 0.0  # penalty l1 * sum(|W|) over weights (not biases)
     l2: float = 0.0  # penalty 0.5 * l2 * sum(W**2) over weights (not biases)
+    weight_decay: float = 0.0  # decoupled (AdamW): W <- W * (1 - lr * weight_decay) each step, weights only
+    loss: str = "cross_entropy"  # key of LOSSES: cross_entropy (classes); squared_error or huber (numbers)
+    label_smoothing: float = 0.0  # cross_entropy only: target (1 - s) * onehot + s / n_classes
+    huber_delta: float = 1.0  # huber only: residuals beyond it (standardised target units) count linearly
     optimizer: str = "momentum"  # key of OPTIMIZERS
     learning_rate: float = 0.01  # base learning rate
     momentum: float = 0.9  # mu for momentum/nesterov; beta1 for adam
@@ -112,6 +120,7 @@ class TrainConfig:
             raise ValueError(f"hidden must be a non-empty tuple of positive ints, got hidden={self.hidden!r}")
         object.__setattr__(self, "hidden", tuple(int(h) for h in hidden))
         self._check_choice("activation", tuple(ACTIVATIONS))
+        self._check_choice("loss", tuple(LOSSES))
         self._check_choice("optimizer", tuple(OPTIMIZERS))
         self._check_choice("lr_schedule", SCHEDULES)
         for name, interval in RANGES.items():
@@ -122,6 +131,11 @@ class TrainConfig:
             raise ValueError(f"augment_flip must be True or False, got augment_flip={self.augment_flip!r}")
         if self.patience is not None and not (_is_int(self.patience) and self.patience >= 1):
             raise ValueError(f"patience must be None or an int >= 1, got patience={self.patience!r}")
+        if self.label_smoothing and LOSSES[self.loss].regression:
+            raise ValueError(
+                f"label_smoothing applies to cross_entropy only, got label_smoothing={self.label_smoothing!r} "
+                f"with loss={self.loss!r}"
+            )
 
     def _check_choice(self, name: str, choices: tuple[str, ...]) -> None:
         value = getattr(self, name)

@@ -1,19 +1,22 @@
-"""MLPClassifier: the network as a scikit-learn estimator, for pipelines, cross-validation and grid searches.
+"""MLPClassifier, and BaseMLP: the network as a scikit-learn estimator, for pipelines, cross-validation and searches.
 
-The rest of model/ takes float32 rows and labels 0..k-1 and knows nothing of
-scikit-learn; this module does the estimator's share (input checks, label
-encoding, the early-stopping split, warm starts, streaming) and leaves the
-training to :class:`~model.train.Training`. The hyperparameters are
-``TrainConfig``'s fields under the same names, their defaults read from it.
-scikit-learn is imported here only, and ``model`` imports this module on first
-use: the search's workers import ``model`` and never need it.
+The rest of model/ takes float32 rows and labels 0..k-1 (or standardised float
+targets) and knows nothing of scikit-learn; this module does the estimator's share
+(input checks, label encoding, the early-stopping split, sample weights, warm starts,
+streaming) and leaves the training to :class:`~model.train.Training`. The
+hyperparameters are ``TrainConfig``'s fields under the same names, their defaults
+read from it. :class:`BaseMLP` holds everything the classifier and the regressor
+(model/regressor.py) share; each adds only what its task decides: how y becomes
+the network's targets, and how predictions become labels or numbers. scikit-learn
+is imported here only, and ``model`` imports this module on first use: the
+search's workers import ``model`` and never need it.
 """
 
 from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, ClassVar, TypeVar
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -25,12 +28,16 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from .config import TrainConfig
 from .errors import DivergedError
+from .losses import LOSSES
 from .network import Network
-from .train import Training, train
+from .train import EpochStats, Training
+from .weighting import check_sample_weight
 
-__all__ = ["MLPClassifier"]
+__all__ = ["BaseMLP", "MLPClassifier"]
 
 _DEFAULT = TrainConfig()
+_Estimator = TypeVar("_Estimator", bound="BaseMLP")
+_Split = tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray, np.ndarray, np.ndarray | None]
 
 
 def _encode(y: np.ndarray, classes: ArrayLike | None) -> tuple[np.ndarray, np.ndarray]:
@@ -69,39 +76,46 @@ def _for_prediction(trained: Network) -> Network:
     return _network({**trained.config(), "dtype": "float64"}, trained.flat_parameters)
 
 
-class MLPClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc]  # sklearn ships no type hints
-    """A multilayer perceptron classifier trained by :func:`model.train`, with scikit-learn's API.
+class BaseMLP(BaseEstimator):  # type: ignore[misc]  # sklearn ships no type hints
+    """What MLPClassifier and MLPRegressor share: parameters, checks, fit, partial_fit, pickling.
 
     Every ``TrainConfig`` field is a parameter of the same name and default,
     checked when ``fit`` builds the config (``seed`` plays the part of
-    ``random_state``); ``image_shape`` is what augmentation needs (see ``train``).
-    The rest are scikit-learn's:
+    ``random_state``), except ``loss``: its default ``"auto"`` is the estimator's own
+    (cross_entropy for the classifier, squared_error for the regressor), and only a
+    loss of the estimator's task is accepted. ``image_shape`` is what augmentation
+    needs (see ``train``). The rest are scikit-learn's:
 
     - ``warm_start``: ``fit`` goes on from the current weights (with a fresh
-      optimizer and schedule) instead of new ones; ``y`` may not bring a new class.
-    - ``early_stopping``: hold out a stratified ``validation_fraction`` of the
-      rows and stop once their loss has not improved for ``patience`` epochs,
-      keeping the best epoch's weights. It needs ``patience``; ``patience``
+      optimizer and schedule) instead of new ones.
+    - ``early_stopping``: hold out a ``validation_fraction`` of the rows (stratified
+      for a classifier) and stop once their loss has not improved for ``patience``
+      epochs, keeping the best epoch's weights. It needs ``patience``; ``patience``
       alone, like scikit-learn's ``n_iter_no_change``, judges the training rows.
 
-    ``partial_fit`` trains one epoch per call on the rows given, continuing one
-    run of ``epochs`` epochs (its optimizer state, schedule and random streams);
-    once that run is over, or a parameter has changed, the next call starts a
-    new run from the current weights. It never stops early.
+    ``fit(X, y, sample_weight=None)``: weights (n,), finite and >= 0, not all 0,
+    weight each row in every batch's mean loss (and in the held-out rows' loss under
+    early stopping), as scikit-learn's MLP does: an integer weight counts a row that
+    many times, 0 leaves it out. ``partial_fit`` trains one epoch per call on the rows
+    given, continuing one run of ``epochs`` epochs (its optimizer state, schedule and
+    random streams); once that run is over, or a parameter has changed, the next call
+    starts a new run from the current weights. It never stops early.
 
     Training that diverges raises :class:`~model.DivergedError` and leaves the
     estimator as it was: a grid search then scores the candidate as failed.
 
-    Fitted attributes: ``classes_``, ``n_features_in_`` (``feature_names_in_``
-    from a DataFrame), ``network_`` (the trained :class:`~model.Network` in
-    float64, which prediction computes in; it can be saved), ``loss_curve_``
-    (mean training cross-entropy per epoch, penalty excluded) and ``n_iter_``
-    (epochs), both summed over warm-started fits and ``partial_fit`` calls as
-    in scikit-learn, and ``validation_scores_`` (the last fit's accuracy per
-    epoch on the held-out rows; None without early stopping).
+    Fitted attributes: ``n_features_in_`` (``feature_names_in_`` from a DataFrame),
+    ``network_`` (the trained :class:`~model.Network` in float64, which prediction
+    computes in; it can be saved), ``loss_curve_`` (mean training loss per epoch,
+    penalty excluded) and ``n_iter_`` (epochs), both summed over warm-started fits and
+    ``partial_fit`` calls as in scikit-learn, and ``validation_scores_`` (the last fit's
+    ``score`` per epoch on the held-out rows; None without early stopping).
     """
 
-    classes_: np.ndarray
+    _default_loss: ClassVar[str]  # what loss="auto" means
+    _regression: ClassVar[bool]  # which losses of LOSSES the estimator takes
+    _y_checks: ClassVar[dict[str, bool]] = {}  # validate_data's options for y
+
     network_: Network
     loss_curve_: list[float]
     n_iter_: int
@@ -117,6 +131,10 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc]  # sk
         dropout: float = _DEFAULT.dropout,
         l1: float = _DEFAULT.l1,
         l2: float = _DEFAULT.l2,
+        weight_decay: float = _DEFAULT.weight_decay,
+        loss: str = "auto",
+        label_smoothing: float = _DEFAULT.label_smoothing,
+        huber_delta: float = _DEFAULT.huber_delta,
         optimizer: str = _DEFAULT.optimizer,
         learning_rate: float = _DEFAULT.learning_rate,
         momentum: float = _DEFAULT.momentum,
@@ -143,6 +161,10 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc]  # sk
         self.dropout = dropout
         self.l1 = l1
         self.l2 = l2
+        self.weight_decay = weight_decay
+        self.loss = loss
+        self.label_smoothing = label_smoothing
+        self.huber_delta = huber_delta
         self.optimizer = optimizer
         self.learning_rate = learning_rate
         self.momentum = momentum
@@ -162,17 +184,48 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc]  # sk
         self.early_stopping = early_stopping
         self.validation_fraction = validation_fraction
 
-    def _config(self) -> TrainConfig:
-        """The parameters as a TrainConfig, which checks them."""
-        return TrainConfig(**{f.name: getattr(self, f.name) for f in dataclasses.fields(TrainConfig)})
+    # ---------------------------------------------------------- what each task decides
+    def _targets(
+        self, y: np.ndarray, sample_weight: np.ndarray | None, keep: bool
+    ) -> tuple[np.ndarray, int, dict[str, Any]]:
+        """(y as the network's targets, the output width, the fitted attributes to set once training succeeds).
 
-    def _training_data(self, X: ArrayLike, y: ArrayLike, first: bool) -> tuple[np.ndarray, np.ndarray]:
-        """(X, y) checked; X as float32, what training computes in, in C order for cheap row gathers.
+        ``keep``: go on with the fitted encoding (warm start, a later partial_fit call).
+        """
+        raise NotImplementedError
+
+    def _stratify(self, targets: np.ndarray) -> np.ndarray | None:
+        """What the early-stopping split is stratified by (None: not stratified)."""
+        return None
+
+    def _validation_score(
+        self, net: Network, X: np.ndarray, targets: np.ndarray, w: np.ndarray | None, stats: EpochStats
+    ) -> float:
+        """The epoch's ``score`` on the held-out rows, for ``validation_scores_``."""
+        raise NotImplementedError
+
+    # --------------------------------------------------------------------- shared
+    def _config(self) -> TrainConfig:
+        """The parameters as a TrainConfig, which checks them; ``loss`` must be one of this task's."""
+        values = {f.name: getattr(self, f.name) for f in dataclasses.fields(TrainConfig)}
+        values["loss"] = self._default_loss if self.loss == "auto" else self.loss
+        allowed = [name for name, loss in LOSSES.items() if loss.regression == self._regression]
+        if values["loss"] not in allowed:
+            raise ValueError(
+                f"loss must be auto or one of {', '.join(allowed)} for {type(self).__name__}, got loss={self.loss!r}"
+            )
+        return TrainConfig(**values)
+
+    def _training_data(
+        self, X: ArrayLike, y: ArrayLike, sample_weight: ArrayLike | None, first: bool
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """(X, y, sample_weight) checked; X as float32, what training computes in, in C order for cheap row gathers.
 
         ``first``: (X, y) starts a new fit, which sets ``n_features_in_`` rather than checking against it.
         """
-        X_checked, y_checked = validate_data(self, X, y, reset=first, dtype=np.float32, order="C")
-        return X_checked, y_checked
+        X_checked, y_checked = validate_data(self, X, y, reset=first, dtype=np.float32, order="C", **self._y_checks)
+        w = None if sample_weight is None else check_sample_weight(sample_weight, len(X_checked))
+        return X_checked, y_checked, w
 
     def _rows(self, X: ArrayLike) -> np.ndarray:
         """X checked against the fit, in the network's dtype."""
@@ -180,10 +233,8 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc]  # sk
         X_checked: np.ndarray = validate_data(self, X, reset=False, dtype=self.network_.dtype)
         return X_checked
 
-    def _split(
-        self, X: np.ndarray, y: np.ndarray, config: TrainConfig
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """(X_train, y_train, X_val, y_val), the validation rows being those whose loss ``patience`` judges.
+    def _split(self, X: np.ndarray, y: np.ndarray, w: np.ndarray | None, config: TrainConfig) -> _Split:
+        """(X_train, y_train, w_train, X_val, y_val, w_val), the validation rows being those ``patience`` judges.
 
         Held out under early_stopping, else the training rows themselves; without
         patience just one of them: Training validates every epoch, but nothing reads it.
@@ -191,78 +242,75 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc]  # sk
         if self.early_stopping:
             if config.patience is None:
                 raise ValueError("early_stopping=True needs patience, the epochs without improvement to stop after")
-            X_train, X_val, y_train, y_val = train_test_split(
-                X, y, test_size=self.validation_fraction, random_state=config.seed, stratify=y
-            )
-            return X_train, y_train, X_val, y_val
+            parts = train_test_split(
+                *([X, y] if w is None else [X, y, w]),
+                test_size=self.validation_fraction, random_state=config.seed, stratify=self._stratify(y),
+            )  # fmt: skip
+            X_train, X_val, y_train, y_val = parts[:4]
+            w_train, w_val = parts[4:] if w is not None else (None, None)
+            return X_train, y_train, w_train, X_val, y_val, w_val
         if config.patience is not None:
-            return X, y, X, y
-        return X, y, X[:1], y[:1]
+            return X, y, w, X, y, w
+        return X, y, w, X[:1], y[:1], None
 
-    def fit(self, X: ArrayLike, y: ArrayLike) -> MLPClassifier:
-        """Train on (X, y): from fresh weights, or from the current ones under ``warm_start``."""
+    def _set_fitted(self, state: dict[str, Any], network: Network, run: Training | None) -> None:
+        for name, value in state.items():
+            setattr(self, name, value)
+        self.network_, self._training = _for_prediction(network), run
+
+    def fit(self: _Estimator, X: ArrayLike, y: ArrayLike, sample_weight: ArrayLike | None = None) -> _Estimator:
+        """Train on (X, y), rows weighted by ``sample_weight``; from the current weights under ``warm_start``."""
         warm = self.warm_start and hasattr(self, "network_")
-        X, y = self._training_data(X, y, first=not warm)
-        classes, codes = _encode(y, self.classes_ if warm else None)
+        X, y, w = self._training_data(X, y, sample_weight, first=not warm)
+        targets, n_outputs, state = self._targets(y, w, keep=warm)
         config = self._config()
-        result = train(
-            config,
-            *self._split(X, codes, config),
-            n_classes=len(classes),
-            image_shape=self.image_shape,
-            initial=self.network_ if warm else None,
-        )
+        X_train, y_train, w_train, X_val, y_val, w_val = self._split(X, targets, w, config)
+        run = Training(
+            config, X_train, y_train, X_val, y_val, n_classes=n_outputs, image_shape=self.image_shape,
+            initial=self.network_ if warm else None, sample_weight=w_train, val_sample_weight=w_val,
+        )  # fmt: skip
+        scores: list[float] = []
+        while (stats := run.step()) is not None:
+            if self.early_stopping:
+                scores.append(self._validation_score(run.net, X_val, y_val, w_val, stats))
+        result = run.finish()
         if result.outcome == "diverged":
             raise _diverged(result.reason)
-        self.classes_, self.network_, self._training = classes, _for_prediction(result.network), None
+        self._set_fitted(state, result.network, None)
         self.loss_curve_ = (self.loss_curve_ if warm else []) + [s.train_loss for s in result.history]
         self.n_iter_ = len(self.loss_curve_)
-        self.validation_scores_ = [s.val_accuracy for s in result.history] if self.early_stopping else None
+        self.validation_scores_ = scores if self.early_stopping else None
         return self
 
-    def partial_fit(self, X: ArrayLike, y: ArrayLike, classes: ArrayLike | None = None) -> MLPClassifier:
-        """One epoch on (X, y); ``classes``, every label the stream will bring, is needed on the first call."""
+    def _partial_fit(
+        self, X: np.ndarray, targets: np.ndarray, n_outputs: int, w: np.ndarray | None, state: dict[str, Any]
+    ) -> None:
+        """One epoch of the current run (or of a new one) on these rows; see the class docstring."""
         first = not hasattr(self, "network_")
-        if first and classes is None:
-            raise ValueError("classes must be passed on the first call to partial_fit")
-        X, y = self._training_data(X, y, first)
-        if not first and classes is not None and not np.array_equal(np.unique(classes), self.classes_):
-            raise ValueError(f"classes={classes!r} differs from the classes of the first call, {self.classes_!r}")
-        classes, codes = _encode(y, classes if first else self.classes_)
         config = dataclasses.replace(self._config(), patience=None)
         run = getattr(self, "_training", None)
         if run is None or run.done or run.config != config:
             run = Training(
                 config,
                 X,
-                codes,
+                targets,
                 X[:1],  # the validation row: partial_fit never stops early, so nothing reads its loss
-                codes[:1],
-                n_classes=len(classes),
+                targets[:1],
+                n_classes=n_outputs,
                 image_shape=self.image_shape,
                 initial=None if first else self.network_,
+                sample_weight=w,
             )
         else:
-            run.use_data(X, codes)
+            run.use_data(X, targets, w)
         stats = run.step()
         if stats is None:  # diverged: the run's weights are not finite, network_ is still the last call's
             self._training = None
             raise _diverged(run.result.reason)
-        self.classes_, self.network_, self._training = classes, _for_prediction(run.net), run
+        self._set_fitted(state, run.net, run)
         self.loss_curve_ = getattr(self, "loss_curve_", []) + [stats.train_loss]
         self.n_iter_ = len(self.loss_curve_)
         self.validation_scores_ = None
-        return self
-
-    def predict_proba(self, X: ArrayLike) -> np.ndarray:
-        """Class probabilities (n, len(classes_)), columns in the order of ``classes_``."""
-        rows = self._rows(X)  # before network_ is looked up: NotFittedError, not AttributeError
-        return self.network_.predict_proba(rows)
-
-    def predict(self, X: ArrayLike) -> np.ndarray:
-        """The most probable class of each row, a label from ``classes_``."""
-        rows = self._rows(X)
-        return self.classes_[self.network_.predict(rows)]
 
     def __getstate__(self) -> dict[str, Any]:
         """The state with the network as (architecture, weights), and without a partial_fit run.
@@ -284,3 +332,68 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc]  # sk
         if "network_" in state:
             state = {**state, "network_": _network(*state["network_"])}
         super().__setstate__(state)
+
+
+class MLPClassifier(ClassifierMixin, BaseMLP):  # type: ignore[misc]  # sklearn ships no type hints
+    """A multilayer perceptron classifier trained by :func:`model.train`, with scikit-learn's API.
+
+    The parameters, ``fit``, ``partial_fit`` and pickling are :class:`BaseMLP`'s;
+    ``loss`` is cross_entropy (``"auto"``), which ``label_smoothing`` smooths. Class
+    weights are sample weights: ``fit(X, y, sample_weight=compute_sample_weight("balanced", y))``.
+    Under ``warm_start`` or ``partial_fit``, ``y`` may not bring a new class.
+
+    Fitted attributes, besides BaseMLP's: ``classes_``; ``validation_scores_`` holds
+    the accuracy (weighted by the held-out rows' weights, if any).
+    """
+
+    _default_loss = "cross_entropy"
+    _regression = False
+
+    classes_: np.ndarray
+
+    def _targets(
+        self, y: np.ndarray, sample_weight: np.ndarray | None, keep: bool
+    ) -> tuple[np.ndarray, int, dict[str, Any]]:
+        classes, codes = _encode(y, self.classes_ if keep else None)
+        if sample_weight is not None:
+            weighted = np.unique(codes[sample_weight > 0])
+            if weighted.size < 2:
+                raise ValueError(
+                    f"sample_weight leaves 1 class ({classes[weighted].tolist()[0]!r}) with positive weight; "
+                    "a classifier needs at least 2 classes"
+                )
+        return codes, len(classes), {"classes_": classes}
+
+    def _stratify(self, targets: np.ndarray) -> np.ndarray | None:
+        return targets
+
+    def _validation_score(
+        self, net: Network, X: np.ndarray, targets: np.ndarray, w: np.ndarray | None, stats: EpochStats
+    ) -> float:
+        if w is None:
+            return stats.val_accuracy
+        return float(np.average(net.predict(X) == targets, weights=w))
+
+    def partial_fit(
+        self, X: ArrayLike, y: ArrayLike, classes: ArrayLike | None = None, sample_weight: ArrayLike | None = None
+    ) -> MLPClassifier:
+        """One epoch on (X, y); ``classes``, every label the stream will bring, is needed on the first call."""
+        first = not hasattr(self, "network_")
+        if first and classes is None:
+            raise ValueError("classes must be passed on the first call to partial_fit")
+        X, y, w = self._training_data(X, y, sample_weight, first)
+        if not first and classes is not None and not np.array_equal(np.unique(classes), self.classes_):
+            raise ValueError(f"classes={classes!r} differs from the classes of the first call, {self.classes_!r}")
+        classes, codes = _encode(y, classes if first else self.classes_)
+        self._partial_fit(X, codes, len(classes), w, {"classes_": classes})
+        return self
+
+    def predict_proba(self, X: ArrayLike) -> np.ndarray:
+        """Class probabilities (n, len(classes_)), columns in the order of ``classes_``."""
+        rows = self._rows(X)  # before network_ is looked up: NotFittedError, not AttributeError
+        return self.network_.predict_proba(rows)
+
+    def predict(self, X: ArrayLike) -> np.ndarray:
+        """The most probable class of each row, a label from ``classes_``."""
+        rows = self._rows(X)
+        return self.classes_[self.network_.predict(rows)]

@@ -20,13 +20,16 @@ tests/bench/bench_epoch.py):
 - every layer's dropout mask comes from one random draw per batch;
 - bias gradients are ``ones @ dZ``, a BLAS matrix-vector product measured 3x
   faster than ``np.sum(axis=0)`` on (128, 256);
-- the softmax cross-entropy and its gradient are one pass
-  (``softmax_cross_entropy_and_gradient``), already multiplied by the
+- the loss and its gradient are one pass (the network's ``loss_fn.fused``: for
+  softmax cross-entropy ``softmax_cross_entropy_and_gradient``; the regression
+  losses are one pass anyway), already multiplied by the
   optimizer's ``gradient_scale`` (-lr for the SGD family), so the optimizer
-  needs no pass to apply the learning rate;
+  needs no pass to apply the learning rate; nothing else here depends on the
+  loss, so a regression network takes the same fast path;
 - momentum (:meth:`FastPath.momentum_step`): the weight-gradient GEMMs
   accumulate v = mu * v + scale * g straight into the velocity (BLAS beta), and
-  one BLAS ``srotm`` then does v += scale * l2 * W; W += v: the whole step
+  one BLAS ``srotm`` then does v += scale * l2 * W; W += v (and a decoupled
+  weight decay, W -= lr * weight_decay * W, in the same pass): the whole step
   without ever forming the gradient, three passes over every weight saved
   (model/blas.py falls back to NumPy where that BLAS is missing).
 """
@@ -37,7 +40,6 @@ import numpy as np
 
 from .blas import accumulate_gradients, axpy, decay_and_add
 from .layers import BatchBuffers
-from .losses import softmax_cross_entropy_and_gradient
 from .network import Network
 
 __all__ = ["FastPath"]
@@ -180,14 +182,20 @@ class FastPath:
             delta = dA
 
     def gradients(
-        self, X: np.ndarray, y: np.ndarray, rng: np.random.Generator | None = None, *, scale: float = 1.0
+        self,
+        X: np.ndarray,
+        y: np.ndarray,
+        rng: np.random.Generator | None = None,
+        *,
+        scale: float = 1.0,
+        sample_weight: np.ndarray | None = None,
     ) -> float:
-        """:meth:`Network.batch_gradients`, fused: fill the network's gradients, return the mean cross-entropy."""
+        """:meth:`Network.batch_gradients`, fused: fill the network's gradients, return the mean loss."""
         net = self.net
         ws = self._workspace(X.shape[0])
-        logits = self._forward(X, ws, rng)
-        loss = softmax_cross_entropy_and_gradient(logits, y, scale=scale)  # logits -> scaled dlogits
-        self._backward(logits, ws, rng is not None and net.dropout > 0)
+        outputs = self._forward(X, ws, rng)
+        loss = net.loss_fn.fused(outputs, y, scale=scale, sample_weight=sample_weight)  # -> scaled d(loss)/d(outputs)
+        self._backward(outputs, ws, rng is not None and net.dropout > 0)
         W, dW, s = net.flat_parameters[: net.n_weights], net.flat_gradients[: net.n_weights], self._scratch
         if net.l2:
             axpy(scale * net.l2, W, dW, s)  # d(0.5*l2*W^2)/dW = l2*W; one saxpy pass
@@ -205,24 +213,29 @@ class FastPath:
         scale: float,
         velocity: np.ndarray,
         mu: float,
+        sample_weight: np.ndarray | None = None,
+        decay: float = 0.0,
     ) -> float:
-        """One whole momentum step on a batch; returns its mean cross-entropy.
+        """One whole momentum step on a batch; returns its mean loss.
 
         velocity = mu * velocity + scale * gradient (penalty included), then
         flat_parameters += velocity: ``Momentum.step_scaled`` with
-        ``scale = -lr``. ``velocity`` is laid out like ``flat_parameters``. The
-        network's gradients are left unspecified (BLAS never forms them).
+        ``scale = -lr``. ``decay`` (lr * weight_decay) also shrinks the weights,
+        not the biases, by that fraction of their value before the step, as
+        ``Optimizer(weight_decay=)`` does. ``velocity`` is laid out like
+        ``flat_parameters``. The network's gradients are left unspecified (BLAS
+        never forms them).
         """
         net = self.net
         views, (W, biases, V, Vb) = self._velocity_layout(velocity)
         ws = self._workspace(X.shape[0])
-        logits = self._forward(X, ws, rng)
-        loss = softmax_cross_entropy_and_gradient(logits, y, scale=scale)
-        self._backward(logits, ws, rng is not None and net.dropout > 0, views, mu)
+        outputs = self._forward(X, ws, rng)
+        loss = net.loss_fn.fused(outputs, y, scale=scale, sample_weight=sample_weight)
+        self._backward(outputs, ws, rng is not None and net.dropout > 0, views, mu)
         s = self._scratch
         if net.l1:
             np.sign(W, out=s)
             axpy(scale * net.l1, s, V, s)
-        decay_and_add(scale * net.l2, W, V, s)  # V += scale*l2*W; W += V: one pass
+        decay_and_add(scale * net.l2, W, V, s, decay)  # V += scale*l2*W; W = (1 - decay) W + V: one pass
         biases += Vb  # biases: not penalised
         return loss

@@ -1,7 +1,8 @@
-"""Network: dense layers in order, a hidden activation, dropout and an L1/L2 penalty.
+"""Network: dense layers in order, a hidden activation, dropout, an L1/L2 penalty and a loss.
 
 The network knows nothing of training loops or optimizers: it turns a batch
-into a loss and gradients, and data into probabilities. Its forward and
+into a loss and gradients, and data into probabilities (or, for a regression
+loss, numbers). Its forward and
 backward are the reference maths, written to be read and checked against
 finite differences. ``train()`` runs the same step through
 :mod:`model.fused` instead, which fuses dropout, activation and the momentum
@@ -14,14 +15,19 @@ operations. ``batch_gradients(..., scale=)`` hands an optimizer its step
 direction (e.g. -lr * gradient) for free, since backprop is linear in the
 gradient of the logits.
 
-Loss convention: ``loss = mean cross-entropy + 0.5 * l2 * sum(W**2) + l1 * sum(|W|)``,
-summed over the weight matrices only (biases are not penalised).
+Loss convention: ``loss = mean data loss + 0.5 * l2 * sum(W**2) + l1 * sum(|W|)``,
+the penalty summed over the weight matrices only (biases are not penalised). The data
+loss is ``LOSSES[loss]`` (model/losses.py): softmax cross-entropy over ``n_classes``
+outputs (optionally label-smoothed), or for regression a linear output of one unit per
+target with half the squared error or Huber. The mean is weighted when a
+``sample_weight`` is given (model/weighting.py).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -30,7 +36,8 @@ import numpy as np
 
 from .activations import ACTIVATIONS
 from .layers import BatchBuffers, Dense, Dropout, init_weights
-from .losses import softmax, softmax_cross_entropy, softmax_cross_entropy_gradient
+from .losses import LOSSES, softmax
+from .weighting import row_weights
 
 __all__ = ["Network"]
 
@@ -41,12 +48,15 @@ _CHUNK = 1024  # rows per forward pass at inference: bounds memory (12 MB for 3 
 
 
 class Network:
-    """A multilayer perceptron with a softmax output.
+    """A multilayer perceptron with a softmax output, or a linear one for a regression ``loss``.
 
+    ``n_classes`` is the width of the output layer: the number of classes, or of
+    targets for a regression loss (``n_outputs`` names it for both). ``loss`` is a key
+    of ``LOSSES``; ``label_smoothing`` applies to cross_entropy, ``huber_delta`` to huber.
     Parameters are float32 by default (the hot path); pass ``dtype=np.float64``
     for gradient checks. ``seed`` (int, Generator or None) draws the initial
     weights: He for relu/leaky_relu hidden layers, Glorot for tanh/sigmoid and
-    for the output layer (it feeds a softmax); biases start at zero.
+    for the output layer (it feeds a softmax, or is the prediction); biases start at zero.
     """
 
     def __init__(
@@ -60,6 +70,9 @@ class Network:
         dropout: float = 0.0,
         l1: float = 0.0,
         l2: float = 0.0,
+        loss: str = "cross_entropy",
+        label_smoothing: float = 0.0,
+        huber_delta: float = 1.0,
         seed: int | np.random.Generator | None = 0,
         dtype: type | np.dtype = np.float32,
     ) -> None:
@@ -68,8 +81,18 @@ class Network:
             raise ValueError(f"n_inputs must be a positive int, got {n_inputs=}")
         if any(h < 1 for h in hidden):
             raise ValueError(f"hidden must hold positive ints, got {hidden=}")
-        if int(n_classes) < 2:
-            raise ValueError(f"n_classes must be at least 2, got {n_classes=}")
+        if loss not in LOSSES:
+            raise ValueError(f"loss must be one of {', '.join(LOSSES)}, got {loss=}")
+        regression = LOSSES[loss].regression
+        if int(n_classes) < (1 if regression else 2):
+            what = "the number of targets, at least 1" if regression else "at least 2"
+            raise ValueError(f"n_classes must be {what}, got {n_classes=}")
+        if not 0.0 <= label_smoothing < 1.0:
+            raise ValueError(f"label_smoothing must be in [0, 1), got {label_smoothing=}")
+        if label_smoothing and regression:
+            raise ValueError(f"label_smoothing applies to cross_entropy only, got {label_smoothing=} with {loss=}")
+        if not (huber_delta > 0 and np.isfinite(huber_delta)):
+            raise ValueError(f"huber_delta must be a finite number > 0, got {huber_delta=}")
         if activation not in ACTIVATIONS:
             raise ValueError(f"activation must be one of {', '.join(ACTIVATIONS)}, got {activation=}")
         if not 0.0 <= leaky_slope < 1.0:
@@ -87,6 +110,10 @@ class Network:
         self.dropout, self.l1, self.l2 = float(dropout), float(l1), float(l2)
         self.dtype = dtype
         self.act = ACTIVATIONS[activation].with_slope(self.leaky_slope)  # its functions take arrays only
+        self.loss, self.label_smoothing, self.huber_delta = loss, float(label_smoothing), float(huber_delta)
+        # the training loss with its options bound; the validation rows are scored with the unbound one it names
+        self.loss_fn = LOSSES[loss].bind(label_smoothing=self.label_smoothing, huber_delta=self.huber_delta)
+        self.validation_loss = LOSSES[self.loss_fn.validation]
 
         rng = np.random.default_rng(seed)
         widths = [self.n_inputs, *hidden, self.n_classes]
@@ -124,6 +151,16 @@ class Network:
     def gradients(self) -> list[np.ndarray]:
         """The live gradient buffers, same order as :meth:`parameters`; overwritten by each backward."""
         return [g for layer in self.layers for g in (layer.dW, layer.db)]
+
+    @property
+    def regression(self) -> bool:
+        """Whether the output is a prediction of numbers (a regression loss) rather than of classes."""
+        return self.loss_fn.regression
+
+    @property
+    def n_outputs(self) -> int:
+        """The output width: classes, or targets of a regression network."""
+        return self.n_classes
 
     @property
     def n_parameters(self) -> int:
@@ -171,20 +208,32 @@ class Network:
             dW += (scale * self.l1) * np.sign(W)  # d(l1 * |W|)/dW = l1 * sign(W)
 
     def _loss_and_backprop(
-        self, X: np.ndarray, y: np.ndarray, ws: BatchBuffers, masks: Sequence[np.ndarray] | None, scale: float
+        self,
+        X: np.ndarray,
+        y: np.ndarray,
+        ws: BatchBuffers,
+        masks: Sequence[np.ndarray] | None,
+        scale: float,
+        sample_weight: np.ndarray | None,
     ) -> float:
-        """Mean cross-entropy of the batch; fills :meth:`gradients` with scale * d(loss + penalty)."""
-        logits = self._forward(X, ws, masks)
-        loss, p = softmax_cross_entropy(logits, y, out=logits)
-        dlogits = softmax_cross_entropy_gradient(p, y, scale=scale)  # scale * (p - onehot(y)) / n
-        self._backward(dlogits, ws, masks is not None)
+        """Mean loss of the batch; fills :meth:`gradients` with scale * d(loss + penalty)."""
+        outputs = self._forward(X, ws, masks)
+        # outputs -> scale * d(loss)/d(outputs): for cross-entropy scale * (p - onehot(y)) / n
+        loss = self.loss_fn.backward(outputs, y, scale=scale, sample_weight=sample_weight)
+        self._backward(outputs, ws, masks is not None)
         self._add_penalty_gradient(scale)
         return loss
 
     def batch_gradients(
-        self, X: np.ndarray, y: np.ndarray, rng: np.random.Generator | None = None, *, scale: float = 1.0
+        self,
+        X: np.ndarray,
+        y: np.ndarray,
+        rng: np.random.Generator | None = None,
+        *,
+        scale: float = 1.0,
+        sample_weight: np.ndarray | None = None,
     ) -> float:
-        """Training step half: fill :meth:`gradients` for one batch, return its mean cross-entropy.
+        """Training step half: fill :meth:`gradients` for one batch, return its mean loss.
 
         The reference form: ``train()`` runs :class:`model.fused.FastPath` instead,
         which gives the same numbers up to float rounding. Dropout is on when
@@ -192,32 +241,66 @@ class Network:
         draws it, so that both see the same masks for the same ``rng``. The
         gradients include the penalty and are multiplied by ``scale`` (an
         optimizer's ``gradient_scale``); the returned loss excludes the penalty
-        (comparable with the validation loss).
+        (comparable with the validation loss). ``y`` is as the loss takes it: labels
+        (n,), or float targets (n, n_outputs) in the network's dtype for regression
+        (see :meth:`targets`). ``sample_weight`` (n,) weights the mean.
         """
         dropout = rng is not None and self.dropout > 0
         ws = BatchBuffers(X.shape[0], self.widths, dropout, self.dtype)
         if dropout:
             assert rng is not None
             self.dropouts[0].sample_mask(rng, ws.mask_flat)  # fills ws.masks, one per hidden layer
-        return self._loss_and_backprop(X, y, ws, ws.masks if dropout else None, scale)
+        return self._loss_and_backprop(X, y, ws, ws.masks if dropout else None, scale, sample_weight)
 
     def loss_and_gradients(
-        self, X: np.ndarray, y: np.ndarray, *, masks: Sequence[np.ndarray] | None = None
+        self,
+        X: np.ndarray,
+        y: np.ndarray,
+        *,
+        masks: Sequence[np.ndarray] | None = None,
+        sample_weight: np.ndarray | None = None,
     ) -> tuple[float, list[np.ndarray]]:
-        """Mean cross-entropy plus penalty on (X, y), and its gradients (copies).
+        """Mean loss plus penalty on (X, y), and its gradients (copies).
 
         Dropout is off unless ``masks`` (one (n, h) array of 0 or 1/(1-rate)
         per hidden layer) fixes it, which makes the loss deterministic for a
-        gradient check.
+        gradient check. ``sample_weight`` (n,) weights the mean.
         """
-        X, y = self._as_input(X), np.asarray(y)
-        labels_ok = y.shape == (X.shape[0],) and np.issubdtype(y.dtype, np.integer)
-        if not labels_ok or y.min() < 0 or y.max() >= self.n_classes:
-            raise ValueError(f"y must hold {X.shape[0]} integer labels in [0, {self.n_classes})")
+        X = self._as_input(X)
+        y = self.targets(y, X.shape[0])
         dropout = masks is not None and self.dropout > 0
         ws = BatchBuffers(X.shape[0], self.widths, dropout, self.dtype)
-        loss = self._loss_and_backprop(X, y, ws, masks if dropout else None, 1.0)
+        loss = self._loss_and_backprop(X, y, ws, masks if dropout else None, 1.0, sample_weight)
         return loss + self.penalty(), [g.copy() for g in self.gradients()]
+
+    def targets(self, y: np.ndarray, n: int, name: str = "y") -> np.ndarray:
+        """``y`` checked for n rows, as the loss takes it; ValueError naming what is wrong.
+
+        Classification: integer labels (n,) in [0, n_classes), returned as given.
+        Regression: finite numbers (n,) or (n, n_outputs), returned as a C-contiguous
+        (n, n_outputs) array of the network's dtype (float32 in the hot path).
+        """
+        y = np.asarray(y)
+        if not self.regression:
+            if y.shape != (n,) or not np.issubdtype(y.dtype, np.integer):
+                raise ValueError(f"{name} must hold {n} integer labels, got shape {y.shape} and dtype {y.dtype}")
+            if n and (y.min() < 0 or y.max() >= self.n_classes):
+                bad = y.min() if y.min() < 0 else y.max()
+                raise ValueError(f"{name} labels must be in [0, {self.n_classes}), got {bad}")
+            return y
+        k = self.n_outputs
+        if y.dtype == bool or not np.issubdtype(y.dtype, np.number) or np.iscomplexobj(y):
+            raise ValueError(f"{name} must hold numbers for a regression network, got dtype {y.dtype}")
+        if y.ndim == 1 and k == 1:
+            y = y[:, None]
+        if y.shape != (n, k):
+            shapes = f"({n},) or ({n}, 1)" if k == 1 else f"({n}, {k})"
+            raise ValueError(f"{name} must have shape {shapes} for {k} target(s), got {y.shape}")
+        y = np.ascontiguousarray(y, dtype=self.dtype)
+        bad = np.flatnonzero(~np.isfinite(y).all(axis=1))
+        if bad.size:
+            raise ValueError(f"{name} must be finite, got {y[bad[0]].tolist()} at row {bad[0]}")
+        return y
 
     # ----------------------------------------------------------------- inference
     def _as_input(self, X: np.ndarray) -> np.ndarray:
@@ -237,38 +320,63 @@ class Network:
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
         """Class probabilities (n, n_classes), dropout off; rows sum to 1."""
+        if self.regression:
+            raise ValueError(f"a regression network (loss={self.loss!r}) has no class probabilities: use predict")
         out = np.empty((len(X), self.n_classes), self.dtype)
         for start, logits in self._logits_chunks(X):
             softmax(logits, out=out[start : start + len(logits)])
         return out
 
     def predict(self, X: np.ndarray) -> np.ndarray:
-        """Most probable class per row, (n,) int64."""
+        """Most probable class per row, (n,) int64; for a regression network the predicted numbers.
+
+        Those are (n,) for one target, as scikit-learn's regressors give them (so that
+        ``predict(X) - y`` cannot broadcast to (n, n) by accident), else (n, n_outputs),
+        in the network's dtype and in the units the network was trained on.
+        """
+        if self.regression:
+            values = np.empty((len(X), self.n_outputs), self.dtype)
+            for start, outputs in self._logits_chunks(X):
+                values[start : start + len(outputs)] = outputs
+            return values[:, 0] if self.n_outputs == 1 else values
         out = np.empty(len(X), np.int64)
         for start, logits in self._logits_chunks(X):
             out[start : start + len(logits)] = logits.argmax(axis=1)
         return out
 
-    def evaluate(self, X: np.ndarray, y: np.ndarray) -> tuple[float, float]:
-        """(mean cross-entropy without penalty, accuracy) on (X, y), dropout off."""
+    def evaluate(self, X: np.ndarray, y: np.ndarray, sample_weight: np.ndarray | None = None) -> tuple[float, float]:
+        """(validation loss, accuracy) on (X, y), dropout off; the accuracy is NaN for regression.
+
+        The validation loss is ``LOSSES[loss].validation`` without the penalty and without
+        options: plain cross-entropy (no label smoothing) for classes, half the squared
+        error (also for a network trained with Huber) for numbers, so that it measures
+        the same thing whatever the training loss. ``sample_weight`` (n,) weights its
+        mean; the accuracy is unweighted.
+        """
         y = np.asarray(y)
         if len(y) == 0:
             raise ValueError("evaluate needs at least one sample, got len(y)=0")
+        y = self.targets(y, len(y))
+        w_all, total = row_weights(sample_weight, len(y), self.dtype)
         total_loss, correct = 0.0, 0
-        for start, logits in self._logits_chunks(X):
-            yc = y[start : start + len(logits)]
-            correct += int(np.count_nonzero(logits.argmax(axis=1) == yc))
-            loss, _ = softmax_cross_entropy(logits, yc, out=logits)
-            total_loss += loss * len(yc)
-        return total_loss / len(y), correct / len(y)
+        for start, outputs in self._logits_chunks(X):
+            rows = slice(start, start + len(outputs))
+            if not self.regression:
+                correct += int(np.count_nonzero(outputs.argmax(axis=1) == y[rows]))
+            w = None if w_all is None else w_all[rows]
+            chunk_total = len(outputs) if w is None else float(w.sum())
+            loss = self.validation_loss.value(outputs, y[rows], sample_weight=w)
+            total_loss += loss * chunk_total
+        return total_loss / total, math.nan if self.regression else correct / len(y)
 
     # --------------------------------------------------------------- persistence
     def config(self) -> dict[str, Any]:
         """The constructor arguments that define the architecture (JSON-able)."""
+        options = {name: getattr(self, name) for name in self.loss_fn.options}  # label_smoothing or huber_delta
         return {
             "n_inputs": self.n_inputs, "hidden": list(self.hidden), "n_classes": self.n_classes,
             "activation": self.activation, "leaky_slope": self.leaky_slope, "dropout": self.dropout,
-            "l1": self.l1, "l2": self.l2, "dtype": self.dtype.name,
+            "l1": self.l1, "l2": self.l2, "loss": self.loss, **options, "dtype": self.dtype.name,
         }  # fmt: skip
 
     def save(self, path: str | os.PathLike[str]) -> None:
@@ -302,5 +410,6 @@ class Network:
 
     def __repr__(self) -> str:
         dims = "-".join(str(w) for w in self.widths)
-        options = f"dropout={self.dropout}, l1={self.l1}, l2={self.l2}, {self.dtype.name}"
+        loss = "" if self.loss == "cross_entropy" else f"loss={self.loss}, "
+        options = f"dropout={self.dropout}, l1={self.l1}, l2={self.l2}, {loss}{self.dtype.name}"
         return f"Network({dims}, {self.activation}, {options})"

@@ -12,6 +12,14 @@ in the output gradient, so scaling the (n, n_classes) logit gradient scales
 every parameter gradient for free) and calls ``step_scaled``, which then needs
 no pass over the gradient to apply the learning rate: 3 instead of 4 passes
 over each weight matrix for momentum, measured ~15% of a 784x256 update.
+
+Decoupled weight decay (Loshchilov & Hutter 2019, "AdamW"): ``weight_decay`` > 0
+shrinks the ``decayed`` arrays (the training loop passes the weights, not the
+biases) by w <- w * (1 - lr * weight_decay) before every step, apart from the
+gradient. For plain SGD that is the same as an L2 penalty; for Adam it is not:
+an L2 gradient is divided by sqrt(v_hat) like the rest, so weights with large
+gradients would be decayed less, which AdamW's decay avoids. It equals PyTorch's
+``AdamW(weight_decay=)`` for Adam, and is SGDW for momentum and Nesterov.
 """
 
 from __future__ import annotations
@@ -35,13 +43,30 @@ __all__ = [
 
 
 class Optimizer:
-    """Base class: holds the parameters, a learning rate and one scratch buffer per parameter."""
+    """Base class: holds the parameters, a learning rate and one scratch buffer per parameter.
 
-    def __init__(self, params: Sequence[np.ndarray], lr: float) -> None:
+    ``weight_decay`` (>= 0) and ``decayed`` (arrays that are views into the
+    parameters; all of them by default): see the module's docstring. Subclasses
+    write ``_step`` and ``_step_scaled``; ``step`` and ``step_scaled`` apply the
+    decay first, as PyTorch's AdamW does.
+    """
+
+    def __init__(
+        self,
+        params: Sequence[np.ndarray],
+        lr: float,
+        *,
+        weight_decay: float = 0.0,
+        decayed: Sequence[np.ndarray] | None = None,
+    ) -> None:
         if not (lr > 0 and np.isfinite(lr)):
             raise ValueError(f"lr must be a positive finite number, got {lr=}")
+        if not (weight_decay >= 0 and np.isfinite(weight_decay)):
+            raise ValueError(f"weight_decay must be a finite number >= 0, got {weight_decay=}")
         self.params = list(params)
         self.lr = float(lr)
+        self.weight_decay = float(weight_decay)
+        self.decayed = self.params if decayed is None else list(decayed)
         self._scratch = [np.empty_like(p) for p in self.params]
 
     @property
@@ -49,19 +74,38 @@ class Optimizer:
         """The factor ``step_scaled`` expects the gradients to be multiplied by already."""
         return 1.0
 
+    @property
+    def decay(self) -> float:
+        """The fraction of the decayed weights' value the next step takes away: lr * weight_decay."""
+        return self.lr * self.weight_decay
+
+    def _decay(self) -> None:
+        """w <- w * (1 - lr * weight_decay) for every decayed array (nothing when weight_decay is 0)."""
+        if self.weight_decay:
+            for w in self.decayed:
+                w *= w.dtype.type(1.0 - self.decay)
+
     def step(self, grads: Sequence[np.ndarray]) -> None:
-        """Update the parameters in place from plain gradients."""
-        raise NotImplementedError
+        """Update the parameters in place from plain gradients (taken at the weights before this step)."""
+        self._decay()
+        self._step(grads)
 
     def step_scaled(self, scaled_grads: Sequence[np.ndarray]) -> None:
-        """Update from ``gradient_scale * gradients``; the default scale is 1."""
-        self.step(scaled_grads)
+        """Update from ``gradient_scale * gradients``."""
+        self._decay()
+        self._step_scaled(scaled_grads)
+
+    def _step(self, grads: Sequence[np.ndarray]) -> None:
+        raise NotImplementedError
+
+    def _step_scaled(self, scaled_grads: Sequence[np.ndarray]) -> None:
+        self._step(scaled_grads)  # the default scale is 1
 
     def accumulator(self) -> tuple[np.ndarray, float] | None:
         """``(buffer, beta)`` if a whole step is buffer = beta * buffer + gradient_scale * gradient;
         params += buffer, which the caller may then do itself (``model.fused.FastPath.momentum_step``,
-        with no call to this optimizer); None if the step needs the gradient itself. Only for a
-        single parameter array."""
+        with no call to this optimizer, which then also applies :attr:`decay` to the weights);
+        None if the step needs the gradient itself. Only for a single parameter array."""
         return None
 
 
@@ -72,12 +116,12 @@ class SGD(Optimizer):
     def gradient_scale(self) -> float:
         return -self.lr
 
-    def step(self, grads: Sequence[np.ndarray]) -> None:
+    def _step(self, grads: Sequence[np.ndarray]) -> None:
         for w, g, s in zip(self.params, grads, self._scratch):
             np.multiply(g, w.dtype.type(self.lr), out=s)
             w -= s
 
-    def step_scaled(self, scaled_grads: Sequence[np.ndarray]) -> None:
+    def _step_scaled(self, scaled_grads: Sequence[np.ndarray]) -> None:
         for w, g in zip(self.params, scaled_grads):
             w += g  # g = -lr * gradient
 
@@ -85,21 +129,29 @@ class SGD(Optimizer):
 class Momentum(SGD):
     """Classical momentum: v <- mu * v - lr * g;  w <- w + v  (v starts at 0)."""
 
-    def __init__(self, params: Sequence[np.ndarray], lr: float, momentum: float = 0.9) -> None:
-        super().__init__(params, lr)
+    def __init__(
+        self,
+        params: Sequence[np.ndarray],
+        lr: float,
+        momentum: float = 0.9,
+        *,
+        weight_decay: float = 0.0,
+        decayed: Sequence[np.ndarray] | None = None,
+    ) -> None:
+        super().__init__(params, lr, weight_decay=weight_decay, decayed=decayed)
         if not 0.0 <= momentum < 1.0:
             raise ValueError(f"momentum must be in [0, 1), got {momentum=}")
         self.momentum = float(momentum)
         self.velocity = [np.zeros_like(p) for p in self.params]
 
-    def step(self, grads: Sequence[np.ndarray]) -> None:
+    def _step(self, grads: Sequence[np.ndarray]) -> None:
         for w, g, v, s in zip(self.params, grads, self.velocity, self._scratch):
             v *= w.dtype.type(self.momentum)
             np.multiply(g, w.dtype.type(self.lr), out=s)
             v -= s
             w += v
 
-    def step_scaled(self, scaled_grads: Sequence[np.ndarray]) -> None:
+    def _step_scaled(self, scaled_grads: Sequence[np.ndarray]) -> None:
         for w, g, v in zip(self.params, scaled_grads, self.velocity):
             v *= w.dtype.type(self.momentum)
             v += g  # g = -lr * gradient
@@ -119,7 +171,7 @@ class Nesterov(Momentum):
     The same update as PyTorch's ``SGD(nesterov=True)`` written with v = -lr * buf.
     """
 
-    def step(self, grads: Sequence[np.ndarray]) -> None:
+    def _step(self, grads: Sequence[np.ndarray]) -> None:
         for w, g, v, s in zip(self.params, grads, self.velocity, self._scratch):
             mu = w.dtype.type(self.momentum)
             np.multiply(g, w.dtype.type(self.lr), out=s)  # s = lr * g
@@ -129,7 +181,7 @@ class Nesterov(Momentum):
             np.multiply(v, mu, out=s)
             w += s  # w += mu * v - lr * g
 
-    def step_scaled(self, scaled_grads: Sequence[np.ndarray]) -> None:
+    def _step_scaled(self, scaled_grads: Sequence[np.ndarray]) -> None:
         for w, g, v, s in zip(self.params, scaled_grads, self.velocity, self._scratch):
             mu = w.dtype.type(self.momentum)
             v *= mu
@@ -144,12 +196,21 @@ class Adam(Optimizer):
 
     m <- b1 m + (1-b1) g;  v <- b2 v + (1-b2) g^2;
     w <- w - lr * (m / (1-b1^t)) / (sqrt(v / (1-b2^t)) + eps).
+    With ``weight_decay`` it is AdamW: w <- w * (1 - lr * weight_decay) first.
     """
 
     def __init__(
-        self, params: Sequence[np.ndarray], lr: float, beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8
+        self,
+        params: Sequence[np.ndarray],
+        lr: float,
+        beta1: float = 0.9,
+        beta2: float = 0.999,
+        eps: float = 1e-8,
+        *,
+        weight_decay: float = 0.0,
+        decayed: Sequence[np.ndarray] | None = None,
     ) -> None:
-        super().__init__(params, lr)
+        super().__init__(params, lr, weight_decay=weight_decay, decayed=decayed)
         if not 0.0 <= beta1 < 1.0:
             raise ValueError(f"beta1 must be in [0, 1), got {beta1=}")
         if not 0.0 <= beta2 < 1.0:
@@ -159,7 +220,7 @@ class Adam(Optimizer):
         self.v = [np.zeros_like(p) for p in self.params]
         self.t = 0
 
-    def step(self, grads: Sequence[np.ndarray]) -> None:
+    def _step(self, grads: Sequence[np.ndarray]) -> None:
         self.t += 1
         b1, b2 = self.beta1, self.beta2
         c1, c2 = 1.0 - b1**self.t, 1.0 - b2**self.t  # bias corrections
@@ -183,17 +244,28 @@ class Adam(Optimizer):
 OPTIMIZERS: dict[str, type[Optimizer]] = {"sgd": SGD, "momentum": Momentum, "nesterov": Nesterov, "adam": Adam}
 
 
-def make_optimizer(name: str, params: Sequence[np.ndarray], lr: float, momentum: float = 0.9) -> Optimizer:
-    """Build an optimizer by name; ``momentum`` is mu for momentum/nesterov and beta1 for adam."""
+def make_optimizer(
+    name: str,
+    params: Sequence[np.ndarray],
+    lr: float,
+    momentum: float = 0.9,
+    *,
+    weight_decay: float = 0.0,
+    decayed: Sequence[np.ndarray] | None = None,
+) -> Optimizer:
+    """Build an optimizer by name; ``momentum`` is mu for momentum/nesterov and beta1 for adam.
+
+    ``weight_decay`` shrinks the ``decayed`` views (default: every parameter) each step.
+    """
     if name not in OPTIMIZERS:
         raise ValueError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {name=}")
     if name == "sgd":
-        return SGD(params, lr)
+        return SGD(params, lr, weight_decay=weight_decay, decayed=decayed)
     if name == "adam":
-        return Adam(params, lr, beta1=momentum)
+        return Adam(params, lr, beta1=momentum, weight_decay=weight_decay, decayed=decayed)
     cls = OPTIMIZERS[name]
     assert issubclass(cls, Momentum)  # momentum and nesterov: the ones that take mu
-    return cls(params, lr, momentum)
+    return cls(params, lr, momentum, weight_decay=weight_decay, decayed=decayed)
 
 
 SCHEDULES = ("none", "step", "exponential", "cosine")

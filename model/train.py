@@ -3,6 +3,13 @@
 ``train`` never prints and never raises for numerical blow-up: a non-finite
 loss ends the run with ``outcome="diverged"`` and a reason, so that a search
 can record the trial and go on. It reports progress only through ``callback``.
+
+The task follows ``config.loss``: integer labels (n,) for cross_entropy, float
+targets (n,) or (n, n_targets) for a regression loss (model/regression.py; the
+caller standardises them, and a regression network's output width is the number
+of targets). ``sample_weight`` weights every batch's mean loss (model/weighting.py);
+with ``TrainConfig()``'s defaults and no weights nothing of this is active and the
+arithmetic is that of plain cross-entropy.
 """
 
 from __future__ import annotations
@@ -20,8 +27,10 @@ from .augment import Augmenter, Warp
 from .config import TrainConfig
 from .errors import DivergedError
 from .fused import FastPath
+from .losses import LOSSES
 from .network import Network
 from .optim import Optimizer, learning_rate_at, make_optimizer
+from .weighting import check_sample_weight
 
 __all__ = ["EpochStats", "TrainConfig", "TrainResult", "Training", "train"]
 
@@ -30,12 +39,14 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True, slots=True)
 class EpochStats:
-    """One finished epoch. Losses are mean cross-entropy per sample, without the L1/L2 penalty."""
+    """One finished epoch. Losses are (sample-weighted) means per sample, without the L1/L2 penalty."""
 
     epoch: int  # 1-based
-    train_loss: float  # mean over the epoch's samples of the minibatch loss, dropout on
-    val_loss: float  # mean cross-entropy on the validation set, dropout off
-    val_accuracy: float
+    train_loss: float  # mean over the epoch's samples of the minibatch training loss, dropout on
+    # mean validation loss, dropout off: cross-entropy without label smoothing for classes, half
+    # the squared error for numbers (also under huber): Network.evaluate
+    val_loss: float
+    val_accuracy: float  # NaN for a regression network
     seconds: float  # wall time of this epoch including the validation pass
 
 
@@ -58,10 +69,15 @@ class TrainResult:
     seconds: float = 0.0
 
 
-def _check_data(X: np.ndarray, y: np.ndarray, name: str) -> tuple[np.ndarray, np.ndarray]:
+def _check_data(X: np.ndarray, y: np.ndarray, name: str, regression: bool = False) -> tuple[np.ndarray, np.ndarray]:
     X, y = np.asarray(X), np.asarray(y)  # np.asarray keeps a memmap's buffer: no copy
     if X.ndim != 2 or X.shape[0] == 0:
         raise ValueError(f"X_{name} must be a non-empty 2-D array, got shape {X.shape}")
+    if regression:  # the values are checked and cast by Network.targets, once the width is known
+        if y.ndim not in (1, 2) or y.shape[0] != X.shape[0]:
+            n = X.shape[0]
+            raise ValueError(f"y_{name} must have shape ({n},) or ({n}, n_targets) to match X_{name}, got {y.shape}")
+        return X, y
     if y.shape != (X.shape[0],):
         raise ValueError(f"y_{name} must have shape ({X.shape[0]},) to match X_{name}, got {y.shape}")
     if not np.issubdtype(y.dtype, np.integer):
@@ -83,14 +99,16 @@ def _run_epoch(
     lr_at: Callable[[float], float] | None = None,
     augment: Callable[[np.ndarray], np.ndarray] | None = None,
     fast: FastPath | None = None,
+    sample_weight: np.ndarray | None = None,
 ) -> float:
-    """One shuffled pass; returns the sample-weighted mean minibatch loss. Raises DivergedError.
+    """One shuffled pass; returns the mean minibatch loss, each batch counted by its rows
+    (or by its weight, with ``sample_weight`` (n,) in the network's dtype). Raises DivergedError.
 
     ``lr_at(t)``, if given, sets the learning rate before every step from t, the
     epochs elapsed at the middle of the step (a per-step schedule). ``augment(Xb)``,
     if given, returns the augmented copy of each gathered training batch. Every
     batch runs through ``fast`` (the network's fused step, made here if not given),
-    then the optimizer.
+    then the optimizer. ``y`` is as the network's loss takes it (``Network.targets``).
     """
     fast = FastPath(net) if fast is None else fast
     n = X.shape[0]
@@ -128,17 +146,20 @@ def _run_epoch(
         if lr_at is not None:  # 0.4 us per step; epochs within noise (bench_fashion_recipes epoch-time)
             optimizer.lr = lr_at(epoch - 1 + (batch - 0.5) / n_batches)
             scale = optimizer.gradient_scale
+        wb = None if sample_weight is None else sample_weight[idx]  # (b,)
         if momentum is None:
-            loss = fast.gradients(Xb, y[idx], dropout_rng, scale=scale)
+            loss = fast.gradients(Xb, y[idx], dropout_rng, scale=scale, sample_weight=wb)
         else:
             velocity, mu = momentum
-            loss = fast.momentum_step(Xb, y[idx], dropout_rng, scale=scale, velocity=velocity, mu=mu)
+            loss = fast.momentum_step(
+                Xb, y[idx], dropout_rng, scale=scale, velocity=velocity, mu=mu, sample_weight=wb, decay=optimizer.decay
+            )
         if not math.isfinite(loss):  # one scalar check per batch is all divergence costs
             raise DivergedError(f"non-finite training loss ({loss}) at epoch {epoch}, batch {batch}")
         if momentum is None:
             optimizer.step_scaled(grads)
-        total += loss * len(idx)
-    return total / n
+        total += loss * (len(idx) if wb is None else float(wb.sum()))
+    return total / (n if sample_weight is None else float(sample_weight.sum()))
 
 
 def _make_augmenter(
@@ -177,6 +198,7 @@ class Training:
     Why a class: k-fold cross-validation trains one network per fold in
     lockstep, so that after each epoch the mean validation loss over the folds
     can be judged by a pruner. ``train()`` is the one-network loop over it.
+    Its arguments are ``train()``'s.
     """
 
     def __init__(
@@ -190,23 +212,36 @@ class Training:
         n_classes: int | None = None,
         image_shape: tuple[int, ...] | None = None,
         initial: Network | None = None,
+        sample_weight: np.ndarray | None = None,
+        val_sample_weight: np.ndarray | None = None,
     ) -> None:
         self._t_start = time.perf_counter()
-        self.X_train, self.y_train = _check_data(X_train, y_train, "train")
-        self.X_val, self.y_val = _check_data(X_val, y_val, "val")
-        if self.X_val.shape[1] != self.X_train.shape[1]:
-            raise ValueError(f"X_val has {self.X_val.shape[1]} features but X_train has {self.X_train.shape[1]}")
-        needed = int(max(self.y_train.max(), self.y_val.max())) + 1
-        if n_classes is None:
-            n_classes = max(needed, 2)
-        elif n_classes < needed:
-            raise ValueError(f"n_classes must be at least max label + 1 = {needed}, got {n_classes=}")
-
         c = self.config = config
+        regression = LOSSES[c.loss].regression
+        X_train, y_train = _check_data(X_train, y_train, "train", regression)
+        self.X_val, y_val = _check_data(X_val, y_val, "val", regression)
+        if self.X_val.shape[1] != X_train.shape[1]:
+            raise ValueError(f"X_val has {self.X_val.shape[1]} features but X_train has {X_train.shape[1]}")
+        if regression:
+            n_targets = 1 if y_train.ndim == 1 else y_train.shape[1]
+            if n_classes is not None and n_classes != n_targets:
+                raise ValueError(f"n_classes must be the number of targets, {n_targets}, for {c.loss}: {n_classes=}")
+            n_classes = n_targets
+        else:
+            needed = int(max(y_train.max(), y_val.max())) + 1
+            if n_classes is None:
+                n_classes = max(needed, 2)
+            elif n_classes < needed:
+                raise ValueError(f"n_classes must be at least max label + 1 = {needed}, got {n_classes=}")
+
         self.net = Network(
-            self.X_train.shape[1], c.hidden, n_classes, c.activation, leaky_slope=c.leaky_slope,
-            dropout=c.dropout, l1=c.l1, l2=c.l2, seed=np.random.default_rng([c.seed, 0]),
+            X_train.shape[1], c.hidden, n_classes, c.activation, leaky_slope=c.leaky_slope,
+            dropout=c.dropout, l1=c.l1, l2=c.l2, loss=c.loss, label_smoothing=c.label_smoothing,
+            huber_delta=c.huber_delta, seed=np.random.default_rng([c.seed, 0]),
         )  # fmt: skip
+        self.use_data(X_train, y_train, sample_weight)
+        self.y_val = self.net.targets(y_val, len(y_val), "y_val")
+        self.w_val = self._weights(val_sample_weight, len(y_val), "val_sample_weight")
         if initial is not None:  # a warm start: training goes on from these weights
             if initial.widths != self.net.widths:
                 raise ValueError(f"initial has widths {initial.widths}, the config and data need {self.net.widths}")
@@ -225,7 +260,10 @@ class Training:
         )
         # one flat array for all parameters: the optimizer's 3-4 ufuncs per step cover the whole network
         self._params = self.net.flat_parameters
-        self._optimizer = make_optimizer(c.optimizer, [self._params], c.learning_rate, c.momentum)
+        self._optimizer = make_optimizer(
+            c.optimizer, [self._params], c.learning_rate, c.momentum,
+            weight_decay=c.weight_decay, decayed=[self._params[: self.net.n_weights]],  # weights, not biases
+        )  # fmt: skip
         self._fast = FastPath(self.net)  # the per-batch step, with its buffers
         self.result = TrainResult(network=self.net, reason=f"completed {c.epochs} epochs")
         self._best_params = self._params.copy()  # the initial weights until an epoch finishes
@@ -259,8 +297,9 @@ class Training:
                     self._lr_at if per_step else None,
                     self._augment,
                     self._fast,
+                    self.w_train,
                 )
-                val_loss, val_accuracy = self.net.evaluate(self.X_val, self.y_val)
+                val_loss, val_accuracy = self.net.evaluate(self.X_val, self.y_val, self.w_val)
                 if not math.isfinite(val_loss):
                     raise DivergedError(f"non-finite validation loss ({val_loss}) at epoch {epoch}")
             except DivergedError as error:
@@ -284,14 +323,21 @@ class Training:
             self.done = True
         return stats
 
-    def use_data(self, X_train: np.ndarray, y_train: np.ndarray) -> None:
+    def use_data(self, X_train: np.ndarray, y_train: np.ndarray, sample_weight: np.ndarray | None = None) -> None:
         """Train the next epochs on other rows, everything else carrying on: a stream's next chunk."""
-        X_train, y_train = _check_data(X_train, y_train, "train")
+        X_train, y_train = _check_data(X_train, y_train, "train", self.net.regression)
         if X_train.shape[1] != self.net.n_inputs:
             raise ValueError(f"X_train has {X_train.shape[1]} features but the network takes {self.net.n_inputs}")
-        if y_train.max() >= self.net.n_classes:
+        if not self.net.regression and y_train.max() >= self.net.n_classes:
             raise ValueError(f"y_train labels must be < n_classes = {self.net.n_classes}, got max {y_train.max()}")
-        self.X_train, self.y_train = X_train, y_train
+        self.X_train, self.y_train = X_train, self.net.targets(y_train, len(y_train), "y_train")
+        self.w_train = self._weights(sample_weight, len(y_train), "sample_weight")
+
+    def _weights(self, sample_weight: np.ndarray | None, n: int, name: str) -> np.ndarray | None:
+        """Checked once here, in the network's dtype (float32 in the hot path), for every batch to trust."""
+        if sample_weight is None:
+            return None
+        return check_sample_weight(sample_weight, n, name).astype(self.net.dtype)
 
     def stop(self, reason: str) -> None:
         """End the run early at the caller's request (a pruner); outcome "stopped"."""
@@ -319,19 +365,27 @@ def train(
     n_classes: int | None = None,
     image_shape: tuple[int, ...] | None = None,
     initial: Network | None = None,
+    sample_weight: np.ndarray | None = None,
+    val_sample_weight: np.ndarray | None = None,
 ) -> TrainResult:
     """Train a fresh Network by minibatch gradient descent; never raises for divergence.
 
     X arrays are (n, d), float32 ideally (others are cast per batch), and may be
-    read-only memmaps. ``callback(stats)`` runs after every epoch; returning True
+    read-only memmaps. y arrays are integer labels (n,) for cross_entropy, or
+    numbers (n,) or (n, n_targets) for a regression ``config.loss``.
+    ``sample_weight`` (n,), finite and >= 0, weights each training batch's mean
+    loss (e.g. ``compute_sample_weight("balanced", y)`` for class weights);
+    ``val_sample_weight`` the validation loss that early stopping and a pruner
+    judge. ``callback(stats)`` runs after every epoch; returning True
     stops the run (outcome "stopped"), which is how a pruner ends a trial.
     ``image_shape`` ((H, W) or (C, H, W), e.g. ``Dataset.image_shape``) is needed
     only for augmentation, which touches training batches only. ``initial``, a network
     of the same widths, gives the starting weights instead of ``config.seed`` (a warm start).
     """
     run = Training(
-        config, X_train, y_train, X_val, y_val, n_classes=n_classes, image_shape=image_shape, initial=initial
-    )
+        config, X_train, y_train, X_val, y_val, n_classes=n_classes, image_shape=image_shape, initial=initial,
+        sample_weight=sample_weight, val_sample_weight=val_sample_weight,
+    )  # fmt: skip
     while (stats := run.step()) is not None:
         if callback is not None and callback(stats):
             run.stop(f"stopped by callback at epoch {stats.epoch}")

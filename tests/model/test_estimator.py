@@ -13,6 +13,7 @@ from sklearn.datasets import load_digits, make_blobs
 from sklearn.model_selection import cross_val_score, train_test_split
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
+from sklearn.utils.class_weight import compute_sample_weight
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from model import DivergedError, MLPClassifier, TrainConfig
@@ -21,13 +22,30 @@ from model import DivergedError, MLPClassifier, TrainConfig
 _SMALL = {"hidden": (16,), "epochs": 20, "batch_size": 32}
 
 
+def expected_failed_checks(estimator) -> dict[str, str]:
+    """The checks an instance is known to fail, each with its reason (shared with test_regressor.py)."""
+    if estimator.batch_size >= 32 and not estimator.dropout:
+        return {}  # one batch holds the check's 15 rows and their ~30 repeats: it passes
+    return {
+        "check_sample_weight_equivalence_on_dense_data": (
+            "weights equal repeated rows only in expectation under minibatches and dropout: the weighted "
+            "fit and the fit on repeated rows draw different batches and masks (the full-batch instance passes)"
+        )
+    }
+
+
 @parametrize_with_checks(
     [
         MLPClassifier(**_SMALL),
-        # the other paths: two layers given as a list, dropout, adam, patience judging the training rows
-        MLPClassifier(hidden=[16, 8], dropout=0.2, optimizer="adam", epochs=10, batch_size=16, patience=2),
-    ]
-)
+        # the other paths: two layers given as a list, dropout, adam, patience judging the training rows,
+        # label smoothing, decoupled weight decay
+        MLPClassifier(
+            hidden=[16, 8], dropout=0.2, optimizer="adam", epochs=10, batch_size=16, patience=2,
+            label_smoothing=0.1, weight_decay=1e-3,
+        ),
+    ],
+    expected_failed_checks=expected_failed_checks,
+)  # fmt: skip
 def test_sklearn_estimator_checks(estimator, check):
     check(estimator)
 
@@ -38,10 +56,20 @@ def _blobs(n: int = 300, seed: int = 0):
 
 
 def test_every_train_config_field_is_a_parameter_with_its_default():
+    # search/sklearn.py builds MLPClassifier(**asdict(config)): every field must be a parameter
     parameters = inspect.signature(MLPClassifier).parameters
     for field in dataclasses.fields(TrainConfig):
-        assert parameters[field.name].default == field.default, field.name
+        expected = "auto" if field.name == "loss" else field.default  # "auto": the estimator's own loss
+        assert parameters[field.name].default == expected, field.name
     assert MLPClassifier().get_params()["hidden"] == TrainConfig().hidden
+    assert MLPClassifier(**dataclasses.asdict(TrainConfig())).get_params()["loss"] == "cross_entropy"
+
+
+def test_a_regression_loss_is_refused_by_name():
+    X, y = _blobs(40)
+    message = r"^loss must be auto or one of cross_entropy for MLPClassifier, got loss='huber'$"
+    with pytest.raises(ValueError, match=message):
+        MLPClassifier(**_SMALL, loss="huber").fit(X, y)
 
 
 def test_get_params_set_params_round_trip():
@@ -197,3 +225,50 @@ def test_pickled_network_keeps_its_weights_as_views_of_one_array():
     net = est.network_
     assert all(np.shares_memory(net.flat_parameters, p) for p in net.parameters())
     assert est.set_params(warm_start=True).fit(X, y).n_iter_ == 2 * _SMALL["epochs"]
+
+
+def test_sample_weight_zero_rows_are_as_if_removed_in_a_full_batch():
+    # one batch, no dropout: the weighted mean over all rows is the plain mean over the weighted ones
+    X, y = _blobs(120)
+    w = (np.arange(120) % 3 != 0).astype(float)
+    params = {"hidden": (8,), "epochs": 5, "batch_size": 1000, "optimizer": "sgd", "learning_rate": 0.1}
+    weighted = MLPClassifier(**params).fit(X, y, sample_weight=w)
+    removed = MLPClassifier(**params).fit(X[w > 0], y[w > 0])
+    np.testing.assert_allclose(weighted.predict_proba(X), removed.predict_proba(X), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(weighted.loss_curve_, removed.loss_curve_, rtol=1e-5)
+
+
+def test_balanced_class_weights_raise_the_recall_of_a_rare_class():
+    # 5% positives that overlap the majority: unweighted, the network mostly says "majority"
+    rng = np.random.default_rng(0)
+    y = (rng.random(2000) < 0.05).astype(int)
+    X = rng.standard_normal((2000, 4)) + y[:, None] * 1.0
+    params = {"hidden": (16,), "epochs": 15, "batch_size": 64, "seed": 1}
+    plain = MLPClassifier(**params).fit(X, y)
+    balanced = MLPClassifier(**params).fit(X, y, sample_weight=compute_sample_weight("balanced", y))
+    recall = [float((est.predict(X)[y == 1] == 1).mean()) for est in (plain, balanced)]
+    assert recall[1] > recall[0] + 0.3, recall
+
+
+def test_sample_weight_is_checked_and_named():
+    X, y = _blobs(40)
+    with pytest.raises(ValueError, match=r"sample_weight must be finite and >= 0, got -1.0 at row 3"):
+        MLPClassifier(**_SMALL).fit(X, y, sample_weight=np.where(np.arange(40) == 3, -1.0, 1.0))
+    with pytest.raises(ValueError, match=r"sample_weight leaves 1 class \(2\) with positive weight"):
+        MLPClassifier(**_SMALL).fit(X, y, sample_weight=(y == 2).astype(float))
+
+
+def test_early_stopping_splits_the_weights_with_the_rows_and_scores_weighted_accuracy():
+    X, y = _blobs(300)
+    w = np.where(y == 0, 3.0, 1.0)
+    est = MLPClassifier(hidden=(8,), epochs=6, batch_size=32, early_stopping=True, patience=10)
+    est.fit(X, y, sample_weight=w)
+    assert len(est.validation_scores_) == est.n_iter_ == 6 and est.validation_scores_[-1] > 0.9
+
+
+def test_partial_fit_takes_sample_weight():
+    X, y = _blobs(200)
+    est = MLPClassifier(**_SMALL).partial_fit(X, y, classes=[0, 1, 2], sample_weight=np.full(200, 2.0))
+    plain = MLPClassifier(**_SMALL).partial_fit(X, y, classes=[0, 1, 2])
+    # a constant weight changes nothing: the mean is normalised by the weights' sum
+    np.testing.assert_allclose(est.predict_proba(X), plain.predict_proba(X), rtol=1e-5, atol=1e-6)

@@ -9,8 +9,8 @@ from model import ACTIVATIONS, Network
 from model.fused import FastPath
 
 
-def _numeric_gradient(net: Network, X, y, masks) -> list[np.ndarray]:
-    """Central differences of the full loss (cross-entropy + penalty) for every parameter."""
+def _numeric_gradient(net: Network, X, y, masks, sample_weight=None) -> list[np.ndarray]:
+    """Central differences of the full loss (data loss + penalty) for every parameter."""
     eps = np.finfo(np.float64).eps ** (1 / 3)  # ~6e-6: balances truncation and rounding error
     grads = []
     for p in net.parameters():
@@ -18,9 +18,9 @@ def _numeric_gradient(net: Network, X, y, masks) -> list[np.ndarray]:
         for i in np.ndindex(p.shape):
             old = p[i]
             p[i] = old + eps
-            up = net.loss_and_gradients(X, y, masks=masks)[0]
+            up = net.loss_and_gradients(X, y, masks=masks, sample_weight=sample_weight)[0]
             p[i] = old - eps
-            down = net.loss_and_gradients(X, y, masks=masks)[0]
+            down = net.loss_and_gradients(X, y, masks=masks, sample_weight=sample_weight)[0]
             p[i] = old
             g[i] = (up - down) / (2 * eps)
         grads.append(g)
@@ -49,6 +49,34 @@ def test_gradients_match_central_differences(activation, dropout):
     loss, grads = net.loss_and_gradients(X, y, masks=masks)
     assert np.isfinite(loss)
     for analytic, numeric in zip(grads, _numeric_gradient(net, X, y, masks), strict=True):
+        np.testing.assert_allclose(analytic, numeric, rtol=1e-6, atol=1e-8)
+
+
+LOSS_CASES = {
+    "smoothed cross_entropy": ({"loss": "cross_entropy", "label_smoothing": 0.1}, 3),
+    "squared_error, 2 targets": ({"loss": "squared_error"}, 2),
+    "huber, 1 target": ({"loss": "huber", "huber_delta": 0.4}, 1),
+}
+
+
+@pytest.mark.parametrize("case", LOSS_CASES)
+@pytest.mark.parametrize("activation", ACTIVATIONS)
+@pytest.mark.parametrize("dropout", [0.0, 0.3])
+def test_every_loss_with_sample_weights_matches_central_differences(case, activation, dropout):
+    options, n_out = LOSS_CASES[case]
+    rng = np.random.default_rng(7)
+    net = Network(
+        6, (5, 4), n_out, activation, leaky_slope=0.1, dropout=dropout, l1=0.01, l2=0.02, seed=1, dtype=np.float64,
+        **options,
+    )  # fmt: skip
+    _keep_weights_off_zero(net)
+    X = rng.standard_normal((5, 6))
+    y = rng.integers(0, n_out, 5) if net.loss == "cross_entropy" else rng.standard_normal((5, n_out))
+    w = np.array([0.5, 2.0, 0.0, 1.0, 3.0])  # a zero weight too: that row has no say
+    masks = [(rng.random((5, h)) >= dropout) / (1 - dropout) for h in (5, 4)] if dropout else None
+    loss, grads = net.loss_and_gradients(X, y, masks=masks, sample_weight=w)
+    assert np.isfinite(loss)
+    for analytic, numeric in zip(grads, _numeric_gradient(net, X, y, masks, w), strict=True):
         np.testing.assert_allclose(analytic, numeric, rtol=1e-6, atol=1e-8)
 
 
@@ -115,6 +143,11 @@ def test_save_load_roundtrip_gives_identical_predictions(tmp_path):
         ({"hidden": (3, 0)}, "hidden=(3, 0)"),
         ({"n_classes": 1}, "n_classes=1"),
         ({"dtype": np.int32}, "dtype"),
+        ({"loss": "hinge"}, "loss='hinge'"),
+        ({"label_smoothing": 1.0}, "label_smoothing=1.0"),
+        ({"loss": "huber", "label_smoothing": 0.1}, "label_smoothing applies to cross_entropy only"),
+        ({"loss": "huber", "huber_delta": 0.0}, "huber_delta=0.0"),
+        ({"loss": "squared_error", "n_classes": 0}, "number of targets, at least 1, got n_classes=0"),
     ],
 )
 def test_bad_network_arguments_name_the_value(kwargs, bad):
@@ -186,3 +219,65 @@ def test_a_velocity_of_another_layout_is_refused():
         FastPath(net).momentum_step(
             np.zeros((2, 5), np.float32), np.zeros(2, int), None, scale=-0.1, velocity=np.zeros(3, np.float32), mu=0.9
         )
+
+
+def test_a_regression_network_predicts_numbers_of_its_targets_shape():
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((3000, 4)).astype(np.float32)  # more than one inference chunk
+    one, two = Network(4, (8,), 1, loss="squared_error"), Network(4, (8,), 2, "tanh", loss="huber")
+    assert one.regression and one.n_outputs == 1 and not Network(4, (8,), 2).regression
+    assert one.predict(X).shape == (3000,) and one.predict(X).dtype == np.float32
+    assert two.predict(X).shape == (3000, 2)
+    with pytest.raises(ValueError, match="has no class probabilities: use predict"):
+        one.predict_proba(X)
+
+
+def test_evaluate_scores_regression_by_half_the_squared_error_whatever_the_training_loss():
+    rng = np.random.default_rng(1)
+    X, y = rng.standard_normal((50, 4)), rng.standard_normal(50) * 3
+    w = rng.uniform(0, 2, 50)
+    net = Network(4, (8,), 1, loss="huber", huber_delta=0.1, seed=2, dtype=np.float64)
+    residuals = net.predict(X) - y
+    loss, accuracy = net.evaluate(X, y)
+    assert loss == pytest.approx(0.5 * np.mean(residuals**2), rel=1e-12) and np.isnan(accuracy)
+    assert net.evaluate(X, y, w)[0] == pytest.approx(0.5 * np.average(residuals**2, weights=w), rel=1e-12)
+
+
+def test_evaluate_scores_classes_by_plain_cross_entropy_even_when_smoothed():
+    rng = np.random.default_rng(2)
+    X, y = rng.standard_normal((40, 5)), rng.integers(0, 3, 40)
+    smoothed = Network(5, (6,), 3, label_smoothing=0.3, seed=4, dtype=np.float64)
+    plain = Network(5, (6,), 3, seed=4, dtype=np.float64)
+    assert smoothed.evaluate(X, y) == plain.evaluate(X, y)
+    assert smoothed.loss_and_gradients(X, y)[0] != pytest.approx(plain.loss_and_gradients(X, y)[0], rel=1e-6)
+
+
+@pytest.mark.parametrize("y, message", [
+    (np.array([1.0, np.nan, 2.0]), r"y must be finite, got \[nan\] at row 1"),
+    (np.zeros((3, 2)), r"y must have shape \(3,\) or \(3, 1\) for 1 target\(s\), got \(3, 2\)"),
+    (np.array(["a", "b", "c"]), "y must hold numbers for a regression network, got dtype <U1"),
+])  # fmt: skip
+def test_bad_regression_targets_are_named(y, message):
+    with pytest.raises(ValueError, match=message):
+        Network(2, (3,), 1, loss="squared_error").targets(y, 3)
+
+
+def test_a_regression_network_survives_save_and_load(tmp_path):
+    net = Network(5, (4,), 2, loss="huber", huber_delta=0.7, seed=3)
+    net.save(tmp_path / "net.npz")
+    loaded = Network.load(tmp_path / "net.npz")
+    assert loaded.config() == net.config() and loaded.config()["huber_delta"] == 0.7
+    X = np.random.default_rng(0).standard_normal((10, 5)).astype(np.float32)
+    np.testing.assert_array_equal(loaded.predict(X), net.predict(X))
+
+
+def test_a_network_saved_before_losses_existed_loads_as_cross_entropy(tmp_path):
+    import json
+
+    net = Network(3, (4,), 2, seed=1)
+    old = {k: v for k, v in net.config().items() if k not in ("loss", "label_smoothing")}
+    arrays = {f"p{i}": p for i, p in enumerate(net.parameters())}
+    np.savez(tmp_path / "old.npz", config=np.array(json.dumps(old)), **arrays)
+    loaded = Network.load(tmp_path / "old.npz")
+    assert loaded.loss == "cross_entropy" and loaded.label_smoothing == 0.0
+    np.testing.assert_array_equal(loaded.flat_parameters, net.flat_parameters)

@@ -107,3 +107,49 @@ def test_step_scaled_on_prescaled_gradients_equals_step(name):
         plain.step([g])
         fast.step_scaled([fast.gradient_scale * g])
     np.testing.assert_allclose(w2, w1, rtol=1e-13, atol=1e-15)
+
+
+def test_decoupled_weight_decay_shrinks_the_decayed_weights_before_the_step():
+    W, b = _w(), np.array([0.5])
+    opt = SGD([W, b], lr=0.1, weight_decay=0.5, decayed=[W])
+    opt.step([G, np.array([0.2])])
+    # W * (1 - lr * wd) - lr * g = [1, -2] * 0.95 - [0.05, 0.025] = [0.9, -1.925]; b is not decayed: 0.5 - 0.02
+    np.testing.assert_allclose(W, [0.9, -1.925], rtol=1e-15)
+    np.testing.assert_allclose(b, [0.48], rtol=1e-15)
+
+
+def test_momentum_with_weight_decay_two_steps():
+    w = _w()
+    opt = Momentum([w], lr=0.1, momentum=0.9, weight_decay=1.0)
+    opt.step([G])
+    # decay 1 - 0.1 = 0.9: w = [0.9, -1.8];  v = -0.1*g = [-0.05, -0.025];  w = [0.85, -1.825]
+    np.testing.assert_allclose(w, [0.85, -1.825], rtol=1e-15)
+    opt.step([G])
+    # w = 0.9 * [0.85, -1.825] = [0.765, -1.6425];  v = 0.9*v - 0.1*g = [-0.095, -0.0475];  w = [0.67, -1.69]
+    np.testing.assert_allclose(w, [0.67, -1.69], rtol=1e-14)
+
+
+def test_adamw_step_by_hand():
+    w = _w()
+    opt = Adam([w], lr=0.1, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.2)
+    opt.step([np.array([0.5, -0.25])])
+    # decay: w * (1 - 0.1 * 0.2) = [0.98, -1.96]; then Adam's first step, 0.1 * sign(g) * (1 - eps/|g|):
+    np.testing.assert_allclose(w, [0.98 - 0.1 * (1 - 2e-8), -1.96 + 0.1 * (1 - 4e-8)], rtol=1e-15)
+
+
+@pytest.mark.parametrize("name", ["sgd", "momentum", "nesterov", "adam"])
+def test_zero_weight_decay_changes_nothing_and_float32_stays_float32(name):
+    rng = np.random.default_rng(0)
+    w1 = rng.standard_normal(6).astype(np.float32)
+    w2, w3 = w1.copy(), w1.copy()
+    g = rng.standard_normal(6).astype(np.float32)
+    make_optimizer(name, [w1], lr=0.05).step([g])
+    make_optimizer(name, [w2], lr=0.05, weight_decay=0.0).step([g])
+    make_optimizer(name, [w3], lr=0.05, weight_decay=0.1).step([g])
+    np.testing.assert_array_equal(w1, w2)
+    assert w3.dtype == np.float32 and not np.array_equal(w1, w3)
+
+
+def test_negative_weight_decay_names_the_value():
+    with pytest.raises(ValueError, match="weight_decay=-0.1"):
+        make_optimizer("adam", [np.ones(2)], lr=0.1, weight_decay=-0.1)

@@ -8,7 +8,7 @@ import warnings
 import numpy as np
 import pytest
 
-from model import EpochStats, Network, TrainConfig, TrainResult, train
+from model import EpochStats, Network, TrainConfig, Training, TrainResult, train
 
 
 def _blobs(n: int, seed: int = 0, n_features: int = 10, n_classes: int = 3):
@@ -44,6 +44,10 @@ def _blobs(n: int, seed: int = 0, n_features: int = 10, n_classes: int = 3):
         ("patience", 0, "patience=0"),
         ("seed", -1, "seed=-1"),
         ("batch_size", True, "batch_size=True"),
+        ("loss", "hinge", "loss='hinge'"),
+        ("label_smoothing", 1.0, "label_smoothing=1.0"),
+        ("huber_delta", 0.0, "huber_delta=0.0"),
+        ("weight_decay", -1e-4, "weight_decay=-0.0001"),
     ],
 )
 def test_bad_config_raises_value_error_naming_the_value(field, value, shown):
@@ -195,3 +199,118 @@ def test_momentum_fast_path_matches_the_plain_optimizer_step(monkeypatch):
     plain = train(config, X, y, X[:50], y[:50])
     np.testing.assert_allclose(fast.network.flat_parameters, plain.network.flat_parameters, rtol=1e-4, atol=1e-5)
     assert [s.val_loss for s in fast.history] == pytest.approx([s.val_loss for s in plain.history], rel=1e-4)
+
+
+def test_defaults_leave_every_new_option_off():
+    # the service's deterministic studies rely on TrainConfig() training exactly as before
+    c = TrainConfig()
+    assert (c.loss, c.label_smoothing, c.weight_decay) == ("cross_entropy", 0.0, 0.0)
+
+
+def test_label_smoothing_with_a_regression_loss_is_refused():
+    with pytest.raises(ValueError, match="^label_smoothing applies to cross_entropy only, got label_smoothing=0.1 "):
+        TrainConfig(loss="huber", label_smoothing=0.1)
+
+
+def _friedman(n: int, seed: int = 0):
+    from sklearn.datasets import make_friedman1
+
+    X, y = make_friedman1(n, n_features=8, noise=0.5, random_state=seed)
+    y = (y - y[: n * 4 // 5].mean()) / y[: n * 4 // 5].std()  # standardised on the training rows, as the service will
+    return X.astype(np.float32), y.astype(np.float32)
+
+
+@pytest.mark.parametrize("loss", ["squared_error", "huber"])
+def test_regression_fits_friedman1_and_reports_the_validation_loss(loss):
+    X, y = _friedman(1500)
+    config = TrainConfig(hidden=(64,), loss=loss, epochs=25, batch_size=32, learning_rate=0.01, optimizer="adam")
+    seen: list[EpochStats] = []
+    result = train(config, X[:1200], y[:1200], X[1200:], y[1200:], callback=seen.append)
+    assert result.outcome == "completed" and seen == result.history
+    assert all(math.isnan(s.val_accuracy) for s in result.history)
+    residuals = result.network.predict(X[1200:]) - y[1200:]
+    assert result.history[-1].val_loss == pytest.approx(0.5 * float(np.mean(residuals**2)), rel=1e-4)
+    r2 = 1 - np.mean(residuals**2) / np.var(y[1200:])
+    assert r2 > 0.85, r2
+    assert result.history[-1].val_loss < 0.5 * result.history[0].val_loss
+
+
+def test_regression_takes_several_targets_and_checks_them():
+    X, y = _friedman(300)
+    Y = np.stack([y, -2 * y], axis=1)
+    result = train(TrainConfig(hidden=(8,), loss="squared_error", epochs=2), X, Y, X[:50], Y[:50])
+    assert result.network.n_outputs == 2 and result.network.predict(X[:5]).shape == (5, 2)
+    with pytest.raises(ValueError, match="y_train must have shape"):
+        train(TrainConfig(loss="squared_error"), X, Y[:-1], X, Y)
+    with pytest.raises(ValueError, match=r"y_train must be finite, got \[nan\] at row 4"):
+        train(TrainConfig(loss="squared_error"), X, np.where(np.arange(300) == 4, np.nan, y), X, y)
+    with pytest.raises(ValueError, match=r"n_classes must be the number of targets, 2, for squared_error: n_classes=3"):
+        train(TrainConfig(loss="squared_error"), X, Y, X, Y, n_classes=3)
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"loss": "squared_error", "weight_decay": 1e-2},
+        {"loss": "huber", "optimizer": "adam", "weight_decay": 1e-2},
+        {"label_smoothing": 0.1, "weight_decay": 1e-3, "optimizer": "nesterov"},
+    ],
+    ids=["squared_error momentum", "huber adamw", "smoothed nesterov"],
+)
+def test_parameters_stay_float32_with_weights_smoothing_regression_and_decay(options):
+    X, labels = _blobs(300)
+    y = labels if "loss" not in options else labels.astype(np.float64) - 1.0  # float64 targets are cast
+    w = np.random.default_rng(0).uniform(0, 2, 300)  # float64 weights are cast once
+    config = TrainConfig(hidden=(8, 8), epochs=1, l1=1e-4, l2=1e-4, dropout=0.2, **options)
+    run = Training(config, X.astype(np.float64), y, X[:50], y[:50], sample_weight=w, val_sample_weight=w[:50])
+    run.step()
+    assert run.y_train.dtype == (np.float32 if "loss" in options else labels.dtype)
+    assert run.w_train.dtype == np.float32 and run.w_val.dtype == np.float32
+    assert all(p.dtype == np.float32 for p in run.net.parameters())
+    assert run.net.flat_parameters.dtype == np.float32 and run.finish().outcome == "completed"
+
+
+def test_constant_sample_weights_train_as_no_weights():
+    X, y = _blobs(400)
+    config = TrainConfig(hidden=(16,), epochs=3, dropout=0.2, batch_size=64)
+    plain = train(config, X, y, X[:80], y[:80])
+    weighted = train(config, X, y, X[:80], y[:80], sample_weight=np.full(400, 2.5), val_sample_weight=np.ones(80))
+    np.testing.assert_allclose(weighted.network.flat_parameters, plain.network.flat_parameters, rtol=1e-5, atol=1e-6)
+    assert [s.val_loss for s in weighted.history] == pytest.approx([s.val_loss for s in plain.history], rel=1e-5)
+
+
+def test_integer_sample_weights_train_as_repeated_rows_in_a_full_batch():
+    X, y = _blobs(60)
+    counts = np.arange(60) % 3  # 0, 1 or 2 copies of each row
+    config = TrainConfig(hidden=(8,), epochs=5, batch_size=1000, learning_rate=0.1)
+    weighted = train(config, X, y, X, y, sample_weight=counts)
+    repeated = train(config, np.repeat(X, counts, axis=0), np.repeat(y, counts), X, y)
+    np.testing.assert_allclose(weighted.network.flat_parameters, repeated.network.flat_parameters, rtol=1e-4, atol=1e-6)
+    assert weighted.history[-1].train_loss == pytest.approx(repeated.history[-1].train_loss, rel=1e-5)
+
+
+def test_the_validation_weights_weight_the_validation_loss():
+    X, y = _blobs(200)
+    w = np.where(y[:100] == 0, 5.0, 1.0)
+    config = TrainConfig(hidden=(8,), epochs=1)
+    result = train(config, X[100:], y[100:], X[:100], y[:100], val_sample_weight=w)
+    rows = [result.network.evaluate(X[i : i + 1], y[i : i + 1])[0] for i in range(100)]
+    assert result.history[0].val_loss == pytest.approx(np.average(rows, weights=w), rel=1e-5)
+
+
+def test_weight_decay_shrinks_the_weights_but_not_the_biases():
+    X, y = _blobs(300)
+    base = {"hidden": (32,), "epochs": 5, "optimizer": "adam", "learning_rate": 0.01}
+    plain = train(TrainConfig(**base), X, y, X, y).network
+    decayed = train(TrainConfig(**base, weight_decay=5.0), X, y, X, y).network
+    n = plain.n_weights
+    assert np.linalg.norm(decayed.flat_parameters[:n]) < 0.7 * np.linalg.norm(plain.flat_parameters[:n])
+    assert np.linalg.norm(decayed.flat_parameters[n:]) > 0.3 * np.linalg.norm(plain.flat_parameters[n:])
+
+
+def test_sample_weights_are_checked_with_their_name():
+    X, y = _blobs(50)
+    with pytest.raises(ValueError, match="^sample_weight must be finite and >= 0, got -1.0 at row 0$"):
+        train(TrainConfig(), X, y, X, y, sample_weight=-np.ones(50))
+    with pytest.raises(ValueError, match=r"^val_sample_weight must have shape \(50,\)"):
+        train(TrainConfig(), X, y, X, y, val_sample_weight=np.ones(3))
