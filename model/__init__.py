@@ -20,6 +20,7 @@ from .train import EpochStats, Training, TrainResult, train
 
 if TYPE_CHECKING:
     from .estimator import MLPClassifier
+    from .regressor import MLPRegressor
 
 __all__ = [
     "ACTIVATIONS",
@@ -29,6 +30,7 @@ __all__ = [
     "EpochStats",
     "LOSSES",
     "MLPClassifier",
+    "MLPRegressor",
     "Network",
     "TrainConfig",
     "TrainResult",
@@ -39,9 +41,13 @@ __all__ = [
 
 
 def __getattr__(name: str) -> object:
-    """``MLPClassifier`` on first use: it imports scikit-learn (~0.7 s), which the search's workers never need."""
+    """The estimators on first use: they import scikit-learn (~0.7 s), which the search's workers never need."""
     if name == "MLPClassifier":
         from .estimator import MLPClassifier
 
         return MLPClassifier
+    if name == "MLPRegressor":
+        from .regressor import MLPRegressor
+
+        return MLPRegressor
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
