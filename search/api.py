@@ -135,6 +135,13 @@ class Study:
     def predict_proba(self, X: Any) -> np.ndarray:
         return self.final_networks().predict_proba(X)
 
+    def export(self, path: str | Path, format: str = "onnx") -> Path:
+        """Write the final networks, behind the study's preprocessing, as one ONNX file
+        (``python -m search export``); returns the file."""
+        from search.readers.export import export_study
+
+        return export_study(self.name, self.storage, path, format=format).path
+
     def report(self, path: str | Path | None = None, format: str = "html") -> Path:
         """Write the study's report (``python -m search report``); returns the file."""
         from search.readers.report import write_report

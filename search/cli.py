@@ -22,6 +22,7 @@ from search.coordinator.coordinator import Interrupted
 from search.coordinator.job import Execution, run_job
 from search.errors import SearchError
 from search.outcome import format_outcome
+from search.readers.export import FORMATS as EXPORT_FORMATS
 from search.readers.results import REPORT_FORMATS
 from search.settings import (
     DATA_DIR,
@@ -154,6 +155,13 @@ def build_parser() -> argparse.ArgumentParser:
                          help="a category never seen in training: an error naming it, or encoded as none "
                               "(default %(default)s)")
     _add_storage(predict)
+
+    export = sub.add_parser("export", help="the final networks with the study's preprocessing as one ONNX file")
+    _add_study(export)
+    export.add_argument("--format", choices=EXPORT_FORMATS, default=EXPORT_FORMATS[0],
+                        help="file format (default %(default)s)")
+    export.add_argument("--out", metavar="FILE", required=True, help="the file to write, e.g. model.onnx")
+    _add_storage(export)
     return parser
 
 
@@ -243,8 +251,15 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_export(args: argparse.Namespace) -> int:
+    from search.readers.export import export_study
+
+    print(export_study(args.study, args.storage, args.out, format=args.format).text)
+    return 0
+
+
 COMMANDS = {"run": _cmd_run, "resume": _cmd_resume, "show": _cmd_show, "plot": _cmd_plot, "best": _cmd_best,
-            "report": _cmd_report, "predict": _cmd_predict}
+            "report": _cmd_report, "predict": _cmd_predict, "export": _cmd_export}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
