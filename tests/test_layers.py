@@ -77,6 +77,7 @@ HEAVY = ("joblib.externals.loky", "distributed", "dask", "scipy.optimize")
         "search.readers.ensemble",
         "search.readers.winner",
         "search.readers.report",
+        "search.readers.export",
         "search.settings",
         "search.workers",
     ],
