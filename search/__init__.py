@@ -1,8 +1,8 @@
 """Parallel Optuna hyperparameter search for the NumPy networks of ``model``.
 
 From Python: ``search.run(...)`` is ``python -m search run``, ``search.load(study)``
-opens a stored study, ``search.SearchCV`` is the service as a scikit-learn
-estimator. These and ``load_results`` and friends import pandas, which worker
+opens a stored study, ``search.SearchCV`` (``SearchCVRegressor`` for numbers) is the
+service as a scikit-learn estimator. These and ``load_results`` and friends import pandas, which worker
 processes never need, so they are loaded on first use.
 """
 
@@ -15,6 +15,7 @@ __all__ = [
     "load",
     "Study",
     "SearchCV",
+    "SearchCVRegressor",
     "load_results",
     "load_curves",
     "load_finalists",
@@ -30,10 +31,10 @@ def __getattr__(name: str) -> Any:
         from search import api
 
         return getattr(api, name)
-    if name == "SearchCV":
-        from search.sklearn import SearchCV
+    if name in ("SearchCV", "SearchCVRegressor"):
+        from search import sklearn
 
-        return SearchCV
+        return getattr(sklearn, name)
     if name in ("load_results", "load_curves", "load_finalists"):
         from search.readers import results
 

@@ -49,29 +49,33 @@ class Best:
 
     trial: int
     params: dict[str, Any]
-    val_accuracy: float  # mean over the finalist's fresh runs (the search trial's own, without finalists)
+    val_accuracy: float  # mean over the finalist's fresh runs (the search trial's own, without finalists); NaN: numbers
     val_accuracy_sd: float | None  # over those runs; None for one run
     runs: int
+    metric: str = "accuracy"  # the measure the study shows first: its metric, or its task's (search/study/metrics.py)
+    score: float = math.nan  # the mean validation score of ``metric`` over the same runs
+    score_sd: float | None = None
 
     @classmethod
-    def of(cls, winner: Winner) -> Best:
-        accuracies = [float(t.user_attrs["val_accuracy"]) for t in winner.runs if "val_accuracy" in t.user_attrs]
-        if not accuracies:
-            accuracies = [float(winner.trial.user_attrs.get("val_accuracy", float("nan")))]
-        sd = fin.spread(accuracies)
-        return cls(
-            winner.trial.number,
-            dict(winner.trial.params),
-            statistics.fmean(accuracies),
-            None if math.isnan(sd) else sd,
-            len(accuracies),
-        )
+    def of(cls, winner: Winner, metric: str = "accuracy") -> Best:
+        accuracy, accuracy_sd, runs = _mean_score(winner, "accuracy")
+        score, score_sd, _ = _mean_score(winner, metric)
+        return cls(winner.trial.number, dict(winner.trial.params), accuracy, accuracy_sd, runs, metric, score, score_sd)
 
     def __str__(self) -> str:
-        spread = "" if self.val_accuracy_sd is None else f" ± {self.val_accuracy_sd:.4f}"
+        spread = "" if self.score_sd is None else f" ± {self.score_sd:.4f}"
         params = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in self.params.items())
-        accuracy = f"validation accuracy {self.val_accuracy:.4f}{spread} over {self.runs} run(s)"
-        return f"trial {self.trial}: {accuracy}; {params}"
+        measure = f"validation {self.metric} {self.score:.4f}{spread} over {self.runs} run(s)"
+        return f"trial {self.trial}: {measure}; {params}"
+
+
+def _mean_score(winner: Winner, metric: str) -> tuple[float, float | None, int]:
+    """(mean, sd or None, runs) of ``metric`` over the winner's fresh runs, else of its search trial."""
+    values = [v for t in winner.runs if (v := fin.trial_score(t, metric)) is not None]
+    if not values:
+        values = [v if (v := fin.trial_score(winner.trial, metric)) is not None else math.nan]
+    sd = fin.spread(values)
+    return statistics.fmean(values), None if math.isnan(sd) else sd, len(values)
 
 
 @dataclass
@@ -104,7 +108,8 @@ class Study:
     def best(self) -> Best:
         from search.study.winner import load_winner
 
-        return Best.of(load_winner(self.name, self.storage)[1])
+        spec, winner, _ = load_winner(self.name, self.storage)
+        return Best.of(winner, spec.metric_name)
 
     def retrain(self, seeds: int = 1, jobs: int | None = None, out: str | Path | None = None):
         """Train the winner ``seeds`` times on train + validation and score it once on the test split, as

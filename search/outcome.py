@@ -27,7 +27,7 @@ def format_summary(s: RunSummary, url: str, jobs: int, record: dict[str, Any] | 
     best = (
         "-"
         if s.best_number is None
-        else (f"trial {s.best_number}: val loss {s.best_value:.4f}, val accuracy {s.best_accuracy:.4f}")
+        else f"trial {s.best_number}: val {s.measure} {_score(s.best_score)}, val loss {s.best_value:.4f}"
     )
     rows = [
         ("study", f"{s.study}  ({url})"),
@@ -52,6 +52,10 @@ def format_summary(s: RunSummary, url: str, jobs: int, record: dict[str, Any] | 
     ]
     width = max(len(k) for k, _ in rows)
     return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
+
+
+def _score(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4f}"
 
 
 def format_budget(r: JobResult) -> str:

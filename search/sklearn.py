@@ -1,4 +1,5 @@
-"""``SearchCV``: the service as a scikit-learn meta-estimator, for ``Pipeline`` and ``cross_val_score``.
+"""``SearchCV`` and ``SearchCVRegressor``: the service as scikit-learn meta-estimators, for ``Pipeline`` and
+``cross_val_score``.
 
 Not a second search loop: ``fit`` is ``search.run`` on ``(X, y)`` (real
 workers, storage, pruning, finalists), then the winner retrained on all of
@@ -20,25 +21,27 @@ from typing import Any
 import numpy as np
 import optuna
 from optuna.trial import FrozenTrial, TrialState
-from sklearn.base import BaseEstimator, ClassifierMixin
-from sklearn.ensemble import VotingClassifier
+from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
+from sklearn.ensemble import VotingClassifier, VotingRegressor
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from model import MLPClassifier
+from model import MLPClassifier, MLPRegressor
 from model.datasets.prepare import TEST_FRACTION
 from search.api import Best, Study, optuna_quiet, run_study
 from search.budget.ensemble import winner_ensemble_size
 from search.inputs import data_settings
-from search.study.finalists import is_finalist_run
+from search.study.finalists import is_finalist_run, trial_score
+from search.study.metrics import CLASSIFICATION, REGRESSION, rank_key
 from search.study.space import config_from_params
 from search.study.spec import StudySpec
+from search.study.weights import sample_weights
 from search.study.winner import Winner, final_epochs, final_seed, load_winner
 from search.workers import worker_count
 
-__all__ = ["SearchCV"]
+__all__ = ["SearchCV", "SearchCVRegressor"]
 
 # Every parameter of SearchCV is a keyword of ``search.run`` of the same name, except these:
 # scikit-learn's names for three of them, and refit, SearchCV's own (tests/search/test_searchcv.py
@@ -47,15 +50,18 @@ RENAMED = {"n_trials": "trials", "n_jobs": "jobs", "study_name": "study"}
 OWN = ("refit",)
 
 
-class SearchCV(ClassifierMixin, BaseEstimator):
-    """Search the NumPy network's hyperparameters on ``(X, y)``; predict with the winner, retrained on all of ``X``.
+class _Search(BaseEstimator):
+    """What both estimators share: the search (``search.run`` on ``(X, y)``) and reading its winner.
 
     ``space``: a mapping in a preset's ``[space]`` form (docs/space.md), laid over
     the default space; ``n_trials``/``budget``/``epochs``/``cv``/``finalists``/
-    ``seed``: the ``run`` settings of those names (``budget``: ``"2m"`` or
-    seconds); ``n_jobs``: worker processes. ``storage``/``study_name``: keep the
-    study (it can then be opened with ``search.load``).
+    ``seed``/``metric``/``class_weight``: the ``run`` settings of those names (``budget``:
+    ``"2m"`` or seconds; ``metric``: what chooses the winner and ``best_score_`` holds);
+    ``n_jobs``: worker processes. ``storage``/``study_name``: keep the study (it can
+    then be opened with ``search.load``).
     """
+
+    _task: str  # the run's --task
 
     def __init__(
         self,
@@ -69,6 +75,8 @@ class SearchCV(ClassifierMixin, BaseEstimator):
         epochs: int | None = None,
         finalists: int | None = None,
         seed: int | None = None,
+        metric: str | None = None,
+        class_weight: str | None = None,
         refit: bool = True,
         progress: bool = False,
     ) -> None:
@@ -82,13 +90,13 @@ class SearchCV(ClassifierMixin, BaseEstimator):
         self.epochs = epochs
         self.finalists = finalists
         self.seed = seed
+        self.metric = metric
+        self.class_weight = class_weight
         self.refit = refit
         self.progress = progress
 
-    def fit(self, X: Any, y: Any) -> SearchCV:
+    def _search(self, X: np.ndarray, y: np.ndarray) -> None:
         started = time.monotonic()
-        X, y = validate_data(self, X, y, dtype=np.float64)
-        check_classification_targets(y)
         with tempfile.TemporaryDirectory(prefix="searchcv-") as tmp:
             url = self.storage or f"sqlite:///{Path(tmp) / 'study.db'}"
             # the study holds out its own test split (20%, never seen by the search, scored by
@@ -97,18 +105,18 @@ class SearchCV(ClassifierMixin, BaseEstimator):
             params = self.get_params(deep=False)
             settings = {RENAMED.get(k, k): v for k, v in params.items() if k not in OWN and v is not None}
             settings["storage"] = url
+            settings["task"] = self._task
             if self.space is not None:
                 settings["space"] = dict(self.space)
             # a budget's last share is the refit below, not the service's final networks
             study = run_study(path, None, settings, train_ensemble=False)
             self._read(study, X, y, started)
-        return self
 
     def _read(self, study: Study, X: np.ndarray, y: np.ndarray, started: float) -> None:
         spec, winner, _ = load_winner(study.name, study.storage)
         config = config_from_params(winner.trial.params, spec.space, final_epochs(spec, winner), spec.seed)
         self.best_params_ = {k: v for k, v in dataclasses.asdict(config).items() if k != "seed"}
-        self.best_score_ = Best.of(winner).val_accuracy
+        self.best_score_ = Best.of(winner, spec.metric_name).score
         if self.storage is None:  # the temporary file goes: keep a copy in memory
             memory = optuna.storages.InMemoryStorage()
             with optuna_quiet():
@@ -116,7 +124,7 @@ class SearchCV(ClassifierMixin, BaseEstimator):
             self.study_ = optuna.load_study(study_name=study.name, storage=memory)
         else:
             self.study_ = optuna.load_study(study_name=study.name, storage=study.storage)
-        self.cv_results_ = _cv_results(self.study_.get_trials(deepcopy=False))
+        self.cv_results_ = _cv_results(self.study_.get_trials(deepcopy=False), spec.metric_name)
         numbers = list(self.cv_results_["trial"])
         self.best_index_ = numbers.index(winner.trial.number)
         self.n_features_in_ = X.shape[1]
@@ -126,8 +134,9 @@ class SearchCV(ClassifierMixin, BaseEstimator):
     def _refit(self, spec: StudySpec, winner: Winner, X: np.ndarray, y: np.ndarray, started: float) -> Pipeline:
         """The study's preprocessing of feature rows, then the winner trained on all of ``X``.
 
-        With a budget, as many networks as its last share trains, averaged (soft voting) as
-        the service's final networks are (``budget.ensemble``); else one.
+        With a budget, as many networks as its last share trains, averaged (soft voting, or
+        the mean of the predictions) as the service's final networks are (``budget.ensemble``);
+        else one. Balanced class weights weigh the rows as the study's networks were weighed.
         """
         networks, epochs = 1, self.best_params_["epochs"]
         jobs = worker_count(self.n_jobs)
@@ -135,16 +144,47 @@ class SearchCV(ClassifierMixin, BaseEstimator):
             left = spec.budget - (time.monotonic() - started)
             networks, epochs = winner_ensemble_size(spec, winner, left, jobs, rows=1 / (1 - TEST_FRACTION))
         params = self.best_params_ | {"epochs": epochs}
-        if networks == 1:
-            model: BaseEstimator = MLPClassifier(**params, seed=spec.seed)
-        else:
-            members = [(f"seed{k}", MLPClassifier(**params, seed=final_seed(spec.seed, k))) for k in range(networks)]
-            model = VotingClassifier(members, voting="soft", n_jobs=min(networks, jobs))
-        return Pipeline([("scale", StandardScaler()), ("mlp", model)]).fit(X, y)
+        model = self._ensemble(
+            [self._network(params, spec.seed if networks == 1 else final_seed(spec.seed, k)) for k in range(networks)],
+            min(networks, jobs),
+        )
+        weights, _ = sample_weights(spec.class_weight, y)
+        fit = {} if weights is None else {"mlp__sample_weight": weights}
+        return Pipeline([("scale", StandardScaler()), ("mlp", model)]).fit(X, y, **fit)
+
+    def _network(self, params: dict[str, Any], seed: int) -> BaseEstimator:
+        raise NotImplementedError
+
+    def _ensemble(self, members: list[BaseEstimator], jobs: int) -> BaseEstimator:
+        raise NotImplementedError
 
     def predict(self, X: Any) -> np.ndarray:
         check_is_fitted(self, "best_estimator_")
         return self.best_estimator_.predict(X)
+
+
+class SearchCV(ClassifierMixin, _Search):
+    """Search the NumPy network's hyperparameters on ``(X, y)``; predict with the winner, retrained on all of ``X``.
+
+    A classifier (``score`` is accuracy); ``SearchCVRegressor`` is the same search for
+    numbers. The parameters are ``_Search``'s.
+    """
+
+    _task = CLASSIFICATION
+
+    def fit(self, X: Any, y: Any) -> SearchCV:
+        X, y = validate_data(self, X, y, dtype=np.float64)
+        check_classification_targets(y)
+        self._search(X, y)
+        return self
+
+    def _network(self, params: dict[str, Any], seed: int) -> BaseEstimator:
+        return MLPClassifier(**params, seed=seed)
+
+    def _ensemble(self, members: list[BaseEstimator], jobs: int) -> BaseEstimator:
+        if len(members) == 1:
+            return members[0]
+        return VotingClassifier([(f"seed{k}", m) for k, m in enumerate(members)], voting="soft", n_jobs=jobs)
 
     @property
     def classes_(self) -> np.ndarray:
@@ -156,15 +196,40 @@ class SearchCV(ClassifierMixin, BaseEstimator):
         return self.best_estimator_.predict_proba(X)
 
 
-def _cv_results(trials: list[FrozenTrial]) -> dict[str, Any]:
+class SearchCVRegressor(RegressorMixin, _Search):
+    """``SearchCV`` for a numeric target: a regression study (``metric`` rmse, mae or r2; ``score`` is R²).
+
+    ``best_score_`` is the winner's validation score of the study's metric, in the
+    target's units for RMSE and MAE (lower is better there, unlike scikit-learn's
+    negated scorers).
+    """
+
+    _task = REGRESSION
+
+    def fit(self, X: Any, y: Any) -> SearchCVRegressor:
+        X, y = validate_data(self, X, y, dtype=np.float64, y_numeric=True)
+        self._search(X, y)
+        return self
+
+    def _network(self, params: dict[str, Any], seed: int) -> BaseEstimator:
+        return MLPRegressor(**params, seed=seed)
+
+    def _ensemble(self, members: list[BaseEstimator], jobs: int) -> BaseEstimator:
+        if len(members) == 1:
+            return members[0]
+        return VotingRegressor([(f"seed{k}", m) for k, m in enumerate(members)], n_jobs=jobs)
+
+
+def _cv_results(trials: list[FrozenTrial], metric: str = "accuracy") -> dict[str, Any]:
     """scikit-learn's dict of arrays, one entry per finished search trial: ``pd.DataFrame(cv_results_)`` reads it.
 
-    ``mean_test_score`` is the trial's validation accuracy (the mean over its folds
-    with ``cv``); the finalists' fresh runs are in ``search.load(...).finalists()``.
+    ``mean_test_score`` is the trial's validation score of ``metric`` (the mean over its
+    folds with ``cv``), ranked best first by the metric's direction; the finalists' fresh
+    runs are in ``search.load(...).finalists()``.
     """
     done = [t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED) and not is_finalist_run(t)]
-    scores = np.array([float(t.user_attrs.get("val_accuracy", np.nan)) for t in done])
-    order = np.argsort(-np.nan_to_num(scores, nan=-np.inf), kind="stable")
+    scores = np.array([np.nan if (v := trial_score(t, metric)) is None else v for t in done], dtype=float)
+    order = np.argsort([rank_key(metric, v) for v in scores], kind="stable")
     ranks = np.empty(len(done), dtype=np.int32)
     ranks[order] = np.arange(1, len(done) + 1)
     results: dict[str, Any] = {

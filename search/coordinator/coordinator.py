@@ -42,6 +42,7 @@ from search.errors import SearchError, StudyFailedError, root_cause
 from search.study import finalists as fin
 from search.study import keys
 from search.study.dataref import DataRef
+from search.study.metrics import reported
 from search.study.pruning import Curve, make_pruner, snapshot
 from search.study.space import suggest
 from search.study.spec import StudySpec, as_finalist
@@ -94,7 +95,7 @@ class Coordinator:
         # run's time still counts when it resumes); None: no budget
         self._spent_before, self._spent_stored = spent_before, 0.0
         self.max_failures, self.prefetch = max_failures, prefetch
-        self.summary = RunSummary(spec.name)
+        self.summary = RunSummary(spec.name, measure=spec.metric_name, metric=spec.metric)
         counted = None if deadlines is not None and deadlines.budgeted and spec.trials >= TRIAL_CEILING else spec.trials
         self._progress = Progress(self.summary, counted, enabled=progress)
         self._consecutive_failures = 0  # failed trials since the last finished one
@@ -140,13 +141,14 @@ class Coordinator:
 
     def _task(self, number: int, trial: optuna.Trial, planned: Planned, seed: int) -> TrialTask:
         spec = self.spec
+        scores, weights = reported(spec.task, spec.metric), spec.class_weight
         if planned.finalist:  # longer, never pruned, on its own fresh folds
             config = as_finalist(spec, suggest(trial, spec.space, spec.finalist_epochs, seed))
             return TrialTask(spec.name, number, config, self.data, "none", (), spec.finalist_cv,
-                             fin.folds_seed(spec.seed, planned.attrs[keys.REPEAT]), spec.selection)
+                             fin.folds_seed(spec.seed, planned.attrs[keys.REPEAT]), spec.selection, scores, weights)
         config = suggest(trial, spec.space, spec.epochs, seed)
         return TrialTask(spec.name, number, config, self.data, spec.pruner, snapshot(self._curves, self._pruner),
-                         spec.cv, fin.folds_seed(spec.seed, 0), spec.selection)
+                         spec.cv, fin.folds_seed(spec.seed, 0), spec.selection, scores, weights)
 
     def _dispatch(self) -> None:
         start = time.perf_counter()
@@ -238,7 +240,7 @@ class Coordinator:
             keys.TRAIN_LOSS: result.train_loss, keys.SECONDS: round(result.seconds, 4),
             keys.HOST: result.host, keys.PID: result.pid, keys.OUTCOME: result.outcome,
             keys.STOP_REASON: result.reason, keys.PEAK_RSS: round(result.peak_rss_mb, 1),
-        }
+        } | {keys.VAL_SCORE.format(name): value for name, value in result.scores.items()}
         frozen = self._mirror.finish(pending.number, result, attrs)
         self.summary.count_ran(epochs, pending.task.config.epochs, finalist=pending.run.finalist)
         if not pending.run.finalist:
@@ -250,7 +252,8 @@ class Coordinator:
                 self._search_seconds.append(result.seconds)
             self._curves.append(curve(pending.number, complete, frozen.value, list(result.values),
                                       result.system_attrs))
-            self.summary.count_search_trial(pending.number, complete, result.value, result.val_accuracy)
+            score = result.scores.get(self.summary.measure, result.val_accuracy)
+            self.summary.count_search_trial(pending.number, complete, result.value, score)
         self._progress.update()
 
     # ---------------------------------------------------------------- loop
@@ -302,7 +305,7 @@ class Coordinator:
     def _plan_finalists(self) -> None:
         """Choose the finalists from the finished search and queue their missing runs."""
         trials = self._mirror.trials()
-        chosen = fin.choose(trials, self.spec.finalists)
+        chosen = fin.choose(trials, self.spec.finalists, self.spec.metric)
         if self.deadlines is not None and self.deadlines.budgeted:  # as many as the time left runs, best first
             left = max(self.deadlines.stop - self._elapsed(), 0.0) * self.executor.n_workers
             def cost(trials: list[optuna.trial.FrozenTrial]) -> float:

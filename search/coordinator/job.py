@@ -32,9 +32,9 @@ from search.coordinator.create import create_or_continue
 from search.errors import SearchError
 from search.study import keys
 from search.study.datafile import check_unchanged, record_in
-from search.study.dataref import DataRef
+from search.study.dataref import DataRef, task_decided, task_of
 from search.study.durations import format_duration
-from search.study.spec import StudySpec, with_plan
+from search.study.spec import StudySpec, with_plan, with_task
 from search.study.storage import default_url, open_storage, peek_study_attrs
 from search.study.stored import load_spec
 from search.study.winner import load_winner
@@ -101,6 +101,7 @@ class _Loaded:
     dataset: Dataset
     url: str
     attrs: dict[str, Any] | None  # the existing study's user attrs; None: there is no such study
+    spec: StudySpec  # the spec asked for, with its task: the stored study's, or the data's (``with_task``)
 
 
 def run_job(
@@ -119,6 +120,9 @@ def run_job(
     """
     started = time.monotonic()
     loaded = _load(spec, options)
+    if spec.task is None and loaded.attrs is None and announce is not None:
+        announce(task_decided(loaded.dataset))
+    spec = loaded.spec
     stored = _stored(loaded.attrs)
     spent_before = stored[1] if stored else 0.0
     budget = spec.budget if stored is None or "budget" in given else stored[0].budget
@@ -147,11 +151,15 @@ def run_job(
 
 def _load(spec: StudySpec, options: Execution) -> _Loaded:
     """The data, checked against the study's file record, and one read-only look at the study."""
-    data = DataRef.of(spec, options.data_dir)
     url = options.storage or default_url(spec.name)
     attrs = peek_study_attrs(url, spec.name)
+    stored = _stored(attrs)
+    spec = spec if stored is None else with_task(spec, stored[0].task)  # an existing study keeps its question
+    data = DataRef.of(spec, options.data_dir)
     check_unchanged(record_in(attrs), data, spec.name)  # before the file is converted again
     dataset = data.load()  # before any file is written: a missing data set changes nothing
+    spec = with_task(spec, task_of(dataset))  # a new study's task left to its target
+    data = dataclasses.replace(data, task=spec.task)
     logger.info(
         "%s: %d train / %d validation / %d test samples, %d features, %d classes",
         spec.data_name,
@@ -161,7 +169,7 @@ def _load(spec: StudySpec, options: Execution) -> _Loaded:
         dataset.n_features,
         dataset.n_classes,
     )
-    return _Loaded(data, dataset, url, attrs)
+    return _Loaded(data, dataset, url, attrs, spec)
 
 
 def _plan(

@@ -17,6 +17,7 @@ from optuna.trial import FrozenTrial, TrialState
 from tqdm.auto import tqdm  # a widget in a notebook, the text bar in a terminal
 
 from search.study import finalists as fin
+from search.study.metrics import rank_key
 
 
 @dataclass
@@ -34,8 +35,10 @@ class RunSummary:
     epochs_run: int = 0  # in this run
     epochs_budget: int = 0  # in this run: trials x max epochs
     best_value: float | None = None
-    best_accuracy: float | None = None
+    best_score: float | None = None  # the best search trial's validation score of ``measure``
     best_number: int | None = None
+    measure: str = "accuracy"  # the score it shows: the study's metric, or its task's (search/study/metrics.py)
+    metric: str | None = None  # the study's metric, which names the best trial; None: the objective does
     wall_seconds: float = 0.0
     worker_busy: float = 0.0  # fraction of worker time spent in tasks after start-up
     worker_peak_rss_mb: float = 0.0
@@ -52,13 +55,12 @@ class RunSummary:
         self.complete, self.pruned = counts[TrialState.COMPLETE], counts[TrialState.PRUNED]
         self.finished = self.complete + self.pruned
         self.finalist_runs = sum(1 for t in trials if fin.is_finalist_run(t) and t.state in fin.FINISHED)
-        complete = [t for t in search if t.state == TrialState.COMPLETE]
-        if complete:  # the best so far includes earlier runs of the study
-            best = min(complete, key=lambda t: cast(float, t.value))  # complete: it has a value
-            self.best_value, self.best_accuracy, self.best_number = (
-                best.value,
-                best.user_attrs.get("val_accuracy"),
-                best.number,
+        best = fin.choose(search, 1, self.metric)
+        if best:  # the best so far includes earlier runs of the study
+            self.best_value, self.best_score, self.best_number = (
+                best[0].value,
+                fin.trial_score(best[0], self.measure),
+                best[0].number,
             )
 
     def count_task(self, pid: int, started: float, finished: float, peak_rss_mb: float) -> None:
@@ -73,13 +75,25 @@ class RunSummary:
         self.epochs_budget += budget
         self.finalist_runs += finalist
 
-    def count_search_trial(self, number: int, complete: bool, value: float | None, val_accuracy: float | None) -> None:
-        """A search trial finished: complete (with its value) or pruned."""
+    def count_search_trial(self, number: int, complete: bool, value: float | None, score: float | None) -> None:
+        """A search trial finished: complete (with its value and its score of ``measure``) or pruned."""
         self.finished += 1
         self.complete += complete
         self.pruned += not complete
-        if complete and value is not None and (self.best_value is None or value < self.best_value):
-            self.best_value, self.best_accuracy, self.best_number = value, val_accuracy, number
+        if complete and value is not None and (self.best_value is None or self._better(value, score)):
+            self.best_value, self.best_score, self.best_number = value, score, number
+
+    def _better(self, value: float, score: float | None) -> bool:
+        """Better than the best so far: by the metric where the study names one (ties by value), else by value."""
+        if self.metric is None:
+            return value < cast(float, self.best_value)
+        new, old = rank_key(self.metric, score), rank_key(self.metric, self.best_score)
+        return new < old or (new == old and value < cast(float, self.best_value))
+
+    @property
+    def best_accuracy(self) -> float | None:
+        """The best trial's validation accuracy, where accuracy is the score shown."""
+        return self.best_score if self.measure == "accuracy" else None
 
     def close(self, wall_seconds: float, write_seconds: Mapping[str, list[float]]) -> None:
         """The figures known only at the end: wall time, storage write times, worker use."""
@@ -129,8 +143,9 @@ class Progress:
         if self._bar is not None:
             s = self._summary
             self._bar.n = self._done()
-            best = "-" if s.best_accuracy is None else f"{s.best_accuracy:.4f}"
-            self._bar.set_postfix_str(f"pruned={s.pruned} failed={s.failed} best_val_acc={best}", refresh=True)
+            best = "-" if s.best_score is None else f"{s.best_score:.4f}"
+            name = "acc" if s.measure == "accuracy" else s.measure
+            self._bar.set_postfix_str(f"pruned={s.pruned} failed={s.failed} best_val_{name}={best}", refresh=True)
 
     def expect(self, more: int) -> None:
         """``more`` runs are planned beyond those counted so far (the finalist stage)."""

@@ -18,6 +18,7 @@ from optuna.distributions import CategoricalDistribution, FloatDistribution, Int
 from optuna.trial import FrozenTrial
 
 from search.study import keys
+from search.study.metrics import METRICS
 
 STATES = ("COMPLETE", "PRUNED", "FAIL", "RUNNING", "WAITING")
 OUTCOMES = ("complete", "pruned", "diverged")
@@ -103,29 +104,35 @@ def trials_frame(trials: list[FrozenTrial], space: dict[str, Any] | None = None)
     """Flatten Optuna trials into one typed row each.
 
     ``value`` is the objective (NaN when none: FAIL, RUNNING, a diverged prune);
+    ``val_<metric>`` columns (``val_rmse``, ``val_balanced_accuracy``...) follow it where the
+    trials hold scores beyond ``val_accuracy``;
     ``l2``/``l1`` are 0.0 where their ``*_on`` switch was False; ``hidden`` spells
     the layer widths ("256-128"); parameters a preset fixed get their fixed value.
     """
     space = space or {}
     trials = sorted(trials, key=lambda t: t.number)
+    # the validation scores beyond accuracy that the trials hold (a metric's, or regression's RMSE, MAE, R²)
+    scored = [keys.VAL_SCORE.format(m) for m in METRICS if m != "accuracy"]
+    scores = [name for name in scored if any(name in t.user_attrs for t in trials)]
     rows: list[dict[str, Any]] = []
     dists: dict[str, list[Any]] = {}
     for t in trials:
         row: dict[str, Any] = {"number": t.number, "state": t.state.name, "value": t.value}
-        row |= {k: t.user_attrs.get(k) for k in _ATTR_DTYPES}
+        row |= {k: t.user_attrs.get(k) for k in (*scores, *_ATTR_DTYPES)}
         row |= {"started": t.datetime_start, "completed": t.datetime_complete}
         row |= t.params
         for name, dist in t.distributions.items():
             dists.setdefault(name, []).append(dist)
         rows.append(row)
-    df = pd.DataFrame(rows, columns=["number", "state", "value", *_ATTR_DTYPES, "started", "completed"])
+    df = pd.DataFrame(rows, columns=["number", "state", "value", *scores, *_ATTR_DTYPES, "started", "completed"])
     df = pd.concat(
         [df, pd.DataFrame([{k: r[k] for k in dists if k in r} for r in rows], columns=list(dists), dtype=object)],
         axis=1,
     )
     df["number"] = df["number"].astype("int64")
     df["state"] = pd.Categorical(df["state"], categories=STATES)
-    df["value"] = pd.to_numeric(df["value"], errors="coerce").astype("float64")
+    for name in ("value", *scores):
+        df[name] = pd.to_numeric(df[name], errors="coerce").astype("float64")
     for name, dtype in _ATTR_DTYPES.items():
         categories = {"outcome": OUTCOMES, keys.STAGE: keys.STAGES}
         df[name] = _typed(df[name], pd.CategoricalDtype(categories[name]) if dtype == "category" else dtype)
@@ -153,7 +160,7 @@ def trials_frame(trials: list[FrozenTrial], space: dict[str, Any] | None = None)
     df["hidden"] = pd.Series([h for _, h in depth_hidden], index=df.index, dtype="string")
     df["n_layers"] = pd.Series([d for d, _ in depth_hidden], index=df.index, dtype="Int64")
 
-    fixed_cols = ["number", "state", "value", *_ATTR_DTYPES, "started", "completed", "duration_s"]
+    fixed_cols = ["number", "state", "value", *scores, *_ATTR_DTYPES, "started", "completed", "duration_s"]
     units = sorted((c for c in df.columns if c.startswith("units_l")), key=lambda c: int(c[len("units_l") :]))
     params = [c for c in df.columns if c not in fixed_cols and c not in units and c not in ("hidden", "n_layers")]
     params.sort(key=lambda c: (_PARAM_ORDER.index(c) if c in _PARAM_ORDER else len(_PARAM_ORDER), c))

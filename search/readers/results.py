@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import logging
+import math
+import statistics
 from collections.abc import Sequence
 from typing import Any
 
@@ -21,6 +23,7 @@ from search.errors import SearchError
 from search.readers.frames import curves_frame, trials_frame
 from search.study import finalists as fin
 from search.study import keys
+from search.study.metrics import METRICS, question, rank_key, shown
 from search.study.storage import default_url, open_storage
 from search.study.stored import no_such_study
 
@@ -28,26 +31,19 @@ logger = logging.getLogger(__name__)
 
 FINISHED = tuple(state.name for state in fin.FINISHED)  # as the state column spells them
 
-# the columns of the finalist table, before the parameters
-_FINALIST_DTYPES = {
-    "finalist_of": "int64",
-    "runs": "int64",
-    "value_mean": "float64",
-    "value_sd": "float64",
-    "val_accuracy_mean": "float64",
-    "val_accuracy_sd": "float64",
-    "diverged": "int64",
-}
+# the columns of the finalist table around its scores' (val_<metric>_mean and _sd, the study's metric first)
+_FINALIST_HEAD = {"finalist_of": "int64", "runs": "int64"}
+_FINALIST_TAIL = {"value_mean": "float64", "value_sd": "float64", "diverged": "int64"}
 # the parameters shown beside a finalist's figures
 _FINALIST_PARAMS = ("hidden", "activation", "learning_rate", "batch_size", "l2", "dropout", "momentum")
+# the leaderboard's columns after the number and the scores (the study's metric first: ``metrics.shown``)
 LEADERBOARD_COLUMNS = (
-    "number",
     "value",
-    "val_accuracy",
     "epochs",
     "state",
     "activation",
     "hidden",
+    "loss",
     "learning_rate",
     "batch_size",
     "l2",
@@ -55,6 +51,11 @@ LEADERBOARD_COLUMNS = (
     "momentum",
     "seconds",
 )
+
+
+def _question(df: pd.DataFrame) -> tuple[str, str | None]:
+    """(task, metric) that ``load_results`` keeps in the frame's ``attrs``; classes, without a metric, if absent."""
+    return question(df.attrs)
 
 
 def open_study(study: str, storage: str | None = None) -> optuna.Study:
@@ -82,14 +83,28 @@ def study_space(study: optuna.Study) -> dict[str, Any]:
     return space if isinstance(space, dict) else {}
 
 
+def study_question(study: optuna.Study) -> tuple[str, str | None]:
+    """(task, metric) of the study's stored spec (``metrics.question``)."""
+    raw = study.user_attrs.get(keys.SPEC)
+    try:
+        spec = json.loads(raw) if isinstance(raw, str) else raw
+    except json.JSONDecodeError:
+        spec = None
+    return question(spec if isinstance(spec, dict) else {})
+
+
 def load_results_and_finalists(study: str, storage: str | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """``load_results`` and ``load_finalists`` from one read of the study (so they agree)."""
+    """``load_results`` and ``load_finalists`` from one read of the study (so they agree).
+
+    Both frames keep the study's task and metric in their ``attrs`` (``"task"``, ``"metric"``).
+    """
     loaded = open_study(study, storage)
     trials = loaded.get_trials(deepcopy=False)
     df = trials_frame(trials, study_space(loaded))
+    df.attrs["task"], df.attrs["metric"] = study_question(loaded)
     table = finalist_summary(trials, df)
     by_finalist = table.set_index("finalist_of")
-    for column in ("value_mean", "value_sd", "val_accuracy_mean", "val_accuracy_sd"):
+    for column in table.columns[len(_FINALIST_HEAD) : table.columns.get_loc("diverged")]:
         df[f"finalist_{column}"] = df["number"].map(by_finalist[column]).astype("float64")
     return df, table
 
@@ -113,52 +128,76 @@ def load_curves(study: str, storage: str | None = None) -> pd.DataFrame:
     return curves_frame(open_study(study, storage).get_trials(deepcopy=False))
 
 
-def leaderboard(df: pd.DataFrame, top: int = 10) -> pd.DataFrame:
-    """The ``top`` finished trials: COMPLETE by value, then PRUNED by value (no value last).
+def score_columns(task: str, metric: str | None) -> list[str]:
+    """The frame's score columns a table shows, the study's metric first: ``val_accuracy``, ``val_rmse``..."""
+    return [keys.VAL_SCORE.format(m) for m in shown(task, metric)]
 
-    Pruned trials fill the table only when fewer than ``top`` trials completed;
-    their value is the loss when they were stopped, not a full-training result.
+
+def leaderboard(df: pd.DataFrame, top: int = 10) -> pd.DataFrame:
+    """The ``top`` finished trials: COMPLETE ones best first, then PRUNED by value (no value last).
+
+    Best by the study's metric (ties by the objective) where it names one, else by the
+    objective, as the finalists are chosen; its scores come first (``df.attrs``: the
+    study's task and metric, as ``load_results`` sets them). Pruned trials fill the
+    table only when fewer than ``top`` trials completed; their value is the loss when
+    they were stopped, not a full-training result.
     """
     if top < 1:
         raise SearchError(f"top must be at least 1, got {top=}")
+    task, metric = _question(df)
     finished = df[df["state"].isin(FINISHED) & (df[keys.STAGE] == keys.SEARCH)].copy()
     finished["_rank"] = (finished["state"] != "COMPLETE").astype(int)
-    finished = finished.sort_values(["_rank", "value", "number"], na_position="last", kind="stable")
-    columns = [c for c in LEADERBOARD_COLUMNS if c in finished.columns]
+    order = ["_rank", "value", "number"]
+    if metric is not None and keys.VAL_SCORE.format(metric) in finished:
+        scores = finished[keys.VAL_SCORE.format(metric)]
+        finished["_metric"] = [rank_key(metric, None if pd.isna(v) else float(v)) for v in scores]
+        order.insert(1, "_metric")
+    finished = finished.sort_values(order, na_position="last", kind="stable")
+    shown_columns = ["number", *score_columns(task, metric), *LEADERBOARD_COLUMNS]
+    columns = [c for c in shown_columns if c in finished.columns]
     return finished.head(top)[columns].reset_index(drop=True)
 
 
 def finalist_summary(trials: Sequence[FrozenTrial], df: pd.DataFrame) -> pd.DataFrame:
-    """One row per finalist configuration: mean and spread of its fresh runs, best mean first.
+    """One row per finalist configuration: mean and spread of its fresh runs, best first.
 
     The runs and the order are ``search.study.finalists.ranked``, the rule that chooses
-    the winner: ``finalist_of`` is the search trial whose parameters were re-run;
-    ``value_mean`` is what the winner is chosen by (a run that diverged makes it
-    infinite). The search trial's own score is left out: it was chosen for being
-    lucky. ``df`` is ``trials_frame(trials)``: the runs' accuracies and the
+    the winner: ``finalist_of`` is the search trial whose parameters were re-run; the
+    scores' means and sds come first (``val_<metric>_mean``, the study's metric first:
+    what the winner is chosen by where the study names a metric); ``value_mean`` is
+    the objective's (what chooses otherwise; a run that diverged makes it infinite).
+    The search trial's own score is left out: it was chosen for being lucky. ``df`` is
+    ``trials_frame(trials)`` with the study's task and metric in ``df.attrs``: the
     finalists' parameters are read from it.
     """
-    standings = fin.ranked(trials)
+    task, metric = _question(df)
+    names = shown(task, metric)
+    dtypes = _FINALIST_HEAD | {f"val_{m}_{s}": "float64" for m in names for s in ("mean", "sd")} | _FINALIST_TAIL
+    standings = fin.ranked(trials, metric)
     if not standings:
-        return pd.DataFrame(columns=list(_FINALIST_DTYPES))
-    accuracy = df.set_index("number")["val_accuracy"]
+        return pd.DataFrame(columns=list(dtypes))
     rows = []
     for f in standings:
-        run_accuracy = accuracy.loc[[t.number for t in f.runs]]
+        scores: dict[str, float] = {}
+        for m in names:
+            values = [v for t in f.runs if (v := fin.trial_score(t, m)) is not None and not math.isnan(v)]
+            scores |= {
+                f"val_{m}_mean": statistics.fmean(values) if values else math.nan,
+                f"val_{m}_sd": fin.spread(values),
+            }
         rows.append(
             {
                 "finalist_of": f.number,
                 "runs": len(f.runs),
+                **scores,
                 "value_mean": f.mean,
                 "value_sd": f.sd,  # of the runs that did not diverge; NaN for fewer than two
-                "val_accuracy_mean": run_accuracy.mean(),
-                "val_accuracy_sd": run_accuracy.std(),
                 "diverged": sum(t.state != TrialState.COMPLETE for t in f.runs),
             }
         )
-    table = pd.DataFrame(rows, columns=list(_FINALIST_DTYPES)).astype(_FINALIST_DTYPES)
-    shown = [c for c in _FINALIST_PARAMS if c in df.columns]
-    return table.join(df.set_index("number")[shown], on="finalist_of").reset_index(drop=True)
+    table = pd.DataFrame(rows, columns=list(dtypes)).astype(dtypes)
+    shown_params = [c for c in _FINALIST_PARAMS if c in df.columns]
+    return table.join(df.set_index("number")[shown_params], on="finalist_of").reset_index(drop=True)
 
 
 def _fmt(spec: str):
@@ -176,8 +215,7 @@ FORMATS = {
     "train_loss": _fmt(".4f"),
     "value_mean": _fmt(".4f"),
     "value_sd": _fmt(".4f"),
-    "val_accuracy_mean": _fmt(".4f"),
-    "val_accuracy_sd": _fmt(".4f"),
+    **{f"val_{m}{part}": _fmt(".4f") for m in METRICS for part in ("", "_mean", "_sd")},
     "learning_rate": _fmt(".2e"),
     "l2": lambda v: "0" if v == 0 else _fmt(".1e")(v),
     "l1": lambda v: "0" if v == 0 else _fmt(".1e")(v),

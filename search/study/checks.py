@@ -24,7 +24,7 @@ from model.config import Interval
 from search.errors import SearchError
 from search.study.durations import parse_duration
 
-__all__ = ["Duration", "Fraction", "Rule", "WholeNumber", "int_at_least", "named"]
+__all__ = ["Choice", "Duration", "Fraction", "Rule", "WholeNumber", "int_at_least", "named"]
 
 
 class Rule(Protocol):
@@ -91,6 +91,24 @@ class Fraction:
         except ValueError:
             raise SearchError(f"must be in {self.interval}, got {text!r}") from None
         return self.check(value)
+
+
+@dataclass(frozen=True)
+class Choice:
+    """One of a few names, e.g. ``("classification", "regression")``."""
+
+    values: tuple[str, ...]
+
+    def __str__(self) -> str:
+        return f"one of {', '.join(self.values)}"
+
+    def check(self, value: Any) -> str:
+        if not isinstance(value, str) or value not in self.values:
+            raise SearchError(f"must be {self}, got {value!r}")
+        return value
+
+    def parse(self, text: str) -> str:
+        return self.check(text)
 
 
 @dataclass(frozen=True)

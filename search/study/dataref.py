@@ -15,11 +15,12 @@ from typing import TYPE_CHECKING, cast
 import numpy as np
 
 from model.datasets import Dataset, FileSource, load_dataset, load_file, with_digest
+from search.study.metrics import CLASSIFICATION, REGRESSION
 
 if TYPE_CHECKING:
     from search.study.spec import StudySpec
 
-__all__ = ["DataRef", "Fold", "stratified_folds"]
+__all__ = ["DataRef", "Fold", "in_target_units", "stratified_folds", "task_decided", "task_of"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +37,7 @@ class DataRef:
     data_dir: str | None = None
     test_seed: int = 0  # which draw of the test split where the data has none of its own
     file: FileSource | None = None
+    task: str | None = None  # a file's question (search.study.metrics.TASKS); None: decided from its target
 
     @classmethod
     def of(cls, spec: StudySpec, data_dir: str | None = None) -> DataRef:
@@ -49,6 +51,7 @@ class DataRef:
             data_dir,
             spec.test_seed,
             None if source is None else with_digest(source),
+            spec.task,
         )
 
     def load(self) -> Dataset:
@@ -104,3 +107,22 @@ def stratified_folds(y: np.ndarray, k: int, rng: np.random.Generator) -> np.ndar
         fold_of[rows] = (np.arange(len(rows)) + offset) % k
         offset += len(rows)  # the next class starts where this one ended: fold sizes stay level
     return fold_of
+
+
+def in_target_units(data: Dataset, y: np.ndarray) -> np.ndarray:
+    """Regression targets or predictions, standardised on the training split, back in the target's units."""
+    scale = getattr(data, "target_scale", None)
+    return y if scale is None else y * scale[1] + scale[0]
+
+
+def task_of(data: Dataset) -> str:
+    """The question the data asks: ``regression`` for a numeric target, else ``classification``."""
+    return str(getattr(data, "task", CLASSIFICATION))
+
+
+def task_decided(data: Dataset) -> str:
+    """The one line a run says when the target decided the task."""
+    task = task_of(data)
+    other = REGRESSION if task == CLASSIFICATION else CLASSIFICATION
+    why = "numbers with many distinct values" if task == REGRESSION else "labels"
+    return f"task    {task}, decided from the target ({why}); --task {other} decides otherwise"

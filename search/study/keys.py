@@ -27,6 +27,9 @@ EPOCHS_RUN: Final = "epochs"
 BEST_EPOCH: Final = "best_epoch"  # the epoch the selection rule chose (1-based)
 VAL_ACCURACY: Final = "val_accuracy"  # at the best epoch (mean over folds)
 VAL_ACCURACY_CURVE: Final = "val_accuracy_curve"  # per epoch
+# A validation score at the best epoch (mean over folds): "val_" + the metric's name (search/study/metrics.py:
+# val_balanced_accuracy, val_rmse, ...); accuracy's is VAL_ACCURACY, as stored since the first studies.
+VAL_SCORE: Final = "val_{}"
 TRAIN_LOSS: Final = "train_loss"  # the last epoch's
 SECONDS: Final = "seconds"  # wall time of the task in its worker
 OUTCOME: Final = "outcome"  # complete | pruned | diverged | failed
@@ -41,5 +44,9 @@ OBJECTIVE: Final = "objective"  # the selection rule, for people (optuna-dashboa
 DATA_FILE: Final = "data_file"  # a file's identity and fitted preprocessing
 FINALISTS: Final = "finalists"  # {"after": n search trials, "numbers": [...]}
 RETRAINED: Final = "retrained"  # the last final networks' test scores and weights
+# In RETRAINED: a metric's test score per network, "test_" + its name (test_rmse, ...), with "_mean" and "_sd"
+# (test_accuracy, test_accuracy_mean, test_accuracy_sd: the names accuracy had from the first studies).
+TEST_SCORE: Final = "test_{}"
+ENSEMBLE_SCORE: Final = "ensemble_{}"  # in RETRAINED: the ensemble's test score of a metric (ensemble_accuracy, ...)
 BUDGET_SPENT: Final = "budget_spent"  # seconds of its budget that its runs have used
 BUDGET_PLAN: Final = "budget_plan"  # the plan it was created with (Plan.to_json)

@@ -21,7 +21,16 @@ from typing import Any
 from model.datasets import DATASETS, MISSING
 from search.errors import SearchError
 from search.study.checks import int_at_least
-from search.study.spec import DATASET_DEFAULTS, PRUNERS, SAMPLERS, StudySpec, check_study_name, spec_rule
+from search.study.metrics import BALANCED_BY_DEFAULT, CLASSIFICATION, DEFAULT_METRIC, REGRESSION, TASKS, for_task
+from search.study.spec import (
+    CLASS_WEIGHTS,
+    DATASET_DEFAULTS,
+    PRUNERS,
+    SAMPLERS,
+    StudySpec,
+    check_study_name,
+    spec_rule,
+)
 
 __all__ = ["RUN_SETTINGS", "STORAGE", "STUDY", "STUDY_SETTINGS", "Setting", "int_at_least"]
 
@@ -114,6 +123,26 @@ RUN_SETTINGS: tuple[Setting, ...] = (
         "missing",
         "a table's missing values: impute (median + indicator, or a category of their own; the default) or refuse them",
         choices=MISSING,
+    ),
+    Setting(
+        "task",
+        "the question: which class (classification) or how much (regression); by default decided from the "
+        "target: numbers with many distinct values are regression, and a built-in data set is classification",
+        metavar="{" + ",".join(TASKS) + "}",
+    ),
+    Setting(
+        "metric",
+        f"the measure that chooses the finalists and the winner and is shown first: for classification "
+        f"{', '.join(for_task(CLASSIFICATION))}; for regression {', '.join(for_task(REGRESSION))} "
+        f"(without it, {DEFAULT_METRIC[CLASSIFICATION]} or {DEFAULT_METRIC[REGRESSION]} is shown and the "
+        "validation loss chooses)",
+        metavar="NAME",
+    ),
+    Setting(
+        "class_weight",
+        "balanced: every class weighs alike in the loss (scikit-learn's compute_sample_weight); none: every row "
+        f"alike. Without it, balanced for {', '.join(BALANCED_BY_DEFAULT)}, else none",
+        metavar="{" + ",".join(CLASS_WEIGHTS) + "}",
     ),
     Setting(
         "epochs",

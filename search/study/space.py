@@ -13,7 +13,7 @@ from typing import Any
 
 import optuna
 
-from model import ACTIVATIONS, TrainConfig
+from model import ACTIVATIONS, LOSSES, TrainConfig
 from model.config import RANGES, Interval
 from model.optim import OPTIMIZERS, SCHEDULES
 from search.errors import SearchError
@@ -46,7 +46,18 @@ class Fixed:
 
 Dim = Float | Int | Choice | Fixed
 
-_AS_TRAINED = ("learning_rate", "batch_size", "l1", "l2", "dropout", "momentum", "leaky_slope", "lr_step", "warmup")
+_AS_TRAINED = (
+    "learning_rate",
+    "batch_size",
+    "l1",
+    "l2",
+    "dropout",
+    "momentum",
+    "leaky_slope",
+    "lr_step",
+    "warmup",
+    "huber_delta",
+)
 # Every numeric name a space may hold, with the interval its values must lie in:
 # TrainConfig's own (model/config.py) where the search takes them as they are.
 _NUMERIC_BOUNDS: dict[str, Interval] = {
@@ -63,6 +74,7 @@ _CHOICES: dict[str, tuple[Any, ...]] = {
     "optimizer": tuple(OPTIMIZERS),
     "lr_schedule": SCHEDULES,
     "augment_flip": (False, True),
+    "loss": tuple(LOSSES),  # the task's: a regression study searches squared_error and huber (search/study/spec.py)
 }
 KNOWN_PARAMS = tuple(sorted([*_NUMERIC_BOUNDS, *_CHOICES, "patience"]))
 

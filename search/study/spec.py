@@ -19,12 +19,23 @@ from typing import Any
 from model import TrainConfig
 from model.config import RANGES, Interval
 from model.datasets import DATASETS, MISSING, NORMALIZATIONS, DatasetError, FileSource, get_spec, parse_image_size
+from model.losses import LOSSES
 from search.errors import SearchError
-from search.study.checks import Duration, Fraction, Rule, WholeNumber, named
+from search.study.checks import Choice, Duration, Fraction, Rule, WholeNumber, named
+from search.study.metrics import (
+    BALANCED_BY_DEFAULT,
+    CLASSIFICATION,
+    DEFAULT_METRIC,
+    METRICS,
+    REGRESSION,
+    TASKS,
+    for_task,
+)
 from search.study.pruning import PRUNERS as _PRUNER_TABLE
 from search.study.samplers import SAMPLERS as _SAMPLER_TABLE
 from search.study.selection import SELECTIONS
-from search.study.space import DEFAULT_SPACE, Dim, check_value, parse_space, space_to_json
+from search.study.space import DEFAULT_SPACE, Dim, Fixed, check_value, parse_space, space_to_json
+from search.study.space import Choice as ChoiceDim
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -58,6 +69,12 @@ DATASET_DEFAULTS: dict[str, dict[str, Any]] = {
 }
 # What a study stored before these settings existed meant: one holdout, no finalists.
 _BEFORE_STAGES = {"cv": 1, "selection": "min_loss", "finalists": 0}
+# ... and before the question was part of the study: classes, reported by accuracy and chosen by the objective,
+# every row weighing the same.
+_BEFORE_QUESTION = {"task": CLASSIFICATION, "metric": None, "class_weight": "none"}
+CLASS_WEIGHTS = ("balanced", "none")
+# A regression study's losses, searched as a choice unless its space says otherwise.
+REGRESSION_LOSSES = tuple(name for name, loss in LOSSES.items() if loss.regression)
 
 
 def default_study_name(spec: StudySpec) -> str:
@@ -110,6 +127,14 @@ class StudySpec:
     # k-fold cross-validation on train + validation; 1 = the holdout
     cv: int = _setting(1, _FOLDS)
     selection: str = "smoothed_loss"  # how a curve becomes the objective (search.selection)
+    # the question: classification or regression; None: decided from the target (a built-in data set: classes)
+    task: str | None = _setting(None, Choice(TASKS))
+    # the measure (search/study/metrics.py) that chooses the finalists and the winner and is shown first;
+    # None: the task's default (accuracy, rmse) is shown, and the objective (validation loss) chooses
+    metric: str | None = _setting(None, Choice(tuple(METRICS)))
+    # balanced: each class weighs alike in the training (and validation) loss; none: each row alike;
+    # None: balanced for a metric that weighs the classes alike (BALANCED_BY_DEFAULT), else none
+    class_weight: str | None = _setting(None, Choice(CLASS_WEIGHTS))
     # top configurations run again on fresh seeds; 0 = no such stage
     finalists: int = _setting(5, WholeNumber(0))
     finalist_repeats: int = _setting(3, WholeNumber(1))  # fresh runs per finalist
@@ -157,6 +182,42 @@ class StudySpec:
             raise SearchError(
                 f"normalization must be one of {', '.join(NORMALIZATIONS)}, got {self.normalization!r}"
             )
+        self._decide_question()
+
+    def _decide_question(self) -> None:
+        """The task from the data set or the metric, then the class weights from the metric and the loss's
+        place in the space; a file's task left None is decided from its target when it is read (``with_task``)."""
+        task = self.task
+        if self.data is None:  # a built-in data set: images and their classes
+            if REGRESSION in (task, self.metric and METRICS[self.metric].task):
+                raise SearchError(f"{'metric ' + str(self.metric) if task is None else 'task'}: {self.dataset} "
+                                  f"holds classes; regression needs a file of your own (--data) with a numeric target")
+            task = CLASSIFICATION
+        if self.metric is not None:
+            metric_task = METRICS[self.metric].task
+            if task is not None and task != metric_task:
+                raise SearchError(f"metric {self.metric} measures {metric_task}, but the task is {task}; "
+                                  f"its metrics: {', '.join(for_task(task))}")
+            task = metric_task
+        object.__setattr__(self, "task", task)
+        if task is None:
+            return
+        if self.class_weight is None:
+            object.__setattr__(self, "class_weight", "balanced" if self.metric in BALANCED_BY_DEFAULT else "none")
+        if task == REGRESSION:
+            if self.class_weight == "balanced":
+                raise SearchError("class_weight balanced weighs the classes alike; a regression target has none")
+            if self.selection == "smoothed_error":
+                raise SearchError("selection smoothed_error ranks by accuracy; a regression study has none: "
+                                  "choose one of the losses' rules")
+            if "loss" not in self.space:
+                object.__setattr__(self, "space", {**self.space, "loss": ChoiceDim(REGRESSION_LOSSES)})
+        loss = self.space.get("loss")
+        losses = loss.values if isinstance(loss, ChoiceDim) else (loss.value,) if isinstance(loss, Fixed) else ()
+        wrong = [v for v in losses if LOSSES[v].regression != (task == REGRESSION)]
+        if wrong:
+            fits = REGRESSION_LOSSES if task == REGRESSION else tuple(n for n in LOSSES if n not in REGRESSION_LOSSES)
+            raise SearchError(f"space: loss {wrong[0]} does not fit a {task} study; its losses: {', '.join(fits)}")
 
     def _check_data(self) -> None:
         if self.data is None:
@@ -181,6 +242,11 @@ class StudySpec:
             raise SearchError(str(exc)) from None
 
     @property
+    def metric_name(self) -> str:
+        """The measure the study shows first: its metric, or the task's default (accuracy for an undecided task)."""
+        return self.metric or DEFAULT_METRIC[self.task or CLASSIFICATION]
+
+    @property
     def data_name(self) -> str:
         """What the trials train on, as a person names it: the data set, or the file's name."""
         return Path(self.data).name if self.data is not None else str(self.dataset)
@@ -203,6 +269,8 @@ class StudySpec:
         data["space"] = parse_space(data.get("space", {}), base={})
         if "cv" not in data:  # stored before cross-validation and finalists existed
             data |= _BEFORE_STAGES
+        if "task" not in data:  # stored before the task, the metric and class weights existed
+            data |= _BEFORE_QUESTION
         return cls(**data)
 
     def settings(self) -> dict[str, Any]:
@@ -319,6 +387,11 @@ def as_finalist(spec: StudySpec, config: TrainConfig) -> TrainConfig:
     if spec.finalist_warp is None:
         return config
     return replace(config, augment_warp=spec.finalist_warp)
+
+
+def with_task(spec: StudySpec, task: str | None) -> StudySpec:
+    """A study whose task was left to the data, with the task its target decided (a stated task stays)."""
+    return spec if spec.task is not None or task is None else replace(spec, task=task)
 
 
 def with_plan(spec: StudySpec, planned: Mapping[str, Any], given: set[str]) -> StudySpec:

@@ -9,6 +9,7 @@ readers all ask this module.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -17,6 +18,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from search.errors import SearchError
 from search.study import finalists as fin
+from search.study import keys
 from search.study.selection import retrain_epochs
 from search.study.space import config_from_params
 from search.study.spec import StudySpec
@@ -34,16 +36,19 @@ class Winner:
         return self.finalists[0].runs if self.finalists else ()
 
 
-def find_winner(storage: optuna.storages.BaseStorage, study_id: int, study: str) -> Winner:
-    """The finalist with the best mean over its fresh runs, else the best search trial."""
+def find_winner(storage: optuna.storages.BaseStorage, study_id: int, study: str, metric: str | None = None) -> Winner:
+    """The finalist with the best mean over its fresh runs, else the best search trial.
+
+    Best by the study's ``metric`` (``StudySpec.metric``); None: by the objective.
+    """
     trials = storage.get_all_trials(study_id, deepcopy=False)
-    number = fin.winner(trials)
+    number = fin.winner(trials, metric)
     if number is not None:
-        return Winner(next(t for t in trials if t.number == number), fin.ranked(trials))
-    complete = [t for t in trials if t.state == TrialState.COMPLETE and not fin.is_finalist_run(t)]
-    if not complete:
+        return Winner(next(t for t in trials if t.number == number), fin.ranked(trials, metric))
+    best = fin.choose(trials, 1, metric)
+    if not best:
         raise SearchError(f"study {study!r} has no complete trial yet")
-    return Winner(min(complete, key=lambda t: t.value), [])
+    return Winner(best[0], [])
 
 
 def load_winner(study: str, storage_url: str | None) -> tuple[StudySpec, Winner, str]:
@@ -52,7 +57,7 @@ def load_winner(study: str, storage_url: str | None) -> tuple[StudySpec, Winner,
     storage = open_storage(url, read_only=True)
     try:
         spec, study_id = load_spec(storage, study)
-        return spec, find_winner(storage, study_id, study), url
+        return spec, find_winner(storage, study_id, study, spec.metric), url
     finally:
         storage.engine.dispose()
 
@@ -68,11 +73,13 @@ def final_epochs(spec: StudySpec, winner: Winner) -> int:
         config = config_from_params(winner.trial.params, spec.space, spec.finalist_epochs, 0)
         if config.lr_schedule == "cosine":
             return spec.finalist_epochs
+        curves = [list(t.intermediate_values.values()) for t in complete]
         return retrain_epochs(
-            [(list(t.intermediate_values.values()), t.user_attrs["val_accuracy_curve"]) for t in complete],
+            # a regression run keeps no accuracy curve: its rules read the losses alone
+            [(c, t.user_attrs.get(keys.VAL_ACCURACY_CURVE) or [math.nan] * len(c)) for c, t in zip(curves, complete)],
             spec.selection,
         )
-    return int(winner.trial.user_attrs.get("best_epoch") or spec.epochs)
+    return int(winner.trial.user_attrs.get(keys.BEST_EPOCH) or spec.epochs)
 
 
 def final_seed(study_seed: int, k: int) -> int:

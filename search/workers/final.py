@@ -16,6 +16,7 @@ import json
 import statistics
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from joblib import Parallel, delayed
@@ -27,23 +28,31 @@ from search.errors import SearchError
 from search.study import finalists as fin
 from search.study import keys
 from search.study.datafile import check_unchanged, peek_record
-from search.study.dataref import DataRef
+from search.study.dataref import DataRef, in_target_units
+from search.study.metrics import CLASSIFICATION, REGRESSION, score, shown
 from search.study.space import config_from_params
 from search.study.spec import as_finalist
 from search.study.storage import open_storage, sqlite_path
 from search.study.stored import load_spec
+from search.study.weights import sample_weights
 from search.study.winner import ensemble_proba, final_epochs, final_seed, load_winner
 from search.workers import worker_count
 
 __all__ = ["retrain_best"]
 
+POINTS = 2000  # test rows kept for a regression report's figures (predicted against true, residuals)
 
-def _train_one(config: TrainConfig, data: DataRef) -> tuple[np.ndarray, Network, int]:
-    """One final network on train + validation: (test probabilities, network, rows trained on)."""
+
+def _train_one(config: TrainConfig, data: DataRef, class_weight: str | None = None) -> tuple[np.ndarray, Network, int]:
+    """One final network on train + validation: (test outputs, network, rows trained on).
+
+    The outputs are class probabilities (n_test, n_classes), or numbers (n_test,) in the target's units.
+    """
     threadpool_limits(1)  # one process per core; BLAS threads would only fight over them
     d: Dataset = data.load()
     X = np.concatenate([d.X_train, d.X_val])
     y = np.concatenate([d.y_train, d.y_val])
+    weights, _ = sample_weights(class_weight, y)
     # The test split is passed as "validation" only so train() can report; with
     # early stopping off it selects nothing: training runs exactly `epochs` epochs.
     result = train(
@@ -54,10 +63,35 @@ def _train_one(config: TrainConfig, data: DataRef) -> tuple[np.ndarray, Network,
         d.y_test,
         n_classes=d.n_classes,
         image_shape=d.image_shape,
+        sample_weight=weights,
     )
     if result.outcome == "diverged":
         raise SearchError(f"retraining diverged: {result.reason}")
-    return result.network.predict_proba(d.X_test), result.network, len(y)
+    net = result.network
+    outputs = in_target_units(d, net.predict(d.X_test).reshape(-1)) if net.regression else net.predict_proba(d.X_test)
+    return outputs, net, len(y)
+
+
+def _test_scores(names: tuple[str, ...], y: np.ndarray, outputs: list[np.ndarray]) -> dict[str, Any]:
+    """Each network's and the ensemble's test score of each metric, under the names RETRAINED keeps them by."""
+    record: dict[str, Any] = {}
+    ensemble = ensemble_proba(outputs)
+    for name in names:
+        each = [score(name, y, o) for o in outputs]
+        test = keys.TEST_SCORE.format(name)
+        record |= {
+            test: each,
+            f"{test}_mean": statistics.fmean(each),
+            f"{test}_sd": fin.spread(each) if len(each) > 1 else None,
+            keys.ENSEMBLE_SCORE.format(name): score(name, y, ensemble),
+        }
+    return record
+
+
+def _points(y: np.ndarray, predicted: np.ndarray, seed: int) -> dict[str, list[float]]:
+    """Up to ``POINTS`` test rows' (true, predicted) numbers, for the report's figures of a regression study."""
+    rows = np.sort(np.random.default_rng(seed).permutation(len(y))[:POINTS])
+    return {"true": [float(v) for v in y[rows]], "predicted": [float(v) for v in predicted[rows]]}
 
 
 def retrain_best(
@@ -85,9 +119,11 @@ def retrain_best(
         for k in range(seeds)
     ]
     workers = min(seeds, worker_count(jobs))
-    outputs = Parallel(n_jobs=workers)(delayed(_train_one)(c, data) for c in configs)
-    accuracies = [float(np.mean(p.argmax(axis=1) == d.y_test)) for p, _, _ in outputs]
-    ensemble = float(np.mean(ensemble_proba([p for p, _, _ in outputs]).argmax(axis=1) == d.y_test))
+    outputs = Parallel(n_jobs=workers)(delayed(_train_one)(c, data, spec.class_weight) for c in configs)
+    task = spec.task or CLASSIFICATION
+    names = shown(task, spec.metric)
+    y_test = in_target_units(d, d.y_test)
+    scores = _test_scores(names, y_test, [o for o, _, _ in outputs])
     # absolute, so that the record still finds them from another working directory
     paths = _weights_paths((Path(out) if out else _default_weights_path(study, url)).resolve(), seeds)
     for path, (_, network, _) in zip(paths, outputs):
@@ -98,27 +134,32 @@ def retrain_best(
         "epochs": epochs,
         "samples": outputs[0][2],
         "seeds": seeds,
-        "test_accuracy": accuracies,
-        "test_accuracy_mean": statistics.fmean(accuracies),
-        "test_accuracy_sd": fin.spread(accuracies) if seeds > 1 else None,
-        "ensemble_accuracy": ensemble,
+        "task": task,
+        **scores,
         "weights": [str(p) for p in paths],
         "when": datetime.datetime.now().isoformat(timespec="seconds"),
     }
+    if task == REGRESSION:
+        record["test_points"] = _points(y_test, ensemble_proba([o for o, _, _ in outputs]), spec.seed)
     _store(url, study, record)
     seconds = time.perf_counter() - started
     lines = [
         f"retrained trial {winner.trial.number} on {record['samples']} samples for {epochs} epochs "
         f"({seeds} seed{'s' if seeds > 1 else ''}, {workers} at a time, {seconds:.1f} s)"
     ]
-    if seeds > 1:
-        lines += [
-            f"  test accuracy        {record['test_accuracy_mean']:.4f} ± {record['test_accuracy_sd']:.4f} "
-            f"(mean ± sd over {seeds} seeds: {', '.join(f'{a:.4f}' for a in accuracies)})",
-            f"  ensemble accuracy    {ensemble:.4f} (averaged probabilities of the {seeds} networks)",
-        ]
-    else:
-        lines.append(f"  test accuracy        {accuracies[0]:.4f}")
+    for name in names:
+        test = keys.TEST_SCORE.format(name)
+        label = f"test {name}"
+        if seeds > 1:
+            each = ", ".join(f"{v:.4f}" for v in record[test])
+            lines += [
+                f"  {label:<20} {record[f'{test}_mean']:.4f} ± {record[f'{test}_sd']:.4f} "
+                f"(mean ± sd over {seeds} seeds: {each})",
+                f"  {'ensemble ' + name:<20} {record[keys.ENSEMBLE_SCORE.format(name)]:.4f} "
+                f"(averaged {'predictions' if task == REGRESSION else 'probabilities'} of the {seeds} networks)",
+            ]
+        else:
+            lines.append(f"  {label:<20} {record[test][0]:.4f}")
     lines += [f"  weights              {paths[0]}" + (f" (+{seeds - 1} more)" if seeds > 1 else "")]
     return "\n".join(lines)
 

@@ -170,7 +170,7 @@ def test_leaderboard_puts_complete_trials_first_best_first(study_url: str) -> No
     assert (board["state"].iloc[:25] == "COMPLETE").all()
     assert board["value"].iloc[:25].is_monotonic_increasing
     assert board["number"].iloc[-1] == 25  # the diverged trial, with no value, is last
-    assert list(board.columns)[:3] == ["number", "value", "val_accuracy"]
+    assert list(board.columns)[:3] == ["number", "val_accuracy", "value"]  # the measure first, then the objective
     text = format_table(leaderboard(load_results(STUDY, study_url), top=3))
     assert len(text.splitlines()) == 4 and "learning_rate" in text and "None" not in text
     with pytest.raises(SearchError, match="top=0"):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import json
 import tempfile
 import time
 from pathlib import Path
@@ -107,3 +108,17 @@ def test_a_budget_covers_the_search_and_the_refit() -> None:
     assert len(cv.cv_results_["trial"]) >= 10
     ensemble = cv.best_estimator_.named_steps["mlp"]  # the budget's last share: several networks, averaged
     assert isinstance(ensemble, VotingClassifier) and len(ensemble.estimators_) >= 2, ensemble
+
+
+def test_a_metric_chooses_the_winner_and_is_what_best_score_and_cv_results_hold() -> None:
+    X, y = load_wine(return_X_y=True)
+    cv = SearchCV(metric="f1_macro", **QUICK).fit(StandardScaler().fit_transform(X), y)
+    stored = json.loads(cv.study_.user_attrs["search_spec"])
+    assert (stored["metric"], stored["class_weight"]) == ("f1_macro", "balanced")  # f1_macro weighs classes alike
+    trials = {t.number: t for t in cv.study_.trials}
+    scores = cv.cv_results_["mean_test_score"]
+    assert list(scores) == [trials[n].user_attrs["val_f1_macro"] for n in cv.cv_results_["trial"]]
+    assert scores[list(cv.cv_results_["rank_test_score"]).index(1)] == max(scores)
+    runs = [t.user_attrs["val_f1_macro"] for t in cv.study_.trials
+            if t.user_attrs.get("finalist_of") == cv.cv_results_["trial"][cv.best_index_]]
+    assert cv.best_score_ == pytest.approx(sum(runs) / len(runs))  # the winner's mean over its fresh runs

@@ -19,6 +19,7 @@ import pandas as pd
 from search.readers.frames import curves_frame, trials_frame
 from search.readers.results import open_study, study_space
 from search.study import keys
+from search.study.metrics import question, shown
 from search.study.storage import default_url
 
 logger = logging.getLogger(__name__)
@@ -48,6 +49,20 @@ class StudyFacts:
     @property
     def finalist_runs(self) -> pd.DataFrame:
         return self.df[self.df["stage"] == FINALIST]
+
+    @property
+    def task(self) -> str:
+        return question(self.spec)[0]
+
+    @property
+    def metric(self) -> str | None:
+        """The study's metric, which chooses the finalists and the winner (None: the objective chooses)."""
+        return question(self.spec)[1]
+
+    @property
+    def shown(self) -> tuple[str, ...]:
+        """The metrics its tables show, the one it is judged by first (``metrics.shown``)."""
+        return shown(*question(self.spec))
 
     @property
     def max_epochs(self) -> int | None:
@@ -94,10 +109,12 @@ def gather(study: str, storage: str | None = None) -> StudyFacts:
         if name not in df:
             df[name] = pd.array([by_number[n].get(name) for n in df["number"]], dtype="Int64")
     attrs = dict(loaded.user_attrs)
+    spec = _json_attr(attrs, keys.SPEC)
+    df.attrs["task"], df.attrs["metric"] = question(spec)  # what leaderboard and finalist_summary read
     return StudyFacts(
         name=study,
         url=storage if storage is not None else default_url(study),
-        spec=_json_attr(attrs, keys.SPEC),
+        spec=spec,
         space=space,
         df=df,
         curves=curves_frame(trials),

@@ -129,6 +129,7 @@ def summary(f: StudyFacts) -> Section:
     rows = [
         *data_rows,
         *_budget_rows(f),
+        Fact("question", _question_text(f), "task", f.task),
         Fact("objective", f"{f.attrs.get('objective', 'validation loss')}; minimised, named {_metric(f)} on the study"),
         Fact("search space", _space_text(f.space)),
         Fact("sampler", sampler, "sampler", spec.get("sampler")),
@@ -212,14 +213,28 @@ def winner_number(f: StudyFacts) -> tuple[int | None, str]:
     from search.study.winner import find_winner
 
     try:
-        won = find_winner(_Snapshot(f), 0, f.name)  # type: ignore[arg-type]
+        won = find_winner(_Snapshot(f), 0, f.name, f.metric)  # type: ignore[arg-type]
     except SearchError:
         return None, ""
     if won.finalists:
         return won.trial.number, (
-            f"best mean {_metric(f)} over fresh runs, of {len(won.finalists)} finalists (the rule `best` uses)"
+            f"best mean {_chooser(f)} over fresh runs, of {len(won.finalists)} finalists (the rule `best` uses)"
         )
-    return won.trial.number, f"lowest {_metric(f)} of a single search trial (no finalist stage ran)"
+    return won.trial.number, f"best {_chooser(f)} of a single search trial (no finalist stage ran)"
+
+
+def _chooser(f: StudyFacts) -> str:
+    """What chooses the finalists and the winner: the study's metric, or its objective."""
+    return f"validation {f.metric}" if f.metric else _metric(f)
+
+
+def _question_text(f: StudyFacts) -> str:
+    from search.study.metrics import METRICS
+
+    measure = METRICS[f.shown[0]].text
+    chosen = "which chooses the finalists and the winner" if f.metric else f"chosen by {_metric(f)}"
+    weights = ", classes weighted alike (balanced)" if f.spec.get("class_weight") == "balanced" else ""
+    return f"{f.task}: judged by {measure}, {chosen}{weights}"
 
 
 def _metric(f: StudyFacts) -> str:
@@ -251,13 +266,16 @@ def winner(f: StudyFacts) -> Section:
     rows = [
         Fact("trial", str(trial.number), "winner", trial.number),
         Fact("chosen by", how),
+        *[
+            Fact(
+                f"validation {name}",
+                _num(score := best.get(f"val_{name}")),
+                "winner-accuracy" if name == "accuracy" else f"winner-{name}",
+                None if score is None or pd.isna(score) else float(score),
+            )
+            for name in f.shown
+        ],
         Fact(_metric(f), f"{best['value']:.4f} (its search run)"),
-        Fact(
-            "validation accuracy",
-            _num(best["val_accuracy"]),
-            "winner-accuracy",
-            None if pd.isna(best["val_accuracy"]) else float(best["val_accuracy"]),
-        ),
         Fact("best epoch", f"{_num(best['best_epoch'], 'd')} of {f.max_epochs}"),
         Fact("hidden layers", str(best["hidden"])),
     ]
@@ -269,34 +287,39 @@ def winner(f: StudyFacts) -> Section:
             Text(
                 f"Finalists: the top configurations re-run on fresh seeds ({_finalist_training(f.spec)})"
                 + (f", chosen after {chosen['after']} finished search trials" if "after" in chosen else "")
-                + f". The winner has the lowest mean {_metric(f)}, not the luckiest single run."
+                + f". The winner has the best mean {_chooser(f)}, not the luckiest single run."
             )
         )
-        shown = pd.DataFrame(
-            {
-                "search trial": fin["finalist_of"].astype(str),
-                "runs": fin["runs"].astype(str),
-                f"{_metric(f)} mean ± sd": [f"{m:.4f} ± {_num(s)}" for m, s in zip(fin["value_mean"], fin["value_sd"])],
-                "val accuracy mean ± sd": [
-                    f"{_num(m)} ± {_num(s)}" for m, s in zip(fin["val_accuracy_mean"], fin["val_accuracy_sd"])
-                ],
-            }
-        )
-        blocks.append(Table(shown, key="finalists"))
+        columns = {
+            "search trial": fin["finalist_of"].astype(str),
+            "runs": fin["runs"].astype(str),
+            **{
+                f"val {name} mean ± sd": [
+                    f"{_num(m)} ± {_num(s)}" for m, s in zip(fin[f"val_{name}_mean"], fin[f"val_{name}_sd"])
+                ]
+                for name in f.shown
+            },
+            f"{_metric(f)} mean ± sd": [f"{m:.4f} ± {_num(s)}" for m, s in zip(fin["value_mean"], fin["value_sd"])],
+        }
+        blocks.append(Table(pd.DataFrame(columns), key="finalists"))
     r = f.retrained
     if r:
-        sd = f" ± {r['test_accuracy_sd']:.4f}" if r.get("test_accuracy_sd") is not None else ""
-        mean = r.get("test_accuracy_mean", r.get("test_accuracy"))
         rows = [
             Fact(
                 "retrained",
                 f"trial {r.get('trial')} on {r.get('samples')} samples (train + validation) "
                 f"for {r.get('epochs')} epochs, {r.get('seeds', 1)} seed(s)",
             ),
-            Fact("test accuracy", (f"{mean:.4f}{sd}" if isinstance(mean, float) else str(mean)), "test-accuracy", mean),
         ]
-        if r.get("ensemble_accuracy") is not None:
-            rows.append(Fact("ensemble test accuracy", f"{r['ensemble_accuracy']:.4f}"))
+        for name in f.shown:
+            mean = r.get(f"test_{name}_mean", r.get(f"test_{name}"))
+            if mean is None:
+                continue
+            sd = f" ± {r[f'test_{name}_sd']:.4f}" if r.get(f"test_{name}_sd") is not None else ""
+            key = "test-accuracy" if name == "accuracy" else f"test-{name}"
+            rows.append(Fact(f"test {name}", (f"{mean:.4f}{sd}" if isinstance(mean, float) else str(mean)), key, mean))
+            if r.get(f"ensemble_{name}") is not None:
+                rows.append(Fact(f"ensemble test {name}", f"{r[f'ensemble_{name}']:.4f}"))
         rows.append(Fact("when", str(r.get("when", "-"))))
         draw = f", drawn with --test-seed {f.spec['test_seed']}" if f.spec.get("test_seed") else ""
         blocks += [
@@ -320,7 +343,7 @@ def leaderboard_section(f: StudyFacts) -> Section:
         f"Leaderboard (top {TOP})",
         [
             Text(
-                f"Search trials by {_metric(f)}; pruned trials fill in only when fewer than "
+                f"Search trials by {_chooser(f)}; pruned trials fill in only when fewer than "
                 f"{TOP} completed (their value is from when they stopped)."
             ),
             Table(shown, key="leaderboard"),
