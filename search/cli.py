@@ -154,6 +154,9 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--unseen", choices=("error", "ignore"), default="error",
                          help="a category never seen in training: an error naming it, or encoded as none "
                               "(default %(default)s)")
+    predict.add_argument("--non-numeric", choices=("error", "missing"), default="error",
+                         help="text in a column the study read as numbers: an error naming the column and lines, "
+                              "or read as a missing value (default %(default)s)")
     _add_storage(predict)
 
     export = sub.add_parser("export", help="the final networks with the study's preprocessing as one ONNX file")
@@ -237,7 +240,8 @@ def _cmd_report(args: argparse.Namespace) -> int:
 def _cmd_predict(args: argparse.Namespace) -> int:
     from search.readers.predict import predict_file
 
-    prediction = predict_file(args.study, args.storage, args.input, unseen=args.unseen)
+    prediction = predict_file(args.study, args.storage, args.input, unseen=args.unseen, numbers=args.non_numeric,
+                              out=args.out)
     if args.out is None:
         prediction.table.to_csv(sys.stdout, index=False)
         sys.stdout.flush()  # the rows before the summary, on a terminal showing both

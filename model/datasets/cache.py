@@ -45,7 +45,7 @@ logger = logging.getLogger(__name__)
 
 CACHE_ENV = "NUMPY_HPSEARCH_CACHE"
 # Bump when the preparation code changes what an entry contains.
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: feature rows centred in float64; tables of huge values fitted safely
 ARRAY_NAMES: tuple[str, ...] = ("X_train", "y_train", "X_val", "y_val", "X_test", "y_test")
 
 

@@ -34,6 +34,7 @@ from .download import download_dataset
 from .errors import DatasetError, DatasetNotFoundError
 from .idx import read_idx_split
 from .prepare import TEST_FRACTION, normalize, stratified_split, to_unit_float32
+from .reading import reading
 from .registry import NORMALIZATIONS, DatasetSpec, get_spec
 
 __all__ = ["Dataset", "load_dataset"]
@@ -206,7 +207,9 @@ def load_dataset(
 
     def build() -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         start = time.perf_counter()
-        arrays = _prepare(spec, source, float(val_fraction), method, int(split_seed), int(test_seed))
+        where = name if source is None else os.path.commonpath([str(p) for p in source.paths.values()])
+        with reading(where):
+            arrays = _prepare(spec, source, float(val_fraction), method, int(split_seed), int(test_seed))
         logger.info("prepared %s in %.2f s", name, time.perf_counter() - start)
         meta = {
             "name": name,

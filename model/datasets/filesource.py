@@ -1,9 +1,10 @@
-"""A user's data file: which kind it is, what its content is, whether it fits in memory.
+"""A user's data file: which kind it is and what its content is.
 
 A study is tied to its data by content, not by name: ``content_digest`` is a
-SHA-256 of the bytes (of every file, with its relative path, for a folder), so
-a file that changed since the study began is recognised wherever it lies, and
-the prepared arrays are cached under the digest rather than the path.
+SHA-256 of the bytes that become data (of every image the reader reads, with
+its relative path, for a folder: see ``intake``), so a file that changed since
+the study began is recognised wherever it lies, and the prepared arrays are
+cached under the digest rather than the path.
 
 The options that change how a file is read (target column, array keys, image
 size, how missing values are treated) travel with the path in one frozen
@@ -13,22 +14,20 @@ would need to rebuild the entry on a machine that has none.
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import os
-import struct
 from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import DatasetError
+from .imagefolder import image_files
+from .intake import hash_file, shown
 
 __all__ = [
     "KINDS",
     "MISSING",
     "TABLE_SUFFIXES",
     "FileSource",
-    "available_memory",
-    "check_fits_in_memory",
     "content_digest",
     "file_kind",
     "parse_image_size",
@@ -39,7 +38,6 @@ KINDS: tuple[str, ...] = ("npz", "table", "images")
 # How a table's missing values are treated: imputed (median + indicator, or a category), or refused.
 MISSING: tuple[str, ...] = ("impute", "refuse")
 TABLE_SUFFIXES: tuple[str, ...] = (".csv", ".tsv", ".tab", ".txt")
-_CHUNK = 1 << 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,7 +54,8 @@ class FileSource:
 
     @property
     def kind(self) -> str:
-        return file_kind(self.path)
+        """What the file is; by its name alone once it is gone (a study's data moved away is still a table)."""
+        return file_kind(self.path) if os.path.lexists(self.path) else _kind_by_name(Path(self.path))
 
     @property
     def label(self) -> str:
@@ -64,24 +63,32 @@ class FileSource:
         return Path(self.path).name
 
 
-def file_kind(path: str | os.PathLike[str]) -> str:
-    """One of KINDS, from what ``path`` is; a DatasetError names a path that is none of them."""
-    p = Path(path)
-    if p.is_dir():
-        return "images"
-    if not p.exists():
-        raise DatasetError(f"{p}: no such file or folder")
-    suffixes = [s.lower() for s in p.suffixes[-2:]]
+def _kind_by_name(p: Path) -> str:
+    """The kind a name says: a name without a known suffix (a folder's) says images."""
+    suffixes = [x.lower() for x in p.suffixes[-2:]]
     if suffixes and suffixes[-1] == ".gz":
         suffixes = suffixes[:-1]
     if suffixes and suffixes[-1] == ".npz":
         return "npz"
     if suffixes and suffixes[-1] in TABLE_SUFFIXES:
         return "table"
-    raise DatasetError(
-        f"{p}: not a data file this tool reads; give an .npz, a table ({', '.join(TABLE_SUFFIXES)}, "
-        "optionally .gz) or a folder of images with one sub-folder per class"
-    )
+    return "images"
+
+
+def file_kind(path: str | os.PathLike[str]) -> str:
+    """One of KINDS, from what ``path`` is; a DatasetError names a path that is none of them."""
+    p = Path(path)
+    if p.is_dir():
+        return "images"
+    if not os.path.lexists(p):
+        raise DatasetError(f"{shown(p)}: no such file or folder")
+    kind = _kind_by_name(p)
+    if kind == "images":
+        raise DatasetError(
+            f"{shown(p)}: not a data file this tool reads; give an .npz, a table ({', '.join(TABLE_SUFFIXES)}, "
+            "optionally .gz) or a folder of images with one sub-folder per class"
+        )
+    return kind
 
 
 def parse_image_size(text: str) -> tuple[int, int]:
@@ -96,92 +103,14 @@ def parse_image_size(text: str) -> tuple[int, int]:
     return h, w
 
 
-def _files_under(root: Path) -> list[Path]:
-    """Every non-hidden file under a folder, in a fixed order (the digest and the reading order)."""
-    out = []
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        out += [Path(dirpath) / f for f in sorted(filenames) if not f.startswith(".")]
-    return out
-
-
 def content_digest(path: str | os.PathLike[str]) -> str:
-    """SHA-256 of a file's bytes; for a folder, of each file's relative path and bytes, in order."""
+    """SHA-256 of a file's bytes; for a folder, of each image the reader reads: relative path and bytes, in order."""
     p = Path(path)
     h = hashlib.sha256()
-    files = _files_under(p) if p.is_dir() else [p]
-    try:
-        for f in files:
-            if p.is_dir():
-                h.update(str(f.relative_to(p)).encode() + b"\0")
-            with open(f, "rb") as fh:
-                while chunk := fh.read(_CHUNK):
-                    h.update(chunk)
-    except OSError as exc:
-        raise DatasetError(f"{p}: cannot read {exc.filename or p}: {exc.strerror or exc}") from None
-    return h.hexdigest()
-
-
-def available_memory() -> int:
-    """Bytes this machine can still give a process without swapping (Linux: MemAvailable)."""
-    try:
-        with open("/proc/meminfo") as fh:
-            for line in fh:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-
-
-def _unpacked_size(p: Path) -> int:
-    """The bytes a file holds once decompressed (gzip keeps it, modulo 4 GiB, in its last 4 bytes)."""
-    size = p.stat().st_size
-    if p.suffix.lower() == ".gz" and size >= 18:
-        with open(p, "rb") as fh:
-            fh.seek(-4, os.SEEK_END)
-            (isize,) = struct.unpack("<I", fh.read(4))
-        return max(isize, size)
-    return size
-
-
-def _table_bytes_per_cell(p: Path) -> float:
-    """Bytes of text per cell, from the first lines: a parsed cell costs 8 bytes whatever its text."""
-    opener = gzip.open if p.suffix.lower() == ".gz" else open
-    try:
-        with opener(p, "rb") as fh:
-            head = fh.read(1 << 16)
-    except (OSError, EOFError):
-        return 8.0  # unreadable: the reader says why
-    lines = head.splitlines()[1:-1] or head.splitlines()
-    cells = sum(max(1, line.count(b",") + line.count(b"\t") + 1) for line in lines)
-    return max(1.0, len(head) / max(1, cells))
-
-
-# A parsed table is held about three times over while it is encoded (the frame, the
-# encoder's float64 output, the float32 splits); arrays and images about twice.
-_COPIES = {"table": 3.0, "npz": 2.0, "images": 2.0}
-
-
-def check_fits_in_memory(path: str | os.PathLike[str], kind: str, available: int | None = None) -> None:
-    """Refuse, before reading it all, a file whose arrays would not fit in the memory left."""
-    p = Path(path)
-    if kind == "images":
-        return  # decoded one image at a time; the arrays' size is checked once the first image is read
-    if kind == "npz":
-        import zipfile
-
-        try:
-            with zipfile.ZipFile(p) as zf:
-                need = float(sum(i.file_size for i in zf.infolist()))
-        except (OSError, zipfile.BadZipFile) as exc:
-            raise DatasetError(f"{p}: not a readable .npz ({exc})") from None
+    if p.is_dir():
+        for f in image_files(p):
+            h.update(os.fsencode(f.path.relative_to(p)) + b"\0")
+            hash_file(h, f.path)
     else:
-        need = _unpacked_size(p) * 8.0 / _table_bytes_per_cell(p)
-    need *= _COPIES[kind]
-    free = available_memory() if available is None else available
-    if need > free:
-        raise DatasetError(
-            f"{p}: reading it needs about {need / 2**30:.1f} GiB of memory and {free / 2**30:.1f} GiB "
-            "are available; use a machine with more memory or a sample of the rows"
-        )
+        hash_file(h, p)
+    return h.hexdigest()

@@ -9,17 +9,26 @@ Keys match whatever their case. ``x_key``/``y_key`` name any others.
 
 Arrays are data, never code: ``allow_pickle=False``, so an object array is
 refused, not unpickled. Arrays are taken as prepared data: NaN or inf in the
-features is refused with counts rather than imputed.
+features is refused with counts rather than imputed, and so are arrays with no
+rows or no features. Before any array is loaded, its header (shape and type)
+is read and checked against the bytes its member holds and against the memory
+ceiling (``memory``): a header cannot make the reader allocate what the file
+does not hold.
 """
 
 from __future__ import annotations
 
+import io
 import zipfile
+import zlib
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from .errors import DatasetError
+from .intake import Intake, shown
+from .memory import MemoryBudget
 from .rawdata import RawData, RawPart
 
 __all__ = ["CONVENTIONS", "as_rows", "read_npz"]
@@ -34,6 +43,68 @@ SPLIT_KEYS: dict[str, tuple[str, str]] = {
 }
 
 
+# What reading a zip member or a .npy header raises on damaged bytes.
+_DAMAGED = (
+    OSError,
+    EOFError,
+    ValueError,
+    zipfile.BadZipFile,
+    zlib.error,
+    RuntimeError,
+    NotImplementedError,
+    SyntaxError,
+)
+# Bytes held per value while an array is converted, beside the array itself and a copy of its
+# training rows (and, for images stored channels last, their planes): for features, a float64
+# copy and its deviations for the statistics (16), float32 rows and their splits (8), the NaN
+# check (1); for images, float32 training rows and float64 deviations (12), float32 rows and
+# their splits (8). With a margin; measured in tests/model/test_memory_ceiling.py.
+_BYTES_PER_VALUE = {"features": 32, "image": 24}
+
+
+@dataclass(frozen=True)
+class _Header:
+    shape: tuple[int, ...]
+    dtype: np.dtype
+    nbytes: int  # what the array will take in memory
+
+
+def _peek(npz: np.lib.npyio.NpzFile, key: str, path: Path) -> _Header:
+    """The shape and type an array's header declares, checked against the bytes of its member."""
+    member = key + ".npy"
+    archive = npz.zip
+    if archive is None or member not in archive.namelist():
+        raise DatasetError(f"{path}: {key!r} is not a NumPy array (.npy) in the archive")
+    try:
+        size = archive.getinfo(member).file_size
+        with archive.open(member) as fh:
+            version = np.lib.format.read_magic(fh)
+            if version == (1, 0):
+                shape, _, dtype = np.lib.format.read_array_header_1_0(fh)
+            elif version == (2, 0):
+                shape, _, dtype = np.lib.format.read_array_header_2_0(fh)
+            else:  # 3.0 (utf-8 field names): numpy reads it with a private function
+                shape, _, dtype = getattr(np.lib.format, "_read_array_header")(fh, version)  # noqa: B009
+            start = fh.tell()
+    except _DAMAGED as exc:
+        raise DatasetError(f"{path}: array {key!r} cannot be read ({exc})") from None
+    if dtype.hasobject:
+        raise DatasetError(
+            f"{path}: array {key!r} holds Python objects; only numeric or text arrays are read "
+            "(files are never unpickled)"
+        )
+    values = int(np.prod(shape, dtype=object))
+    if dtype.itemsize == 0 and values:
+        raise DatasetError(f"{path}: array {key!r} has items of no size (dtype {dtype})")
+    nbytes = values * dtype.itemsize
+    if nbytes > size - start:
+        raise DatasetError(
+            f"{path}: array {key!r} declares shape {shape} of {dtype} ({nbytes} bytes) but holds "
+            f"{max(size - start, 0)}: the file is damaged"
+        )
+    return _Header(tuple(shape), dtype, nbytes)
+
+
 def _array(npz: np.lib.npyio.NpzFile, key: str, path: Path) -> np.ndarray:
     try:
         a = npz[key]
@@ -42,7 +113,7 @@ def _array(npz: np.lib.npyio.NpzFile, key: str, path: Path) -> np.ndarray:
             f"{path}: array {key!r} holds Python objects; only numeric or text arrays are read "
             "(files are never unpickled)"
         ) from None
-    except (OSError, zipfile.BadZipFile, EOFError) as exc:
+    except _DAMAGED as exc:
         raise DatasetError(f"{path}: array {key!r} cannot be read ({exc})") from None
     if a.dtype.kind == "O":
         raise DatasetError(f"{path}: array {key!r} holds Python objects; only numeric or text arrays are read")
@@ -51,6 +122,8 @@ def _array(npz: np.lib.npyio.NpzFile, key: str, path: Path) -> np.ndarray:
 
 def _labels(y: np.ndarray, key: str, path: Path) -> np.ndarray:
     """(n,) labels; one-hot rows (n, k) become their column index."""
+    if y.dtype.kind not in "biufUS":
+        raise DatasetError(f"{path}: labels {key!r} must be numbers or text, got dtype {y.dtype}")
     if y.ndim == 2 and y.shape[1] == 1:
         y = y[:, 0]
     elif y.ndim == 2 and y.dtype.kind in "biuf" and np.isin(y, (0, 1)).all() and (y.sum(axis=1) == 1).all():
@@ -60,8 +133,10 @@ def _labels(y: np.ndarray, key: str, path: Path) -> np.ndarray:
     if y.dtype.kind == "f":
         if not np.isfinite(y).all():
             raise DatasetError(f"{path}: labels {key!r} hold {int((~np.isfinite(y)).sum())} NaN or inf values")
-        if (y == np.round(y)).all():
+        if (np.abs(y) < 2**53).all() and (y == np.round(y)).all():
             y = y.astype(np.int64)
+    elif y.dtype.kind == "S":  # bytes: as text, as a person reads them
+        y = np.asarray([v.decode("utf-8", "backslashreplace") for v in y.tolist()], dtype=object)
     return y
 
 
@@ -134,27 +209,73 @@ def _pairs(
     )
 
 
-def read_npz(path: str | Path, x_key: str | None = None, y_key: str | None = None, labelled: bool = True) -> RawData:
+def _check_headers(headers: dict[str, _Header], pairs: dict[str, tuple[str, str | None]], path: Path) -> None:
+    """Shapes and types that cannot train, refused from the headers, before a byte of data is loaded."""
+    for xk, yk in pairs.values():
+        x = headers[xk]
+        if x.dtype.kind not in "biuf":
+            raise DatasetError(f"{path}: features {xk!r} must be numbers, got dtype {x.dtype}")
+        if len(x.shape) not in (2, 3, 4):
+            raise DatasetError(
+                f"{path}: features {xk!r} must be rows x features (2-D) or images "
+                f"(N x H x W, N x H x W x C), got shape {x.shape}"
+            )
+        if x.shape[0] == 0:
+            raise DatasetError(f"{path}: features {xk!r} have no rows (shape {x.shape})")
+        if 0 in x.shape[1:]:
+            raise DatasetError(f"{path}: features {xk!r} of shape {x.shape} hold no values in a row")
+        if yk is not None:
+            y = headers[yk]
+            if len(y.shape) == 0 or y.shape[0] != x.shape[0]:
+                n = y.shape[0] if y.shape else "no"
+                raise DatasetError(f"{path}: {xk!r} has {x.shape[0]} rows but {yk!r} has {n} labels")
+
+
+def _check_memory(headers: dict[str, _Header], file_bytes: int, budget: MemoryBudget) -> None:
+    need = float(file_bytes)
+    for h in headers.values():
+        values = int(np.prod(h.shape, dtype=object))
+        copies = 2 + (len(h.shape) == 4)  # the array, its training rows, its planes
+        need += values * (copies * h.dtype.itemsize + _BYTES_PER_VALUE["image" if len(h.shape) > 2 else "features"])
+    budget.check(need, "converting its arrays", "use a sample of the rows, or a machine with more memory")
+
+
+def read_npz(
+    path: str | Path,
+    x_key: str | None = None,
+    y_key: str | None = None,
+    labelled: bool = True,
+    intake: Intake | None = None,
+) -> RawData:
     """The parts of an ``.npz``; ``labelled=False`` (an input to predict) makes labels optional."""
     p = Path(path)
+    intake = intake if intake is not None else Intake(p)
+    data = intake.read(p, share=0.5)
+    label = shown(p)
     try:
-        npz = np.load(p, allow_pickle=False)
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
-        raise DatasetError(f"{p}: not a readable .npz ({exc})") from None
+        npz = np.load(io.BytesIO(data), allow_pickle=False)
+    except _DAMAGED as exc:
+        raise DatasetError(f"{label}: not a readable .npz ({exc})") from None
     if not isinstance(npz, np.lib.npyio.NpzFile):
-        raise DatasetError(f"{p}: holds a single array, not named arrays; save it with np.savez(file, X=..., y=...)")
+        raise DatasetError(
+            f"{label}: holds a single array, not named arrays; save it with np.savez(file, X=..., y=...)"
+        )
     with npz:
         keys = list(npz.files)
         pairs = _pairs(keys, x_key, y_key, p, labelled)
+        used = {k for pair in pairs.values() for k in pair if k is not None}
+        headers = {k: _peek(npz, k, p) for k in sorted(used)}
+        _check_headers(headers, pairs, p)
+        _check_memory(headers, len(data), intake.budget)
         parts, shapes = {}, set()
         for part, (xk, yk) in pairs.items():
             X, image_shape = as_rows(_features(_array(npz, xk, p), xk, p), xk, p)
             y = _labels(_array(npz, yk, p), yk, p) if yk else None
             if y is not None and len(y) != len(X):
-                raise DatasetError(f"{p}: {xk!r} has {len(X)} rows but {yk!r} has {len(y)} labels")
+                raise DatasetError(f"{label}: {xk!r} has {len(X)} rows but {yk!r} has {len(y)} labels")
             parts[part] = RawPart(X, y)
             shapes.add(X.shape[1:])
     if len(shapes) > 1:
-        raise DatasetError(f"{p}: the parts' rows differ in shape: {', '.join(map(str, sorted(shapes)))}")
+        raise DatasetError(f"{label}: the parts' rows differ in shape: {', '.join(map(str, sorted(shapes)))}")
     layout = "image" if image_shape is not None else "features"
     return RawData(parts, layout, image_shape)

@@ -7,7 +7,12 @@ the file gives none (``test_seed``, ``split_seed``), fit the preprocessing on
 the training split alone, and keep the arrays as memory-mapped ``.npy`` files
 under the file's content digest. A worker then opens the entry in
 milliseconds and never parses the file; one on a machine without the entry
-rebuilds it from the path, after checking that the bytes there are the same.
+rebuilds it from the path, and the bytes it parses are the bytes it hashes
+(``intake``): an entry is only ever built from the content its key names.
+
+All of it runs behind the reading boundary (``reading``): whatever goes wrong
+leaves as one ``DatasetError`` line naming the file, and the cache entry is
+written only once the data has been read, checked and converted.
 
 The returned ``Dataset`` carries ``record``: the file's identity (path,
 digest, kind), its shapes, classes and preprocessing, and what was imputed or
@@ -31,13 +36,17 @@ import pandas as pd
 
 from . import cache
 from .dataset import Dataset
+from .encoding import encoding_need
 from .errors import DatasetError
-from .filesource import FileSource, check_fits_in_memory, content_digest, file_kind
+from .filesource import FileSource, content_digest, file_kind
 from .imagefolder import IMAGE_SUFFIXES, read_image_folder
+from .intake import Intake, shown
+from .memory import MemoryBudget
 from .npzfile import read_npz
 from .prepare import TEST_FRACTION, stratified_split
 from .preprocessing import Preprocessing
 from .rawdata import RawData, RawPart
+from .reading import reading
 from .table import read_table
 
 __all__ = ["MAX_CLASSES", "draw_splits", "load_file", "read_input", "with_digest"]
@@ -51,27 +60,48 @@ MAX_CLASSES = 1000
 def with_digest(source: FileSource) -> FileSource:
     """The source with its content digest: the study's identity of the data."""
     path = os.path.abspath(source.path)
-    file_kind(path)  # a missing or unknown file is refused before it is read
-    return dataclasses.replace(source, path=path, digest=content_digest(path))
+    with reading(path):
+        file_kind(path)  # a missing or unknown file is refused before it is read
+        return dataclasses.replace(source, path=path, digest=content_digest(path))
 
 
-def _read(source: FileSource, path: str | Path, kind: str, labelled: bool, target: str | None) -> RawData:
+def _read(
+    source: FileSource,
+    path: Path,
+    kind: str,
+    labelled: bool,
+    target: str | None,
+    intake: Intake,
+    gray: bool | None = None,
+) -> RawData:
     """The rows of ``path`` by the reader of its ``kind``: the one dispatch from a kind to its reader."""
-    check_fits_in_memory(path, kind)
     if kind == "npz":
-        return read_npz(path, source.x_key, source.y_key, labelled)
+        return read_npz(path, source.x_key, source.y_key, labelled, intake)
     if kind == "table":
-        return read_table(path, target, source.missing, labelled)
-    return read_image_folder(path, source.image_size, labelled)
+        return read_table(path, target, source.missing, labelled, intake)
+    return read_image_folder(path, source.image_size, labelled, intake, gray)
 
 
-def read_input(source: FileSource, path: str | os.PathLike[str], labelled: bool, target: str | None = None) -> RawData:
-    """The rows of ``path`` read as ``source``'s kind says (a single image is an image input)."""
+def read_input(
+    source: FileSource,
+    path: str | os.PathLike[str],
+    labelled: bool,
+    target: str | None = None,
+    image_shape: list[int] | None = None,
+) -> RawData:
+    """The rows of ``path`` read as ``source``'s kind says (a single image is an image input).
+
+    ``image_shape``: the study's, (H, W) or (C, H, W): image files are read in its colours.
+    """
     p = Path(path)
-    kind = "images" if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES else file_kind(p)
-    if kind != source.kind:
-        raise DatasetError(f"{p}: a {kind} input, but the study's data is a {source.kind} file ({source.label})")
-    return _read(source, p, kind, labelled, target if target is not None else source.target)
+    with reading(p):
+        kind = "images" if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES else file_kind(p)
+        if kind != source.kind:
+            raise DatasetError(
+                f"{shown(p)}: a {kind} input, but the study's data is a {source.kind} file ({shown(source.label)})"
+            )
+        gray = None if not image_shape else len(image_shape) == 2
+        return _read(source, p, kind, labelled, target if target is not None else source.target, Intake(p), gray)
 
 
 def draw_splits(
@@ -88,17 +118,19 @@ def draw_splits(
 
 def _classes(raw: RawData, label: str) -> list[Any]:
     labels = raw.all_labels()
-    classes = np.unique(labels)
+    classes = [c.item() if hasattr(c, "item") else c for c in np.unique(labels)]
+    if not classes:
+        raise DatasetError(f"{label}: no labelled rows")
     if len(classes) < 2:
-        raise DatasetError(
-            f"{label}: every row has the label {classes[0].item()!r}; a classifier needs two classes or more"
-        )
-    if len(classes) > MAX_CLASSES or (len(classes) > 20 and len(classes) > len(labels) / 2):
+        raise DatasetError(f"{label}: every row has the label {classes[0]!r}; a classifier needs two classes or more")
+    if len(classes) > 20 and len(classes) > len(labels) / 2:
         raise DatasetError(
             f"{label}: {len(classes)} distinct labels in {len(labels)} rows; this looks like a "
             "number to predict (regression), not classes"
         )
-    return [c.item() if hasattr(c, "item") else c for c in classes]
+    if len(classes) > MAX_CLASSES:
+        raise DatasetError(f"{label}: {len(classes)} classes; a study classifies into at most {MAX_CLASSES}")
+    return classes
 
 
 def _check_class_sizes(y: np.ndarray, classes: list[Any], label: str, splits_drawn: int) -> None:
@@ -150,17 +182,28 @@ def _split(
 
 
 def _encode(
-    raw: RawData, idx: Rows, y_all: np.ndarray, classes: list[Any], normalization: str | None, label: str
+    raw: RawData,
+    idx: Rows,
+    y_all: np.ndarray,
+    classes: list[Any],
+    normalization: str | None,
+    budget: MemoryBudget,
 ) -> tuple[dict[str, np.ndarray], Preprocessing]:
     """The six arrays: preprocessing fitted on the training rows, applied to every split."""
+    label = budget.label
+    if raw.layout == "table":  # arrays and images were sized from their headers when read
+        need = sum(encoding_need(p.X) for p in raw.parts.values())
+        budget.check(need, "encoding it", "use a sample of the rows, fewer text columns, or a machine with more memory")
     train_part = raw.parts["train"]
     labels = Preprocessing(raw.layout, classes, "none", 0)  # labels only, until fitted
     prep = Preprocessing.fit(raw, _take(train_part.X, idx["train"]), classes, normalization, raw.target)
-    X_all = prep.transform(train_part.X)  # the file's rows encoded once, then split
+    # The file's rows encoded once, then split. A category that only held-out rows have is
+    # encoded as none ("ignore"), as it will be for predict's inputs: it is not a fault of the file.
+    X_all = prep.transform(train_part.X, unseen="ignore")
     arrays = {}
     for part in ("train", "val", "test"):
         if part != "train" and part in raw.parts:  # a split the file gives
-            arrays[f"X_{part}"] = prep.transform(raw.parts[part].X)
+            arrays[f"X_{part}"] = prep.transform(raw.parts[part].X, unseen="ignore")
             arrays[f"y_{part}"] = labels.encode_labels(_labels(raw.parts[part], label))
         else:
             arrays[f"X_{part}"] = X_all[idx[part]]
@@ -199,13 +242,23 @@ def _record(
 def _prepare(
     source: FileSource, val_fraction: float, normalization: str | None, split_seed: int, test_seed: int
 ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-    """Read, split, encode and describe the file: the arrays to cache and the study's record."""
+    """Read, split, encode and describe the file: the arrays to cache and the study's record.
+
+    The bytes parsed are the bytes hashed: a file that is not the content ``source.digest``
+    names (changed since it was hashed, or since the study began) is refused.
+    """
     label = source.label
-    raw = _read(source, source.path, source.kind, True, source.target)
+    intake = Intake(source.path, MemoryBudget(shown(source.path)))
+    raw = _read(source, Path(source.path), source.kind, True, source.target, intake)
+    if intake.digest != source.digest:
+        raise DatasetError(
+            f"data file {shown(source.path)} has changed since the study began (content "
+            f"{source.digest[:12]}... then, {intake.digest[:12]}... now); start a new --study to use it"
+        )
     classes = _classes(raw, label)
     y_all = Preprocessing(raw.layout, classes, "none", 0).encode_labels(_labels(raw.parts["train"], label))
     idx = _split(raw, y_all, classes, label, val_fraction, split_seed, test_seed)
-    arrays, prep = _encode(raw, idx, y_all, classes, normalization, label)
+    arrays, prep = _encode(raw, idx, y_all, classes, normalization, intake.budget)
     return arrays, _record(source, raw, arrays, prep, classes)
 
 
@@ -224,8 +277,7 @@ def load_file(
     mmap: bool = True,
 ) -> Dataset:
     """A user's file as a ``Dataset`` (see the module docstring); ``source.digest`` "" = hash it now."""
-    hashed_now = not source.digest
-    if hashed_now:
+    if not source.digest:
         source = with_digest(source)
     options = {k: v for k, v in dataclasses.asdict(source).items() if k != "path"}
     key = cache.cache_key(
@@ -239,10 +291,14 @@ def load_file(
     entry = (Path(cache_dir) if cache_dir is not None else cache.default_cache_dir()) / _entry_name(source.label, key)
 
     def build() -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-        if not hashed_now:  # a digest from elsewhere (the study's): these bytes must be the same
-            _check_unchanged(source)
+        if not os.path.lexists(source.path):
+            raise DatasetError(
+                f"data file {shown(source.path)} is not on this machine ({socket.gethostname()}): copy it "
+                "to the same path on every machine that runs trials"
+            )
         start = time.perf_counter()
-        arrays, record = _prepare(source, float(val_fraction), normalization, int(split_seed), int(test_seed))
+        with reading(source.path):
+            arrays, record = _prepare(source, float(val_fraction), normalization, int(split_seed), int(test_seed))
         record["seconds_to_prepare"] = round(time.perf_counter() - start, 3)
         logger.info("prepared %s in %.2f s", source.path, record["seconds_to_prepare"])
         return arrays, {"record": record}
@@ -258,18 +314,3 @@ def load_file(
         record=record,
         **arrays,
     )
-
-
-def _check_unchanged(source: FileSource) -> None:
-    """Before building an entry: the file is here, and its bytes are the ones the study began with."""
-    if not os.path.exists(source.path):
-        raise DatasetError(
-            f"data file {source.path} is not on this machine ({socket.gethostname()}): copy it "
-            "to the same path on every machine that runs trials"
-        )
-    digest = content_digest(source.path)
-    if digest != source.digest:
-        raise DatasetError(
-            f"data file {source.path} has changed since the study began (content "
-            f"{source.digest[:12]}... then, {digest[:12]}... now); start a new --study to use it"
-        )

@@ -15,7 +15,15 @@ import numpy as np
 from .errors import DatasetError
 from .registry import NORMALIZATIONS
 
-__all__ = ["STD_FLOOR", "TEST_FRACTION", "fit_stats", "normalize", "stratified_split", "to_unit_float32"]
+__all__ = [
+    "STD_FLOOR",
+    "TEST_FRACTION",
+    "fit_stats",
+    "normalize",
+    "safe_powers",
+    "stratified_split",
+    "to_unit_float32",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -27,12 +35,33 @@ STD_FLOOR = 0.1
 # Share of each class held out for testing where the data come without a test split
 # (digits, a user's file), drawn with a stored seed.
 TEST_FRACTION = 0.2
+# Magnitudes outside this range are divided by a power of two before statistics are taken of them:
+# a variance of values near 1e163 overflows float64 (and of values near 1e-163 underflows to 0).
+SAFE_RANGE = (2.0**-64, 2.0**64)
+
+
+def safe_powers(magnitude: np.ndarray) -> np.ndarray:
+    """Per column, the power of two that brings a magnitude outside ``SAFE_RANGE`` into [1, 2); else 1.
+
+    Dividing by a power of two is exact, so statistics taken of ``x / p`` and multiplied
+    back by ``p`` are the ones of ``x``, computed without overflow.
+    """
+    m = np.asarray(magnitude, dtype=np.float64)
+    unsafe = (m > SAFE_RANGE[1]) | ((m > 0) & (m < SAFE_RANGE[0]))
+    return np.where(unsafe, np.ldexp(1.0, np.frexp(np.where(unsafe, m, 1.0))[1] - 1), 1.0)  # into [1, 2)
 
 
 def to_unit_float32(X: np.ndarray, max_value: float) -> np.ndarray:
-    """(n, d) raw intensities in [0, max_value] -> float32 in [0, 1], C-contiguous."""
+    """(n, d) raw intensities in [0, max_value] -> float32 in [0, 1], C-contiguous.
+
+    In float32 arithmetic, unless ``1 / max_value`` is too small for a float32 (intensities
+    beyond 1e38, in an ``.npz`` of float64): then in float64, rounded once at the end.
+    """
     out = np.empty(X.shape, dtype=np.float32)
-    np.multiply(X, np.float32(1.0 / max_value), out=out, dtype=np.float32)
+    if max_value < 1e37:
+        np.multiply(X, np.float32(1.0 / max_value), out=out, dtype=np.float32)
+    else:
+        np.multiply(X, 1.0 / max_value, out=out, dtype=np.float64, casting="same_kind")
     return out
 
 

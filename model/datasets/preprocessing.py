@@ -9,6 +9,11 @@ One ``Preprocessing`` per study, by the file's layout:
   ``prepare.normalize``).
 It also holds the class names, so the same record turns raw inputs into
 network inputs and a network's class index back into a name.
+
+Values of any finite size are safe: statistics are fitted on columns divided
+by a power of two where their magnitude would overflow (see ``encoding``),
+rows are centred in float64 before they become float32, and a value that
+would still not fit a float32 network input is refused, its column named.
 """
 
 from __future__ import annotations
@@ -19,13 +24,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .encoding import TableEncoding
+from .encoding import NUMBERS, TableEncoding
 from .errors import DatasetError
 from .npzfile import as_rows
-from .prepare import fit_stats, to_unit_float32
+from .prepare import fit_stats, safe_powers, to_unit_float32
 from .rawdata import RawData
 
-__all__ = ["LAYOUT_NORMALIZATIONS", "Preprocessing"]
+__all__ = ["LAYOUT_NORMALIZATIONS", "NUMBERS", "Preprocessing"]
 
 # What each layout can be normalised with; the first is its default.
 LAYOUT_NORMALIZATIONS: dict[str, tuple[str, ...]] = {
@@ -35,13 +40,42 @@ LAYOUT_NORMALIZATIONS: dict[str, tuple[str, ...]] = {
 }
 
 
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+_CHUNK_VALUES = 1 << 22  # rows are centred in float64 this many values at a time
+
+
 def _image_scale(X: np.ndarray) -> float:
     """The value that maps the training split's intensities to [0, 1]: its brightest, unless already <= 1.
 
     Not the dtype's range: digits stored as bytes hold 0..16, and would sit in [0, 0.06].
+    (Intensities below zero count by their magnitude, so that the scaled ones lie in [-1, 1].)
     """
-    top = float(X.max()) if X.size else 1.0
+    top = max(float(X.max()), -float(X.min())) if X.size else 1.0
     return 1.0 if top <= 1.0 else top
+
+
+def _feature_stats(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-feature (mean, scale) as scikit-learn's ``StandardScaler`` gives them, safe from overflow."""
+    from sklearn.preprocessing import StandardScaler
+
+    X = rows.astype(np.float64)  # (n, d), ours to change
+    power = safe_powers(np.abs(X).max(axis=0)) if len(X) else np.ones(X.shape[1])
+    if (power != 1).any():
+        X /= power  # exact: a power of two
+    scaler = StandardScaler().fit(X)
+    return scaler.mean_ * power, scaler.scale_ * power
+
+
+def _refuse_far(out: np.ndarray, start: int, what: str) -> None:
+    """Network inputs must be finite float32: name the first feature and rows that are not."""
+    far = ~np.isfinite(out)
+    if far.any():
+        j = int(np.flatnonzero(far.any(axis=0))[0])
+        rows = np.flatnonzero(far[:, j])[:5] + start
+        raise DatasetError(
+            f"{what} {j} holds values beyond float32's range once scaled (rows {', '.join(map(str, rows))}); "
+            "rescale it, or use --normalization zscore"
+        )
 
 
 @dataclass(frozen=True)
@@ -61,6 +95,7 @@ class Preprocessing:
     def fit(
         cls, raw: RawData, X_train: Any, classes: list[Any], normalization: str | None, target: str | None = None
     ) -> Preprocessing:
+        """The preprocessing of ``raw``'s layout, fitted on its training rows ``X_train``."""
         allowed = LAYOUT_NORMALIZATIONS[raw.layout]
         method = normalization or allowed[0]
         if method not in allowed:
@@ -68,18 +103,14 @@ class Preprocessing:
                 f"normalization {method!r} does not apply to {raw.layout} data; use one of {', '.join(allowed)}"
             )
         if raw.layout == "table":
-            table = TableEncoding.fit(X_train)
+            table = TableEncoding.fit(X_train, raw.tokens)
             return cls("table", classes, method, table.n_features, target=target, table=table)
         rows = np.asarray(X_train).reshape(len(X_train), -1)
         if raw.layout == "features":
             if method == "none":
                 return cls("features", classes, method, rows.shape[1])
-            from sklearn.preprocessing import StandardScaler
-
-            scaler = StandardScaler().fit(rows.astype(np.float64))
-            return cls(
-                "features", classes, method, rows.shape[1], mean=scaler.mean_.tolist(), std=scaler.scale_.tolist()
-            )
+            mean, std = _feature_stats(rows)
+            return cls("features", classes, method, rows.shape[1], mean=mean.tolist(), std=std.tolist())
         shape = list(raw.image_shape or ())
         n_channels = shape[0] if len(shape) == 3 else 1
         if method == "channel" and n_channels == 1:
@@ -99,17 +130,22 @@ class Preprocessing:
             np.atleast_1d(std).tolist(),
         )
 
-    def transform(self, X: Any, unseen: str = "error") -> np.ndarray:
-        """Raw rows (a DataFrame for tables, arrays otherwise) -> (n, n_features) float32 network inputs."""
+    def transform(self, X: Any, unseen: str = "error", numbers: str = "error") -> np.ndarray:
+        """Raw rows (a DataFrame for tables, arrays otherwise) -> (n, n_features) float32 network inputs.
+
+        ``unseen`` and ``numbers``: what a table's unseen category and text among numbers become
+        (see ``TableEncoding.transform``).
+        """
         if self.table is not None:
             if not isinstance(X, pd.DataFrame):
                 raise DatasetError(
                     f"a table study takes a DataFrame with columns {self.table.columns}, got {type(X).__name__}"
                 )
-            return self.table.transform(X, unseen)
+            return self.table.transform(X, unseen, numbers)
         X = np.asarray(X)
         if self.layout == "image":
-            X, _ = as_rows(X, "input", "images") if X.ndim == 4 else (X, None)
+            if X.ndim == 4 and list(X.shape[1:]) != self.image_shape:  # channels last, as images are often stored
+                X, _ = as_rows(X, "input", "images")
             if list(X.shape[1:]) != self.image_shape:
                 raise DatasetError(
                     f"images of shape {tuple(X.shape[1:])}, but the study's are "
@@ -122,11 +158,28 @@ class Preprocessing:
             raise DatasetError(f"features must be numbers, got dtype {rows.dtype}")
         if self.layout == "image":
             out = to_unit_float32(rows, self.scale)
-        else:
-            out = np.ascontiguousarray(rows, dtype=np.float32)
-        if self.mean:
-            out -= np.asarray(self.mean, dtype=np.float32)
-            out /= np.asarray(self.std, dtype=np.float32)
+            if self.mean:
+                out -= np.asarray(self.mean, dtype=np.float32)
+                out /= np.asarray(self.std, dtype=np.float32)
+            _refuse_far(out, 0, "pixel")
+            return out
+        return self._centred(rows)
+
+    def _centred(self, rows: np.ndarray) -> np.ndarray:
+        """Feature rows as float32, centred and scaled in float64 (a value's offset is not lost to float32 first)."""
+        out = np.empty(rows.shape, dtype=np.float32)
+        mean, std = np.asarray(self.mean or [0.0], dtype=np.float64), np.asarray(self.std or [1.0], dtype=np.float64)
+        power = safe_powers(np.maximum(np.abs(mean), std))
+        mean, std = mean / power, std / power  # exact: (x / p - m / p) / (s / p) is (x - m) / s, without overflow
+        step = max(1, _CHUNK_VALUES // max(1, rows.shape[1]))
+        for start in range(0, len(rows), step):
+            chunk = rows[start : start + step].astype(np.float64)
+            chunk /= power
+            chunk -= mean
+            chunk /= std
+            chunk[np.abs(chunk) > _FLOAT32_MAX] = np.inf  # beyond float32: refused below, not rounded to it
+            out[start : start + step] = chunk
+            _refuse_far(out[start : start + step], start, "feature")
         return out
 
     def encode_labels(self, labels: np.ndarray) -> np.ndarray:
@@ -134,7 +187,7 @@ class Preprocessing:
         index = {str(c): i for i, c in enumerate(self.classes)}
         codes = np.array([index.get(str(v), -1) for v in labels.tolist()], dtype=np.int64)
         if (codes < 0).any():
-            unknown = pd.unique(np.asarray([str(v) for v in labels[codes < 0].tolist()]))[:5]
+            unknown = list(dict.fromkeys(str(v) for v in labels[codes < 0].tolist()))[:5]
             raise DatasetError(
                 f"label(s) {', '.join(map(repr, unknown))} are not classes of the study "
                 f"({', '.join(map(str, self.classes[:20]))})"

@@ -7,7 +7,7 @@ from the training split alone whatever the file's form.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -36,6 +36,7 @@ class RawData:
     image_shape: tuple[int, ...] | None = None  # (H, W) or (C, H, W) for layout "image"
     notes: tuple[str, ...] = ()  # what the reader decided that a person should know
     target: str | None = None  # a table's label column
+    tokens: dict[str, str] = field(default_factory=dict)  # a table's column -> the token read as a missing number
 
     def all_labels(self) -> np.ndarray:
         return np.concatenate([p.labels for p in self.parts.values() if p.labels is not None])

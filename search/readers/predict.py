@@ -4,26 +4,34 @@ The inputs go through the preprocessing stored with the study (fitted on its
 training split when the study began), then through the ensemble that the last
 ``best --retrain`` scored; each row gets its predicted class name and every
 class's probability, in input order. Everything is computed before anything is
-written, so a refused input leaves no partial output.
+written, so a refused input leaves no partial output; and the output may not
+replace a file the command reads (its input, the study's data file, the study's
+database), which is refused before the input is read.
+
+Reading and converting the input run behind the reading boundary
+(``model.datasets.reading``): whatever is wrong with it is one line naming it.
 """
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from model.datasets import DatasetError, read_input, with_digest
+from model.datasets import read_input, reading, with_digest
+from model.datasets.intake import shown
 from search.errors import SearchError
 from search.readers.ensemble import load_final_networks
 from search.study.datafile import check_unchanged, preprocessing_of, record_of
 from search.study.dataref import DataRef
-from search.study.storage import default_url, open_storage
+from search.study.storage import default_url, open_storage, sqlite_path
 from search.study.stored import load_spec
+from search.study.winner import ensemble_proba
 
-__all__ = ["Prediction", "predict_file"]
+__all__ = ["Prediction", "check_output", "predict_file"]
 
 
 @dataclass(frozen=True)
@@ -33,7 +41,50 @@ class Prediction:
     text: str  # what a person is told
 
 
-def predict_file(study: str, storage_url: str | None, path: str, *, unseen: str = "error") -> Prediction:
+def _same(a: Path, b: Path) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # one of them is not there
+        return False
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    if not folder.is_dir():
+        return False
+    real, top = os.path.realpath(path), os.path.realpath(folder)
+    return real != top and os.path.commonpath([real, top]) == top
+
+
+def check_output(out: str | os.PathLike[str] | None, reads: list[str | os.PathLike[str]]) -> None:
+    """Refuse an output that would replace a file the command reads, whatever the path's spelling.
+
+    ``reads``: the files and folders the command reads; an existing file inside one of the
+    folders counts as read (an image of the input's, the study's data folder).
+    """
+    if out is None:
+        return
+    target = Path(out)
+    for read in map(Path, reads):
+        if _same(target, read) or (target.exists() and _inside(target, read)):
+            raise SearchError(
+                f"--out {out} would replace {read}, which this command reads; write the predictions elsewhere"
+            )
+
+
+def predict_file(
+    study: str,
+    storage_url: str | None,
+    path: str,
+    *,
+    unseen: str = "error",
+    numbers: str = "error",
+    out: str | None = None,
+) -> Prediction:
+    """The final networks' predictions on the input at ``path`` (``out``: where the caller will write them).
+
+    ``unseen``: a category never seen in training, an error or encoded as none; ``numbers``:
+    text in a column the study read as numbers, an error naming it or read as missing.
+    """
     url = storage_url or default_url(study)
     storage = open_storage(url, read_only=True)
     try:
@@ -48,15 +99,19 @@ def predict_file(study: str, storage_url: str | None, path: str, *, unseen: str 
             "made from a file of your own (run --data PATH); in Python, load_final_networks "
             "predicts on its prepared rows"
         )
+    database = sqlite_path(url)
+    check_output(out, [path, source.path, record["path"], *([database] if database else [])])
     final = load_final_networks(study, storage_url)
-    if os.path.exists(source.path):  # gone is fine (the preprocessing is stored); changed is not
+    if os.path.lexists(source.path):  # gone is fine (the preprocessing is stored); changed is not
         check_unchanged(record, DataRef(spec.data_name, file=with_digest(source)), study)
-    raw = read_input(source, path, labelled=False, target=record["preprocessing"].get("target"))
-    part = raw.parts.get("test") or raw.parts["train"]  # an input with splits: its test rows
-    try:
-        proba = final.predict_proba(part.X, unseen)
-    except DatasetError as exc:  # the input does not match the study's data: say which input
-        raise DatasetError(f"{path}: {exc}") from None
+    raw = read_input(source, path, labelled=False, target=record["preprocessing"].get("target"),
+                     image_shape=record.get("image_shape"))
+    part = raw.parts["test"] if "test" in raw.parts else raw.parts["train"]  # an input with splits: its test rows
+    prep = preprocessing_of(record)
+    with reading(path):  # the input does not match the study's data: say which input
+        rows = prep.transform(part.X, unseen, numbers)
+        y = prep.encode_labels(part.labels) if part.labels is not None else None
+    proba = ensemble_proba([n.predict_proba(rows) for n in final.networks])
     classes = final.classes
     table = pd.DataFrame({"predicted": classes[proba.argmax(axis=1)]})
     if part.names is not None:
@@ -64,12 +119,11 @@ def predict_file(study: str, storage_url: str | None, path: str, *, unseen: str 
     for i, c in enumerate(classes):
         table[f"p_{c}"] = proba[:, i]
     lines = [
-        f"predicted {len(table)} rows of {path} with the ensemble of {len(final.networks)} network"
+        f"predicted {len(table)} rows of {shown(path)} with the ensemble of {len(final.networks)} network"
         f"{'s' if len(final.networks) > 1 else ''} of study {study!r} (trial {final.record['trial']})"
     ]
     accuracy = None
-    if part.labels is not None:
-        y = preprocessing_of(record).encode_labels(part.labels)
+    if y is not None:
         accuracy = float(np.mean(proba.argmax(axis=1) == y))
         lines.append(f"accuracy {accuracy:.4f} on its {len(y)} labelled rows")
     return Prediction(table, accuracy, "\n".join(lines))

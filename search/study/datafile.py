@@ -17,6 +17,7 @@ from typing import Any
 from optuna.storages import RDBStorage
 
 from model.datasets import Preprocessing
+from model.datasets.intake import shown
 from search.errors import SearchError
 from search.study import keys
 from search.study.dataref import DataRef
@@ -64,14 +65,17 @@ def preprocessing_of(record: dict[str, Any]) -> Preprocessing:
 
 
 def describe_data(record: dict[str, Any]) -> list[tuple[str, str]]:
-    """(label, text) rows saying what the study's file is and what was done to it, for the summary and report."""
-    rows, classes = record["rows"], record["classes"]
+    """(label, text) rows saying what the study's file is and what was done to it, for the summary and report.
+
+    Names are shown as printable text: a file or class named with any bytes prints on one line.
+    """
+    rows, classes = record["rows"], [shown(str(c)) for c in record["classes"]]
     drawn = "as the file gives them" if "test" in record["given_splits"] else "test and validation drawn, stratified"
     shape = "x".join(map(str, record["image_shape"])) + " images, " if record.get("image_shape") else ""
     out = [
         (
             "data",
-            f"{record['label']}: {record['kind']}, {sum(rows.values())} rows ({rows['train']} train / "
+            f"{shown(record['label'])}: {record['kind']}, {sum(rows.values())} rows ({rows['train']} train / "
             f"{rows['val']} validation / {rows['test']} test, {drawn}), {shape}{record['n_features']} "
             f"features, {len(classes)} classes",
         ),
@@ -80,19 +84,19 @@ def describe_data(record: dict[str, Any]) -> list[tuple[str, str]]:
             ", ".join(f"{c} ({n})" for c, n in zip(classes[:12], record["class_counts"]))
             + (f" and {len(classes) - 12} more" if len(classes) > 12 else ""),
         ),
-        ("content", f"sha256 {record['digest'][:16]} of {record['path']}"),
+        ("content", f"sha256 {record['digest'][:16]} of {shown(record['path'])}"),
     ]
     if record["imputed"]:
         out.append(
             (
                 "imputed",
-                ", ".join(f"{c}: {n}" for c, n in record["imputed"].items())
+                ", ".join(f"{shown(c)}: {n}" for c, n in record["imputed"].items())
                 + " values (numbers: the training median plus a missing-indicator column; text: a category "
                 "of its own)",
             )
         )
     if record["dropped"]:
-        out.append(("dropped", "; ".join(record["dropped"])))
+        out.append(("dropped", shown("; ".join(record["dropped"]))))
     if record["notes"]:
-        out.append(("read", "; ".join(record["notes"])))
+        out.append(("read", shown("; ".join(record["notes"]))))
     return out

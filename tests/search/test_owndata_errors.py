@@ -216,26 +216,26 @@ def test_a_corrupt_image_is_refused_by_its_name(capsys, tmp_path, url) -> None:
 
 def test_a_table_over_the_available_memory_is_refused_before_it_is_read(capsys, tmp_path, url,
                                                                          monkeypatch) -> None:
-    import model.datasets.filesource as filesource
+    import model.datasets.memory as memory
 
-    monkeypatch.setattr(filesource, "available_memory", lambda: 1000)
+    monkeypatch.setattr(memory, "available_memory", lambda: 1000)
     write_table(tmp_path / "big.csv")
     monkeypatch.setattr(pd, "read_csv", lambda *a, **k: pytest.fail("read the table it had refused"))
     run_refused(capsys, tmp_path, url, tmp_path / "big.csv", "big.csv", "memory")
 
 
 def test_an_npz_over_the_available_memory_is_refused_before_it_is_read(capsys, tmp_path, url, monkeypatch) -> None:
-    import model.datasets.filesource as filesource
+    import model.datasets.memory as memory
 
-    monkeypatch.setattr(filesource, "available_memory", lambda: 1000)
+    monkeypatch.setattr(memory, "available_memory", lambda: 1000)
     np.savez(tmp_path / "big.npz", X=np.zeros((100, 10)), y=np.arange(100) % 2)
     run_refused(capsys, tmp_path, url, tmp_path / "big.npz", "big.npz", "memory")
 
 
 def test_an_image_folder_over_the_available_memory_is_refused(capsys, tmp_path, url, monkeypatch) -> None:
-    import model.datasets.imagefolder as imagefolder
+    import model.datasets.memory as memory
 
-    monkeypatch.setattr(imagefolder, "available_memory", lambda: 1000)
+    monkeypatch.setattr(memory, "available_memory", lambda: 10000)  # the files fit; their pixels do not
     root = write_images(tmp_path / "pics", {"a": (8, 8), "b": (8, 8)})
     run_refused(capsys, tmp_path, url, root, "pics", "memory", "--image-size")
 
