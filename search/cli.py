@@ -35,6 +35,7 @@ from search.settings import (
     Setting,
     int_at_least,
 )
+from search.study.outputs import check_output, study_files
 from search.study.spec import StudySpec, build_spec, default_study_name, given_settings
 from search.study.storage import default_url, open_storage
 from search.study.stored import load_spec
@@ -266,12 +267,47 @@ COMMANDS = {"run": _cmd_run, "resume": _cmd_resume, "show": _cmd_show, "plot": _
             "report": _cmd_report, "predict": _cmd_predict, "export": _cmd_export}
 
 
+def _dashed_values(parser: argparse.ArgumentParser, argv: list[str]) -> list[str]:
+    """``--budget -5s`` as ``--budget=-5s``: the value reaches the setting's check, which names it.
+
+    argparse takes a value that starts with a dash for an unknown flag and says only
+    "expected one argument"; a flag that takes a value gets the next word whatever it is.
+    """
+    takes_value = {
+        opt
+        for sub in parser._subparsers._group_actions[0].choices.values()  # type: ignore[union-attr]
+        for action in sub._actions
+        if action.nargs is None and action.option_strings
+        for opt in action.option_strings
+    }
+    out: list[str] = []
+    words = iter(argv)
+    for word in words:
+        value = next(words, None) if word in takes_value else None
+        if value is not None and value.startswith("-") and value not in takes_value:
+            out.append(f"{word}={value}")
+        else:
+            out += [word] if value is None else [word, value]
+    return out
+
+
+def _check_outputs(args: argparse.Namespace) -> None:
+    """A command's ``--out`` (or ``--csv``) never replaces its input, the study's data or its database."""
+    outs = {flag: getattr(args, flag[2:], None) for flag in ("--out", "--csv")}
+    if any(outs.values()) and getattr(args, "study", None):
+        reads = study_files(args.study, args.storage) + ([args.input] if getattr(args, "input", None) else [])
+        for flag, out in outs.items():
+            check_output(out, reads, flag)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     try:
-        args = build_parser().parse_args(argv)
+        parser = build_parser()
+        args = parser.parse_args(_dashed_values(parser, sys.argv[1:] if argv is None else list(argv)))
         logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                             format="%(levelname)s %(name)s: %(message)s")
         optuna.logging.set_verbosity(optuna.logging.WARNING)
+        _check_outputs(args)
         return COMMANDS[args.command](args)
     except Interrupted as exc:
         print(f"\n{exc}", file=sys.stderr)

@@ -47,7 +47,10 @@ class Dataset:
     """A data set split three ways, ready for an MLP.
 
     X_* are float32 (n, n_features), C-contiguous; y_* are int64 (n,) in
-    [0, n_classes). Arrays are read-only (memory maps of the shared cache when
+    [0, n_classes), or for a regression data set (``task``) float32 (n,) targets
+    standardised on the training split (``target_scale``: their mean and
+    standard deviation, to turn them back into the target's units) and
+    ``n_classes`` 1, the network's one output. Arrays are read-only (memory maps of the shared cache when
     ``mmap=True``): copy before modifying, e.g. ``X_train[perm]`` is a copy.
     """
 
@@ -62,6 +65,8 @@ class Dataset:
     normalization: str  # which of NORMALIZATIONS was applied
     image_shape: tuple[int, ...] | None = None  # a row's layout, (H, W) or (C, H, W): for augmentation
     record: dict[str, Any] | None = field(default=None, repr=False)  # a file's identity and preprocessing (owndata)
+    task: str = "classification"  # or "regression": y holds numbers
+    target_scale: tuple[float, float] | None = None  # regression: (mean, sd) of the training targets
 
     def __post_init__(self) -> None:
         if self.normalization not in NORMALIZATIONS:
@@ -71,8 +76,9 @@ class Dataset:
             X, y = getattr(self, f"X_{part}"), getattr(self, f"y_{part}")
             if X.dtype != np.float32 or X.ndim != 2 or X.shape[1] != d or not X.flags.c_contiguous:
                 raise DatasetError(f"X_{part} must be C-contiguous float32 (n, {d}), got {X.dtype} {X.shape}")
-            if y.dtype != np.int64 or y.shape != (X.shape[0],):
-                raise DatasetError(f"y_{part} must be int64 ({X.shape[0]},), got {y.dtype} {y.shape}")
+            dtype = np.float32 if self.task == "regression" else np.int64
+            if y.dtype != dtype or y.shape != (X.shape[0],):
+                raise DatasetError(f"y_{part} must be {np.dtype(dtype)} ({X.shape[0]},), got {y.dtype} {y.shape}")
         if self.image_shape is not None and int(np.prod(self.image_shape)) != d:
             raise DatasetError(
                 f"image_shape {self.image_shape} holds {int(np.prod(self.image_shape))} pixels, "

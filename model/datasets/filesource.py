@@ -51,6 +51,7 @@ class FileSource:
     y_key: str | None = None  # an .npz's label array
     image_size: tuple[int, int] | None = None  # (H, W) every image is resized to; None: as they are
     missing: str = "impute"  # one of MISSING
+    task: str | None = None  # "classification" or "regression" (owndata.TASKS); None: decided from the target
 
     @property
     def kind(self) -> str:

@@ -49,12 +49,17 @@ from .rawdata import RawData, RawPart
 from .reading import reading
 from .table import read_table
 
-__all__ = ["MAX_CLASSES", "draw_splits", "load_file", "read_input", "with_digest"]
+__all__ = ["MAX_CLASSES", "TASKS", "decide_task", "draw_splits", "load_file", "read_input", "with_digest"]
 
 logger = logging.getLogger(__name__)
 
-# More distinct labels than this (and more than half the rows) is a regression target, not classes.
 MAX_CLASSES = 1000
+TASKS = ("classification", "regression")
+# A numeric target with more distinct values than REGRESSION_DISTINCT, and at least one per
+# 1 / REGRESSION_SHARE rows, is a number to predict (a price, a wage); fewer values are classes
+# (class codes 0..99 in 50,000 rows stay classes). --task decides instead.
+REGRESSION_DISTINCT = 20
+REGRESSION_SHARE = 0.05
 
 
 def with_digest(source: FileSource) -> FileSource:
@@ -105,9 +110,14 @@ def read_input(
 
 
 def draw_splits(
-    y: np.ndarray, val_fraction: float, split_seed: int, test_seed: int, has_test: bool
+    y: np.ndarray, val_fraction: float, split_seed: int, test_seed: int, has_test: bool, stratify: bool = True
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Row indices (train, val, test) of labels ``y``: test drawn unless the file gives one (then empty)."""
+    """Row indices (train, val, test) of labels ``y``: test drawn unless the file gives one (then empty).
+
+    Stratified by class; ``stratify=False`` (numbers to predict): drawn at random, as one stratum.
+    """
+    if not stratify:
+        y = np.zeros(len(y), dtype=np.int64)
     if has_test:
         keep, test = np.arange(len(y)), np.empty(0, dtype=np.int64)
     else:
@@ -116,17 +126,32 @@ def draw_splits(
     return keep[train], keep[val], test
 
 
-def _classes(raw: RawData, label: str) -> list[Any]:
+def decide_task(labels: np.ndarray, task: str | None, label: str) -> str:
+    """The question the target asks: ``task`` where given (checked), else by REGRESSION_DISTINCT and _SHARE."""
+    numeric = labels.dtype.kind in "iuf"
+    if task == "regression" and not numeric:
+        text = list(dict.fromkeys(shown(str(v)) for v in labels.tolist() if not isinstance(v, (int, float))))[:3]
+        raise DatasetError(
+            f"{label}: --task regression needs numbers in the target, got text such as {', '.join(map(repr, text))}"
+        )
+    if task is not None:
+        return task
+    distinct = len(np.unique(labels)) if numeric and len(labels) else 0
+    many = distinct > REGRESSION_DISTINCT and distinct >= REGRESSION_SHARE * len(labels)
+    return "regression" if many else "classification"
+
+
+def _classes(raw: RawData, label: str, stated: bool = False) -> list[Any]:
     labels = raw.all_labels()
     classes = [c.item() if hasattr(c, "item") else c for c in np.unique(labels)]
     if not classes:
         raise DatasetError(f"{label}: no labelled rows")
     if len(classes) < 2:
         raise DatasetError(f"{label}: every row has the label {classes[0]!r}; a classifier needs two classes or more")
-    if len(classes) > 20 and len(classes) > len(labels) / 2:
+    if len(classes) > 20 and len(classes) > len(labels) / 2 and not stated:  # numbers this varied are regression
         raise DatasetError(
-            f"{label}: {len(classes)} distinct labels in {len(labels)} rows; this looks like a "
-            "number to predict (regression), not classes"
+            f"{label}: {len(classes)} distinct labels in {len(labels)} rows; these name rows rather than classes "
+            "(--task classification learns them as classes all the same)"
         )
     if len(classes) > MAX_CLASSES:
         raise DatasetError(f"{label}: {len(classes)} classes; a study classifies into at most {MAX_CLASSES}")
@@ -167,7 +192,10 @@ def _split(
     split_seed: int,
     test_seed: int,
 ) -> Rows:
-    """Which rows of the training part go to each split: the file's own splits, the rest drawn."""
+    """Which rows of the training part go to each split: the file's own splits, the rest drawn.
+
+    ``y_all``: the strata (class indices; one stratum of zeros for numbers, ``classes`` then ``["rows"]``).
+    """
     has_test = "test" in raw.parts
     if has_test and test_seed:
         raise DatasetError(f"{label} gives its own test split: test_seed must be 0, got {test_seed}")
@@ -188,15 +216,25 @@ def _encode(
     classes: list[Any],
     normalization: str | None,
     budget: MemoryBudget,
+    targets: Preprocessing | None = None,
 ) -> tuple[dict[str, np.ndarray], Preprocessing]:
-    """The six arrays: preprocessing fitted on the training rows, applied to every split."""
+    """The six arrays: preprocessing fitted on the training rows, applied to every split.
+
+    ``targets``: a regression study's target statistics (``Preprocessing.with_target``), which ``y_all``
+    is standardised by; None: ``y_all`` holds class indices.
+    """
     label = budget.label
     if raw.layout == "table":  # arrays and images were sized from their headers when read
         need = sum(encoding_need(p.X) for p in raw.parts.values())
         budget.check(need, "encoding it", "use a sample of the rows, fewer text columns, or a machine with more memory")
     train_part = raw.parts["train"]
-    labels = Preprocessing(raw.layout, classes, "none", 0)  # labels only, until fitted
+    labels = targets or Preprocessing(raw.layout, classes, "none", 0)  # labels only, until fitted
+    encode_y = labels.encode_targets if targets is not None else labels.encode_labels
     prep = Preprocessing.fit(raw, _take(train_part.X, idx["train"]), classes, normalization, raw.target)
+    if targets is not None:
+        prep = dataclasses.replace(
+            prep, task=targets.task, target_mean=targets.target_mean, target_scale=targets.target_scale
+        )
     # The file's rows encoded once, then split. A category that only held-out rows have is
     # encoded as none ("ignore"), as it will be for predict's inputs: it is not a fault of the file.
     X_all = prep.transform(train_part.X, unseen="ignore")
@@ -204,7 +242,7 @@ def _encode(
     for part in ("train", "val", "test"):
         if part != "train" and part in raw.parts:  # a split the file gives
             arrays[f"X_{part}"] = prep.transform(raw.parts[part].X, unseen="ignore")
-            arrays[f"y_{part}"] = labels.encode_labels(_labels(raw.parts[part], label))
+            arrays[f"y_{part}"] = encode_y(_labels(raw.parts[part], label))
         else:
             arrays[f"X_{part}"] = X_all[idx[part]]
             arrays[f"y_{part}"] = y_all[idx[part]]
@@ -220,6 +258,15 @@ def _record(
         missing = pd.concat([p.X[prep.table.columns].isna().sum() for p in raw.parts.values()], axis=1).sum(axis=1)
         imputed = {str(c): int(n) for c, n in missing.items() if n}
     parts = ("train", "val", "test")
+    y = np.concatenate([arrays[f"y_{p}"] for p in parts])
+    if prep.task == "regression":
+        numbers = prep.decode_targets(y)
+        counts: list[int] = []
+        low, high = (float(f"{v:.6g}") for v in (numbers.min(), numbers.max()))  # float32's digits, no more
+        target = {"mean": prep.target_mean, "sd": prep.target_scale, "min": low, "max": high,
+                  "distinct": int(len(np.unique(numbers.astype(np.float32))))}  # fmt: skip
+    else:
+        counts, target = np.bincount(y, minlength=len(classes)).tolist(), {}
     return {
         "path": source.path,
         "label": source.label,
@@ -230,8 +277,10 @@ def _record(
         "given_splits": sorted(raw.parts),
         "n_features": prep.n_features,
         "image_shape": prep.image_shape,
-        "classes": classes,
-        "class_counts": np.bincount(np.concatenate([arrays[f"y_{p}"] for p in parts]), minlength=len(classes)).tolist(),
+        "task": prep.task,
+        "classes": classes,  # [] for numbers
+        "class_counts": counts,
+        "target": target,  # numbers: the training split's mean and sd, the range and the distinct values
         "imputed": imputed,
         "dropped": prep.table.dropped if prep.table else [],
         "notes": list(raw.notes),
@@ -255,7 +304,15 @@ def _prepare(
             f"data file {shown(source.path)} has changed since the study began (content "
             f"{source.digest[:12]}... then, {intake.digest[:12]}... now); start a new --study to use it"
         )
-    classes = _classes(raw, label)
+    task = decide_task(raw.all_labels(), source.task, label)
+    if task == "regression":  # numbers: split at random, standardised on the training rows
+        values = _labels(raw.parts["train"], label)
+        idx = _split(raw, np.zeros(len(values), dtype=np.int64), ["rows"], label, val_fraction, split_seed, test_seed)
+        targets = Preprocessing(raw.layout, [], "none", 0).with_target(values[idx["train"]])
+        y_all = targets.encode_targets(values)
+        arrays, prep = _encode(raw, idx, y_all, [], normalization, intake.budget, targets)
+        return arrays, _record(source, raw, arrays, prep, [])
+    classes = _classes(raw, label, stated=source.task is not None)
     y_all = Preprocessing(raw.layout, classes, "none", 0).encode_labels(_labels(raw.parts["train"], label))
     idx = _split(raw, y_all, classes, label, val_fraction, split_seed, test_seed)
     arrays, prep = _encode(raw, idx, y_all, classes, normalization, intake.budget)
@@ -279,16 +336,26 @@ def load_file(
     """A user's file as a ``Dataset`` (see the module docstring); ``source.digest`` "" = hash it now."""
     if not source.digest:
         source = with_digest(source)
-    options = {k: v for k, v in dataclasses.asdict(source).items() if k != "path"}
-    key = cache.cache_key(
-        kind="file",
-        val_fraction=float(val_fraction),
-        normalization=normalization,
-        split_seed=int(split_seed),
-        test_seed=int(test_seed),
-        **options,
-    )
-    entry = (Path(cache_dir) if cache_dir is not None else cache.default_cache_dir()) / _entry_name(source.label, key)
+    folder = Path(cache_dir) if cache_dir is not None else cache.default_cache_dir()
+
+    def entry_of(source: FileSource) -> Path:
+        options = {k: v for k, v in dataclasses.asdict(source).items() if k != "path"}
+        key = cache.cache_key(
+            kind="file",
+            val_fraction=float(val_fraction),
+            normalization=normalization,
+            split_seed=int(split_seed),
+            test_seed=int(test_seed),
+            **options,
+        )
+        return folder / _entry_name(source.label, key)
+
+    entry = entry_of(source)
+    if source.task is not None:  # the entry made when the target decided the same task is this one's
+        decided = entry_of(dataclasses.replace(source, task=None))
+        meta = cache.load_meta(decided)
+        if meta is not None and meta["record"].get("task", "classification") == source.task:
+            entry = decided
 
     def build() -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         if not os.path.lexists(source.path):
@@ -306,9 +373,13 @@ def load_file(
     arrays, meta = cache.load_or_build(entry, mmap, build)
     record = dict(meta["record"], path=source.path)  # the path this machine knows it by
     shape = record["image_shape"]
+    regression = record.get("task") == "regression"
+    prep = record["preprocessing"]
     return Dataset(
         name=record["label"],
-        n_classes=len(record["classes"]),
+        n_classes=1 if regression else len(record["classes"]),  # a regression network's one output
+        task="regression" if regression else "classification",
+        target_scale=(prep["target_mean"], prep["target_scale"]) if regression else None,
         normalization=record["preprocessing"]["normalization"] if record["layout"] == "image" else "zscore",
         image_shape=tuple(shape) if shape else None,
         record=record,

@@ -8,7 +8,10 @@ One ``Preprocessing`` per study, by the file's layout:
   bytes), then image-wide statistics (or per plane, per pixel, none; see
   ``prepare.normalize``).
 It also holds the class names, so the same record turns raw inputs into
-network inputs and a network's class index back into a name.
+network inputs and a network's class index back into a name; for a numeric
+target (``task`` "regression"), its mean and standard deviation on the
+training split instead, which turn numbers into the network's standardised
+targets and its outputs back into the target's units.
 
 Values of any finite size are safe: statistics are fitted on columns divided
 by a power of two where their magnitude would overflow (see ``encoding``),
@@ -18,7 +21,7 @@ would still not fit a float32 network input is refused, its column named.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -66,6 +69,14 @@ def _feature_stats(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return scaler.mean_ * power, scaler.scale_ * power
 
 
+def _is_number(value: Any) -> bool:
+    try:
+        float(value)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
 def _refuse_far(out: np.ndarray, start: int, what: str) -> None:
     """Network inputs must be finite float32: name the first feature and rows that are not."""
     far = ~np.isfinite(out)
@@ -90,6 +101,9 @@ class Preprocessing:
     std: list[float] = field(default_factory=list)
     target: str | None = None  # a table's label column
     table: TableEncoding | None = None
+    task: str = "classification"  # or "regression": the target is a number (no classes)
+    target_mean: float = 0.0  # regression: the training targets' mean and standard deviation
+    target_scale: float = 1.0
 
     @classmethod
     def fit(
@@ -193,6 +207,28 @@ class Preprocessing:
                 f"({', '.join(map(str, self.classes[:20]))})"
             )
         return codes
+
+    def with_target(self, y_train: np.ndarray) -> Preprocessing:
+        """A regression study's preprocessing: the numbers standardised by the training rows' mean and sd.
+
+        A constant target keeps a scale of 1: its standardised values are then 0, and predictions its mean.
+        """
+        y = np.asarray(y_train, dtype=np.float64)
+        mean, sd = float(y.mean()), float(y.std())
+        scale = sd if sd > 1e-12 * max(abs(mean), 1.0) else 1.0
+        return replace(self, task="regression", target_mean=mean, target_scale=scale)
+
+    def encode_targets(self, values: np.ndarray) -> np.ndarray:
+        """Numbers in the target's units -> (n,) float32 standardised targets; a DatasetError names text."""
+        v = np.asarray(values)
+        if v.dtype.kind not in "biuf":
+            bad = [str(x) for x in v.tolist() if not _is_number(x)][:3]
+            raise DatasetError(f"the target holds text ({', '.join(map(repr, bad))}); a regression study needs numbers")
+        return ((v.astype(np.float64) - self.target_mean) / self.target_scale).astype(np.float32)
+
+    def decode_targets(self, y: np.ndarray) -> np.ndarray:
+        """Standardised targets or network outputs -> numbers in the target's units, float64."""
+        return np.asarray(y, dtype=np.float64) * self.target_scale + self.target_mean
 
     def to_json(self) -> dict[str, Any]:
         data = {k: getattr(self, k) for k in self.__dataclass_fields__}

@@ -72,9 +72,10 @@ def probe(data: Dataset, seed: int = 0) -> CostModel:
     rows = rng.choice(len(data.y_train), n, replace=False)
     X, y = np.ascontiguousarray(data.X_train[rows]), data.y_train[rows]
     measured: list[tuple[float, float, float]] = []  # (rows x params, steps, seconds)
+    loss = "squared_error" if data.task == "regression" else "cross_entropy"  # a regression network's output
     with threadpool_limits(1):
         for hidden, batch in _PROBES:
-            config = TrainConfig(hidden=hidden, batch_size=batch, epochs=2, seed=seed)
+            config = TrainConfig(hidden=hidden, batch_size=batch, epochs=2, seed=seed, loss=loss)
             run = Training(config, X, y, X[:1], y[:1], n_classes=data.n_classes)
             run.step()  # the first epoch allocates; the second is the one timed
             start = time.perf_counter()

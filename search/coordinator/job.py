@@ -158,8 +158,9 @@ def _load(spec: StudySpec, options: Execution) -> _Loaded:
     data = DataRef.of(spec, options.data_dir)
     check_unchanged(record_in(attrs), data, spec.name)  # before the file is converted again
     dataset = data.load()  # before any file is written: a missing data set changes nothing
-    spec = with_task(spec, task_of(dataset))  # a new study's task left to its target
-    data = dataclasses.replace(data, task=spec.task)
+    if spec.task is None and data.file is not None:  # a new study's task left to its target: now decided
+        spec = with_task(spec, task_of(dataset))
+        data = dataclasses.replace(data, file=dataclasses.replace(data.file, task=spec.task))  # the same entry
     logger.info(
         "%s: %d train / %d validation / %d test samples, %d features, %d classes",
         spec.data_name,

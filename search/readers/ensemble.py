@@ -27,13 +27,14 @@ __all__ = ["FinalNetworks", "load_final_networks"]
 
 @dataclass(frozen=True)
 class FinalNetworks:
-    """The networks of the last ``best --retrain``, whose averaged probabilities are the ensemble it scored.
+    """The networks of the last ``best --retrain``, whose averaged outputs are the ensemble it scored.
 
     For a study made from a file, inputs are raw rows in the file's form (a
     DataFrame with its columns, images or feature rows as in its .npz): the
     preprocessing stored with the study is applied first, and ``predict``
-    answers with class names. For a built-in data set, inputs are its prepared
-    rows and the classes are their indices.
+    answers with class names (a regression study: numbers in the target's
+    units). For a built-in data set, inputs are its prepared rows and the
+    classes are their indices.
     """
 
     networks: list[Network]
@@ -41,8 +42,15 @@ class FinalNetworks:
     preprocessing: Preprocessing | None = None  # a file's, fitted on its training split
 
     @property
+    def regression(self) -> bool:
+        """A regression study's networks: they predict numbers, not classes."""
+        return self.networks[0].regression
+
+    @property
     def classes(self) -> np.ndarray:
-        """Each output's class name (built-in data sets: its index)."""
+        """Each output's class name (built-in data sets: its index); none for a regression study."""
+        if self.regression:
+            return np.asarray([])
         if self.preprocessing is not None:
             return np.asarray(self.preprocessing.classes)
         return np.arange(self.networks[0].n_classes)
@@ -51,14 +59,24 @@ class FinalNetworks:
         """Network inputs (n, n_features) float32 from raw inputs (see the class docstring)."""
         return X if self.preprocessing is None else self.preprocessing.transform(X, unseen)
 
+    def outputs(self, rows: np.ndarray) -> np.ndarray:
+        """The ensemble on network inputs: mean class probabilities (n, n_classes), or mean numbers (n,) in the
+        target's units (the stored preprocessing turns the networks' standardised outputs back)."""
+        if not self.regression:
+            return ensemble_proba([n.predict_proba(rows) for n in self.networks])
+        mean = ensemble_proba([n.predict(rows).reshape(len(rows)) for n in self.networks])
+        return mean if self.preprocessing is None else self.preprocessing.decode_targets(mean)
+
     def predict_proba(self, X: Any, unseen: str = "error") -> np.ndarray:
         """(n, n_classes): the mean of the networks' class probabilities."""
-        rows = self.prepare(X, unseen)
-        return ensemble_proba([n.predict_proba(rows) for n in self.networks])
+        if self.regression:
+            raise SearchError("a regression study predicts numbers, not class probabilities: use predict")
+        return self.outputs(self.prepare(X, unseen))
 
     def predict(self, X: Any, unseen: str = "error") -> np.ndarray:
-        """(n,): the ensemble's most probable class per row."""
-        return self.classes[self.predict_proba(X, unseen).argmax(axis=1)]
+        """(n,): the ensemble's most probable class per row, or its number (the networks' mean)."""
+        out = self.outputs(self.prepare(X, unseen))
+        return out if self.regression else self.classes[out.argmax(axis=1)]
 
 
 def load_final_networks(study: str, storage_url: str | None = None) -> FinalNetworks:

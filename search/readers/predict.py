@@ -15,8 +15,7 @@ Reading and converting the input run behind the reading boundary
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
-from pathlib import Path
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -27,11 +26,12 @@ from search.errors import SearchError
 from search.readers.ensemble import load_final_networks
 from search.study.datafile import check_unchanged, preprocessing_of, record_of
 from search.study.dataref import DataRef
+from search.study.metrics import REGRESSION_SCORES, score
+from search.study.outputs import check_output
 from search.study.storage import default_url, open_storage, sqlite_path
 from search.study.stored import load_spec
-from search.study.winner import ensemble_proba
 
-__all__ = ["Prediction", "check_output", "predict_file"]
+__all__ = ["Prediction", "predict_file"]
 
 
 @dataclass(frozen=True)
@@ -39,36 +39,7 @@ class Prediction:
     table: pd.DataFrame  # one row per input: [file,] predicted, then one probability column per class
     accuracy: float | None  # when the inputs carry labels
     text: str  # what a person is told
-
-
-def _same(a: Path, b: Path) -> bool:
-    try:
-        return os.path.samefile(a, b)
-    except OSError:  # one of them is not there
-        return False
-
-
-def _inside(path: Path, folder: Path) -> bool:
-    if not folder.is_dir():
-        return False
-    real, top = os.path.realpath(path), os.path.realpath(folder)
-    return real != top and os.path.commonpath([real, top]) == top
-
-
-def check_output(out: str | os.PathLike[str] | None, reads: list[str | os.PathLike[str]]) -> None:
-    """Refuse an output that would replace a file the command reads, whatever the path's spelling.
-
-    ``reads``: the files and folders the command reads; an existing file inside one of the
-    folders counts as read (an image of the input's, the study's data folder).
-    """
-    if out is None:
-        return
-    target = Path(out)
-    for read in map(Path, reads):
-        if _same(target, read) or (target.exists() and _inside(target, read)):
-            raise SearchError(
-                f"--out {out} would replace {read}, which this command reads; write the predictions elsewhere"
-            )
+    scores: dict[str, float] = field(default_factory=dict)  # a regression study's, when the inputs carry targets
 
 
 def predict_file(
@@ -104,26 +75,42 @@ def predict_file(
     final = load_final_networks(study, storage_url)
     if os.path.lexists(source.path):  # gone is fine (the preprocessing is stored); changed is not
         check_unchanged(record, DataRef(spec.data_name, file=with_digest(source)), study)
-    raw = read_input(source, path, labelled=False, target=record["preprocessing"].get("target"),
-                     image_shape=record.get("image_shape"))
+    raw = read_input(
+        source,
+        path,
+        labelled=False,
+        target=record["preprocessing"].get("target"),
+        image_shape=record.get("image_shape"),
+    )
     part = raw.parts["test"] if "test" in raw.parts else raw.parts["train"]  # an input with splits: its test rows
     prep = preprocessing_of(record)
     with reading(path):  # the input does not match the study's data: say which input
         rows = prep.transform(part.X, unseen, numbers)
-        y = prep.encode_labels(part.labels) if part.labels is not None else None
-    proba = ensemble_proba([n.predict_proba(rows) for n in final.networks])
-    classes = final.classes
-    table = pd.DataFrame({"predicted": classes[proba.argmax(axis=1)]})
+        if part.labels is None:
+            y = None
+        elif final.regression:  # the inputs' targets, as the numbers they are
+            prep.encode_targets(part.labels)  # text among the numbers is named
+            y = np.asarray(part.labels, dtype=np.float64)
+        else:
+            y = prep.encode_labels(part.labels)
+    outputs = final.outputs(rows)  # probabilities (n, n_classes), or numbers (n,) in the target's units
+    if final.regression:
+        table = pd.DataFrame({"predicted": outputs})
+    else:
+        table = pd.DataFrame({"predicted": final.classes[outputs.argmax(axis=1)]})
+        for i, c in enumerate(final.classes):
+            table[f"p_{c}"] = outputs[:, i]
     if part.names is not None:
         table.insert(0, "file", list(part.names))
-    for i, c in enumerate(classes):
-        table[f"p_{c}"] = proba[:, i]
     lines = [
         f"predicted {len(table)} rows of {shown(path)} with the ensemble of {len(final.networks)} network"
         f"{'s' if len(final.networks) > 1 else ''} of study {study!r} (trial {final.record['trial']})"
     ]
-    accuracy = None
-    if y is not None:
-        accuracy = float(np.mean(proba.argmax(axis=1) == y))
+    accuracy, scores = None, {}
+    if y is not None and final.regression:  # scored as best --retrain scores the test rows
+        scores = {name: score(name, y, outputs) for name in REGRESSION_SCORES}
+        lines.append(", ".join(f"{k} {v:.4f}" for k, v in scores.items()) + f" on its {len(y)} rows with a target")
+    elif y is not None:
+        accuracy = float(np.mean(outputs.argmax(axis=1) == y))
         lines.append(f"accuracy {accuracy:.4f} on its {len(y)} labelled rows")
-    return Prediction(table, accuracy, "\n".join(lines))
+    return Prediction(table, accuracy, "\n".join(lines), scores)

@@ -64,26 +64,40 @@ def preprocessing_of(record: dict[str, Any]) -> Preprocessing:
     return Preprocessing.from_json(record["preprocessing"])
 
 
+def _target_row(record: dict[str, Any]) -> tuple[str, str]:
+    """A regression study's target: its name, range and the training split's statistics it is standardised by."""
+    t = record["target"]
+    name = shown(str(record["preprocessing"].get("target") or "the target"))
+    return (
+        "target",
+        f"{name}: numbers (regression), {t['distinct']} distinct from {t['min']:.6g} to {t['max']:.6g}; "
+        f"standardised by the training split's mean {t['mean']:.6g} and sd {t['sd']:.6g}",
+    )
+
+
+def _classes_row(classes: list[str], counts: list[int]) -> tuple[str, str]:
+    more = f" and {len(classes) - 12} more" if len(classes) > 12 else ""
+    return "classes", ", ".join(f"{c} ({n})" for c, n in zip(classes[:12], counts)) + more
+
+
 def describe_data(record: dict[str, Any]) -> list[tuple[str, str]]:
     """(label, text) rows saying what the study's file is and what was done to it, for the summary and report.
 
     Names are shown as printable text: a file or class named with any bytes prints on one line.
     """
     rows, classes = record["rows"], [shown(str(c)) for c in record["classes"]]
-    drawn = "as the file gives them" if "test" in record["given_splits"] else "test and validation drawn, stratified"
+    numbers = record.get("task") == "regression"  # a record stored before the task is one of classes
+    how = "at random" if numbers else "stratified"
+    drawn = "as the file gives them" if "test" in record["given_splits"] else f"test and validation drawn, {how}"
     shape = "x".join(map(str, record["image_shape"])) + " images, " if record.get("image_shape") else ""
     out = [
         (
             "data",
             f"{shown(record['label'])}: {record['kind']}, {sum(rows.values())} rows ({rows['train']} train / "
             f"{rows['val']} validation / {rows['test']} test, {drawn}), {shape}{record['n_features']} "
-            f"features, {len(classes)} classes",
+            f"features, " + ("a number to predict" if numbers else f"{len(classes)} classes"),
         ),
-        (
-            "classes",
-            ", ".join(f"{c} ({n})" for c, n in zip(classes[:12], record["class_counts"]))
-            + (f" and {len(classes) - 12} more" if len(classes) > 12 else ""),
-        ),
+        _target_row(record) if numbers else _classes_row(classes, record["class_counts"]),
         ("content", f"sha256 {record['digest'][:16]} of {shown(record['path'])}"),
     ]
     if record["imputed"]:

@@ -36,8 +36,7 @@ class DataRef:
     normalization: str | None = None
     data_dir: str | None = None
     test_seed: int = 0  # which draw of the test split where the data has none of its own
-    file: FileSource | None = None
-    task: str | None = None  # a file's question (search.study.metrics.TASKS); None: decided from its target
+    file: FileSource | None = None  # its ``task``: the study's (None: the file's target decides it)
 
     @classmethod
     def of(cls, spec: StudySpec, data_dir: str | None = None) -> DataRef:
@@ -51,14 +50,13 @@ class DataRef:
             data_dir,
             spec.test_seed,
             None if source is None else with_digest(source),
-            spec.task,
         )
 
     def load(self) -> Dataset:
         return _load(self)
 
     def folds(self, k: int, seed: int) -> tuple[Fold, ...]:
-        """``k`` stratified folds of train + validation (1: the fixed validation split)."""
+        """``k`` folds of train + validation, stratified by class (1: the fixed validation split)."""
         return _folds(self, k, seed)
 
 
@@ -94,7 +92,9 @@ def _folds(ref: DataRef, k: int, seed: int) -> tuple[Fold, ...]:
     # Folds are cut from train + validation; the test split is never part of them.
     X = np.concatenate([data.X_train, data.X_val])
     y = np.concatenate([data.y_train, data.y_val])
-    fold_of = stratified_folds(y, k, np.random.default_rng([seed, k]))
+    # classes spread evenly over the folds; numbers at random (one stratum)
+    strata = y if data.task == CLASSIFICATION else np.zeros(len(y), dtype=np.int64)
+    fold_of = stratified_folds(strata, k, np.random.default_rng([seed, k]))
     return tuple(Fold(X[fold_of != i], y[fold_of != i], X[fold_of == i], y[fold_of == i]) for i in range(k))
 
 
@@ -111,13 +111,15 @@ def stratified_folds(y: np.ndarray, k: int, rng: np.random.Generator) -> np.ndar
 
 def in_target_units(data: Dataset, y: np.ndarray) -> np.ndarray:
     """Regression targets or predictions, standardised on the training split, back in the target's units."""
-    scale = getattr(data, "target_scale", None)
-    return y if scale is None else y * scale[1] + scale[0]
+    if data.target_scale is None:
+        return y
+    mean, scale = data.target_scale
+    return np.asarray(y, dtype=np.float64) * scale + mean
 
 
 def task_of(data: Dataset) -> str:
     """The question the data asks: ``regression`` for a numeric target, else ``classification``."""
-    return str(getattr(data, "task", CLASSIFICATION))
+    return data.task
 
 
 def task_decided(data: Dataset) -> str:

@@ -256,7 +256,7 @@ class StudySpec:
         if self.data is None:
             return None
         size = parse_image_size(self.image_size) if self.image_size is not None else None
-        return FileSource(self.data, "", self.target, self.x_key, self.y_key, size, self.missing)
+        return FileSource(self.data, "", self.target, self.x_key, self.y_key, size, self.missing, self.task)
 
     def to_json(self) -> str:
         data = asdict(self)

@@ -185,3 +185,10 @@ def test_a_database_from_an_incompatible_optuna_is_refused_untouched(capsys, tmp
 def test_any_malformed_number_is_refused_in_one_line(capsys, tmp_path, flag, value) -> None:
     refused(capsys, ["run", f"{flag}={value}", "--storage", f"sqlite:///{tmp_path / 's.db'}"], tmp_path,
             flag)
+
+
+@pytest.mark.parametrize(("flag", "value"), [("--budget", "-5s"), ("--trials", "-3"), ("--epochs", "-1")])
+def test_a_negative_value_is_named_by_its_setting_not_taken_for_a_flag(capsys, tmp_path, flag, value) -> None:
+    err = refused(capsys, ["run", flag, value, "--storage", f"sqlite:///{tmp_path}/x.db"], tmp_path, flag, repr(value)
+                  if flag == "--budget" else value)
+    assert "expected one argument" not in err

@@ -522,3 +522,24 @@ def test_every_refusal_the_docs_list_is_produced_by_a_test(tmp_path, capsys, mon
             message = produce(fragment, tmp, capsys, mp, study)
         assert fragment in message, (fragment, message)
         assert "\n" not in message.strip(), message
+
+
+@pytest.mark.parametrize("command", ["export", "report", "best", "show", "plot"])
+@pytest.mark.parametrize("which", ["data", "database"])
+def test_no_command_writes_over_the_studys_data_or_database(capsys, study, command, which) -> None:
+    home, url, _ = study
+    capsys.readouterr()
+    out = {"data": home / "pets.csv", "database": home / "study.db"}[which]
+    flag = "--csv" if command == "show" else "--out"
+    argv = [command, "--study", "pets", flag, str(out), "--storage", url] + (["--retrain"] if command == "best" else [])
+    refused(capsys, argv, home, flag, "reads")
+
+
+def test_an_output_inside_a_folder_the_command_reads_is_refused_even_before_it_exists(tmp_path) -> None:
+    from search.errors import SearchError
+    from search.study.outputs import check_output
+
+    (tmp_path / "images" / "cat").mkdir(parents=True)  # a plot written here would become a training image
+    with pytest.raises(SearchError, match="would replace"):
+        check_output(tmp_path / "images" / "cat" / "curves.png", [tmp_path / "images"])
+    check_output(tmp_path / "plots" / "curves.png", [tmp_path / "images"])  # beside it is fine

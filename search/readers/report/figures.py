@@ -121,3 +121,32 @@ def importance_figure(importances: dict[str, float], evaluator: str, study: str)
     ax.set_xlabel(f"importance ({evaluator}; sums to 1)")
     ax.set_title(f"{study}: which settings mattered for the validation loss", fontsize=10)
     return fig
+
+
+def regression_figure(points: dict[str, list[float]], study: str, target: str = "target") -> Figure | None:
+    """The final networks on the test rows of a regression study: predicted against true, and the residuals.
+
+    ``points``: ``{"true": [...], "predicted": [...]}`` in the target's units (``best --retrain``'s sample).
+    """
+    import seaborn as sns  # on drawing: importing a reader loads no scipy.optimize
+
+    true = np.asarray(points.get("true", []), dtype=float)
+    predicted = np.asarray(points.get("predicted", []), dtype=float)
+    if not len(true):
+        return None
+    residual = predicted - true
+    fig = Figure(figsize=(11, 4.5), layout="constrained")
+    with sns.axes_style("whitegrid"):
+        axes = fig.subplots(1, 2)
+    low, high = float(min(true.min(), predicted.min())), float(max(true.max(), predicted.max()))
+    axes[0].scatter(true, predicted, s=10, alpha=0.5, color="tab:blue")
+    axes[0].plot([low, high], [low, high], color="crimson", linewidth=1, label="predicted = true")
+    axes[0].set_xlabel(f"true {target}")
+    axes[0].set_ylabel(f"predicted {target}")
+    axes[0].legend(loc="upper left", fontsize=8)
+    axes[1].scatter(predicted, residual, s=10, alpha=0.5, color="tab:blue")
+    axes[1].axhline(0.0, color="crimson", linewidth=1)
+    axes[1].set_xlabel(f"predicted {target}")
+    axes[1].set_ylabel("residual (predicted - true)")
+    fig.suptitle(f"{study}: the final networks on {len(true)} test rows", fontsize=11)
+    return fig

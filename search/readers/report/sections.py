@@ -326,6 +326,15 @@ def winner(f: StudyFacts) -> Section:
             Text(f"Scored once on the test split{draw} (selection used only the validation split):"),
             Facts(rows),
         ]
+        if r.get("test_points"):  # a regression study: where the numbers miss
+            target = str(f.data_record.get("preprocessing", {}).get("target") or "target")
+            blocks.append(
+                Plot(
+                    "predicted.png",
+                    "predicted against true, and residuals, on the test rows",
+                    lambda: figures.regression_figure(r["test_points"], f.name, target),
+                )
+            )
     else:
         blocks.append(Text("No retrained test score is stored yet: `python -m search best --retrain` saves one."))
     return Section("winner", "The winner", blocks)
