@@ -203,6 +203,40 @@ class ClassesHead:
         g.node("Gather", [g.constant("classes", self.labels), index], "class", out=self.label, axis=0)
 
 
+@dataclass(frozen=True)
+class NumberHead:
+    """``number`` (N,) float64: the mean of the networks' outputs, in the target's units (``mean + scale * it``).
+
+    A regression network's one output is the target standardised on its training split; the
+    ensemble is the mean of the networks' outputs (``search.study.winner.ensemble_proba`` on numbers),
+    turned back by the stored statistics in double precision, as ``Preprocessing.decode_targets`` does.
+    """
+
+    mean: float = 0.0
+    scale: float = 1.0
+    dtype: type = np.float32  # of the networks' outputs
+    number: str = "number"
+
+    def outputs(self) -> list[ValueInfoProto]:
+        return [helper.make_tensor_value_info(self.number, TensorProto.DOUBLE, ["N"])]
+
+    def build(self, g: Builder, values: Sequence[str]) -> None:
+        if len(values) == 1:
+            mean = values[0]  # (N, 1)
+        else:
+            count = g.constant("count", np.asarray(len(values), dtype=self.dtype))
+            mean = g.node("Div", [g.node("Sum", list(values), "sum"), count], "mean")
+        flat = g.node("Reshape", [mean, g.constant("rows", np.asarray([-1], dtype=np.int64))], "flat")  # (N,)
+        wide = g.node("Cast", [flat], "wide", to=TensorProto.DOUBLE)
+        scaled = g.node("Mul", [wide, g.constant("scale", np.asarray(self.scale, dtype=np.float64))], "scaled")
+        g.node(
+            "Add",
+            [scaled, g.constant("target_mean", np.asarray(self.mean, dtype=np.float64))],
+            "number",
+            out=self.number,
+        )
+
+
 def ensemble(g: Builder, networks: Sequence[Network], X: str, head: Head, dtype: type = np.float32) -> None:
     """Every network on ``X`` (N, n_inputs), their values through ``head`` to the outputs."""
     head.build(g, [network_outputs(g, net, X, f"net{k}", dtype) for k, net in enumerate(networks)])

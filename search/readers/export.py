@@ -79,7 +79,7 @@ def export_study(study: str, storage_url: str | None, path: str | Path, *, forma
         "data_digest": "" if record is None else str(record["digest"]),
         "trial": str(final.record["trial"]),
         "params": json.dumps(params, sort_keys=True),
-        "test_accuracy": repr(final.record.get("ensemble_accuracy", final.record.get("test_accuracy_mean"))),
+        **_test_score(final.record),
         "networks": str(len(final.networks)),
     }
     model = build_model(final, study, metadata)
@@ -93,6 +93,12 @@ def export_study(study: str, storage_url: str | None, path: str | Path, *, forma
         f"({out.stat().st_size / 1e3:.1f} kB)"
     )
     return Exported(out, text)
+
+
+def _test_score(record: dict[str, Any]) -> dict[str, str]:
+    """The final networks' ensemble test score: accuracy for classes, RMSE for numbers."""
+    name = "rmse" if record.get("task") == "regression" else "accuracy"
+    return {f"test_{name}": repr(record.get(f"ensemble_{name}", record.get(f"test_{name}_mean")))}
 
 
 def build_model(final: FinalNetworks, name: str, metadata: dict[str, str]) -> ModelProto:
@@ -117,14 +123,13 @@ def build_model(final: FinalNetworks, name: str, metadata: dict[str, str]) -> Mo
 
 
 def _head(final: FinalNetworks) -> Head:
-    """What the networks' values become. Classes: ``label`` and ``probabilities``, the mean of the networks'.
+    """What the networks' values become. Classes: ``label`` and ``probabilities``, the mean of the networks';
+    numbers (a regression study): ``number``, the mean of their outputs in the target's units."""
+    from model.onnx import ClassesHead, NumberHead, label_values
 
-    A regression study's head (``number``: the mean of the outputs, in the target's units) goes here.
-    """
-    from model.onnx import ClassesHead, label_values
-
-    if any(getattr(net, "regression", False) for net in final.networks):
-        raise SearchError("export writes the graphs of classification studies only, so far")
+    if final.regression:
+        prep = final.preprocessing
+        return NumberHead() if prep is None else NumberHead(prep.target_mean, prep.target_scale)
     return ClassesHead(label_values(final.classes))
 
 

@@ -165,3 +165,27 @@ def test_a_deterministic_regression_study_is_the_same_whatever_the_number_of_wor
 
     one, two = trials("1"), trials("2")
     assert one == two and len({n for n, *_ in one}) >= 8
+
+
+def test_the_exported_graph_of_a_regression_study_answers_as_predict(tmp_path: Path, diabetes: Path) -> None:
+    onnx = pytest.importorskip("onnx")
+    ort = pytest.importorskip("onnxruntime")
+    from onnx.reference import ReferenceEvaluator
+
+    study = search.run(str(diabetes), trials=4, epochs=6, finalists=0, jobs=2, progress=False,
+                       storage=f"sqlite:///{tmp_path / 'e.db'}", study="exp")
+    final = study.retrain(seeds=2, jobs=2)
+    path = study.export(tmp_path / "diabetes.onnx")
+    model = onnx.load(path)
+    onnx.checker.check_model(model, full_check=True)
+    rows = pd.read_csv(diabetes).drop(columns="target")
+    expected = final.predict(rows)
+    feeds = {name: rows[name].to_numpy(np.float32) for name in rows.columns}
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    assert [o.name for o in session.get_outputs()] == ["number"]
+    for runtime in (session, ReferenceEvaluator(model)):
+        (number,) = runtime.run(None, feeds)
+        assert number.dtype == np.float64 and number.shape == expected.shape
+        np.testing.assert_allclose(number, expected, rtol=1e-5, atol=1e-4)
+    props = {p.key: p.value for p in model.metadata_props}
+    assert float(props["test_rmse"]) == final.record["ensemble_rmse"]
