@@ -40,9 +40,9 @@ def test_only_finalist_runs_and_the_final_networks_are_warped(tmp_path: Path, mo
     retrained = []
     real = search.workers.final._train_one
 
-    def record(config, data):
+    def record(config, data, *more):
         retrained.append(config.augment_warp)
-        return real(config, data)
+        return real(config, data, *more)
 
     monkeypatch.setattr(search.workers.final, "_train_one", record)
     retrain_best("w", url, seeds=1, jobs=1, out=str(tmp_path / "net.npz"))
