@@ -64,6 +64,7 @@ def test_show_csv_writes_every_trial_and_each_trial_records_its_host_and_peak_me
             assert all(10 < json.loads(v) < 100_000 for v in values.values())  # megabytes, not kB
 
 
+@pytest.mark.slow
 def test_a_study_made_from_a_preset_takes_more_trials_from_the_flag_on_a_later_run(db: Path, tmp_path: Path) -> None:
     preset = tmp_path / "small.toml"
     preset.write_text('dataset = "digits"\nepochs = 2\nfinalists = 0\ntrials = 3\n')

@@ -45,6 +45,7 @@ def _test_rows(path: Path, study_spec: dict) -> pd.DataFrame:
     return frame.iloc[test]
 
 
+@pytest.mark.slow
 def test_a_numeric_csv_is_a_regression_study_from_search_to_predict(tmp_path: Path, diabetes: Path) -> None:
     url = f"sqlite:///{tmp_path / 'd.db'}"
     out = run_cli("run", "--data", str(diabetes), "--trials", "8", "--study", "diab", "--storage", url, *FAST)
