@@ -61,7 +61,7 @@ def _score(value: float | None) -> str:
 def format_budget(r: JobResult) -> str:
     """How the budget was planned and spent, stage by stage; then the final ensemble's report."""
     assert r.budget is not None
-    used = r.spent_before + sum(r.stages.values())
+    used = r.used if r.used is not None else r.spent_before + sum(r.stages.values())
     rows = [
         (
             "budget",
@@ -72,6 +72,8 @@ def format_budget(r: JobResult) -> str:
     rows += [(f"  {stage}", f"{format_duration(s)} ({s / r.budget:.0%})") for stage, s in r.stages.items()]
     if r.plan is not None:
         rows += r.plan.describe()
+    if r.ended:
+        rows.insert(1, ("", r.ended))
     width = max(len(k) for k, _ in rows)
     text = "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
     return text + (f"\n{r.final}" if r.final else "")

@@ -9,6 +9,7 @@ readers show the stored plan. Imports the study contract and ``model`` only.
 - ``cost.py``: the probe, its cost model, and one network's epoch from a trial's timing;
 - ``plan.py``: the plan, stage by stage, and a search trial's expected cost;
 - ``deadlines.py``: when the coordinator's stages must end;
+- ``leftover.py``: the stages' ends moved as trials measure the later stages, and why a job ended early;
 - ``ensemble.py``: the final ensemble's size in the time left.
 
 Nothing is imported here, so that ``import search.budget.shares`` stays light.

@@ -8,10 +8,11 @@ spent is taken off first.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from model import TrainConfig
 from model.datasets import Dataset
+from search.budget.leftover import Needs, finalists_end, stage_ends
 from search.budget.plan import Plan, TrialCost
 from search.budget.shares import SHARES
 from search.study.spec import StudySpec
@@ -28,6 +29,8 @@ class Deadlines:
     ``stop``: no trial starts that could not finish by then, and what still runs
     then is stopped and recorded for a re-run, as Ctrl-C does (``--timeout``,
     and the end of a budget's finalist stage).
+    A budget's two start as the plan's shares; ``replanned`` moves them once
+    trials have measured what the later stages need (``leftover.py``).
     """
 
     search: float
@@ -36,6 +39,28 @@ class Deadlines:
     typical_trial: float = 0.0  # a search trial's expected seconds before any has finished
     # a search trial's expected seconds from its configuration (plan.TrialCost), asked before it starts
     trial_cost: Callable[[TrainConfig], float] | None = None
+    end: float | None = None  # a budget: when all of it is used, final networks included
+    budget: float = 0.0  # a budget: its seconds
+    timeout: float | None = None  # --timeout: neither stage ends after it
+    # the finalists were sized by the plan (no flag or preset set them): what the estimates leave
+    # at the search's end may go to more fresh runs of them
+    more_finalists: bool = False
+
+    def replanned(self, later: Needs) -> Deadlines:
+        """The stages' ends moved to leave the later stages ``later`` and no more (a budget; else unchanged)."""
+        if self.end is None:
+            return self
+        search, stop = stage_ends(self.end, self.budget, later)
+        if self.timeout is not None:
+            search, stop = min(search, self.timeout), min(stop, self.timeout)
+        return replace(self, search=max(search, 0.0), stop=max(stop, 0.0))
+
+    def finalists_from(self, now: float, later: Needs, one_network: float) -> Deadlines:
+        """The finalist stage's end, as it begins at ``now`` (``leftover.finalists_end``; a budget, else unchanged)."""
+        if self.end is None:
+            return self
+        stop = finalists_end(now, self.end, self.budget, later, one_network)
+        return replace(self, stop=max(min(stop, self.timeout if self.timeout is not None else stop), 0.0))
 
 
 def deadlines_for(
@@ -56,8 +81,18 @@ def deadlines_for(
     stop = (SHARES["search"] + SHARES["finalists"]) * budget - spent
     if timeout is not None:
         search_end, stop = min(search_end, timeout), min(stop, timeout)
-    if plan is None:
-        return Deadlines(max(search_end, 0.0), max(stop, 0.0), budgeted=True)
-    typical = plan.typical_epoch_seconds * spec.epochs * spec.cv
-    cost = TrialCost.of(plan, data, spec.cv)
-    return Deadlines(max(search_end, 0.0), max(stop, 0.0), budgeted=True, typical_trial=typical, trial_cost=cost)
+    typical, cost, planned = 0.0, None, False
+    if plan is not None:
+        typical, cost = plan.typical_epoch_seconds * spec.epochs * spec.cv, TrialCost.of(plan, data, spec.cv)
+        planned = (spec.finalists, spec.finalist_repeats) == (plan.finalists, plan.finalist_repeats)
+    return Deadlines(
+        max(search_end, 0.0),
+        max(stop, 0.0),
+        budgeted=True,
+        typical_trial=typical,
+        trial_cost=cost,
+        end=budget - spent,
+        budget=budget,
+        timeout=timeout,
+        more_finalists=planned and spec.finalists > 0,
+    )

@@ -14,13 +14,14 @@ from collections.abc import Iterable
 from optuna.trial import FrozenTrial
 
 from search.budget.cost import network_epoch_seconds
-from search.budget.shares import ENSEMBLE_MAX, MARGIN
+from search.budget.leftover import end_margin
+from search.budget.shares import ENSEMBLE_MAX, FINAL_OVERHEAD
 from search.study import finalists as fin
 from search.study import keys
 from search.study.spec import StudySpec
 from search.study.winner import Winner, final_epochs
 
-__all__ = ["ensemble_size", "winner_ensemble_size", "winner_epoch_seconds"]
+__all__ = ["ensemble_size", "train_share", "winner_ensemble_size", "winner_epoch_seconds"]
 
 
 def ensemble_size(seconds_left: float, epoch_seconds: float, epochs: int, workers: int) -> tuple[int, int]:
@@ -37,18 +38,27 @@ def ensemble_size(seconds_left: float, epoch_seconds: float, epochs: int, worker
 
 
 def winner_ensemble_size(
-    spec: StudySpec, winner: Winner, seconds_left: float, jobs: int, rows: float = 1.0
+    spec: StudySpec,
+    winner: Winner,
+    seconds_left: float,
+    jobs: int,
+    rows: float = 1.0,
+    overhead: float = FINAL_OVERHEAD,
 ) -> tuple[int, int]:
-    """(networks, epochs) of a budget's final ensemble of ``winner`` in ``seconds_left`` (less the margin).
+    """(networks, epochs) of a budget's final ensemble of ``winner`` in ``seconds_left``.
+
+    Less the job's end margin and what the stage costs besides training (``overhead``:
+    ``leftover.final_overhead`` of the run's measured worker start, else ``FINAL_OVERHEAD``).
 
     ``rows``: how many times train + validation the networks train on (``SearchCV`` refits on all its rows).
     """
     assert spec.budget is not None
     epoch_seconds = winner_epoch_seconds(spec, winner.runs or (winner.trial,)) * rows
-    return ensemble_size(seconds_left - MARGIN * spec.budget, epoch_seconds, final_epochs(spec, winner), jobs)
+    left = seconds_left - end_margin(spec.budget) - overhead
+    return ensemble_size(left, epoch_seconds, final_epochs(spec, winner), jobs)
 
 
-def _share(spec: StudySpec, folds: int) -> float:
+def train_share(spec: StudySpec, folds: int) -> float:
     """The part of train + validation each network of a run of ``folds`` folds trains on.
 
     A run of k folds trains k networks on (k-1)/k of train + validation each; a holdout
@@ -71,5 +81,5 @@ def winner_epoch_seconds(spec: StudySpec, runs: Iterable[FrozenTrial]) -> float:
             folds = spec.finalist_cv if finalist else spec.cv
             assert folds is not None
             warp = bool(spec.finalist_warp) and not finalist
-            per_epoch.append(network_epoch_seconds(seconds, epochs, folds, share=_share(spec, folds), warp=warp))
+            per_epoch.append(network_epoch_seconds(seconds, epochs, folds, share=train_share(spec, folds), warp=warp))
     return max(per_epoch) if per_epoch else 0.0

@@ -25,6 +25,7 @@ from search.budget.cost import CostModel, n_parameters
 from search.budget.shares import (
     EPOCH_OVERHEAD,
     FIDELITIES,
+    FINALIST_SIZES,
     FULL_FIDELITY,
     MARGIN,
     SHARES,
@@ -63,8 +64,8 @@ _FINALIST_CV_MAX_ROWS = 5000
 # the finalists: on large data the epochs are what the score rests on), then more
 # configurations, then repeats; the last is taken when none fits.
 _FINALIST_OPTIONS: tuple[tuple[int, int, int], ...] = (
-    *((factor, k, r) for factor in (3, 2, 1) for k, r in ((5, 2), (4, 2), (3, 2), (4, 1), (3, 1))),
-    (1, 2, 1),
+    *((factor, k, r) for factor in (3, 2, 1) for k, r in FINALIST_SIZES[:-1]),
+    (1, *FINALIST_SIZES[-1]),
 )
 
 
@@ -114,6 +115,8 @@ class Plan:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Plan:
+        """The plan as stored; what the job wrote on it when it ended (``ended``) is not the plan's."""
+        data = {k: v for k, v in data.items() if k != "ended"}
         return cls(**(data | {"batches": tuple(data["batches"]), "cost": CostModel(**data["cost"])}))
 
 

@@ -15,8 +15,14 @@ from typing import Any
 from search.study.durations import format_duration
 
 __all__ = [
+    "END_MARGIN",
+    "END_SECONDS",
     "ENSEMBLE_MAX",
     "EPOCH_OVERHEAD",
+    "FINAL_OVERHEAD",
+    "FINAL_STORE",
+    "FINALIST_ERROR",
+    "FINALIST_SIZES",
     "FIDELITIES",
     "FULL_FIDELITY",
     "MARGIN",
@@ -38,6 +44,22 @@ __all__ = [
 # ensemble of a few of them gained 0.3 points over one); small data leaves it unused.
 SHARES: dict[str, float] = {"search": 0.5, "finalists": 0.18, "final": 0.24}
 MARGIN = 1.0 - sum(SHARES.values())
+# What a job keeps at its end once its later stages are re-planned from measured costs
+# (``leftover.py``): less than the plan's MARGIN, which also covers the probe's error.
+END_MARGIN = 0.03
+END_SECONDS = 1.0  # ... and the storage's last writes and the process's exit, whatever the budget
+# A finalist stage's sizes, (configurations, fresh runs of each), the first that fits wins: more
+# configurations, then more runs of each (the plan's order, and the coordinator's when the stage begins).
+FINALIST_SIZES: tuple[tuple[int, int], ...] = ((5, 2), (4, 2), (3, 2), (4, 1), (3, 1), (2, 1))
+# A finalist stage is reserved this much more than its runs' estimates from their search trials' timings
+# (on a loaded machine those varied by 10-50% either way); what it leaves goes to more fresh runs.
+FINALIST_ERROR = 0.1
+# The final stage's seconds besides training: its worker processes start (measured on a quiet machine
+# about 1.5 s; under a load of 5 on 2 cores 5-6.5 s, spawning and importing), load the data, save
+# the weights and store the scores. The least it is taken to be: the coordinator measures its own
+# workers' start and the final stage is taken to need that and FINAL_STORE more.
+FINAL_OVERHEAD = 2.0
+FINAL_STORE = 1.0
 # Epochs a search trial may train: the plan picks the longest its share affords.
 FIDELITIES: tuple[int, ...] = (3, 5, 8, 10, 15, 20, 30, 40, 60)
 # What a generous plan gives a search trial: the plan's "full search" (``Plan.needed``) is
@@ -98,4 +120,5 @@ def describe_plan(plan: Mapping[str, Any]) -> list[tuple[str, str]]:
             f"this data needs about {format_duration(plan['needed'])} for a full search ({TARGET_TRIALS} trials "
             f"of {FULL_FIDELITY} epochs)",
         ),
+        *([("", plan["ended"])] if plan.get("ended") else []),  # the job's word, when it ended early
     ]

@@ -7,7 +7,8 @@ batched. The coordinator decides; the rest is in small modules beside it:
 - ``search/coordinator/attempts.py``: planned trials (re-runs, finalist runs) and the retry policy;
 - ``search/coordinator/mirror.py``: the study in memory for the sampler and in the storage, in step;
 - ``search/coordinator/summary.py``: the run's figures (``RunSummary``) and the progress bar;
-- ``search/budget/deadlines.py``: when its stages end (``Deadlines``: a budget's shares, or ``--timeout``).
+- ``search/budget/deadlines.py``: when its stages end (``Deadlines``: a budget's shares, or ``--timeout``);
+- ``search/budget/leftover.py``: a budget's stage ends moved as trials measure what the later stages need.
 
 Somewhat over 300 lines: dispatch, collection, the two loops and ``_abandon``
 share the table of trials in flight, and read best in one class.
@@ -16,6 +17,8 @@ share the table of trials in flight, and read best in one class.
 from __future__ import annotations
 
 import collections
+import dataclasses
+import heapq
 import json
 import logging
 import math
@@ -32,6 +35,8 @@ from optuna.storages import RDBStorage
 
 from search.budget.cost import network_epoch_seconds
 from search.budget.deadlines import Deadlines
+from search.budget.ensemble import train_share
+from search.budget.leftover import Needs, end_margin, final_overhead, finalist_size, needs
 from search.budget.shares import TRIAL_CEILING
 from search.coordinator.attempts import MAX_ATTEMPTS, Planned, after_lost_worker
 from search.coordinator.lease import StudyLease
@@ -68,6 +73,7 @@ class _Pending:
     run: Planned  # as asked: its parameters, the seed it trains with, its stage attrs and attempt
     modelled: float = 0.0  # its seconds by the budget's cost model (0: no model)
     expected: float = 0.0  # the same, scaled by how this run's trials compared with the model
+    sent: float = 0.0  # time.time() when it was sent to a worker
 
 
 class Coordinator:
@@ -89,8 +95,17 @@ class Coordinator:
         self._started = time.monotonic()
         self._search_seconds: list[float] = []  # this run's finished search trials' durations
         self._timings: dict[int, tuple[float, int]] = {}  # search trial -> its (seconds, epochs run)
+        self._finalist_timings: dict[int, float] = {}  # search trial -> the dearest of its finalist runs' seconds
+        self._finalist_ratios: list[float] = []  # a configuration's first finalist run: measured / from its search
         self._cost_ratios: list[float] = []  # finished search trials: measured / expected seconds per epoch
+        # the most a finished finalist run took over its expected seconds: a run beyond the planned ones
+        # starts only if it would end in time at that pace
+        self._finalist_slowdown = 1.0
         self._search_closed = False  # a trial was drawn that could not end within the search's time
+        # a budget's finalist candidates so far: the best complete search trials, (value, number), best first
+        self._candidates: list[tuple[float, int]] = []
+        self._finalist_numbers: list[int] = []  # the finalist stage's configurations (search trial numbers)
+        self._finalist_pool: list[int] = []  # ... and those it was chosen from, best first (some left out for time)
         # a budget's seconds used before this run, kept on the study as they grow (so a killed
         # run's time still counts when it resumes); None: no budget
         self._spent_before, self._spent_stored = spent_before, 0.0
@@ -124,6 +139,10 @@ class Coordinator:
             seconds, epochs = t.user_attrs.get(keys.SECONDS), t.user_attrs.get(keys.EPOCHS_RUN)
             if seconds and epochs and not fin.is_finalist_run(t):
                 self._timings[t.number] = (seconds, epochs)
+            elif seconds and epochs == self.spec.finalist_epochs and keys.FINALIST_OF in t.user_attrs:
+                number = t.user_attrs[keys.FINALIST_OF]
+                self._finalist_timings[number] = max(self._finalist_timings.get(number, 0.0), seconds)
+        self._candidates = [(t.value, t.number) for t in fin.choose(trials, self._n_candidates())]
         self.summary.count_stored(trials)
 
     # ---------------------------------------------------------------- dispatch
@@ -155,7 +174,10 @@ class Coordinator:
         pending = self._next_trial()
         asked = time.perf_counter()
         late = self._too_late(pending)
+        if pending.run.finalist:
+            pending.expected = self._finalist_seconds(pending.run)
         if late is None:
+            pending.sent = time.time()
             self._inflight[self.executor.submit(pending.task)] = pending
         run = pending.run
         self._mirror.create(pending.number, run.params, pending.distributions, run.attrs,
@@ -165,6 +187,7 @@ class Coordinator:
             self._mirror.fail(pending.number, {keys.STOP_REASON: late})
             self._progress.update()
             self._search_closed = True
+            self.summary.search_ended = f"the search ended when trial {pending.number} was {late}"
             return
         self.summary.ask_ms.append((asked - start) * 1e3)
         self.summary.dispatch_ms.append((time.perf_counter() - asked) * 1e3)
@@ -178,12 +201,17 @@ class Coordinator:
             return None
         pending.modelled = self.deadlines.trial_cost(pending.task.config)
         pending.expected = pending.modelled * (statistics.median(self._cost_ratios) if self._cost_ratios else 1.0)
-        busy = len(self._inflight) >= self.executor.n_workers
-        wait = sum(p.expected for p in self._inflight.values()) / self.executor.n_workers if busy else 0.0
+        wait = self._wait_for_a_worker()
         if self._fits(wait + pending.expected, "search") and self._fits(wait + pending.expected, "stop"):
             return None
         left = max(self.deadlines.search - self._elapsed(), 0.0)
         return f"not started: expected to take {pending.expected:.0f} s, {left:.0f} s were left of the search"
+
+    def _wait_for_a_worker(self) -> float:
+        """Seconds a trial sent now may wait for a worker: the work in flight, shared out, when all are busy."""
+        if len(self._inflight) < self.executor.n_workers:
+            return 0.0
+        return sum(p.expected for p in self._inflight.values()) / self.executor.n_workers
 
     # ---------------------------------------------------------------- collect
     def _collect(self, handle: Any) -> None:
@@ -205,6 +233,8 @@ class Coordinator:
             return
         # only now: if result() raised anything else, _abandon still finds the trial in flight
         del self._inflight[handle]
+        if result.pid not in {pid for pid, _, _ in self.summary.task_spans}:  # a new worker: its start-up
+            self.summary.worker_start = max(self.summary.worker_start, min(result.started - pending.sent, 60.0))
         self.summary.count_task(result.pid, result.started, result.finished, result.peak_rss_mb)
         if result.outcome == "failed":
             self._fail(pending, result.reason, result)
@@ -243,6 +273,13 @@ class Coordinator:
         } | {keys.VAL_SCORE.format(name): value for name, value in result.scores.items()}
         frozen = self._mirror.finish(pending.number, result, attrs)
         self.summary.count_ran(epochs, pending.task.config.epochs, finalist=pending.run.finalist)
+        finalist_of = pending.run.attrs.get(keys.FINALIST_OF, -1)
+        modelled = self._finalist_run_seconds(finalist_of)
+        if pending.run.finalist and modelled and epochs == pending.task.config.epochs:
+            self._finalist_slowdown = max(self._finalist_slowdown, result.seconds / modelled)
+            if finalist_of not in self._finalist_timings and self._finalist_run_from_search(finalist_of):
+                self._finalist_ratios.append(result.seconds / self._finalist_run_from_search(finalist_of))
+            self._finalist_timings[finalist_of] = max(self._finalist_timings.get(finalist_of, 0.0), result.seconds)
         if not pending.run.finalist:
             if epochs:
                 self._timings[pending.number] = (result.seconds, epochs)
@@ -250,6 +287,8 @@ class Coordinator:
                     self._cost_ratios.append(result.seconds / epochs / (pending.modelled / pending.task.config.epochs))
             if result.outcome == "complete":
                 self._search_seconds.append(result.seconds)
+                if frozen.value is not None:
+                    self._note_candidate(frozen.value, pending.number)
             self._curves.append(curve(pending.number, complete, frozen.value, list(result.values),
                                       result.system_attrs))
             score = result.scores.get(self.summary.measure, result.val_accuracy)
@@ -279,11 +318,22 @@ class Coordinator:
                 and self._fits(typical, "search") and self._fits(typical, "stop"))
 
     def _finalist_run_seconds(self, number: int) -> float:
-        """What a finalist run of search trial ``number`` will take: its networks' epochs as that trial timed them.
+        """What a finalist run of search trial ``number`` will take: the dearest of its finished ones, else its
+        networks' epochs as that trial timed them, scaled by how the finished finalist runs compared.
 
-        One network's epoch as the search trial trained it (warped where the finalists
-        warp), times the run's folds and epochs; 0 when the trial trained no epoch.
+        A search trial's seconds also hold its task's fixed costs (loading the data, the
+        pruner's say after each epoch): on small tables its epochs measured up to 6 times a
+        finalist run's, so once finalist runs have finished, their median ratio to this
+        estimate scales it (as the search's trials scale the cost model).
         """
+        if number in self._finalist_timings:
+            return self._finalist_timings[number]
+        ratio = statistics.median(self._finalist_ratios) if self._finalist_ratios else 1.0
+        return self._finalist_run_from_search(number) * ratio
+
+    def _finalist_run_from_search(self, number: int) -> float:
+        """A finalist run of search trial ``number`` as that trial timed its networks: one network's epoch
+        (warped where the finalists warp), times the run's folds and epochs; 0 when it trained no epoch."""
         timing = self._timings.get(number)
         if timing is None:
             return 0.0
@@ -295,7 +345,89 @@ class Coordinator:
         return self._finalist_run_seconds(planned.attrs[keys.FINALIST_OF])
 
     def _want_finalists(self) -> bool:
-        return bool(self._planned) and self._fits(self._finalist_seconds(self._planned[0]), "stop")
+        if not self._planned and self.deadlines is not None and self.deadlines.more_finalists:
+            self._plan_another_finalist_run()
+        return bool(self._planned) and self._fits(
+            self._wait_for_a_worker() + self._finalist_seconds(self._planned[0]), "stop"
+        )
+
+    # ---------------------------------------------------------------- a budget's later stages
+    def _n_candidates(self) -> int:
+        """The search trials the later stages are costed on: the finalists to be, or the one winner."""
+        return max(1, self.spec.finalists)
+
+    def _note_candidate(self, value: float, number: int) -> None:
+        """A complete search trial: keep the best ones, and move the stages' ends to what the best cost."""
+        self._candidates = heapq.nsmallest(self._n_candidates(), [*self._candidates, (value, number)])
+        self._replan([n for _, n in self._candidates], self._repeats())
+
+    def _repeats(self) -> int:
+        """Fresh runs of each finalist: none without a finalist stage."""
+        return self.spec.finalist_repeats if self.spec.finalists else 0
+
+    def _final_network_seconds(self, number: int) -> float:
+        """A final network of search trial ``number``'s configuration, as its finalist runs (else that trial)
+        timed its networks."""
+        spec = self.spec
+        if number in self._finalist_timings:
+            assert spec.finalist_cv is not None
+            epoch = network_epoch_seconds(self._finalist_timings[number], spec.finalist_epochs, spec.finalist_cv,
+                                          share=train_share(spec, spec.finalist_cv))
+        else:
+            seconds, epochs = self._timings.get(number, (0.0, 1))
+            epoch = network_epoch_seconds(seconds, epochs, spec.cv, share=train_share(spec, spec.cv),
+                                          warp=bool(spec.finalist_warp))
+        return epoch * (spec.finalist_epochs if spec.finalists else spec.epochs)
+
+    def _later_needs(self, numbers: list[int], repeats: int) -> Needs:
+        """The later stages' seconds: finalists ``numbers`` (``repeats`` runs each), then final networks of the
+        dearest of them (which one wins is not known yet)."""
+        assert self.deadlines is not None
+        runs = [self._finalist_run_seconds(n) for n in numbers] * repeats
+        final = max(self._final_network_seconds(n) for n in numbers)
+        overhead = final_overhead(self.summary.worker_start)
+        return needs(runs, final, self.executor.n_workers, self.deadlines.budget, overhead)
+
+    def _replan(self, numbers: list[int], repeats: int) -> None:
+        """A budget's stage ends moved to leave the later stages what they need (``_later_needs``) and no more."""
+        if self.deadlines is None or self.deadlines.end is None or not numbers:
+            return
+        self.deadlines = self.deadlines.replanned(self._later_needs(numbers, repeats))
+
+    def _plan_another_finalist_run(self) -> None:
+        """The planned finalist runs are all sent: one more fresh run of a finalist, if one fits.
+
+        What the estimates left goes to the finalists' choice: a configuration the stage left
+        out for time comes back first (best first), then the finalist with the fewest runs
+        (then the best mean) gets the next run; each only if it ends in time for the final
+        networks of any finalist it could make the winner (itself, the leader, the runner-up),
+        so that their ensemble still has its full size. The stage's end moves to make room.
+        """
+        assert self.deadlines is not None
+        trials = self._mirror.trials()
+        sent = collections.Counter(p.run.attrs.get(keys.FINALIST_OF) for p in self._inflight.values())
+        left_out = self._finalist_pool[len(self._finalist_numbers):][:1]
+        standings = fin.standings(trials, [*self._finalist_numbers, *left_out])
+        contenders = [f.number for f in standings[:2] if f.runs]
+        wait = self._wait_for_a_worker()
+        for f in sorted(standings, key=lambda f: (len(f.runs) + sent[f.number], f.mean, f.number)):
+            stop = self.deadlines.replanned(self._later_needs([*contenders, f.number], 0)).stop
+            if self._elapsed() + wait + self._finalist_run_seconds(f.number) * self._finalist_slowdown <= stop:
+                repeats = [int(t.user_attrs.get(keys.REPEAT, 0)) for t in trials
+                           if fin.is_finalist_run(t) and t.user_attrs.get(keys.FINALIST_OF) == f.number]
+                attrs = {keys.STAGE: keys.FINALIST, keys.FINALIST_OF: f.number,
+                         keys.REPEAT: max(repeats, default=0) + 1}
+                self._planned.append(Planned(dict(f.params), None, attrs))
+                self.deadlines = dataclasses.replace(self.deadlines, stop=max(stop, self.deadlines.stop))
+                if f.number in left_out:
+                    self._finalist_numbers.append(f.number)
+                    self._store_finalists()
+                return
+
+    def _store_finalists(self) -> None:
+        """The finalist stage's configurations, on the study (the report and ``show`` read them)."""
+        record = {"after": self.summary.finished, "numbers": self._finalist_numbers}
+        self._mirror.set_study_attr(keys.FINALISTS, json.dumps(record))
 
     def _search_over(self) -> bool:
         """The search has its trials, or (a budget) its time."""
@@ -306,16 +438,20 @@ class Coordinator:
         """Choose the finalists from the finished search and queue their missing runs."""
         trials = self._mirror.trials()
         chosen = fin.choose(trials, self.spec.finalists, self.spec.metric)
-        if self.deadlines is not None and self.deadlines.budgeted:  # as many as the time left runs, best first
-            left = max(self.deadlines.stop - self._elapsed(), 0.0) * self.executor.n_workers
-            def cost(trials: list[optuna.trial.FrozenTrial]) -> float:
-                return sum(self._finalist_run_seconds(t.number) for t in trials) * self.spec.finalist_repeats
-
-            while len(chosen) > 1 and cost(chosen) > left:
-                chosen = chosen[:-1]
-        record = {"after": self.summary.finished, "numbers": [t.number for t in chosen]}
-        self._mirror.set_study_attr(keys.FINALISTS, json.dumps(record))
-        for run in fin.missing_runs(chosen, trials, self.spec.finalist_repeats):
+        numbers, now = [t.number for t in chosen], self._elapsed()
+        if numbers and self.deadlines is not None and self.deadlines.end is not None:  # until the final networks
+            one = max(self._final_network_seconds(n) for n in numbers)
+            later = self._later_needs(numbers, self.spec.finalist_repeats)
+            self.deadlines = self.deadlines.finalists_from(now, later, one)
+        repeats, self._finalist_pool = self.spec.finalist_repeats, numbers
+        if self.deadlines is not None and self.deadlines.budgeted:  # the most the time left runs, best first
+            runs = [self._finalist_run_seconds(t.number) for t in chosen]
+            left = max(self.deadlines.stop - now, 0.0)
+            count, repeats = finalist_size(runs, repeats, left, self.executor.n_workers)
+            chosen = chosen[:count]
+        self._finalist_numbers = [t.number for t in chosen]
+        self._store_finalists()
+        for run in fin.missing_runs(chosen, trials, repeats):
             attrs = {keys.STAGE: keys.FINALIST, keys.FINALIST_OF: run.finalist_of, keys.REPEAT: run.repeat}
             self._planned.append(Planned(run.params, None, attrs))
         logger.info("finalist stage: %d configurations, %d runs to do", len(chosen), len(self._planned))
@@ -325,6 +461,14 @@ class Coordinator:
         loop = self._loop_in_batches if self.spec.deterministic else self._loop
         loop(self._want_search)
         self.summary.stage_seconds["search"] = self._elapsed()
+        if not self.summary.search_ended and self.summary.finished >= self.spec.trials:
+            self.summary.search_ended = f"the search reached its {self.spec.trials} trials (--trials)"
+        if self.deadlines is not None and self.deadlines.end is not None:
+            self.summary.search_left = max(self.deadlines.search - self._elapsed(), 0.0)
+            self.summary.later_left = self.deadlines.end - self._elapsed() - end_margin(self.deadlines.budget)
+            logger.info("search over after %.1f s (%.1f s before its end): %.1f s left to the finalists and final "
+                        "networks, %.1f s of them planned for the finalists", self._elapsed(), self.summary.search_left,
+                        self.summary.later_left, self.deadlines.stop - self.deadlines.search)
         search_over = self._search_over()
         if search_over:
             # re-runs of interrupted search trials that the finished search no longer needs
@@ -338,6 +482,7 @@ class Coordinator:
     def run(self) -> RunSummary:
         started = self._started = time.monotonic()
         self._recover()
+        self._replan([n for _, n in self._candidates], self._repeats())
         self._writer.flush()
         self._progress.open()
         try:

@@ -25,8 +25,9 @@ from model.datasets import Dataset
 from search.budget.cost import probe
 from search.budget.deadlines import deadlines_for
 from search.budget.ensemble import winner_ensemble_size
+from search.budget.leftover import end_margin, final_overhead, why_early
 from search.budget.plan import Plan, minimum_budget, plan_budget
-from search.budget.shares import MARGIN, TRIAL_CEILING
+from search.budget.shares import TRIAL_CEILING
 from search.coordinator.coordinator import Coordinator, RunSummary
 from search.coordinator.create import create_or_continue
 from search.errors import SearchError
@@ -37,7 +38,7 @@ from search.study.durations import format_duration
 from search.study.spec import StudySpec, with_plan, with_task
 from search.study.storage import default_url, open_storage, peek_study_attrs
 from search.study.stored import load_spec
-from search.study.winner import load_winner
+from search.study.winner import final_epochs, load_winner
 from search.workers import make_executor
 from search.workers.base import Executor
 from search.workers.final import retrain_best
@@ -71,6 +72,8 @@ class JobResult:
     spent_before: float = 0.0
     stages: dict[str, float] = field(default_factory=dict)  # this run's seconds per stage
     final: str | None = None  # the final ensemble's report, when a budget trained it
+    used: float | None = None  # a budget's seconds used when the job ended, earlier runs' included
+    ended: str | None = None  # a budget's job that ended before 90% of it: why, in one line
 
 
 def _stored(attrs: dict[str, Any] | None) -> tuple[StudySpec, float] | None:
@@ -85,10 +88,18 @@ def _stored_plan(attrs: dict[str, Any] | None) -> Plan | None:
     return Plan.from_json(json.loads(attrs[keys.BUDGET_PLAN])) if attrs and keys.BUDGET_PLAN in attrs else None
 
 
-def _store_spent(url: str, name: str, seconds: float) -> None:
+def _store_spent(url: str, name: str, seconds: float, ended: str | None) -> None:
+    """The budget's seconds used, and on its stored plan why the job ended early (the report shows both)."""
     storage = open_storage(url)
     try:
-        storage.set_study_user_attr(load_spec(storage, name)[1], keys.BUDGET_SPENT, json.dumps(round(seconds, 3)))
+        study_id = load_spec(storage, name)[1]
+        storage.set_study_user_attr(study_id, keys.BUDGET_SPENT, json.dumps(round(seconds, 3)))
+        stored = storage.get_study_user_attrs(study_id).get(keys.BUDGET_PLAN)
+        if stored is not None:  # the last run's word stands: an earlier run's is replaced or dropped
+            plan = {k: v for k, v in json.loads(stored).items() if k != "ended"}
+            storage.set_study_user_attr(
+                study_id, keys.BUDGET_PLAN, json.dumps(plan | ({"ended": ended} if ended else {}))
+            )
     finally:
         storage.engine.dispose()
 
@@ -243,26 +254,46 @@ def _without_trial_cap(spec: StudySpec) -> StudySpec:
 
 
 def _final_stage(result: JobResult, spec: StudySpec, options: Execution, started: float) -> None:
-    """A budget's last stage: the final ensemble in what is left of it; then the budget's seconds used, stored."""
+    """A budget's last stage: the final ensemble in what is left of it; then the budget's seconds used, stored,
+    and why the job ended early if it did."""
     budget = result.budget
     assert budget is not None
     stage_start = time.monotonic()
     left = budget - result.spent_before - (stage_start - started)
-    if left > MARGIN * budget:
-        result.final = _train_final_ensemble(spec, result.url, budget, left, result.jobs, options)
+    networks, full = 0, False
+    if left > end_margin(budget):
+        overhead = final_overhead(result.summary.worker_start)
+        result.final, networks, full = _train_final_ensemble(
+            spec, result.url, budget, left, result.jobs, options, overhead
+        )
     else:
         result.final = (
             f"no time left for final networks: the budget of {format_duration(budget)} is "
             f"spent; give more with `python -m search run --study {spec.name} --budget ...`"
         )
     result.stages["final networks"] = time.monotonic() - stage_start
-    _store_spent(result.url, spec.name, result.spent_before + time.monotonic() - started)
+    used = result.spent_before + time.monotonic() - started
+    s = result.summary
+    result.used = used
+    result.ended = why_early(
+        used,
+        budget,
+        search_ended=s.search_ended,
+        search_left=s.search_left,
+        later_left=s.later_left,
+        took=s.stage_seconds.get("finalists", 0.0) + result.stages["final networks"],
+        finalist_runs=s.finalist_runs,
+        networks=networks,
+        full_epochs=full,
+    )
+    _store_spent(result.url, spec.name, used, result.ended)
 
 
 def _train_final_ensemble(
-    spec: StudySpec, url: str, budget: float, seconds_left: float, jobs: int, options: Execution
-) -> str:
-    """The final ensemble of the budget's last stage, sized to what is left of it; its report."""
+    spec: StudySpec, url: str, budget: float, seconds_left: float, jobs: int, options: Execution, overhead: float
+) -> tuple[str, int, bool]:
+    """The final ensemble of the budget's last stage, sized to what is left of it: (its report, networks, whether
+    they trained their full epochs)."""
     try:
         _, winner, _ = load_winner(spec.name, url)
     except SearchError as exc:  # not one trial finished in the search's share
@@ -270,6 +301,13 @@ def _train_final_ensemble(
             f"{exc}: its budget of {format_duration(budget)} left no time to finish a trial "
             "of this data; give a longer --budget"
         ) from None
-    k, epochs = winner_ensemble_size(spec, winner, seconds_left, jobs)
-    logger.info("final networks: %d of %d epochs (%.0f s left)", k, epochs, seconds_left)
-    return retrain_best(spec.name, options.storage, data_dir=options.data_dir, seeds=k, jobs=jobs, epochs=epochs)
+    k, epochs = winner_ensemble_size(spec, winner, seconds_left, jobs, overhead=overhead)
+    logger.info(
+        "final networks: %d of %d epochs (%.0f s left, %.1f s of them the stage's own)",
+        k,
+        epochs,
+        seconds_left,
+        overhead,
+    )
+    report = retrain_best(spec.name, options.storage, data_dir=options.data_dir, seeds=k, jobs=jobs, epochs=epochs)
+    return report, k, epochs >= final_epochs(spec, winner)

@@ -31,6 +31,11 @@ class RunSummary:
     retries: int = 0  # in this run
     stopped_at_deadline: int = 0  # in this run: running at the time limit, recorded for a re-run
     stage_seconds: dict[str, float] = field(default_factory=dict)  # this run's wall time per stage
+    search_ended: str = ""  # why the search ended before its time, in words ("": its time, or no budget)
+    # a budget, when the search ended: seconds left of its time, and left to the finalists and final networks
+    search_left: float = 0.0
+    later_left: float | None = None
+    worker_start: float = 0.0  # this run: the longest a new worker took to start its first task (spawn, imports)
     ran: int = 0  # finished in this run
     epochs_run: int = 0  # in this run
     epochs_budget: int = 0  # in this run: trials x max epochs

@@ -22,8 +22,29 @@ from optuna.trial import FrozenTrial
 from model.datasets import Dataset, load_dataset
 from search.budget.cost import CostModel, network_epoch_seconds
 from search.budget.ensemble import ensemble_size, winner_epoch_seconds
+from search.budget.leftover import (
+    EARLY,
+    Needs,
+    end_margin,
+    final_overhead,
+    finalist_size,
+    makespan,
+    needs,
+    stage_ends,
+    why_early,
+)
 from search.budget.plan import Plan, minimum_budget, plan_budget
-from search.budget.shares import FIDELITIES, FULL_FIDELITY, SHARES, describe_plan
+from search.budget.shares import (
+    END_MARGIN,
+    FIDELITIES,
+    FINAL_OVERHEAD,
+    FINAL_STORE,
+    FINALIST_ERROR,
+    FULL_FIDELITY,
+    SHARES,
+    TRIAL_OVERHEAD,
+    describe_plan,
+)
 from search.errors import SearchError
 from search.study import keys
 from search.study.durations import parse_duration
@@ -386,3 +407,174 @@ def test_a_trial_expected_to_overrun_the_search_is_never_started(tmp_path: Path)
     # 3600 s by the model, scaled by how the three trials before it compared with theirs
     assert re.match(r"not started: expected to take \d+ s, 1\d\d s were left", trials[3].user_attrs["stop_reason"])
     assert asked == [2, 2, 2, 2]
+
+
+# ---------------------------------------------------------------- what the stages leave (leftover.py)
+
+
+def test_runs_on_workers_take_the_longest_first_each_on_the_first_free_worker() -> None:
+    # 2 workers: 3 | 3, then 2 | 2 (5 | 5), then the last 2 on either: 7
+    assert makespan([2, 3, 2, 3, 2], 2) == 7
+    assert makespan([2, 3, 2, 3, 2], 1) == 12  # one worker: one after the other
+    assert makespan([4, 1], 8) == 4  # more workers than runs: the longest run
+    assert makespan([], 2) == 0
+
+
+def test_the_later_stages_need_their_measured_runs_each_capped_at_its_share() -> None:
+    # budget 100 s, 2 workers: finalist runs of 3, 2, 2 s, each with its round trip, take 4 + 2 overheads on
+    # the busier worker, reserved FINALIST_ERROR more; 5 final networks of 4 s take 3 rounds (12 s) and the
+    # stage's overhead
+    later = needs([3, 2, 2], 4.0, 2, 100)
+    assert later.finalists == pytest.approx((4 + 2 * TRIAL_OVERHEAD) * (1 + FINALIST_ERROR))
+    assert later.final == pytest.approx(12 + FINAL_OVERHEAD)
+    # each at most its share: finalist runs of 30 s and a dear winner
+    assert needs([30, 30, 30], 100.0, 2, 100) == Needs(SHARES["finalists"] * 100, SHARES["final"] * 100)
+
+
+def test_a_finalist_stage_keeps_a_choice_before_repeats_when_its_runs_do_not_all_fit() -> None:
+    # 4 configurations planned with 2 runs each (18, 13, 11 and 9 s, best first), 2 workers, 21.6 s
+    # (Wells, 2026-12-06: the configurations measured dearer than the plan thought)
+    runs = [18.0, 13.0, 11.0, 9.0]
+    assert finalist_size(runs, 2, 200, 2) == (4, 2)  # as planned when it fits
+    # 3 x 2 does not fit (makespan 42 s), 4 x 1 neither (18 | 13 + 11 = 24 s), 3 x 1 neither (24 s):
+    # 2 configurations of one run each (18 | 13), not 1 configuration run twice, which chooses nothing
+    assert finalist_size(runs, 2, 21.6, 2) == (2, 1)
+    assert finalist_size(runs, 2, 5, 2) == (1, 1)  # nothing fits: the best configuration once
+    assert finalist_size([1.0, 1.0], 1, 100, 2) == (2, 1)
+
+
+def test_the_final_stage_costs_its_workers_start_as_measured_and_at_least_the_floor() -> None:
+    assert final_overhead(0.0) == FINAL_OVERHEAD
+    assert final_overhead(5.0) == 5.0 + FINAL_STORE  # a loaded machine: spawning and importing took 5 s
+    assert needs([], 1.0, 2, 1000, overhead=7.0).final == pytest.approx(3 * 1.0 + 7.0)
+
+
+def test_the_search_ends_where_only_the_later_stages_needs_and_the_margin_are_left() -> None:
+    # 5 s of a 100 s budget were spent before the coordinator started: the job ends at 95 s on its clock;
+    # the end keeps 3% + 1 s = 4 s; the final networks need 14 s, the finalists 6 s
+    assert end_margin(100) == pytest.approx(END_MARGIN * 100 + 1)
+    search, finalists = stage_ends(95, 100, Needs(finalists=6, final=14))
+    assert finalists == pytest.approx(95 - 4 - 14)
+    assert search == pytest.approx(95 - 4 - 14 - 6)
+
+
+@pytest.mark.parametrize("budget", [20, 60, 120, 1800, 7200])
+def test_dear_later_stages_leave_the_search_at_least_its_planned_share(budget: float) -> None:
+    """Fashion-MNIST's case: later stages as dear as their shares give the search what the plan gave it."""
+    spent = 0.02 * budget
+    dear = needs([budget] * 10, budget, 2, budget)  # each capped at its share
+    search, finalists = stage_ends(budget - spent, budget, dear)
+    assert search >= SHARES["search"] * budget - spent
+    assert finalists >= (SHARES["search"] + SHARES["finalists"]) * budget - spent
+
+
+def test_cheaper_later_stages_give_the_search_more_time_never_less() -> None:
+    ends = [stage_ends(118, 120, needs([run] * 6, run / 3, 2, 120))[0] for run in (0.5, 2, 5, 10, 40)]
+    assert ends == sorted(ends, reverse=True) and ends[0] > ends[-1]
+    assert ends[0] > 0.85 * 120  # a small table's later stages: the search has most of the budget
+
+
+def _early(used: float, **kw) -> str | None:
+    figures = dict(search_ended="", search_left=0.0, later_left=30.0, took=12.0, finalist_runs=10, networks=5,
+                   full_epochs=True) | kw
+    return why_early(used, 100, **figures)
+
+
+def test_a_job_that_used_most_of_its_budget_says_nothing() -> None:
+    assert _early(EARLY * 100) is None and _early(99) is None
+
+
+def test_a_job_that_ended_early_says_why_in_one_line() -> None:
+    capped = _early(62)
+    assert capped == ("ended early, at 62% of the budget: every stage reached its cap; the finalists and final "
+                      "networks (10 finalist runs, 5 final networks) took 12 s of the 30 s the search left them")
+    # the search's own end explains it when it left at least half of the time unused (100 - 4 - 62 = 34 s)
+    trials = _early(62, search_ended="the search reached its 50 trials (--trials)", search_left=20.0)
+    assert trials == ("ended early, at 62% of the budget: the search reached its 50 trials (--trials) (20 s of its "
+                      "time left); then 10 finalist runs, 5 final networks")
+    assert "every stage" in _early(62, search_ended="the search ended when trial 9 was not started", search_left=2.0)
+    assert "faster than measured" in _early(62, networks=3)
+    assert all("\n" not in line for line in (capped, trials))
+
+
+def _inline_budget_run(tmp_path: Path, name: str, spec: StudySpec, deadlines):
+    """A coordinator of a budget's deadlines, its trials run in this process: (summary, stored trials)."""
+    from search.coordinator.coordinator import Coordinator
+    from search.coordinator.create import create_or_continue
+    from search.study.dataref import DataRef
+    from search.study.storage import open_storage
+    from tests.search.test_faults import InlineExecutor
+
+    storage = open_storage(f"sqlite:///{tmp_path / name}.db", create=True)
+    spec, study_id, lease = create_or_continue(storage, spec, set())
+    lease.release()
+    summary = Coordinator(spec, storage, study_id, InlineExecutor(), data=DataRef("digits"), deadlines=deadlines,
+                          progress=False).run()
+    return summary, storage.get_all_trials(study_id)
+
+
+def test_the_search_runs_past_its_planned_share_when_the_later_stages_measure_cheap(tmp_path: Path) -> None:
+    """A 16-second job whose plan gave the search 2 s: once trials have measured the finalists and final
+    networks, the search runs until only they and the margin are left; no trial is stopped at the time limit."""
+    from search.budget.deadlines import Deadlines
+
+    spec = StudySpec(name="l", trials=100_000, epochs=2, finalists=2, finalist_repeats=1, finalist_epochs=2)
+    deadlines = Deadlines(2.0, 3.0, budgeted=True, typical_trial=0.01, trial_cost=lambda config: 0.01, end=16.0,
+                          budget=16.0)
+    summary, trials = _inline_budget_run(tmp_path, "past", spec, deadlines)
+    # the later stages' caps (finalists 18%, final networks 24% of 16 s) and the margin (3% + 1 s) leave the
+    # search at least 16 - 2.88 - 3.84 - 1.48 = 7.8 s
+    assert summary.stage_seconds["search"] > 7.0, summary.stage_seconds
+    assert summary.finalist_runs == 2 and summary.later_left is not None and summary.later_left > 0
+    assert not [t for t in trials if "time limit" in t.user_attrs.get(keys.STOP_REASON, "")]
+
+
+def test_what_an_early_search_leaves_goes_to_more_fresh_runs_of_the_finalists(tmp_path: Path) -> None:
+    """The search ends at its fourth draw (a network that would take an hour); the finalist planned
+    with one run gets more fresh runs while they end in time for the final networks, and the
+    summary knows why the search ended."""
+    from search.budget.deadlines import Deadlines
+
+    drawn: list[int] = []
+
+    def cost(config) -> float:
+        drawn.append(1)
+        return 3600.0 if len(drawn) == 4 else 0.01
+
+    spec = StudySpec(name="f", trials=100_000, epochs=2, finalists=1, finalist_repeats=1, finalist_epochs=2)
+    deadlines = Deadlines(4.0, 5.0, budgeted=True, typical_trial=0.01, trial_cost=cost, end=8.0, budget=8.0,
+                          more_finalists=True)
+    summary, trials = _inline_budget_run(tmp_path, "fill", spec, deadlines)
+    assert summary.search_ended.startswith("the search ended when trial 3 was not started")
+    runs = [t for t in trials if t.user_attrs.get(keys.STAGE) == keys.FINALIST]
+    assert len(runs) > 2 and summary.finalist_runs == len(runs)  # 1 planned
+    assert sorted(t.user_attrs[keys.REPEAT] for t in runs) == list(range(1, len(runs) + 1))  # each on fresh folds
+    assert not [t for t in trials if "time limit" in t.user_attrs.get(keys.STOP_REASON, "")]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("table", ["wine", "breast_cancer"])
+def test_a_budget_run_on_a_small_table_uses_90_to_105_percent_of_it_or_says_why(tmp_path: Path, table: str) -> None:
+    from sklearn import datasets
+
+    csv = tmp_path / f"{table}.csv"
+    getattr(datasets, f"load_{table}")(as_frame=True).frame.to_csv(csv, index=False)
+    db = tmp_path / "s.db"
+    url = f"sqlite:///{db}"
+    budget = 40.0
+    start = time.monotonic()
+    out = run_cli("run", "--data", str(csv), "--budget", "40s", "--study", "s", "--storage", url, "--no-progress")
+    wall = time.monotonic() - start
+    assert out.returncode == 0, out.stderr
+    assert wall <= budget * 1.05 + START_UP, out.stdout
+    spent = json.loads(json.loads(query(db, "SELECT value_json FROM study_user_attributes "
+                                            "WHERE key='budget_spent'")[0][0]))
+    plan = json.loads(json.loads(query(db, "SELECT value_json FROM study_user_attributes "
+                                           "WHERE key='budget_plan'")[0][0]))
+    early = [line.strip() for line in out.stdout.splitlines() if line.strip().startswith("ended early")]
+    assert spent <= budget * 1.05
+    if spent >= EARLY * budget:
+        assert not early and "ended" not in plan, out.stdout
+    else:  # it says why, once in the summary, and on the stored plan that the report reads
+        assert len(early) == 1 and plan["ended"] == early[0], out.stdout
+        assert ("", plan["ended"]) in describe_plan(plan)
