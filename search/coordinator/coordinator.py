@@ -33,11 +33,10 @@ from typing import Any
 import optuna
 from optuna.storages import RDBStorage
 
-from search.budget.cost import network_epoch_seconds
 from search.budget.deadlines import Deadlines
-from search.budget.ensemble import train_share
-from search.budget.leftover import Needs, end_margin, final_overhead, finalist_size, needs
+from search.budget.leftover import Needs, end_margin, final_overhead, finalist_size
 from search.budget.shares import TRIAL_CEILING
+from search.budget.timings import StageTimings
 from search.coordinator.attempts import MAX_ATTEMPTS, Planned, after_lost_worker
 from search.coordinator.lease import StudyLease
 from search.coordinator.mirror import StudyMirror
@@ -94,13 +93,8 @@ class Coordinator:
         self.deadlines = deadlines if timeout is None else Deadlines(timeout, timeout)
         self._started = time.monotonic()
         self._search_seconds: list[float] = []  # this run's finished search trials' durations
-        self._timings: dict[int, tuple[float, int]] = {}  # search trial -> its (seconds, epochs run)
-        self._finalist_timings: dict[int, float] = {}  # search trial -> the dearest of its finalist runs' seconds
-        self._finalist_ratios: list[float] = []  # a configuration's first finalist run: measured / from its search
+        self._costs = StageTimings(spec)  # what finalist runs and final networks will take, as trials timed them
         self._cost_ratios: list[float] = []  # finished search trials: measured / expected seconds per epoch
-        # the most a finished finalist run took over its expected seconds: a run beyond the planned ones
-        # starts only if it would end in time at that pace
-        self._finalist_slowdown = 1.0
         self._search_closed = False  # a trial was drawn that could not end within the search's time
         # a budget's finalist candidates so far: the best complete search trials, (value, number), best first
         self._candidates: list[tuple[float, int]] = []
@@ -135,13 +129,7 @@ class Coordinator:
             self._planned.append(planned)
         self._mirror.load(trials, plan.mirror)
         self._curves.extend(plan.curves)
-        for t in trials:  # what earlier runs' trials cost, for a finalist run's time (the mirror keeps no timings)
-            seconds, epochs = t.user_attrs.get(keys.SECONDS), t.user_attrs.get(keys.EPOCHS_RUN)
-            if seconds and epochs and not fin.is_finalist_run(t):
-                self._timings[t.number] = (seconds, epochs)
-            elif seconds and epochs == self.spec.finalist_epochs and keys.FINALIST_OF in t.user_attrs:
-                number = t.user_attrs[keys.FINALIST_OF]
-                self._finalist_timings[number] = max(self._finalist_timings.get(number, 0.0), seconds)
+        self._costs.stored(trials)  # what earlier runs' trials took (the mirror keeps no timings)
         self._candidates = [(t.value, t.number) for t in fin.choose(trials, self._n_candidates())]
         self.summary.count_stored(trials)
 
@@ -273,16 +261,11 @@ class Coordinator:
         } | {keys.VAL_SCORE.format(name): value for name, value in result.scores.items()}
         frozen = self._mirror.finish(pending.number, result, attrs)
         self.summary.count_ran(epochs, pending.task.config.epochs, finalist=pending.run.finalist)
-        finalist_of = pending.run.attrs.get(keys.FINALIST_OF, -1)
-        modelled = self._finalist_run_seconds(finalist_of)
-        if pending.run.finalist and modelled and epochs == pending.task.config.epochs:
-            self._finalist_slowdown = max(self._finalist_slowdown, result.seconds / modelled)
-            if finalist_of not in self._finalist_timings and self._finalist_run_from_search(finalist_of):
-                self._finalist_ratios.append(result.seconds / self._finalist_run_from_search(finalist_of))
-            self._finalist_timings[finalist_of] = max(self._finalist_timings.get(finalist_of, 0.0), result.seconds)
+        if pending.run.finalist and epochs == pending.task.config.epochs:
+            self._costs.finalist_run(pending.run.attrs[keys.FINALIST_OF], result.seconds)
         if not pending.run.finalist:
             if epochs:
-                self._timings[pending.number] = (result.seconds, epochs)
+                self._costs.search_trial(pending.number, result.seconds, epochs)
                 if pending.modelled:
                     self._cost_ratios.append(result.seconds / epochs / (pending.modelled / pending.task.config.epochs))
             if result.outcome == "complete":
@@ -317,32 +300,8 @@ class Coordinator:
         return (not self._search_closed and self.summary.finished + len(self._inflight) < self.spec.trials
                 and self._fits(typical, "search") and self._fits(typical, "stop"))
 
-    def _finalist_run_seconds(self, number: int) -> float:
-        """What a finalist run of search trial ``number`` will take: the dearest of its finished ones, else its
-        networks' epochs as that trial timed them, scaled by how the finished finalist runs compared.
-
-        A search trial's seconds also hold its task's fixed costs (loading the data, the
-        pruner's say after each epoch): on small tables its epochs measured up to 6 times a
-        finalist run's, so once finalist runs have finished, their median ratio to this
-        estimate scales it (as the search's trials scale the cost model).
-        """
-        if number in self._finalist_timings:
-            return self._finalist_timings[number]
-        ratio = statistics.median(self._finalist_ratios) if self._finalist_ratios else 1.0
-        return self._finalist_run_from_search(number) * ratio
-
-    def _finalist_run_from_search(self, number: int) -> float:
-        """A finalist run of search trial ``number`` as that trial timed its networks: one network's epoch
-        (warped where the finalists warp), times the run's folds and epochs; 0 when it trained no epoch."""
-        timing = self._timings.get(number)
-        if timing is None:
-            return 0.0
-        seconds, epochs = timing
-        epoch = network_epoch_seconds(seconds, epochs, self.spec.cv, warp=bool(self.spec.finalist_warp))
-        return epoch * self.spec.finalist_epochs * self.spec.finalist_cv
-
     def _finalist_seconds(self, planned: Planned) -> float:
-        return self._finalist_run_seconds(planned.attrs[keys.FINALIST_OF])
+        return self._costs.finalist_run_seconds(planned.attrs[keys.FINALIST_OF])
 
     def _want_finalists(self) -> bool:
         if not self._planned and self.deadlines is not None and self.deadlines.more_finalists:
@@ -365,28 +324,11 @@ class Coordinator:
         """Fresh runs of each finalist: none without a finalist stage."""
         return self.spec.finalist_repeats if self.spec.finalists else 0
 
-    def _final_network_seconds(self, number: int) -> float:
-        """A final network of search trial ``number``'s configuration, as its finalist runs (else that trial)
-        timed its networks."""
-        spec = self.spec
-        if number in self._finalist_timings:
-            assert spec.finalist_cv is not None
-            epoch = network_epoch_seconds(self._finalist_timings[number], spec.finalist_epochs, spec.finalist_cv,
-                                          share=train_share(spec, spec.finalist_cv))
-        else:
-            seconds, epochs = self._timings.get(number, (0.0, 1))
-            epoch = network_epoch_seconds(seconds, epochs, spec.cv, share=train_share(spec, spec.cv),
-                                          warp=bool(spec.finalist_warp))
-        return epoch * (spec.finalist_epochs if spec.finalists else spec.epochs)
-
     def _later_needs(self, numbers: list[int], repeats: int) -> Needs:
-        """The later stages' seconds: finalists ``numbers`` (``repeats`` runs each), then final networks of the
-        dearest of them (which one wins is not known yet)."""
+        """The later stages' seconds: finalists ``numbers`` (``repeats`` runs each), then final networks."""
         assert self.deadlines is not None
-        runs = [self._finalist_run_seconds(n) for n in numbers] * repeats
-        final = max(self._final_network_seconds(n) for n in numbers)
-        overhead = final_overhead(self.summary.worker_start)
-        return needs(runs, final, self.executor.n_workers, self.deadlines.budget, overhead)
+        return self._costs.later_needs(numbers, repeats, self.executor.n_workers, self.deadlines.budget,
+                                       final_overhead(self.summary.worker_start))
 
     def _replan(self, numbers: list[int], repeats: int) -> None:
         """A budget's stage ends moved to leave the later stages what they need (``_later_needs``) and no more."""
@@ -412,7 +354,7 @@ class Coordinator:
         wait = self._wait_for_a_worker()
         for f in sorted(standings, key=lambda f: (len(f.runs) + sent[f.number], f.mean, f.number)):
             stop = self.deadlines.replanned(self._later_needs([*contenders, f.number], 0)).stop
-            if self._elapsed() + wait + self._finalist_run_seconds(f.number) * self._finalist_slowdown <= stop:
+            if self._elapsed() + wait + self._costs.finalist_run_seconds(f.number) * self._costs.slowdown <= stop:
                 repeats = [int(t.user_attrs.get(keys.REPEAT, 0)) for t in trials
                            if fin.is_finalist_run(t) and t.user_attrs.get(keys.FINALIST_OF) == f.number]
                 attrs = {keys.STAGE: keys.FINALIST, keys.FINALIST_OF: f.number,
@@ -440,12 +382,12 @@ class Coordinator:
         chosen = fin.choose(trials, self.spec.finalists, self.spec.metric)
         numbers, now = [t.number for t in chosen], self._elapsed()
         if numbers and self.deadlines is not None and self.deadlines.end is not None:  # until the final networks
-            one = max(self._final_network_seconds(n) for n in numbers)
+            one = max(self._costs.final_network_seconds(n) for n in numbers)
             later = self._later_needs(numbers, self.spec.finalist_repeats)
             self.deadlines = self.deadlines.finalists_from(now, later, one)
         repeats, self._finalist_pool = self.spec.finalist_repeats, numbers
         if self.deadlines is not None and self.deadlines.budgeted:  # the most the time left runs, best first
-            runs = [self._finalist_run_seconds(t.number) for t in chosen]
+            runs = [self._costs.finalist_run_seconds(t.number) for t in chosen]
             left = max(self.deadlines.stop - now, 0.0)
             count, repeats = finalist_size(runs, repeats, left, self.executor.n_workers)
             chosen = chosen[:count]

@@ -525,7 +525,9 @@ def test_the_search_runs_past_its_planned_share_when_the_later_stages_measure_ch
     # the later stages' caps (finalists 18%, final networks 24% of 16 s) and the margin (3% + 1 s) leave the
     # search at least 16 - 2.88 - 3.84 - 1.48 = 7.8 s
     assert summary.stage_seconds["search"] > 7.0, summary.stage_seconds
-    assert summary.finalist_runs == 2 and summary.later_left is not None and summary.later_left > 0
+    # the finalists had their planned time (a run that measured slower than its estimate may leave
+    # the other out: no run starts that could not end in time)
+    assert summary.finalist_runs >= 1 and summary.later_left is not None and summary.later_left > 0
     assert not [t for t in trials if "time limit" in t.user_attrs.get(keys.STOP_REASON, "")]
 
 

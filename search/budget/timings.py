@@ -1,0 +1,113 @@
+"""What this run's trials measured of the stages still to come: a finalist run's and a final network's seconds.
+
+The coordinator re-plans a budget's stage ends from these (``leftover.py``), and
+sizes the finalist stage when it begins. The cost model (``cost.py``) planned the
+study before anything ran; here a configuration, named by its search trial's
+number, is costed from its own trials: its finalist runs once one has finished,
+else its search trial. A search trial's seconds also hold its task's fixed costs
+(loading the data, the pruner's say after every epoch): on small tables its epochs
+measured up to 6 times a finalist run's network-epochs (spam7, 2026-12-06: 11 ms
+against 1.9 ms), so once finalist runs have finished their median ratio to that
+estimate scales the configurations not yet run, as the search's trials scale the
+cost model.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Iterable, Sequence
+
+from optuna.trial import FrozenTrial
+
+from search.budget.cost import network_epoch_seconds
+from search.budget.ensemble import train_share
+from search.budget.leftover import Needs, needs
+from search.study import finalists as fin
+from search.study import keys
+from search.study.spec import StudySpec
+
+__all__ = ["StageTimings"]
+
+
+class StageTimings:
+    """Seconds of the configurations' finalist runs and final networks, as this study's trials timed them."""
+
+    def __init__(self, spec: StudySpec) -> None:
+        self.spec = spec
+        self._search: dict[int, tuple[float, int]] = {}  # search trial -> (seconds, epochs run)
+        self._finalist: dict[int, float] = {}  # search trial -> the dearest of its finished finalist runs
+        self._ratios: list[float] = []  # a configuration's first finalist run: measured / from its search trial
+        # the most a finished finalist run took over what it was expected to: a run beyond the
+        # planned ones starts only if it would end in time at that pace
+        self.slowdown = 1.0
+
+    def stored(self, trials: Iterable[FrozenTrial]) -> None:
+        """The timings of the trials earlier runs of the study finished."""
+        for t in trials:
+            seconds, epochs = t.user_attrs.get(keys.SECONDS), t.user_attrs.get(keys.EPOCHS_RUN)
+            if not (seconds and epochs):
+                continue
+            if not fin.is_finalist_run(t):
+                self._search[t.number] = (seconds, epochs)
+            elif epochs == self.spec.finalist_epochs and keys.FINALIST_OF in t.user_attrs:
+                number = t.user_attrs[keys.FINALIST_OF]
+                self._finalist[number] = max(self._finalist.get(number, 0.0), seconds)
+
+    def search_trial(self, number: int, seconds: float, epochs: int) -> None:
+        """A search trial trained ``epochs`` epochs in ``seconds``."""
+        self._search[number] = (seconds, epochs)
+
+    def finalist_run(self, number: int, seconds: float) -> None:
+        """A finalist run of search trial ``number``'s configuration trained all its epochs in ``seconds``."""
+        expected = self.finalist_run_seconds(number)
+        if expected:
+            self.slowdown = max(self.slowdown, seconds / expected)
+        from_search = self._finalist_run_from_search(number)
+        if number not in self._finalist and from_search:
+            self._ratios.append(seconds / from_search)
+        self._finalist[number] = max(self._finalist.get(number, 0.0), seconds)
+
+    def finalist_run_seconds(self, number: int) -> float:
+        """A finalist run of search trial ``number``: the dearest of its finished ones, else as its search trial
+        timed it, scaled by the finished finalist runs' median ratio to that estimate; 0 if it never trained."""
+        if number in self._finalist:
+            return self._finalist[number]
+        ratio = statistics.median(self._ratios) if self._ratios else 1.0
+        return self._finalist_run_from_search(number) * ratio
+
+    def _finalist_run_from_search(self, number: int) -> float:
+        """One network's epoch as the search trial trained it (warped where the finalists warp), times the
+        finalist run's folds and epochs."""
+        seconds, epochs = self._search.get(number, (0.0, 1))
+        folds, finalist_epochs = self._finalist_folds_and_epochs()
+        epoch = network_epoch_seconds(seconds, epochs, self.spec.cv, warp=bool(self.spec.finalist_warp))
+        return epoch * finalist_epochs * folds
+
+    def _finalist_folds_and_epochs(self) -> tuple[int, int]:
+        folds, epochs = self.spec.finalist_cv, self.spec.finalist_epochs
+        assert folds is not None and epochs is not None  # a stored spec has them (they follow cv and epochs)
+        return folds, epochs
+
+    def final_network_seconds(self, number: int) -> float:
+        """A final network of search trial ``number``'s configuration on train + validation, as its finalist
+        runs (else its search trial) timed their networks."""
+        spec = self.spec
+        folds, finalist_epochs = self._finalist_folds_and_epochs()
+        if number in self._finalist:
+            epoch = network_epoch_seconds(
+                self._finalist[number], finalist_epochs, folds, share=train_share(spec, folds)
+            )
+        else:
+            seconds, epochs = self._search.get(number, (0.0, 1))
+            epoch = network_epoch_seconds(
+                seconds, epochs, spec.cv, share=train_share(spec, spec.cv), warp=bool(spec.finalist_warp)
+            )
+        return epoch * (finalist_epochs if spec.finalists else spec.epochs)
+
+    def later_needs(self, numbers: Sequence[int], repeats: int, workers: int, budget: float, overhead: float) -> Needs:
+        """The later stages' seconds: ``repeats`` finalist runs of each of ``numbers``, then final networks of the
+        dearest of them (which one wins is not known yet), on ``workers`` workers; ``overhead``: the final
+        stage's own (``leftover.final_overhead``)."""
+        runs = [self.finalist_run_seconds(n) for n in numbers] * repeats
+        final = max(self.final_network_seconds(n) for n in numbers)
+        return needs(runs, final, workers, budget, overhead)
