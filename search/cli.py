@@ -13,6 +13,7 @@ import logging
 import os
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any, NoReturn
 
 import optuna
@@ -39,6 +40,7 @@ from search.study.outputs import check_output, study_files
 from search.study.spec import StudySpec, build_spec, default_study_name, given_settings
 from search.study.storage import default_url, open_storage
 from search.study.stored import load_spec
+from search.workers.final import weights_paths
 
 logger = logging.getLogger("search")
 
@@ -297,7 +299,9 @@ def _check_outputs(args: argparse.Namespace) -> None:
     if any(outs.values()) and getattr(args, "study", None):
         reads = study_files(args.study, args.storage) + ([args.input] if getattr(args, "input", None) else [])
         for flag, out in outs.items():
-            check_output(out, reads, flag)
+            written = weights_paths(Path(out), args.seeds) if out and args.command == "best" else [out]
+            for path in written:  # best --retrain --seeds K writes FILE-seed0.npz ..., not FILE
+                check_output(path, reads, flag)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

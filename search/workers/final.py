@@ -38,7 +38,7 @@ from search.study.weights import sample_weights
 from search.study.winner import ensemble_proba, final_epochs, final_seed, load_winner
 from search.workers import worker_count
 
-__all__ = ["retrain_best"]
+__all__ = ["retrain_best", "weights_paths"]
 
 POINTS = 2000  # test rows kept for a regression report's figures (predicted against true, residuals)
 
@@ -125,7 +125,7 @@ def retrain_best(
     y_test = in_target_units(d, d.y_test)
     scores = _test_scores(names, y_test, [o for o, _, _ in outputs])
     # absolute, so that the record still finds them from another working directory
-    paths = _weights_paths((Path(out) if out else _default_weights_path(study, url)).resolve(), seeds)
+    paths = weights_paths((Path(out) if out else _default_weights_path(study, url)).resolve(), seeds)
     for path, (_, network, _) in zip(paths, outputs):
         path.parent.mkdir(parents=True, exist_ok=True)
         network.save(path)
@@ -173,7 +173,7 @@ def _store(url: str, study: str, record: dict) -> None:
         storage.engine.dispose()
 
 
-def _weights_paths(path: Path, seeds: int) -> list[Path]:
+def weights_paths(path: Path, seeds: int) -> list[Path]:
     if seeds == 1:
         return [path]
     return [path.with_name(f"{path.stem}-seed{k}{path.suffix}") for k in range(seeds)]
