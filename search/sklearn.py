@@ -32,6 +32,7 @@ from model import MLPClassifier, MLPRegressor
 from model.datasets.prepare import TEST_FRACTION
 from search.api import Best, Study, optuna_quiet, run_study
 from search.budget.ensemble import winner_ensemble_size
+from search.budget.shares import REFIT_OVERHEAD
 from search.inputs import data_settings
 from search.study.finalists import is_finalist_run, trial_score
 from search.study.metrics import CLASSIFICATION, REGRESSION, rank_key
@@ -142,7 +143,12 @@ class _Search(BaseEstimator):
         jobs = worker_count(self.n_jobs)
         if spec.budget is not None:  # all of X: train + validation were 1 - TEST_FRACTION of it
             left = spec.budget - (time.monotonic() - started)
-            networks, epochs = winner_ensemble_size(spec, winner, left, jobs, rows=1 / (1 - TEST_FRACTION))
+            rows = 1 / (1 - TEST_FRACTION)
+            # in this process one after another, or on fresh workers: whichever trains more networks
+            # (then more epochs); small data fits more where no worker has to start
+            serial = winner_ensemble_size(spec, winner, left, 1, rows=rows, overhead=REFIT_OVERHEAD)
+            parallel = winner_ensemble_size(spec, winner, left, jobs, rows=rows)
+            (networks, epochs), jobs = max(((serial, 1), (parallel, jobs)), key=lambda size: size[0])
         params = self.best_params_ | {"epochs": epochs}
         model = self._ensemble(
             [self._network(params, spec.seed if networks == 1 else final_seed(spec.seed, k)) for k in range(networks)],

@@ -26,6 +26,7 @@ __all__ = [
     "FIDELITIES",
     "FULL_FIDELITY",
     "MARGIN",
+    "REFIT_OVERHEAD",
     "SHARES",
     "TARGET_TRIALS",
     "TRIAL_CEILING",
@@ -60,6 +61,10 @@ FINALIST_ERROR = 0.1
 # workers' start and the final stage is taken to need that and FINAL_STORE more.
 FINAL_OVERHEAD = 2.0
 FINAL_STORE = 1.0
+# ``SearchCV``'s refit trained in its own process, one network after another: no worker starts,
+# nothing stored; only the scaler and the voting wrapper (wine, 5 networks: 0.87 s serial against
+# 2.7 s on 2 fresh loky workers, 2026-12-06), so small data refits serially within a budget.
+REFIT_OVERHEAD = 0.2
 # Epochs a search trial may train: the plan picks the longest its share affords.
 FIDELITIES: tuple[int, ...] = (3, 5, 8, 10, 15, 20, 30, 40, 60)
 # What a generous plan gives a search trial: the plan's "full search" (``Plan.needed``) is
