@@ -167,7 +167,7 @@ def why_early(
     if used >= EARLY * budget:
         return None
     head = f"ended early, at {used / budget:.0%} of the budget"
-    runs = f"{finalist_runs} finalist run{'s' if finalist_runs != 1 else ''}, {networks} final networks"
+    runs = f"{_count(finalist_runs, 'finalist run')}, {_count(networks, 'final network')}"
     unused = budget - end_margin(budget) - used
     if search_ended and search_left >= unused / 2:  # the search's early end explains most of the time unused
         return f"{head}: {search_ended} ({format_seconds(search_left)} of its time left); then {runs}"
@@ -175,6 +175,10 @@ def why_early(
     left = f" of the {format_seconds(later_left)} the search left them" if later_left is not None else ""
     what = "every stage reached its cap" if capped else "the later stages ran faster than measured"
     return f"{head}: {what}; the finalists and final networks ({runs}) took {format_seconds(took)}{left}"
+
+
+def _count(n: int, thing: str) -> str:
+    return f"{n} {thing}{'s' if n != 1 else ''}"
 
 
 def format_seconds(seconds: float) -> str:

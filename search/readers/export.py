@@ -32,12 +32,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from model.datasets import Preprocessing, with_digest
+from model.datasets import Preprocessing
 from model.datasets.encoding import MISSING_CATEGORY, TableEncoding
 from search.errors import SearchError
 from search.readers.ensemble import FinalNetworks, load_final_networks
-from search.study.datafile import check_unchanged, record_of
-from search.study.dataref import DataRef
+from search.study.datafile import check_source_unchanged, record_of
 from search.study.spec import StudySpec
 from search.study.storage import default_url, open_storage
 from search.study.stored import load_spec
@@ -70,9 +69,7 @@ def export_study(study: str, storage_url: str | None, path: str | Path, *, forma
     _require_onnx()
     final = load_final_networks(study, storage_url)  # no networks: says to run best --retrain first
     spec, record, params = _study_facts(study, storage_url or default_url(study), int(final.record["trial"]))
-    source = spec.file_source()
-    if record is not None and source is not None and os.path.exists(source.path):  # changed: refused, as predict
-        check_unchanged(record, DataRef(spec.data_name, file=with_digest(source)), study)
+    check_source_unchanged(record, spec, study)
     metadata = {
         "study": study,
         "data": spec.data_name,

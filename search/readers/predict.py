@@ -14,18 +14,16 @@ Reading and converting the input run behind the reading boundary
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
-from model.datasets import read_input, reading, with_digest
+from model.datasets import read_input, reading
 from model.datasets.intake import shown
 from search.errors import SearchError
 from search.readers.ensemble import load_final_networks
-from search.study.datafile import check_unchanged, preprocessing_of, record_of
-from search.study.dataref import DataRef
+from search.study.datafile import check_source_unchanged, preprocessing_of, record_of
 from search.study.metrics import REGRESSION_SCORES, score
 from search.study.outputs import check_output
 from search.study.storage import default_url, open_storage, sqlite_path
@@ -73,8 +71,7 @@ def predict_file(
     database = sqlite_path(url)
     check_output(out, [path, source.path, record["path"], *([database] if database else [])])
     final = load_final_networks(study, storage_url)
-    if os.path.lexists(source.path):  # gone is fine (the preprocessing is stored); changed is not
-        check_unchanged(record, DataRef(spec.data_name, file=with_digest(source)), study)
+    check_source_unchanged(record, spec, study)
     raw = read_input(
         source,
         path,

@@ -11,19 +11,21 @@ file and retrained or applied on another would mix two data sets silently.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
 from optuna.storages import RDBStorage
 
-from model.datasets import Preprocessing
+from model.datasets import Preprocessing, with_digest
 from model.datasets.intake import shown
 from search.errors import SearchError
 from search.study import keys
 from search.study.dataref import DataRef
+from search.study.spec import StudySpec
 from search.study.storage import peek_study_attrs
 
-__all__ = ["check_unchanged", "peek_record", "preprocessing_of", "record_in", "record_of"]
+__all__ = ["check_source_unchanged", "check_unchanged", "peek_record", "preprocessing_of", "record_in", "record_of"]
 
 
 def record_of(storage: RDBStorage, study_id: int) -> dict[str, Any] | None:
@@ -58,6 +60,13 @@ def check_unchanged(record: dict[str, Any] | None, ref: DataRef, study: str) -> 
             f"then, {ref.file.digest[:12]} now); its trials belong to the old content: restore it, or search the "
             "new one under a new --study name"
         )
+
+
+def check_source_unchanged(record: dict[str, Any] | None, spec: StudySpec, study: str) -> None:
+    """A reader's check of the study's own file: gone is fine (the preprocessing is stored), changed is not."""
+    source = spec.file_source()
+    if record is not None and source is not None and os.path.exists(source.path):
+        check_unchanged(record, DataRef(spec.data_name, file=with_digest(source)), study)
 
 
 def preprocessing_of(record: dict[str, Any]) -> Preprocessing:
