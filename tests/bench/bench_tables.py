@@ -171,7 +171,7 @@ def bench(name: str, args: argparse.Namespace, work: Path) -> pd.DataFrame:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("tables", nargs="*", default=list(TABLES), choices=[[], *TABLES], metavar="TABLE")
+    parser.add_argument("tables", nargs="*", choices=[[], *TABLES], metavar="TABLE", help="default: all")
     parser.add_argument("--draws", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     parser.add_argument("--budget", help="every study's budget (default: 2m, 5m for MplsStops)")
     parser.add_argument("--no-flaml", action="store_true", help="leave FLAML out (it takes the budget again)")
