@@ -12,6 +12,8 @@ import gzip
 import os
 import re
 import struct
+import subprocess
+import sys
 import zlib
 from pathlib import Path
 
@@ -543,3 +545,14 @@ def test_an_output_inside_a_folder_the_command_reads_is_refused_even_before_it_e
     with pytest.raises(SearchError, match="would replace"):
         check_output(tmp_path / "images" / "cat" / "curves.png", [tmp_path / "images"])
     check_output(tmp_path / "plots" / "curves.png", [tmp_path / "images"])  # beside it is fine
+
+
+def test_predict_to_a_path_that_is_not_utf8_says_what_it_wrote_in_one_escaped_line(study, tmp_path) -> None:
+    home, url, frame = study
+    frame.head(5).drop(columns=["label"]).to_csv(tmp_path / "new.csv", index=False)
+    out = os.fsencode(tmp_path) + b"/pr\xffdicted.csv"
+    run = subprocess.run([sys.executable, "-m", "search", *predict_argv(url, tmp_path / "new.csv"), "--out", out],
+                         capture_output=True, env=dict(os.environ, PYTHONIOENCODING="utf-8"))
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.decode().splitlines()[-1] == f"wrote {tmp_path}/pr\\udcffdicted.csv"
+    assert len(pd.read_csv(os.fsdecode(out))) == 5
