@@ -1,7 +1,7 @@
 """Seaborn heatmaps and curves of a study -> PNG files beside its database.
 
 Why these three views: heatmaps show *where* in the space the good networks
-live (two parameters at a time, best accuracy and best/median loss per cell);
+live (two parameters at a time, the best of the study's measure and the best/median loss per cell);
 learning curves show *how* trials trained and which the pruner stopped; the
 history shows whether the sampler was still improving when the run ended.
 Figures are made as ``matplotlib.figure.Figure`` objects, never through pyplot's
@@ -33,8 +33,9 @@ from matplotlib.transforms import blended_transform_factory
 from search.errors import SearchError
 from search.readers.bins import Bins, bin_parameter, dim_for, plain_ticks, short_number
 from search.readers.frames import curves_frame, trials_frame
-from search.readers.results import FINISHED, open_study, study_space
+from search.readers.results import FINISHED, open_study, study_question, study_space
 from search.study import finalists as fin
+from search.study.metrics import METRICS, shown
 from search.study.storage import default_url, sqlite_path
 
 logger = logging.getLogger(__name__)
@@ -92,9 +93,11 @@ def _heatmap(ax: Any, panel: Panel, *, x: Bins, y: Bins, counts: np.ndarray | No
     ax.set_title(panel.title, fontsize=10)
 
 
-def plot_heatmap(df: pd.DataFrame, x: str, y: str, space: dict[str, Any], study: str, path: Path) -> Path | None:
+def plot_heatmap(
+    df: pd.DataFrame, x: str, y: str, space: dict[str, Any], study: str, path: Path, measure: str = "accuracy"
+) -> Path | None:
     """Write ``heatmap_figure`` to ``path``; None (logged) if not plottable."""
-    return _save(heatmap_figure(df, x, y, space, study), path)
+    return _save(heatmap_figure(df, x, y, space, study, measure), path)
 
 
 def _save(fig: Figure | None, path: Path) -> Path | None:
@@ -104,8 +107,14 @@ def _save(fig: Figure | None, path: Path) -> Path | None:
     return path
 
 
-def heatmap_figure(df: pd.DataFrame, x: str, y: str, space: dict[str, Any], study: str) -> Figure | None:
-    """Best accuracy, best loss and median loss per (x, y) cell; None (logged) if not plottable."""
+def heatmap_figure(
+    df: pd.DataFrame, x: str, y: str, space: dict[str, Any], study: str, measure: str = "accuracy"
+) -> Figure | None:
+    """The best ``measure``, best loss and median loss per (x, y) cell; None (logged) if not plottable.
+
+    ``measure``: the metric the study is judged by first (``metrics.shown``), so that a regression
+    study's first panel is its RMSE and an imbalanced one's its balanced accuracy, not accuracy.
+    """
     import seaborn as sns  # on drawing: importing a reader loads no scipy.optimize
 
     for name in (x, y):
@@ -115,20 +124,23 @@ def heatmap_figure(df: pd.DataFrame, x: str, y: str, space: dict[str, Any], stud
             return None
     bx, by = bin_parameter(df[x], dim_for(space, x)), bin_parameter(df[y], dim_for(space, y))
     value = df["value"].to_numpy(dtype=float, na_value=np.nan)
-    acc = df["val_accuracy"].to_numpy(dtype=float, na_value=np.nan)
+    column = f"val_{measure}"
+    scores = df[column].to_numpy(dtype=float, na_value=np.nan) if column in df else np.full(len(df), np.nan)
+    higher = METRICS[measure].greater_is_better
+    direction = "higher = better" if higher else "lower = better"
 
     def per_cell(values: np.ndarray, how: str) -> np.ndarray:
         return _cell_table(bx.codes, by.codes, bx.n, by.n, values, how)
 
     panels = [
-        Panel(per_cell(acc, "max"), fmt=".3f", cmap="viridis", label="best val accuracy",
-              title="best val accuracy (higher = better, bright)"),
+        Panel(per_cell(scores, "max" if higher else "min"), fmt=".3g", cmap="viridis" if higher else "viridis_r",
+              label=f"best val {measure}", title=f"best val {measure} ({direction}, bright)"),
         Panel(per_cell(value, "min"), fmt=".3g", cmap="viridis_r", label="best val loss",
               title="best val loss (lower = better, bright)", log_norm=True),
         Panel(per_cell(value, "median"), fmt=".3g", cmap="viridis_r", label="median val loss",
               title="median val loss (lower = better, bright)", log_norm=True),
     ]
-    panels = [p for p in panels if np.isfinite(p.table).any()]  # e.g. no val_accuracy recorded
+    panels = [p for p in panels if np.isfinite(p.table).any()]  # e.g. no score of the measure recorded
     counts = np.nan_to_num(per_cell(np.ones(len(df)), "sum")).astype(int)
     width = max(4.5, 0.55 * bx.n + 2.2)
     fig = Figure(figsize=(len(panels) * width, max(3.8, 0.5 * by.n + 2.0)), layout="constrained")
@@ -290,7 +302,9 @@ def make_plots(study: str, storage: str | None = None, out_dir: str | Path | Non
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise SearchError(f"cannot create plot directory {str(out)!r}: {exc.strerror}") from None
-    written = [plot_heatmap(finished, x, y, space, study, out / f"heatmap_{x}_x_{y}.png") for x, y in HEATMAP_PAIRS]
+    measure = shown(*study_question(loaded))[0]
+    written = [plot_heatmap(finished, x, y, space, study, out / f"heatmap_{x}_x_{y}.png", measure)
+               for x, y in HEATMAP_PAIRS]
     written.append(plot_curves(df, curves_frame(trials), study, out / "curves.png", fin.winner(trials)))
     written.append(plot_history(df, study, out / "history.png"))
     paths = [p for p in written if p is not None]

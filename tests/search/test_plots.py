@@ -122,3 +122,28 @@ def test_log_parameters_get_log_spaced_bins_and_l2_zero_its_own_bin() -> None:
 def test_plots_of_a_server_database_default_to_a_local_folder() -> None:
     assert default_out_dir("x", "postgresql://u:p@host/db") == Path("plots") / "x"
     assert default_out_dir("x", "sqlite:///a/b/x.db") == Path("a/b/x-plots")
+
+
+@pytest.mark.parametrize("task, metric, column, best", [("regression", None, "val_rmse", "min"),
+                                                        ("classification", "balanced_accuracy",
+                                                         "val_balanced_accuracy", "max"),
+                                                        ("classification", None, "val_accuracy", "max")])
+def test_a_heatmaps_first_panel_is_the_measure_the_study_is_judged_by(
+        tmp_path: Path, task: str, metric: str | None, column: str, best: str) -> None:
+    from search.readers.frames import trials_frame
+    from search.readers.plots import heatmap_figure
+    from search.study.metrics import shown
+
+    url = build(tmp_path / "m.db", name="m")
+    study = optuna.load_study(study_name="m", storage=url)
+    study.set_user_attr(keys.SPEC, json.dumps({"name": "m", "space": SPACE, "task": task, "metric": metric}))
+    df = trials_frame(study.get_trials(), SPACE)
+    df = df[df["state"] == "COMPLETE"].reset_index(drop=True)
+    df[column] = np.linspace(1.0, 2.0, len(df))  # a score per trial: the panel shows each cell's best of them
+    measure = shown(task, metric)[0]
+    fig = heatmap_figure(df, "activation", "n_layers", SPACE, "m", measure)
+    first = fig.axes[0]
+    assert first.get_title().startswith(f"best {column.replace('_', ' ', 1)} ")
+    cells = df.groupby(["n_layers", "activation"])[column].agg(best)
+    shown_numbers = sorted(float(t.get_text().split("\n")[0]) for t in first.texts if "n=" in t.get_text())
+    assert shown_numbers == pytest.approx(sorted(cells.round(2)), abs=0.006)

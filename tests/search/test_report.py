@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import optuna
+import pandas as pd
 import pytest
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.trial import TrialState, create_trial
@@ -292,3 +293,15 @@ def test_report_reads_a_study_on_postgresql(tmp_path: Path) -> None:
         assert "postgresql+psycopg://search:***@" in (tmp_path / "pg.html").read_text()   # no password shown
     finally:
         server.stop()
+
+
+def test_the_tradeoff_figure_of_an_error_measure_puts_the_front_on_the_lowest_errors() -> None:
+    from search.readers.report.figures import tradeoff_figure
+
+    points = pd.DataFrame({"number": [0, 1, 2, 3], "params": [100.0, 200.0, 300.0, 400.0],
+                           "seconds": [1.0, 2.0, 3.0, 4.0], "score": [5.0, 3.0, 4.0, 1.0]})  # RMSE: lower is better
+    fig = tradeoff_figure(points, "s", "rmse")
+    assert "rmse against size and cost (down and left is better)" in fig.get_suptitle()
+    assert fig.axes[0].get_ylabel() == "validation rmse"
+    front = fig.axes[0].collections[1].get_offsets()  # the Pareto front's points: cheaper and lower first
+    assert [tuple(p) for p in front] == [(100.0, 5.0), (200.0, 3.0), (400.0, 1.0)]

@@ -16,6 +16,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
 from search.readers.plots import DPI
+from search.study.metrics import METRICS
 
 OUTCOME_COLOURS = {"complete": "tab:blue", "pruned": "0.6", "diverged": "tab:orange", "fail": "black"}
 
@@ -71,40 +72,47 @@ def pareto_front(cost: np.ndarray, gain: np.ndarray) -> np.ndarray:
     return np.array(front, dtype=int)
 
 
-def tradeoff_figure(points: pd.DataFrame, study: str) -> Figure | None:
-    """Validation accuracy against parameter count and against training seconds, fronts marked.
+def tradeoff_figure(points: pd.DataFrame, study: str, measure: str = "accuracy") -> Figure | None:
+    """The validation ``measure`` against parameter count and against training seconds, fronts marked.
 
-    ``points``: number, params, seconds, val_accuracy (COMPLETE search trials).
+    ``points``: number, params, seconds, score (COMPLETE search trials; ``tables.tradeoff_points``).
     """
     import seaborn as sns  # on drawing: importing a reader loads no scipy.optimize
 
-    points = points.dropna(subset=["val_accuracy"])
+    points = points.dropna(subset=["score"])
     if points.empty:
         return None
+    higher = METRICS[measure].greater_is_better
     fig = Figure(figsize=(11, 4.5), layout="constrained")
     with sns.axes_style("whitegrid"):
         axes = fig.subplots(1, 2, sharey=True)
     for ax, cost, label in ((axes[0], "params", "parameters (weights + biases)"),
                             (axes[1], "seconds", "training seconds")):
         shown = points.dropna(subset=[cost])
-        x, y = shown[cost].to_numpy(dtype=float), shown["val_accuracy"].to_numpy(dtype=float)
+        x, y = shown[cost].to_numpy(dtype=float), shown["score"].to_numpy(dtype=float)
         ax.scatter(x, y, s=14, color="tab:blue", alpha=0.5, label=f"complete trials ({len(shown)})")
         if len(shown):
-            front = pareto_front(x, y)
+            front = pareto_front(x, y if higher else -y)
             ax.step(x[front], y[front], where="post", color="crimson", linewidth=1.5)
             ax.scatter(x[front], y[front], s=36, color="crimson", zorder=3,
                        label=f"Pareto front ({len(front)})")
-            for i in front[-1:]:  # name the most accurate point of the front
+            for i in front[-1:]:  # name the best point of the front
                 ax.annotate(f"#{int(shown['number'].iloc[i])}", (x[i], y[i]), fontsize=7,
                             xytext=(3, -9), textcoords="offset points")
             if x.min() > 0 and x.max() / x.min() > 20:
                 ax.set_xscale("log")
         ax.set_xlabel(label)
-        ax.legend(loc="lower right", fontsize=8)
-    low = points["val_accuracy"].quantile(0.05)
-    axes[0].set_ylim(max(0.0, low - 0.02), min(1.005, points["val_accuracy"].max() + 0.015))
-    axes[0].set_ylabel("validation accuracy")
-    fig.suptitle(f"{study}: accuracy against size and cost (up and left is better)", fontsize=11)
+        ax.legend(loc="lower right" if higher else "upper right", fontsize=8)
+    scores = points["score"]
+    if higher and scores.between(0, 1).all():  # a share: the worst 5% left out of view, the axis within [0, 1]
+        low = scores.quantile(0.05)
+        axes[0].set_ylim(max(0.0, low - 0.02), min(1.005, scores.max() + 0.015))
+    elif not higher:  # an error: the worst 5% left out of view
+        spread = max(scores.quantile(0.95) - scores.min(), 1e-9 * max(1.0, abs(scores.min())))
+        axes[0].set_ylim(scores.min() - 0.1 * spread, scores.quantile(0.95) + 0.1 * spread)
+    axes[0].set_ylabel(f"validation {measure}")
+    better = "up and left" if higher else "down and left"
+    fig.suptitle(f"{study}: {measure} against size and cost ({better} is better)", fontsize=11)
     return fig
 
 

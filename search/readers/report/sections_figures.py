@@ -23,7 +23,7 @@ def figures_section(f: StudyFacts) -> Section:
     if not finished["value"].notna().any():
         return Section("figures", "Where the good networks are", [Text("No finished search trial to plot yet.")])
     blocks: list[Any] = [Plot(f"heatmap_{x}_x_{y}.png", f"heatmap {x} x {y}",
-                              lambda x=x, y=y: plots.heatmap_figure(finished, x, y, f.space, f.name))
+                              lambda x=x, y=y: plots.heatmap_figure(finished, x, y, f.space, f.name, f.shown[0]))
                          for x, y in plots.HEATMAP_PAIRS]
     if len(curves):
         winner, _ = winner_number(f)
@@ -86,9 +86,10 @@ def tradeoff_section(f: StudyFacts, n_in: int | None) -> Section:
     points = tables.tradeoff_points(f, n_in)
     note = ("Parameter counts include the input layer." if n_in is not None else
             "The data set could not be loaded here, so parameter counts are unknown.")
-    blocks: list[Any] = [Text("Validation accuracy of complete search trials against network size and "
+    measure = f.shown[0]
+    blocks: list[Any] = [Text(f"Validation {measure} of complete search trials against network size and "
                               "training time. Red points form the Pareto front: no other trial is both "
-                              f"smaller (or faster) and more accurate. {note}")]
-    blocks.append(Plot("tradeoffs.png", "accuracy against size and time",
-                       lambda: figures.tradeoff_figure(points, f.name)))
+                              f"smaller (or faster) and better. {note}")]
+    blocks.append(Plot("tradeoffs.png", f"{measure} against size and time",
+                       lambda: figures.tradeoff_figure(points, f.name, measure)))
     return Section("tradeoffs", "Trade-offs", blocks)

@@ -92,13 +92,15 @@ def parameter_count(hidden: Any, n_in: int | None, n_out: int | None) -> float:
 
 
 def tradeoff_points(facts: StudyFacts, n_in: int | None) -> pd.DataFrame:
+    """Complete search trials: number, params, seconds, and ``score``, the measure the study is judged by first."""
     done = facts.search[facts.search["state"] == "COMPLETE"]
     n_out = n_classes(facts)
+    column = f"val_{facts.shown[0]}"
     return pd.DataFrame({
         "number": done["number"].to_numpy(),
         "params": [parameter_count(h, n_in, n_out) for h in done["hidden"]],
         "seconds": done["seconds"].to_numpy(dtype=float, na_value=np.nan),
-        "val_accuracy": done["val_accuracy"].to_numpy(dtype=float, na_value=np.nan),
+        "score": done[column].to_numpy(dtype=float, na_value=np.nan) if column in done else np.nan,
     })
 
 
