@@ -4,7 +4,8 @@ Fitting is scikit-learn's ``ColumnTransformer`` on the training split only:
 numeric columns get the median for a missing cell plus a missing-indicator
 column (``SimpleImputer(add_indicator=True)``), then a z-score
 (``StandardScaler``); text columns get a category of their own for a missing
-cell, then ``OneHotEncoder``. What the fit learnt (medians, means, scales,
+cell, then ``OneHotEncoder`` (a cell missing where training had none is
+encoded as none of the categories). What the fit learnt (medians, means, scales,
 categories) is then kept as JSON, so that a study's record, a worker on
 another machine and ``predict`` reproduce the encoding without unpickling
 anything. ``transform`` is that arithmetic; a test holds it equal to the
@@ -227,7 +228,9 @@ class TableEncoding:
         for name, cats in zip(self.text, self.categories):
             values = _as_text(frame[name], cats)
             codes = pd.Index(cats).get_indexer(values)  # -1: not a category of the fit
-            new = codes < 0
+            # a missing cell where training had none is no category, as a missing number is the median:
+            # encoded as none of them (as the exported graph does), never refused as an unseen category
+            new = (codes < 0) & (values != MISSING_CATEGORY)
             if new.any() and unseen == "error":
                 shown = ", ".join(repr(str(v)) for v in pd.unique(values[new])[:5])
                 raise DatasetError(
@@ -236,7 +239,8 @@ class TableEncoding:
                 )
             block = out[:, width : width + len(cats)]
             block[:] = 0.0
-            block[np.flatnonzero(~new), codes[~new]] = 1.0
+            known = codes >= 0
+            block[np.flatnonzero(known), codes[known]] = 1.0
             width += len(cats)
         return out
 

@@ -382,3 +382,16 @@ def test_preprocessing_names_the_image_size_it_expects(tmp_path, cache_dir) -> N
     assert prep.transform(np.zeros((2, 4, 4), dtype=np.uint8)).shape == (2, 16)
     with pytest.raises(DatasetError, match=r"\(5, 5\).*\(4, 4\)"):
         prep.transform(np.zeros((2, 5, 5), dtype=np.uint8))
+
+
+def test_a_text_cell_missing_where_training_had_none_is_no_category_not_an_unseen_one() -> None:
+    train = mixed_frame().drop(columns="label").dropna(subset=["city"])  # no missing city in training
+    encoding = TableEncoding.fit(train)
+    assert encoding.categories == [["Lima", "Oslo", "Pune"]]
+    new = train.head(4).copy()
+    new.loc[new.index[[1, 3]], "city"] = np.nan  # as a missing number gets the median, not a refusal
+    city = encoding.transform(new)[:, -3:]
+    assert city[[1, 3]].tolist() == [[0.0, 0.0, 0.0]] * 2
+    np.testing.assert_array_equal(city[[0, 2]], encoding.transform(train.head(4))[[0, 2], -3:])
+    with pytest.raises(DatasetError, match="never seen in training: 'Rome'"):  # a real new category still is
+        encoding.transform(new.assign(city="Rome"))
