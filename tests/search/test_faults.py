@@ -136,8 +136,8 @@ def test_optuna_dashboard_serves_the_study_while_a_run_writes(db: Path) -> None:
     url = f"sqlite:///{db}"
     dashboard = None
     seen: list[int] = []
-    with running_cli("run", "--trials", "100", "--jobs", "2", "--study", "dash", "--storage",
-                     url, "--dataset", "digits", "--epochs", "8", "--finalists", "0", "--no-progress") as proc:
+    with running_cli("run", "--trials", "150", "--jobs", "2", "--study", "dash", "--storage",
+                     url, "--dataset", "digits", "--epochs", "20", "--finalists", "0", "--no-progress") as proc:
         try:
             wait_until_finished(db, 1, proc)  # the dashboard would make the file itself otherwise
             port = _free_port()
@@ -158,7 +158,7 @@ def test_optuna_dashboard_serves_the_study_while_a_run_writes(db: Path) -> None:
                 time.sleep(0.2)
             _, err = proc.communicate()
             deadline = time.monotonic() + 30  # the dashboard caches trials for a few seconds
-            while (final := _done(_get_json(detail))) < 100 and time.monotonic() < deadline:
+            while (final := _done(_get_json(detail))) < 150 and time.monotonic() < deadline:
                 time.sleep(0.5)
         finally:
             if dashboard is not None:
@@ -166,7 +166,7 @@ def test_optuna_dashboard_serves_the_study_while_a_run_writes(db: Path) -> None:
                 dashboard.wait()
     assert proc.returncode == 0, err
     assert len(seen) >= 3 and seen == sorted(seen)
-    assert final == 100 == finished(db)
+    assert final == 150 == finished(db)
     assert query(db, "PRAGMA integrity_check") == [("ok",)]
 
 
