@@ -87,36 +87,49 @@ def load(name: str) -> tuple[pd.DataFrame, np.ndarray, bool]:
     return frame.drop(columns=target), y, regression
 
 
-def cv_scores(name: str, folds: int) -> pd.DataFrame:
-    from sklearn.metrics import r2_score
+def folds_of(name: str, folds: int) -> tuple[pd.DataFrame, np.ndarray, bool, list]:
+    """Draw 0's training rows of ``name`` (the test rows never read), text as text, and their CV folds."""
     from sklearn.model_selection import KFold, StratifiedKFold
+
+    X, y, regression = load(name)
+    train = bench_tables.draws(y, [0], stratified=not regression)[0][1]
+    X, y = X.iloc[train].reset_index(drop=True), y[train]
+    X = X.astype({c: str for c in X.columns if X[c].dtype == object})
+    splitter = (KFold(folds, shuffle=True, random_state=0) if regression
+                else StratifiedKFold(folds, shuffle=True, random_state=0))
+    return X, y, regression, list(splitter.split(X, None if regression else y))
+
+
+def fit_score(params: dict, seed: int, Xf: np.ndarray, yf: np.ndarray, Xh: np.ndarray, yh: np.ndarray,
+              regression: bool) -> float:
+    """Our network of ``params`` fitted on one fold, its R² (numbers) or accuracy on the held-out rows.
+
+    NaN when training diverges: counted apart, a setting that lets training diverge scores nothing.
+    """
+    from sklearn.metrics import r2_score
 
     from model import MLPClassifier, MLPRegressor
     from model.errors import DivergedError
 
-    X, y, regression = load(name)
-    train = bench_tasks.draws(y, [0], stratified=not regression)[0][1]  # draw 0's training rows only
-    X, y = X.iloc[train].reset_index(drop=True), y[train]
-    text = {c: str for c in X.columns if X[c].dtype == object}
-    X = X.astype(text)
-    splitter = KFold(folds, shuffle=True, random_state=0) if regression else StratifiedKFold(folds, shuffle=True,
-                                                                                            random_state=0)
+    try:
+        if regression:
+            mu, sd = yf.mean(), yf.std()
+            net = MLPRegressor(**params, seed=seed).fit(Xf, (yf - mu) / sd)
+            return float(r2_score(yh, net.predict(Xh) * sd + mu))
+        return float((MLPClassifier(**params, seed=seed).fit(Xf, yf).predict(Xh) == yh).mean())
+    except DivergedError:
+        return np.nan
+
+
+def cv_scores(name: str, folds: int) -> pd.DataFrame:
+    X, y, regression, splits = folds_of(name, folds)
     rows = []
-    for k, (fit, held) in enumerate(splitter.split(X, y if not regression else None)):
+    for k, (fit, held) in enumerate(splits):
         for how in ("zscore", "robust_clip"):
             prep = treatment(X, how)
             Xf, Xh = prep.fit_transform(X.iloc[fit]).astype(np.float32), prep.transform(X.iloc[held]).astype(np.float32)
             for config, params in CONFIGS.items():
-                try:
-                    if regression:
-                        mu, sd = y[fit].mean(), y[fit].std()
-                        net = MLPRegressor(**params, seed=k).fit(Xf, (y[fit] - mu) / sd)
-                        score = r2_score(y[held], net.predict(Xh) * sd + mu)
-                    else:
-                        net = MLPClassifier(**params, seed=k).fit(Xf, y[fit])
-                        score = float((net.predict(Xh) == y[held]).mean())
-                except DivergedError:  # counted apart: a treatment that lets training diverge scores nothing
-                    score = np.nan
+                score = fit_score(params, k, Xf, y[fit], Xh, y[held], regression)
                 rows.append({"table": name, "fold": k, "treatment": how, "config": config, "score": score})
     return pd.DataFrame(rows)
 

@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from tests.bench import bench_tables, bench_tasks  # noqa: E402
-from tests.bench.bench_table_inputs import load, treatment  # noqa: E402
+from tests.bench.bench_table_inputs import fit_score, folds_of, treatment  # noqa: E402
 
 CONFIGS: dict[str, dict] = {
     "space-like nesterov 1x512 60ep": {"hidden": (512,), "optimizer": "nesterov", "learning_rate": 0.03,
@@ -44,34 +44,14 @@ CONFIGS: dict[str, dict] = {
 
 
 def cv_scores(name: str, folds: int, configs: list[str]) -> pd.DataFrame:
-    from sklearn.metrics import r2_score
-    from sklearn.model_selection import KFold, StratifiedKFold
-
-    from model import MLPClassifier, MLPRegressor
-    from model.errors import DivergedError
-
-    X, y, regression = load(name)
-    train = bench_tasks.draws(y, [0], stratified=not regression)[0][1]  # draw 0's training rows only
-    X, y = X.iloc[train].reset_index(drop=True), y[train]
-    X = X.astype({c: str for c in X.columns if X[c].dtype == object})
-    splitter = (KFold(folds, shuffle=True, random_state=0) if regression
-                else StratifiedKFold(folds, shuffle=True, random_state=0))
+    X, y, regression, splits = folds_of(name, folds)
     rows = []
-    for k, (fit, held) in enumerate(splitter.split(X, None if regression else y)):
+    for k, (fit, held) in enumerate(splits):
         prep = treatment(X, "zscore")
         Xf, Xh = prep.fit_transform(X.iloc[fit]).astype(np.float32), prep.transform(X.iloc[held]).astype(np.float32)
         for config in configs:
             start = time.monotonic()
-            try:
-                if regression:
-                    mu, sd = y[fit].mean(), y[fit].std()
-                    net = MLPRegressor(**CONFIGS[config], seed=k).fit(Xf, (y[fit] - mu) / sd)
-                    score = r2_score(y[held], net.predict(Xh) * sd + mu)
-                else:
-                    net = MLPClassifier(**CONFIGS[config], seed=k).fit(Xf, y[fit])
-                    score = float((net.predict(Xh) == y[held]).mean())
-            except DivergedError:
-                score = np.nan
+            score = fit_score(CONFIGS[config], k, Xf, y[fit], Xh, y[held], regression)
             rows.append({"table": name, "fold": k, "config": config, "score": score,
                          "seconds": time.monotonic() - start})
     return pd.DataFrame(rows)

@@ -66,24 +66,30 @@ def load_table(name: str) -> tuple[pd.DataFrame, str]:
     return frame.drop(columns=[c for c in ("rownames",) if c in frame]), target
 
 
-def draws(y: np.ndarray, seeds: list[int]) -> list[tuple[int, np.ndarray, np.ndarray]]:
-    from sklearn.model_selection import StratifiedShuffleSplit
+def draws(y: np.ndarray, seeds: list[int], stratified: bool = True) -> list[tuple[int, np.ndarray, np.ndarray]]:
+    """80/20 test draws seeded by the draw: stratified by class, or at random (numbers)."""
+    from sklearn.model_selection import ShuffleSplit, StratifiedShuffleSplit
 
+    splitter = StratifiedShuffleSplit if stratified else ShuffleSplit
     out = []
     for seed in seeds:
-        train, test = next(StratifiedShuffleSplit(1, test_size=0.2, random_state=seed).split(np.zeros(len(y)), y))
+        train, test = next(splitter(1, test_size=0.2, random_state=seed).split(np.zeros(len(y)), y))
         out.append((seed, np.sort(train), np.sort(test)))
     return out
 
 
-def ours(work: Path, name: str, train: pd.DataFrame, test: pd.DataFrame, target: str, budget: str) -> dict:
-    """Our service on the training rows; accuracy of ``predict`` on the test rows."""
+def run_and_predict(work: Path, name: str, train: pd.DataFrame, test: pd.DataFrame, target: str, budget: str,
+                    flags: tuple[str, ...] = ()) -> tuple[np.ndarray, dict]:
+    """Our service on the training rows (``run --budget``, wall time from outside), then ``predict`` on the test rows.
+
+    Returns the predicted column and the run's wall time, its part of the budget and why it ended early.
+    """
     train.to_csv(work / "train.csv", index=False)
-    test.to_csv(work / "test.csv", index=False)
+    test.drop(columns=target).to_csv(work / "test.csv", index=False)
     env = dict(os.environ, PYTHONPATH=str(ROOT), NUMPY_HPSEARCH_CACHE=str(work / "cache"))
     start = time.monotonic()
     run = subprocess.run(
-        [sys.executable, "-m", "search", "run", "--data", "train.csv", "--target", target, "--budget", budget,
+        [sys.executable, "-m", "search", "run", "--data", "train.csv", "--target", target, *flags, "--budget", budget,
          "--study", name, "--no-progress"],
         cwd=work, env=env, capture_output=True, text=True,
     )
@@ -96,11 +102,16 @@ def ours(work: Path, name: str, train: pd.DataFrame, test: pd.DataFrame, target:
     )
     if pred.returncode != 0:
         raise SystemExit(f"{name}: predict failed: {pred.stderr.strip()[-2000:]}")
-    predicted = pd.read_csv(work / "pred.csv")["predicted"].astype(str).to_numpy()
-    accuracy = float((predicted == test[target].astype(str).to_numpy()).mean())
-    early = [line for line in run.stdout.splitlines() if "ended early" in line or "returned" in line]
-    return {"ours": accuracy, "wall s": round(wall, 1), "wall/budget": round(wall / parse_duration(budget), 3),
-            "why early": early[0].strip() if early else "", "stdout": run.stdout}
+    early = [line for line in run.stdout.splitlines() if "ended early" in line]
+    return pd.read_csv(work / "pred.csv")["predicted"].to_numpy(), {
+        "wall s": round(wall, 1), "wall/budget": round(wall / parse_duration(budget), 3),
+        "why early": early[0].strip() if early else "", "stdout": run.stdout}
+
+
+def ours(work: Path, name: str, train: pd.DataFrame, test: pd.DataFrame, target: str, budget: str) -> dict:
+    """Our service on the training rows; accuracy of ``predict`` on the test rows."""
+    predicted, result = run_and_predict(work, name, train, test, target, budget)
+    return {"ours": float((predicted.astype(str) == test[target].astype(str).to_numpy()).mean()), **result}
 
 
 def preprocessing(X: pd.DataFrame):  # noqa: ANN201 -- a scikit-learn ColumnTransformer

@@ -38,7 +38,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -52,7 +51,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from search.study.durations import parse_duration  # noqa: E402
-from tests.bench.bench_tables import preprocessing  # noqa: E402
+from tests.bench.bench_tables import draws, preprocessing, run_and_predict  # noqa: E402
 
 # name -> (R package, data set, target column, columns to drop, question)
 TABLES: dict[str, tuple[str, str, str, tuple[str, ...], str]] = {
@@ -73,17 +72,6 @@ def load_table(name: str) -> tuple[pd.DataFrame, str, str]:
     return frame.drop(columns=[c for c in ("rownames", *drop) if c in frame]), target, question
 
 
-def draws(y: np.ndarray, seeds: list[int], stratified: bool) -> list[tuple[int, np.ndarray, np.ndarray]]:
-    from sklearn.model_selection import ShuffleSplit, StratifiedShuffleSplit
-
-    splitter = StratifiedShuffleSplit if stratified else ShuffleSplit
-    out = []
-    for seed in seeds:
-        train, test = next(splitter(1, test_size=0.2, random_state=seed).split(np.zeros(len(y)), y))
-        out.append((seed, np.sort(train), np.sort(test)))
-    return out
-
-
 def score(question: str, truth: np.ndarray, predicted: np.ndarray) -> float:
     """RMSE for numbers, balanced accuracy for classes: scikit-learn's."""
     from sklearn.metrics import balanced_accuracy_score, root_mean_squared_error
@@ -96,30 +84,9 @@ def score(question: str, truth: np.ndarray, predicted: np.ndarray) -> float:
 def ours(work: Path, name: str, train: pd.DataFrame, test: pd.DataFrame, target: str, question: str,
          budget: str) -> dict:
     """Our service on the training rows, scored by ``predict`` on the test rows."""
-    train.to_csv(work / "train.csv", index=False)
-    test.drop(columns=target).to_csv(work / "test.csv", index=False)
-    env = dict(os.environ, PYTHONPATH=str(ROOT), NUMPY_HPSEARCH_CACHE=str(work / "cache"))
-    asks = ["--task", "regression"] if question == "regression" else ["--metric", "balanced_accuracy"]
-    start = time.monotonic()
-    run = subprocess.run(
-        [sys.executable, "-m", "search", "run", "--data", "train.csv", "--target", target, *asks,
-         "--budget", budget, "--study", name, "--no-progress"],
-        cwd=work, env=env, capture_output=True, text=True,
-    )
-    wall = time.monotonic() - start
-    if run.returncode != 0:
-        raise SystemExit(f"{name}: run failed: {run.stderr.strip()[-2000:]}")
-    pred = subprocess.run(
-        [sys.executable, "-m", "search", "predict", "--study", name, "test.csv", "--out", "pred.csv"],
-        cwd=work, env=env, capture_output=True, text=True,
-    )
-    if pred.returncode != 0:
-        raise SystemExit(f"{name}: predict failed: {pred.stderr.strip()[-2000:]}")
-    predicted = pd.read_csv(work / "pred.csv")["predicted"].to_numpy()
-    early = [line for line in run.stdout.splitlines() if "ended early" in line]
-    return {"ours": score(question, test[target].to_numpy(), predicted), "wall s": round(wall, 1),
-            "wall/budget": round(wall / parse_duration(budget), 3), "why early": early[0].strip() if early else "",
-            "stdout": run.stdout}
+    asks = ("--task", "regression") if question == "regression" else ("--metric", "balanced_accuracy")
+    predicted, result = run_and_predict(work, name, train, test, target, budget, asks)
+    return {"ours": score(question, test[target].to_numpy(), predicted), **result}
 
 
 def baselines(X: pd.DataFrame, y: np.ndarray, train: np.ndarray, test: np.ndarray, question: str,
