@@ -182,6 +182,7 @@ def test_a_killed_run_from_python_resumes_from_python(tmp_path: Path, wine) -> N
     assert retried >= 1
 
 
+@pytest.mark.slow
 def test_deterministic_from_python_gives_the_clis_trials_on_the_same_data(tmp_path: Path, wine) -> None:
     X, y = wine
     np.savez(tmp_path / "wine.npz", X=X, y=y)

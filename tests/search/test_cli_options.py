@@ -44,6 +44,7 @@ def test_data_dir_on_the_command_line_is_where_the_data_set_is_read(db: Path, tm
     assert missing.returncode != 0 and "Traceback" not in missing.stderr
 
 
+@pytest.mark.slow
 def test_show_csv_writes_every_trial_and_each_trial_records_its_host_and_peak_memory(
         db: Path, tmp_path: Path) -> None:
     out = run_cli("run", "--trials", "7", "--jobs", "2", "--study", "csv", "--dataset", "digits",

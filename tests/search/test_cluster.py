@@ -100,6 +100,7 @@ def trial_table(study: str, url: str) -> list[tuple]:
 
 
 @pytest.mark.cluster
+@pytest.mark.slow
 def test_dask_run_on_postgres_stores_exactly_n_finished_trials_from_two_workers(
         postgres: Postgres, cluster: object, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     url = postgres.createdb("run40")
@@ -140,6 +141,7 @@ def test_dask_run_on_postgres_stores_exactly_n_finished_trials_from_two_workers(
 
 
 @pytest.mark.cluster
+@pytest.mark.slow
 def test_a_sqlite_study_copied_to_postgres_resumes_on_dask(
         postgres: Postgres, cluster: object, tmp_path: Path) -> None:
     import optuna
@@ -169,6 +171,7 @@ def test_a_sqlite_study_copied_to_postgres_resumes_on_dask(
 
 
 @pytest.mark.cluster
+@pytest.mark.slow
 def test_killing_a_dask_worker_mid_trial_loses_no_trial(postgres: Postgres, cluster: object) -> None:
     url = postgres.createdb("killed")
     # long, unpruned trials so that the kill lands inside one
@@ -217,6 +220,7 @@ def test_killing_a_dask_worker_mid_trial_loses_no_trial(postgres: Postgres, clus
 
 
 @pytest.mark.cluster
+@pytest.mark.slow
 def test_deterministic_study_is_the_same_on_the_local_pool_and_on_dask(
         postgres: Postgres, cluster: object, tmp_path: Path) -> None:
     args = ("--trials", "16", "--study", "det", "--deterministic", "--seed", "11", "--cv", "3",

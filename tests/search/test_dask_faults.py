@@ -74,6 +74,7 @@ def cluster(tmp_path: Path) -> Iterator[Cluster]:
         started.stop()
 
 
+@pytest.mark.slow
 def test_losing_the_scheduler_mid_run_is_one_line_and_resume_finishes_the_study(cluster: Cluster, db: Path) -> None:
     cluster.worker(str(ROOT), n=2)
     url = f"sqlite:///{db}"

@@ -34,6 +34,7 @@ from tests.equipment import missing
 from tests.search.sql import attr_by_number, curve_of, params_of, params_of_retries
 
 
+@pytest.mark.slow
 def test_a_worker_killed_mid_trial_costs_one_rerun_and_the_study_completes(db: Path) -> None:
     with running_cli("run", "--trials", "30", "--jobs", "2", "--study", "wk", "--storage",
                      f"sqlite:///{db}", "--dataset", "digits", "--epochs", "15", "--no-progress") as proc:
@@ -70,6 +71,7 @@ def _not_created_yet(text: str) -> bool:
     return "no study" in text or "holds no" in text or "no finished" in text
 
 
+@pytest.mark.slow
 def test_readers_never_fail_while_a_run_writes(db: Path, tmp_path: Path) -> None:
     """Every reader error is kept, except "nothing there yet" seen before the first finished trial."""
     url = f"sqlite:///{db}"
@@ -129,6 +131,7 @@ def _done(study_detail: dict) -> int:
     return sum(t["state"] in ("Complete", "Pruned") for t in study_detail["trials"])
 
 
+@pytest.mark.slow
 def test_optuna_dashboard_serves_the_study_while_a_run_writes(db: Path) -> None:
     dashboard_cmd = shutil.which("optuna-dashboard")
     if dashboard_cmd is None:
@@ -285,6 +288,7 @@ def test_a_configuration_that_always_kills_its_worker_is_given_up_after_three_at
     assert "every attempt" in json.loads(rows[-1][1])
 
 
+@pytest.mark.slow
 def test_a_storage_that_refuses_writes_mid_run_stops_it_with_one_line_and_resume_continues(db: Path) -> None:
     if os.geteuid() != 0:
         pytest.skip("needs root to make an open SQLite file refuse writes")

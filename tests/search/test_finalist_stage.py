@@ -76,6 +76,7 @@ def in_finalist_stage(db: Path, tmp_path: Path, study: str, trials: int, repeats
         yield proc
 
 
+@pytest.mark.slow
 def test_the_best_distinct_configurations_run_again_unpruned_on_fresh_seeds(db: Path, tmp_path: Path) -> None:
     out = run_cli("run", "--trials", "12", "--finalists", "3", "--study", "f", "--storage", f"sqlite:///{db}",
                   "--preset", preset(tmp_path, finalist_repeats=2, finalist_epochs=6, epochs=4, dataset="digits"),
@@ -149,6 +150,7 @@ def test_a_worker_killed_during_the_finalist_stage_costs_one_rerun(db: Path, tmp
     assert retried == [(len(lost),)]
 
 
+@pytest.mark.slow
 def test_retraining_k_seeds_reports_their_mean_spread_and_ensemble_and_stores_them(
         db: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     out = run_cli("run", "--trials", "8", "--finalists", "2", "--study", "r", "--storage", f"sqlite:///{db}",
@@ -187,6 +189,7 @@ def test_retraining_k_seeds_reports_their_mean_spread_and_ensemble_and_stores_th
         load_final_networks("r", f"sqlite:///{db}")
 
 
+@pytest.mark.slow
 def test_a_study_never_retrained_has_no_final_networks_to_load(db: Path) -> None:
     out = run_cli("run", "--trials", "3", "--finalists", "0", "--study", "n", "--storage", f"sqlite:///{db}", *FAST)
     assert out.returncode == 0, out.stderr

@@ -28,6 +28,7 @@ def lease_rows(db: Path) -> list[dict]:
                                                 "WHERE key=?", LEASE_KEY)]
 
 
+@pytest.mark.slow
 def test_a_second_coordinator_is_refused_while_a_run_holds_the_study(db: Path) -> None:
     """The run is far from done when it is stopped (Ctrl-C): it outlasts the refused starts."""
     url = f"sqlite:///{db}"

@@ -100,6 +100,7 @@ def wine_study(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str, Pat
         return (csv, *search_and_retrain(tmp_path, "wine", "--data", str(csv)))
 
 
+@pytest.mark.slow
 def test_a_table_with_text_missing_values_and_string_labels_is_searched_retrained_and_predicted(
         tmp_path: Path, wine_study: tuple[Path, str, Path, float]) -> None:
     csv, url, db, ensemble = wine_study
@@ -162,6 +163,7 @@ def test_a_folder_of_png_images_is_searched_retrained_and_predicted(tmp_path: Pa
     assert one.stdout.count("\n") == 2  # the header and one row
 
 
+@pytest.mark.slow
 def test_a_changed_file_is_refused_by_run_resume_retrain_and_predict(
         wine_study: tuple[Path, str, Path, float]) -> None:
     csv, url, db, _ = wine_study

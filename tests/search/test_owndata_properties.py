@@ -56,6 +56,7 @@ def refusal(err: str, path: Path) -> None:
 
 
 @pytest.mark.parametrize("profile", PROFILES)
+@pytest.mark.slow
 def test_run_on_any_input_makes_a_study_or_refuses_in_one_line_changing_nothing(profile, capsys,
                                                                                monkeypatch) -> None:
     seen: collections.Counter[str] = collections.Counter()

@@ -62,6 +62,7 @@ def test_parallel_run_stores_exactly_n_finished_trials_from_distinct_workers(db:
     assert df.pid.nunique() >= 2 and (df.hidden.str.count("-") + 1 == df.n_layers).all()
 
 
+@pytest.mark.slow
 def test_deterministic_runs_give_the_same_trials_whatever_the_number_of_workers(tmp_path: Path) -> None:
     def trials(jobs: str) -> list[tuple]:
         db = tmp_path / f"det{jobs}.db"
@@ -108,6 +109,7 @@ def test_resume_after_the_coordinator_is_killed_keeps_every_trial(db: Path) -> N
 
 
 @pytest.mark.parametrize("how", ["ctrl-c", "sigterm"])
+@pytest.mark.slow
 def test_ctrl_c_or_sigterm_stops_promptly_records_the_running_trials_and_resume_reruns_them(
         db: Path, how: str) -> None:
     with running_cli("run", "--trials", "40", "--jobs", "2", "--study", "sigint", "--storage",
@@ -139,6 +141,7 @@ def test_ctrl_c_or_sigterm_stops_promptly_records_the_running_trials_and_resume_
     assert interrupted <= retried
 
 
+@pytest.mark.slow
 def test_a_study_drawn_on_another_digits_test_split_is_scored_on_it_and_keeps_it(db: Path, tmp_path: Path) -> None:
     url = f"sqlite:///{db}"
     out = run_cli("run", "--trials", "4", "--jobs", "2", "--study", "ts", "--test-seed", "3", "--finalists", "0",

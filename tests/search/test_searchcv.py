@@ -99,6 +99,7 @@ def test_a_renamed_parameter_reaches_its_run_keyword(tmp_path: Path, param: str,
     assert not (tmp_path / "bad.db").exists()
 
 
+@pytest.mark.slow
 def test_a_budget_covers_the_search_and_the_refit() -> None:
     X, y = load_wine(return_X_y=True)
     start = time.monotonic()
