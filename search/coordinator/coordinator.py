@@ -192,8 +192,11 @@ class Coordinator:
         wait = self._wait_for_a_worker()
         if self._fits(wait + pending.expected, "search") and self._fits(wait + pending.expected, "stop"):
             return None
-        left = max(self.deadlines.search - self._elapsed(), 0.0)
-        return f"not started: expected to take {pending.expected:.0f} s, {left:.0f} s were left of the search"
+        # the nearer of the two ends, and the wait for a worker said: "4 s, 7 s left" alone reads as a contradiction
+        left = max(min(self.deadlines.search, self.deadlines.stop) - self._elapsed(), 0.0)
+        waiting = f" after waiting {wait:.0f} s for a worker" if wait >= 0.5 else ""
+        return (f"not started: expected to take {pending.expected:.0f} s{waiting}, "
+                f"{left:.0f} s were left of the search")
 
     def _wait_for_a_worker(self) -> float:
         """Seconds a trial sent now may wait for a worker: the work in flight, shared out, when all are busy."""
