@@ -75,12 +75,16 @@ def probe(data: Dataset, seed: int = 0) -> CostModel:
     loss = "squared_error" if data.task == "regression" else "cross_entropy"  # a regression network's output
     with threadpool_limits(1):
         for hidden, batch in _PROBES:
-            config = TrainConfig(hidden=hidden, batch_size=batch, epochs=2, seed=seed, loss=loss)
+            # a rate too small to diverge: the default's squared error diverged on the 2048-wide probe in its
+            # first epoch, whose "epoch" then took no time and made every regression network look free
+            config = TrainConfig(hidden=hidden, batch_size=batch, epochs=2, seed=seed, loss=loss, learning_rate=1e-6)
             run = Training(config, X, y, X[:1], y[:1], n_classes=data.n_classes)
             run.step()  # the first epoch allocates; the second is the one timed
             start = time.perf_counter()
-            run.step()
+            trained = run.step()
             seconds = time.perf_counter() - start
+            if trained is None:  # diverged all the same: not an epoch's time
+                continue
             measured.append((n * n_parameters(data.n_features, hidden, data.n_classes), math.ceil(n / batch), seconds))
     # Least squares on relative error (each probe counts alike, the 64-unit ones too) with both
     # costs kept non-negative: plain least squares let the wide probes drive the step cost to 0.

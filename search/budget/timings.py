@@ -5,17 +5,23 @@ sizes the finalist stage when it begins. The cost model (``cost.py``) planned th
 study before anything ran; here a configuration, named by its search trial's
 number, is costed from its own trials: its finalist runs once one has finished,
 else its search trial. A search trial's seconds also hold its task's fixed costs
-(loading the data, the pruner's say after every epoch): on small tables its epochs
-measured up to 6 times a finalist run's network-epochs (spam7, 2026-12-06: 11 ms
-against 1.9 ms), so once finalist runs have finished their median ratio to that
+(loading the data, building the networks), which a finalist run pays once however
+long it trains: costed per epoch they made a small table's epochs up to 6 times a
+finalist run's (spam7, 2026-12-06: 11 ms against 1.9 ms), and on tables of 6,000
+to 22,000 rows no finalist run fitted where one would have (bench_tasks,
+2026-12-07: "0 finalist runs" with 29-58 s left). So a search trial's epochs are
+costed from the seconds in its epochs (``keys.TRAIN_SECONDS``) and its fixed cost
+is added once (a final network, a task of its own, is still costed from the whole
+seconds, as the final stage sizes its ensemble); once finalist runs have finished, their median ratio to that
 estimate scales the configurations not yet run, as the search's trials scale the
-cost model.
+cost model. A trial stored before ``TRAIN_SECONDS`` counts its whole seconds as epochs.
 """
 
 from __future__ import annotations
 
 import statistics
 from collections.abc import Iterable, Sequence
+from typing import NamedTuple
 
 from optuna.trial import FrozenTrial
 
@@ -26,7 +32,28 @@ from search.study import finalists as fin
 from search.study import keys
 from search.study.spec import StudySpec
 
-__all__ = ["StageTimings"]
+__all__ = ["SearchTiming", "StageTimings"]
+
+
+class SearchTiming(NamedTuple):
+    """A search trial's seconds in its worker, of them in its epochs, and its epochs."""
+
+    seconds: float
+    train_seconds: float
+    epochs: int
+
+    @classmethod
+    def of(cls, trial: FrozenTrial) -> SearchTiming | None:
+        """As stored on ``trial``; None if it never trained. Before ``TRAIN_SECONDS``, all of it in the epochs."""
+        seconds, epochs = trial.user_attrs.get(keys.SECONDS), trial.user_attrs.get(keys.EPOCHS_RUN)
+        if not (seconds and epochs):
+            return None
+        return cls(seconds, trial.user_attrs.get(keys.TRAIN_SECONDS) or seconds, epochs)
+
+    @property
+    def fixed(self) -> float:
+        """What the task cost besides its epochs: paid once by any run of the configuration."""
+        return max(self.seconds - self.train_seconds, 0.0)
 
 
 class StageTimings:
@@ -34,7 +61,7 @@ class StageTimings:
 
     def __init__(self, spec: StudySpec) -> None:
         self.spec = spec
-        self._search: dict[int, tuple[float, int]] = {}  # search trial -> (seconds, epochs run)
+        self._search: dict[int, SearchTiming] = {}
         self._finalist: dict[int, float] = {}  # search trial -> the dearest of its finished finalist runs
         self._ratios: list[float] = []  # a configuration's first finalist run: measured / from its search trial
         # the most a finished finalist run took over what it was expected to: a run beyond the
@@ -44,18 +71,18 @@ class StageTimings:
     def stored(self, trials: Iterable[FrozenTrial]) -> None:
         """The timings of the trials earlier runs of the study finished."""
         for t in trials:
-            seconds, epochs = t.user_attrs.get(keys.SECONDS), t.user_attrs.get(keys.EPOCHS_RUN)
-            if not (seconds and epochs):
+            timing = SearchTiming.of(t)
+            if timing is None:
                 continue
             if not fin.is_finalist_run(t):
-                self._search[t.number] = (seconds, epochs)
-            elif epochs == self.spec.finalist_epochs and keys.FINALIST_OF in t.user_attrs:
+                self._search[t.number] = timing
+            elif timing.epochs == self.spec.finalist_epochs and keys.FINALIST_OF in t.user_attrs:
                 number = t.user_attrs[keys.FINALIST_OF]
-                self._finalist[number] = max(self._finalist.get(number, 0.0), seconds)
+                self._finalist[number] = max(self._finalist.get(number, 0.0), timing.seconds)
 
-    def search_trial(self, number: int, seconds: float, epochs: int) -> None:
-        """A search trial trained ``epochs`` epochs in ``seconds``."""
-        self._search[number] = (seconds, epochs)
+    def search_trial(self, number: int, seconds: float, epochs: int, train_seconds: float) -> None:
+        """A search trial trained ``epochs`` epochs in ``seconds``, ``train_seconds`` of them in its epochs."""
+        self._search[number] = SearchTiming(seconds, train_seconds or seconds, epochs)
 
     def finalist_run(self, number: int, seconds: float) -> None:
         """A finalist run of search trial ``number``'s configuration trained all its epochs in ``seconds``."""
@@ -76,12 +103,14 @@ class StageTimings:
         return self._finalist_run_from_search(number) * ratio
 
     def _finalist_run_from_search(self, number: int) -> float:
-        """One network's epoch as the search trial trained it (warped where the finalists warp), times the
-        finalist run's folds and epochs."""
-        seconds, epochs = self._search.get(number, (0.0, 1))
+        """The search trial's fixed cost, then one network's epoch as it trained it (warped where the
+        finalists warp) times the finalist run's folds and epochs."""
+        timing = self._search.get(number, SearchTiming(0.0, 0.0, 1))
         folds, finalist_epochs = self._finalist_folds_and_epochs()
-        epoch = network_epoch_seconds(seconds, epochs, self.spec.cv, warp=bool(self.spec.finalist_warp))
-        return epoch * finalist_epochs * folds
+        epoch = network_epoch_seconds(
+            timing.train_seconds, timing.epochs, self.spec.cv, warp=bool(self.spec.finalist_warp)
+        )
+        return timing.fixed + epoch * finalist_epochs * folds
 
     def _finalist_folds_and_epochs(self) -> tuple[int, int]:
         folds, epochs = self.spec.finalist_cv, self.spec.finalist_epochs
@@ -98,9 +127,11 @@ class StageTimings:
                 self._finalist[number], finalist_epochs, folds, share=train_share(spec, folds)
             )
         else:
-            seconds, epochs = self._search.get(number, (0.0, 1))
+            # the whole task's seconds, as the final stage sizes its ensemble (``ensemble.winner_epoch_seconds``):
+            # each of its networks pays a task's fixed cost too
+            timing = self._search.get(number, SearchTiming(0.0, 0.0, 1))
             epoch = network_epoch_seconds(
-                seconds, epochs, spec.cv, share=train_share(spec, spec.cv), warp=bool(spec.finalist_warp)
+                timing.seconds, timing.epochs, spec.cv, share=train_share(spec, spec.cv), warp=bool(spec.finalist_warp)
             )
         return epoch * (finalist_epochs if spec.finalists else spec.epochs)
 

@@ -259,6 +259,7 @@ class Coordinator:
             keys.VAL_ACCURACY: result.val_accuracy, keys.BEST_EPOCH: result.best_epoch, keys.EPOCHS_RUN: epochs,
             keys.VAL_ACCURACY_CURVE: [round(a, 6) for a in result.accuracies],
             keys.TRAIN_LOSS: result.train_loss, keys.SECONDS: round(result.seconds, 4),
+            keys.TRAIN_SECONDS: round(result.train_seconds, 4),
             keys.HOST: result.host, keys.PID: result.pid, keys.OUTCOME: result.outcome,
             keys.STOP_REASON: result.reason, keys.PEAK_RSS: round(result.peak_rss_mb, 1),
         } | {keys.VAL_SCORE.format(name): value for name, value in result.scores.items()}
@@ -268,7 +269,7 @@ class Coordinator:
             self._costs.finalist_run(pending.run.attrs[keys.FINALIST_OF], result.seconds)
         if not pending.run.finalist:
             if epochs:
-                self._costs.search_trial(pending.number, result.seconds, epochs)
+                self._costs.search_trial(pending.number, result.seconds, epochs, result.train_seconds)
                 if pending.modelled:
                     self._cost_ratios.append(result.seconds / epochs / (pending.modelled / pending.task.config.epochs))
             if result.outcome == "complete":

@@ -32,6 +32,9 @@ VAL_ACCURACY_CURVE: Final = "val_accuracy_curve"  # per epoch
 VAL_SCORE: Final = "val_{}"
 TRAIN_LOSS: Final = "train_loss"  # the last epoch's
 SECONDS: Final = "seconds"  # wall time of the task in its worker
+# ... of which in its epochs (training, scoring the validation rows): the rest is the task's fixed
+# cost (loading the data, building the networks), which a longer run of the same network pays once
+TRAIN_SECONDS: Final = "train_seconds"
 OUTCOME: Final = "outcome"  # complete | pruned | diverged | failed
 STOP_REASON: Final = "stop_reason"  # why it stopped, for people
 HOST: Final = "host"

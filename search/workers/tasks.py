@@ -72,6 +72,7 @@ class TrialResult:
     pid: int = 0
     started: float = 0.0  # wall clock (time.time()) in the worker
     finished: float = 0.0
+    train_seconds: float = 0.0  # of finished - started, in the epochs
     peak_rss_mb: float = 0.0  # the worker process's peak resident memory so far
 
     @property
@@ -168,7 +169,9 @@ def run_trial(task: TrialTask) -> TrialResult:
         accuracies = result.accuracies
         result.outcome, result.reason = "complete", f"completed {task.config.epochs} epochs"
         for epoch in range(1, task.config.epochs + 1):
+            epoch_start = time.perf_counter()
             steps = [run.step() for run in runs]
+            result.train_seconds += time.perf_counter() - epoch_start
             stats = [s for s in steps if s is not None]
             if len(stats) < len(steps):
                 reason = next(run.result.reason for run in runs if run.result.outcome == "diverged")

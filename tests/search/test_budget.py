@@ -20,7 +20,7 @@ import pytest
 from optuna.trial import FrozenTrial
 
 from model.datasets import Dataset, load_dataset
-from search.budget.cost import CostModel, network_epoch_seconds
+from search.budget.cost import CostModel, network_epoch_seconds, probe
 from search.budget.ensemble import ensemble_size, winner_epoch_seconds
 from search.budget.leftover import (
     EARLY,
@@ -45,6 +45,7 @@ from search.budget.shares import (
     TRIAL_OVERHEAD,
     describe_plan,
 )
+from search.budget.timings import StageTimings
 from search.errors import SearchError
 from search.study import keys
 from search.study.durations import parse_duration
@@ -92,6 +93,41 @@ def test_the_winners_epoch_is_its_dearest_runs_on_all_of_train_and_validation() 
     assert winner_epoch_seconds(spec, [finalist]) == pytest.approx(0.9)
     assert winner_epoch_seconds(spec, [finalist, search, _timed(0.0, 0, keys.FINALIST)]) == pytest.approx(3.0)
     assert winner_epoch_seconds(spec, []) == 0.0
+
+
+def test_the_probe_times_a_regression_network_as_it_times_a_classifier() -> None:
+    # the default rate's squared error diverged on the 2048-wide probe in its first epoch, which then "took"
+    # microseconds: every regression network looked free (Computers, 2026-12-07: a typical epoch of 15 us)
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(3000, 10)).astype(np.float32)
+    numbers, classes = rng.normal(size=3000).astype(np.float32) * 5, rng.integers(0, 2, 3000)
+    costs = [probe(Dataset("p", X, y, X[:500], y[:500], X[:1], y[:1], n, "none", task=task))
+             for y, n, task in ((numbers, 1, "regression"), (classes, 2, "classification"))]
+    regression, classification = (c.epoch_seconds(2500, 500, 20_000, 64) for c in costs)
+    assert 0.5 < regression / classification < 2, costs
+
+
+def test_a_finalist_run_pays_its_search_trials_fixed_cost_once_and_its_epochs_per_epoch() -> None:
+    spec = StudySpec(name="t", cv=1, val_fraction=0.2, finalists=3, finalist_cv=3, finalist_epochs=30)
+    timings = StageTimings(spec)
+    # 10 epochs of one network in 4 s of a 10 s task: 6 s of loading and building, paid once by a
+    # finalist run of 3 folds x 30 epochs at 0.4 s a network-epoch: 6 + 36 = 42 s (not 10 / 10 x 90 = 90 s)
+    timings.search_trial(7, 10.0, 10, 4.0)
+    assert timings.finalist_run_seconds(7) == pytest.approx(42.0)
+    stored = optuna.trial.create_trial(value=0.5, user_attrs={keys.SECONDS: 10.0, keys.EPOCHS_RUN: 10,
+                                                              keys.TRAIN_SECONDS: 4.0, keys.STAGE: keys.SEARCH})
+    stored.number = 8
+    before = optuna.trial.create_trial(value=0.5, user_attrs={keys.SECONDS: 10.0, keys.EPOCHS_RUN: 10,
+                                                              keys.STAGE: keys.SEARCH})
+    before.number = 9  # stored before train_seconds: all of it counted as epochs
+    timings.stored([stored, before])
+    assert timings.finalist_run_seconds(8) == pytest.approx(42.0)
+    assert timings.finalist_run_seconds(9) == pytest.approx(90.0)
+    # a final network on all of train + validation costs the whole task's seconds per epoch, as the final
+    # stage sizes its ensemble: 10 s / 10 epochs / 0.8 x 30 epochs
+    assert timings.final_network_seconds(7) == pytest.approx(37.5)
+    timings.finalist_run(7, 21.0)  # the first finished run: half the estimate, which now scales the others
+    assert timings.finalist_run_seconds(8) == pytest.approx(21.0)
 
 
 def test_a_finalist_runs_networks_cost_what_its_search_trials_networks_did() -> None:
