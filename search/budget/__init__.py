@@ -10,7 +10,7 @@ readers show the stored plan. Imports the study contract and ``model`` only.
 - ``plan.py``: the plan, stage by stage, and a search trial's expected cost;
 - ``deadlines.py``: when the coordinator's stages must end;
 - ``leftover.py``: the stages' ends moved as trials measure the later stages, and why a job ended early;
-- ``timings.py``: what a finalist run and a final network take, as this study's trials timed them;
+- ``timings.py``: what a finalist run, a final network and the winner's epoch take, as this study's trials timed them;
 - ``ensemble.py``: the final ensemble's size in the time left.
 
 Nothing is imported here, so that ``import search.budget.shares`` stays light.

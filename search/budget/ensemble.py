@@ -9,19 +9,14 @@ by the coordinator's job for the service's final networks, and by
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
 
-from optuna.trial import FrozenTrial
-
-from search.budget.cost import network_epoch_seconds
 from search.budget.leftover import end_margin
 from search.budget.shares import ENSEMBLE_MAX, FINAL_OVERHEAD
-from search.study import finalists as fin
-from search.study import keys
+from search.budget.timings import winner_epoch_seconds
 from search.study.spec import StudySpec
 from search.study.winner import Winner, final_epochs
 
-__all__ = ["ensemble_size", "train_share", "winner_ensemble_size", "winner_epoch_seconds"]
+__all__ = ["ensemble_size", "winner_ensemble_size"]
 
 
 def ensemble_size(seconds_left: float, epoch_seconds: float, epochs: int, workers: int) -> tuple[int, int]:
@@ -56,30 +51,3 @@ def winner_ensemble_size(
     epoch_seconds = winner_epoch_seconds(spec, winner.runs or (winner.trial,)) * rows
     left = seconds_left - end_margin(spec.budget) - overhead
     return ensemble_size(left, epoch_seconds, final_epochs(spec, winner), jobs)
-
-
-def train_share(spec: StudySpec, folds: int) -> float:
-    """The part of train + validation each network of a run of ``folds`` folds trains on.
-
-    A run of k folds trains k networks on (k-1)/k of train + validation each; a holdout
-    run one network on the training split (val_fraction short of the whole).
-    """
-    assert spec.val_fraction is not None
-    return (folds - 1) / folds if folds > 1 else 1 - spec.val_fraction
-
-
-def winner_epoch_seconds(spec: StudySpec, runs: Iterable[FrozenTrial]) -> float:
-    """One epoch of the winner on train + validation, one worker: the dearest of its runs' own timings.
-
-    A final network trains warped where the study warps its finalists, as a search trial did not.
-    """
-    per_epoch = []
-    for t in runs:
-        seconds, epochs = t.user_attrs.get(keys.SECONDS), t.user_attrs.get(keys.EPOCHS_RUN)
-        if seconds and epochs:
-            finalist = fin.is_finalist_run(t)
-            folds = spec.finalist_cv if finalist else spec.cv
-            assert folds is not None
-            warp = bool(spec.finalist_warp) and not finalist
-            per_epoch.append(network_epoch_seconds(seconds, epochs, folds, share=train_share(spec, folds), warp=warp))
-    return max(per_epoch) if per_epoch else 0.0

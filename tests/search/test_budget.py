@@ -21,7 +21,7 @@ from optuna.trial import FrozenTrial
 
 from model.datasets import Dataset, load_dataset
 from search.budget.cost import CostModel, network_epoch_seconds, probe
-from search.budget.ensemble import ensemble_size, winner_epoch_seconds
+from search.budget.ensemble import ensemble_size
 from search.budget.leftover import (
     EARLY,
     Needs,
@@ -45,7 +45,7 @@ from search.budget.shares import (
     TRIAL_OVERHEAD,
     describe_plan,
 )
-from search.budget.timings import StageTimings
+from search.budget.timings import StageTimings, winner_epoch_seconds
 from search.errors import SearchError
 from search.study import keys
 from search.study.durations import parse_duration
