@@ -75,8 +75,9 @@ def _help(s: Setting) -> str:
 def _add(p: argparse.ArgumentParser | argparse._MutuallyExclusiveGroup, s: Setting, **extra: Any) -> None:
     if s.switch:
         action = "store_false" if s.negated else "store_true"
-        p.add_argument(s.flag, dest=s.name, action=action, default=not s.negated if s.negated else None,
-                       help=_help(s), **extra)
+        p.add_argument(
+            s.flag, dest=s.name, action=action, default=not s.negated if s.negated else None, help=_help(s), **extra
+        )
         return
     typed = {"type": _argument_type(s.parse)} if s.parse is not None else {}
     p.add_argument(s.flag, dest=s.name, metavar=s.metavar, choices=s.choices, help=_help(s), **typed, **extra)
@@ -100,8 +101,7 @@ def _add_execution(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="python -m search",
-                     description="Parallel Optuna hyperparameter search for NumPy networks.")
+    parser = _Parser(prog="python -m search", description="Parallel Optuna hyperparameter search for NumPy networks.")
     parser.add_argument("-v", "--verbose", action="store_true", help="log more")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
@@ -129,44 +129,68 @@ def build_parser() -> argparse.ArgumentParser:
 
     best = sub.add_parser("best", help="best parameters and scores; --retrain scores on the test split")
     _add_study(best)
-    best.add_argument("--retrain", action="store_true",
-                      help="retrain the best configuration on train+validation and score it on test")
-    best.add_argument("--seeds", type=_positive_int, default=1, metavar="K",
-                      help="--retrain K networks with different seeds: test accuracy as mean ± sd, "
-                           "and of their averaged probabilities (default %(default)s)")
+    best.add_argument(
+        "--retrain", action="store_true", help="retrain the best configuration on train+validation and score it on test"
+    )
+    best.add_argument(
+        "--seeds",
+        type=_positive_int,
+        default=1,
+        metavar="K",
+        help="--retrain K networks with different seeds: test accuracy as mean ± sd, "
+        "and of their averaged probabilities (default %(default)s)",
+    )
     _add(best, dataclasses.replace(JOBS, help="networks retrained at once (default: number of CPU cores)"))
-    best.add_argument("--out", metavar="FILE", help="where --retrain saves the weights (.npz; with "
-                                                    "--seeds K, FILE-seed0.npz ...)")
+    best.add_argument(
+        "--out", metavar="FILE", help="where --retrain saves the weights (.npz; with --seeds K, FILE-seed0.npz ...)"
+    )
     _add(best, DATA_DIR)
     _add_storage(best)
 
     report = sub.add_parser("report", help="one self-contained HTML page (or Markdown + PNGs) describing a study")
     _add_study(report)
-    report.add_argument("--out", metavar="FILE",
-                        help="file to write (default: <study>-report.html or .md beside the database)")
-    report.add_argument("--format", choices=REPORT_FORMATS, default="html",
-                        help="html: one file, images inline; md: Markdown plus a folder of PNGs (default %(default)s)")
+    report.add_argument(
+        "--out", metavar="FILE", help="file to write (default: <study>-report.html or .md beside the database)"
+    )
+    report.add_argument(
+        "--format",
+        choices=REPORT_FORMATS,
+        default="html",
+        help="html: one file, images inline; md: Markdown plus a folder of PNGs (default %(default)s)",
+    )
     _add(report, dataclasses.replace(DATA_DIR, help=f"{DATA_DIR.help} (for parameter counts)"))
     _add_storage(report)
 
     predict = sub.add_parser("predict", help="predict with the final networks of `best --retrain` on new inputs")
     _add_study(predict)
-    predict.add_argument("input", metavar="INPUT",
-                         help="a file in the study's form (table, .npz, folder of images, or one image)")
-    predict.add_argument("--out", metavar="FILE",
-                         help="CSV of each row's predicted class and class probabilities (default: standard output)")
-    predict.add_argument("--unseen", choices=("error", "ignore"), default="error",
-                         help="a category never seen in training: an error naming it, or encoded as none "
-                              "(default %(default)s)")
-    predict.add_argument("--non-numeric", choices=("error", "missing"), default="error",
-                         help="text in a column the study read as numbers: an error naming the column and lines, "
-                              "or read as a missing value (default %(default)s)")
+    predict.add_argument(
+        "input", metavar="INPUT", help="a file in the study's form (table, .npz, folder of images, or one image)"
+    )
+    predict.add_argument(
+        "--out",
+        metavar="FILE",
+        help="CSV of each row's predicted class and class probabilities (default: standard output)",
+    )
+    predict.add_argument(
+        "--unseen",
+        choices=("error", "ignore"),
+        default="error",
+        help="a category never seen in training: an error naming it, or encoded as none (default %(default)s)",
+    )
+    predict.add_argument(
+        "--non-numeric",
+        choices=("error", "missing"),
+        default="error",
+        help="text in a column the study read as numbers: an error naming the column and lines, "
+        "or read as a missing value (default %(default)s)",
+    )
     _add_storage(predict)
 
     export = sub.add_parser("export", help="the final networks with the study's preprocessing as one ONNX file")
     _add_study(export)
-    export.add_argument("--format", choices=EXPORT_FORMATS, default=EXPORT_FORMATS[0],
-                        help="file format (default %(default)s)")
+    export.add_argument(
+        "--format", choices=EXPORT_FORMATS, default=EXPORT_FORMATS[0], help="file format (default %(default)s)"
+    )
     export.add_argument("--out", metavar="FILE", required=True, help="the file to write, e.g. model.onnx")
     _add_storage(export)
     return parser
@@ -196,8 +220,9 @@ def _cmd_resume(args: argparse.Namespace) -> int:
 
 def _execute(spec: StudySpec, args: argparse.Namespace, given: set[str], *, create: bool) -> int:
     options = Execution(storage=args.storage, **_given(args, [s.name for s in EXECUTION]))
-    result = run_job(spec, options, given, create=create,
-                     announce=lambda text: print(text, file=sys.stderr, flush=True))
+    result = run_job(
+        spec, options, given, create=create, announce=lambda text: print(text, file=sys.stderr, flush=True)
+    )
     print(format_outcome(result))
     return 0
 
@@ -229,8 +254,11 @@ def _cmd_best(args: argparse.Namespace) -> int:
 
     print(describe_best(args.study, args.storage))
     if args.retrain:
-        print(retrain_best(args.study, args.storage, out=args.out, data_dir=args.data_dir, seeds=args.seeds,
-                           jobs=args.jobs))
+        print(
+            retrain_best(
+                args.study, args.storage, out=args.out, data_dir=args.data_dir, seeds=args.seeds, jobs=args.jobs
+            )
+        )
     return 0
 
 
@@ -244,8 +272,9 @@ def _cmd_report(args: argparse.Namespace) -> int:
 def _cmd_predict(args: argparse.Namespace) -> int:
     from search.readers.predict import predict_file
 
-    prediction = predict_file(args.study, args.storage, args.input, unseen=args.unseen, numbers=args.non_numeric,
-                              out=args.out)
+    prediction = predict_file(
+        args.study, args.storage, args.input, unseen=args.unseen, numbers=args.non_numeric, out=args.out
+    )
     if args.out is None:
         prediction.table.to_csv(sys.stdout, index=False)
         sys.stdout.flush()  # the rows before the summary, on a terminal showing both
@@ -266,8 +295,16 @@ def _cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"run": _cmd_run, "resume": _cmd_resume, "show": _cmd_show, "plot": _cmd_plot, "best": _cmd_best,
-            "report": _cmd_report, "predict": _cmd_predict, "export": _cmd_export}
+COMMANDS = {
+    "run": _cmd_run,
+    "resume": _cmd_resume,
+    "show": _cmd_show,
+    "plot": _cmd_plot,
+    "best": _cmd_best,
+    "report": _cmd_report,
+    "predict": _cmd_predict,
+    "export": _cmd_export,
+}
 
 
 def _dashed_values(parser: argparse.ArgumentParser, argv: list[str]) -> list[str]:
@@ -312,8 +349,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         parser = build_parser()
         args = parser.parse_args(_dashed_values(parser, sys.argv[1:] if argv is None else list(argv)))
-        logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
-                            format="%(levelname)s %(name)s: %(message)s")
+        logging.basicConfig(
+            level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
+        )
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         _check_outputs(args)
         return COMMANDS[args.command](args)
@@ -331,6 +369,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     except Exception as exc:  # a bug or a broken environment: still one line, the details on -v
         logger.info("unexpected error", exc_info=True)  # shown with -v
-        print(f"error: unexpected {type(exc).__name__}: {exc} (stored trials are kept; "
-              "run with -v for the traceback)", file=sys.stderr)
+        print(
+            f"error: unexpected {type(exc).__name__}: {exc} (stored trials are kept; run with -v for the traceback)",
+            file=sys.stderr,
+        )
         return EXIT_INTERNAL

@@ -13,8 +13,9 @@ to 22,000 rows no finalist run fitted where one would have (bench_tasks,
 2026-12-07: "0 finalist runs" with 29-58 s left). So a search trial's epochs are
 costed from the seconds in its epochs (``keys.TRAIN_SECONDS``) and its fixed cost
 is added once (a final network, a task of its own, is costed from the whole
-seconds); once finalist runs have finished, their median ratio to that estimate scales the configurations not yet run, as the search's trials scale the
-cost model. A trial stored before ``TRAIN_SECONDS`` counts its whole seconds as epochs.
+seconds); once finalist runs have finished, their median ratio to that estimate
+scales the configurations not yet run, as the search's trials scale the cost
+model. A trial stored before ``TRAIN_SECONDS`` counts its whole seconds as epochs.
 """
 
 from __future__ import annotations

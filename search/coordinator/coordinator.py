@@ -83,10 +83,22 @@ class Coordinator:
     finalist stage.
     """
 
-    def __init__(self, spec: StudySpec, storage: RDBStorage, study_id: int, executor: Executor,
-                 *, data: DataRef, timeout: float | None = None, deadlines: Deadlines | None = None,
-                 progress: bool = True, max_failures: int = 10, prefetch: int = 2,
-                 lease: StudyLease | None = None, spent_before: float | None = None) -> None:
+    def __init__(
+        self,
+        spec: StudySpec,
+        storage: RDBStorage,
+        study_id: int,
+        executor: Executor,
+        *,
+        data: DataRef,
+        timeout: float | None = None,
+        deadlines: Deadlines | None = None,
+        progress: bool = True,
+        max_failures: int = 10,
+        prefetch: int = 2,
+        lease: StudyLease | None = None,
+        spent_before: float | None = None,
+    ) -> None:
         self.spec, self.storage, self.study_id, self.executor = spec, storage, study_id, executor
         self.lease = lease
         self.data = data
@@ -151,11 +163,33 @@ class Coordinator:
         scores, weights = reported(spec.task, spec.metric), spec.class_weight
         if planned.finalist:  # longer, never pruned, on its own fresh folds
             config = as_finalist(spec, suggest(trial, spec.space, spec.finalist_epochs, seed))
-            return TrialTask(spec.name, number, config, self.data, "none", (), spec.finalist_cv,
-                             fin.folds_seed(spec.seed, planned.attrs[keys.REPEAT]), spec.selection, scores, weights)
+            return TrialTask(
+                spec.name,
+                number,
+                config,
+                self.data,
+                "none",
+                (),
+                spec.finalist_cv,
+                fin.folds_seed(spec.seed, planned.attrs[keys.REPEAT]),
+                spec.selection,
+                scores,
+                weights,
+            )
         config = suggest(trial, spec.space, spec.epochs, seed)
-        return TrialTask(spec.name, number, config, self.data, spec.pruner, snapshot(self._curves, self._pruner),
-                         spec.cv, fin.folds_seed(spec.seed, 0), spec.selection, scores, weights)
+        return TrialTask(
+            spec.name,
+            number,
+            config,
+            self.data,
+            spec.pruner,
+            snapshot(self._curves, self._pruner),
+            spec.cv,
+            fin.folds_seed(spec.seed, 0),
+            spec.selection,
+            scores,
+            weights,
+        )
 
     def _dispatch(self) -> None:
         start = time.perf_counter()
@@ -168,8 +202,13 @@ class Coordinator:
             pending.sent = time.time()
             self._inflight[self.executor.submit(pending.task)] = pending
         run = pending.run
-        self._mirror.create(pending.number, run.params, pending.distributions, run.attrs,
-                            {keys.SEED: run.seed} | run.attrs | run.retry_markers())
+        self._mirror.create(
+            pending.number,
+            run.params,
+            pending.distributions,
+            run.attrs,
+            {keys.SEED: run.seed} | run.attrs | run.retry_markers(),
+        )
         if late is not None:  # never started: recorded as such, and the search ends here
             logger.info("trial %d %s; the search ends here", pending.number, late)  # the plan at work, not a fault
             self._mirror.fail(pending.number, {keys.STOP_REASON: late})
@@ -195,8 +234,7 @@ class Coordinator:
         # the nearer of the two ends, and the wait for a worker said: "4 s, 7 s left" alone reads as a contradiction
         left = max(min(self.deadlines.search, self.deadlines.stop) - self._elapsed(), 0.0)
         waiting = f" after waiting {wait:.0f} s for a worker" if wait >= 0.5 else ""
-        return (f"not started: expected to take {pending.expected:.0f} s{waiting}, "
-                f"{left:.0f} s were left of the search")
+        return f"not started: expected to take {pending.expected:.0f} s{waiting}, {left:.0f} s were left of the search"
 
     def _wait_for_a_worker(self) -> float:
         """Seconds a trial sent now may wait for a worker: the work in flight, shared out, when all are busy."""
@@ -214,8 +252,7 @@ class Coordinator:
             del self._inflight[handle]
             retry = after_lost_worker(pending.run, pending.number, retryable=exc.retryable)
             if retry is None:
-                self._fail(pending, f"worker lost on every attempt with these parameters "
-                                    f"(out of memory?): {exc}")
+                self._fail(pending, f"worker lost on every attempt with these parameters (out of memory?): {exc}")
                 self._count_failure(f"worker lost: {exc}")
             else:
                 self._fail(pending, f"worker lost: {exc}", rerun=True)
@@ -241,8 +278,7 @@ class Coordinator:
         if self._consecutive_failures >= self.max_failures:
             raise StudyFailedError(f"{self._consecutive_failures} trials in a row failed; the last: {reason}")
 
-    def _fail(self, pending: _Pending, reason: str, result: TrialResult | None = None, *,
-              rerun: bool = False) -> None:
+    def _fail(self, pending: _Pending, reason: str, result: TrialResult | None = None, *, rerun: bool = False) -> None:
         """Record FAIL; ``rerun`` marks an interruption whose parameters must run again
         (now, or by the next ``resume`` if this run stops first)."""
         logger.warning("trial %d failed: %s", pending.number, reason)
@@ -256,12 +292,18 @@ class Coordinator:
         complete = result.outcome == "complete"
         epochs = sum(1 for v in result.values if math.isfinite(v))
         attrs = {
-            keys.VAL_ACCURACY: result.val_accuracy, keys.BEST_EPOCH: result.best_epoch, keys.EPOCHS_RUN: epochs,
+            keys.VAL_ACCURACY: result.val_accuracy,
+            keys.BEST_EPOCH: result.best_epoch,
+            keys.EPOCHS_RUN: epochs,
             keys.VAL_ACCURACY_CURVE: [round(a, 6) for a in result.accuracies],
-            keys.TRAIN_LOSS: result.train_loss, keys.SECONDS: round(result.seconds, 4),
+            keys.TRAIN_LOSS: result.train_loss,
+            keys.SECONDS: round(result.seconds, 4),
             keys.TRAIN_SECONDS: round(result.train_seconds, 4),
-            keys.HOST: result.host, keys.PID: result.pid, keys.OUTCOME: result.outcome,
-            keys.STOP_REASON: result.reason, keys.PEAK_RSS: round(result.peak_rss_mb, 1),
+            keys.HOST: result.host,
+            keys.PID: result.pid,
+            keys.OUTCOME: result.outcome,
+            keys.STOP_REASON: result.reason,
+            keys.PEAK_RSS: round(result.peak_rss_mb, 1),
         } | {keys.VAL_SCORE.format(name): value for name, value in result.scores.items()}
         frozen = self._mirror.finish(pending.number, result, attrs)
         self.summary.count_ran(epochs, pending.task.config.epochs, finalist=pending.run.finalist)
@@ -276,8 +318,7 @@ class Coordinator:
                 self._search_seconds.append(result.seconds)
                 if frozen.value is not None:
                     self._note_candidate(frozen.value, pending.number)
-            self._curves.append(curve(pending.number, complete, frozen.value, list(result.values),
-                                      result.system_attrs))
+            self._curves.append(curve(pending.number, complete, frozen.value, list(result.values), result.system_attrs))
             score = result.scores.get(self.summary.measure, result.val_accuracy)
             self.summary.count_search_trial(pending.number, complete, result.value, score)
         self._progress.update()
@@ -301,8 +342,12 @@ class Coordinator:
 
     def _want_search(self) -> bool:
         typical = self._typical_search_trial()
-        return (not self._search_closed and self.summary.finished + len(self._inflight) < self.spec.trials
-                and self._fits(typical, "search") and self._fits(typical, "stop"))
+        return (
+            not self._search_closed
+            and self.summary.finished + len(self._inflight) < self.spec.trials
+            and self._fits(typical, "search")
+            and self._fits(typical, "stop")
+        )
 
     def _finalist_seconds(self, planned: Planned) -> float:
         return self._costs.finalist_run_seconds(planned.attrs[keys.FINALIST_OF])
@@ -331,8 +376,9 @@ class Coordinator:
     def _later_needs(self, numbers: list[int], repeats: int) -> Needs:
         """The later stages' seconds: finalists ``numbers`` (``repeats`` runs each), then final networks."""
         assert self.deadlines is not None
-        return self._costs.later_needs(numbers, repeats, self.executor.n_workers, self.deadlines.budget,
-                                       final_overhead(self.summary.worker_start))
+        return self._costs.later_needs(
+            numbers, repeats, self.executor.n_workers, self.deadlines.budget, final_overhead(self.summary.worker_start)
+        )
 
     def _replan(self, numbers: list[int], repeats: int) -> None:
         """A budget's stage ends moved to leave the later stages what they need (``_later_needs``) and no more."""
@@ -352,17 +398,23 @@ class Coordinator:
         assert self.deadlines is not None
         trials = self._mirror.trials()
         sent = collections.Counter(p.run.attrs.get(keys.FINALIST_OF) for p in self._inflight.values())
-        left_out = self._finalist_pool[len(self._finalist_numbers):][:1]
+        left_out = self._finalist_pool[len(self._finalist_numbers) :][:1]
         standings = fin.standings(trials, [*self._finalist_numbers, *left_out])
         contenders = [f.number for f in standings[:2] if f.runs]
         wait = self._wait_for_a_worker()
         for f in sorted(standings, key=lambda f: (len(f.runs) + sent[f.number], f.mean, f.number)):
             stop = self.deadlines.replanned(self._later_needs([*contenders, f.number], 0)).stop
             if self._elapsed() + wait + self._costs.finalist_run_seconds(f.number) * self._costs.slowdown <= stop:
-                repeats = [int(t.user_attrs.get(keys.REPEAT, 0)) for t in trials
-                           if fin.is_finalist_run(t) and t.user_attrs.get(keys.FINALIST_OF) == f.number]
-                attrs = {keys.STAGE: keys.FINALIST, keys.FINALIST_OF: f.number,
-                         keys.REPEAT: max(repeats, default=0) + 1}
+                repeats = [
+                    int(t.user_attrs.get(keys.REPEAT, 0))
+                    for t in trials
+                    if fin.is_finalist_run(t) and t.user_attrs.get(keys.FINALIST_OF) == f.number
+                ]
+                attrs = {
+                    keys.STAGE: keys.FINALIST,
+                    keys.FINALIST_OF: f.number,
+                    keys.REPEAT: max(repeats, default=0) + 1,
+                }
                 self._planned.append(Planned(dict(f.params), None, attrs))
                 self.deadlines = dataclasses.replace(self.deadlines, stop=max(stop, self.deadlines.stop))
                 if f.number in left_out:
@@ -412,9 +464,14 @@ class Coordinator:
         if self.deadlines is not None and self.deadlines.end is not None:
             self.summary.search_left = max(self.deadlines.search - self._elapsed(), 0.0)
             self.summary.later_left = self.deadlines.end - self._elapsed() - end_margin(self.deadlines.budget)
-            logger.info("search over after %.1f s (%.1f s before its end): %.1f s left to the finalists and final "
-                        "networks, %.1f s of them planned for the finalists", self._elapsed(), self.summary.search_left,
-                        self.summary.later_left, self.deadlines.stop - self.deadlines.search)
+            logger.info(
+                "search over after %.1f s (%.1f s before its end): %.1f s left to the finalists and final "
+                "networks, %.1f s of them planned for the finalists",
+                self._elapsed(),
+                self.summary.search_left,
+                self.summary.later_left,
+                self.deadlines.stop - self.deadlines.search,
+            )
         search_over = self._search_over()
         if search_over:
             # re-runs of interrupted search trials that the finished search no longer needs
@@ -526,14 +583,17 @@ class Coordinator:
         try:
             self._writer.flush()
         except Exception as exc:  # noqa: BLE001 -- the original error is the one to report
-            logger.warning("could not record the interrupted trials (%s); resume finds them RUNNING "
-                           "and re-runs them", root_cause(exc))
+            logger.warning(
+                "could not record the interrupted trials (%s); resume finds them RUNNING and re-runs them",
+                root_cause(exc),
+            )
             logger.debug("recording the interrupted trials", exc_info=True)
 
 
 @contextmanager
 def _sigterm_as_interrupt() -> Iterator[None]:
     """SIGTERM (a scheduler's kill, `timeout`) gets the same orderly stop as Ctrl-C."""
+
     def handler(signum: int, frame: Any) -> None:
         raise KeyboardInterrupt
 

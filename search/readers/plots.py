@@ -41,13 +41,19 @@ from search.study.storage import default_url, sqlite_path
 logger = logging.getLogger(__name__)
 
 # (x, y) parameter pairs; a pair is skipped when a parameter is missing or constant
-HEATMAP_PAIRS = (("learning_rate", "batch_size"), ("l2", "dropout"), ("activation", "n_layers"),
-                 ("learning_rate", "momentum"), ("units_l0", "n_layers"))
+HEATMAP_PAIRS = (
+    ("learning_rate", "batch_size"),
+    ("l2", "dropout"),
+    ("activation", "n_layers"),
+    ("learning_rate", "momentum"),
+    ("units_l0", "n_layers"),
+)
 DPI = 120
 
 
-def _cell_table(codes_x: np.ndarray, codes_y: np.ndarray, n_x: int, n_y: int, values: np.ndarray,
-                how: str) -> np.ndarray:
+def _cell_table(
+    codes_x: np.ndarray, codes_y: np.ndarray, n_x: int, n_y: int, values: np.ndarray, how: str
+) -> np.ndarray:
     """(n_y, n_x) table of ``how`` (min/max/median) of ``values`` per cell; NaN where empty."""
     frame = pd.DataFrame({"x": codes_x, "y": codes_y, "v": values})
     frame = frame[(frame["x"] >= 0) & (frame["y"] >= 0)]
@@ -79,12 +85,26 @@ def _heatmap(ax: Any, panel: Panel, *, x: Bins, y: Bins, counts: np.ndarray | No
     if panel.log_norm and finite.size and finite.min() > 0 and finite.max() / finite.min() > 5:
         norm = LogNorm(finite.min(), finite.max())
     shown = np.nan_to_num(table)
-    text = (np.vectorize(lambda v, c: f"{v:{fmt}}\nn={c}")(shown, counts) if counts is not None
-            else np.vectorize(lambda v: f"{v:{fmt}}")(shown))
+    text = (
+        np.vectorize(lambda v, c: f"{v:{fmt}}\nn={c}")(shown, counts)
+        if counts is not None
+        else np.vectorize(lambda v: f"{v:{fmt}}")(shown)
+    )
     annot = np.where(np.isfinite(table), text, "")
-    sns.heatmap(table, ax=ax, mask=~np.isfinite(table), cmap=panel.cmap, norm=norm, annot=annot, fmt="",
-                annot_kws={"fontsize": 7 if table.size <= 64 else 5}, linewidths=0.5, linecolor="white",
-                cbar_kws={"label": panel.label}, square=False)
+    sns.heatmap(
+        table,
+        ax=ax,
+        mask=~np.isfinite(table),
+        cmap=panel.cmap,
+        norm=norm,
+        annot=annot,
+        fmt="",
+        annot_kws={"fontsize": 7 if table.size <= 64 else 5},
+        linewidths=0.5,
+        linecolor="white",
+        cbar_kws={"label": panel.label},
+        square=False,
+    )
     if norm is not None:
         plain_ticks(ax.collections[0].colorbar.ax.yaxis)
     ax.invert_yaxis()  # small values at the bottom, as on any other plot
@@ -119,8 +139,13 @@ def heatmap_figure(
 
     for name in (x, y):
         if name not in df or df[name].nunique() < 2:
-            logger.info("heatmap %s x %s skipped: %s is %s", x, y, name,
-                        "not a parameter of this study" if name not in df else "fixed")
+            logger.info(
+                "heatmap %s x %s skipped: %s is %s",
+                x,
+                y,
+                name,
+                "not a parameter of this study" if name not in df else "fixed",
+            )
             return None
     bx, by = bin_parameter(df[x], dim_for(space, x)), bin_parameter(df[y], dim_for(space, y))
     value = df["value"].to_numpy(dtype=float, na_value=np.nan)
@@ -133,12 +158,29 @@ def heatmap_figure(
         return _cell_table(bx.codes, by.codes, bx.n, by.n, values, how)
 
     panels = [
-        Panel(per_cell(scores, "max" if higher else "min"), fmt=".3g", cmap="viridis" if higher else "viridis_r",
-              label=f"best val {measure}", title=f"best val {measure} ({direction}, bright)"),
-        Panel(per_cell(value, "min"), fmt=".3g", cmap="viridis_r", label="best val loss",
-              title="best val loss (lower = better, bright)", log_norm=True),
-        Panel(per_cell(value, "median"), fmt=".3g", cmap="viridis_r", label="median val loss",
-              title="median val loss (lower = better, bright)", log_norm=True),
+        Panel(
+            per_cell(scores, "max" if higher else "min"),
+            fmt=".3g",
+            cmap="viridis" if higher else "viridis_r",
+            label=f"best val {measure}",
+            title=f"best val {measure} ({direction}, bright)",
+        ),
+        Panel(
+            per_cell(value, "min"),
+            fmt=".3g",
+            cmap="viridis_r",
+            label="best val loss",
+            title="best val loss (lower = better, bright)",
+            log_norm=True,
+        ),
+        Panel(
+            per_cell(value, "median"),
+            fmt=".3g",
+            cmap="viridis_r",
+            label="median val loss",
+            title="median val loss (lower = better, bright)",
+            log_norm=True,
+        ),
     ]
     panels = [p for p in panels if np.isfinite(p.table).any()]  # e.g. no score of the measure recorded
     counts = np.nan_to_num(per_cell(np.ones(len(df)), "sum")).astype(int)
@@ -150,14 +192,16 @@ def heatmap_figure(
             _heatmap(ax, panel, x=bx, y=by, counts=counts if i == 0 else None)
             ax.set_xlabel(x + (" (log bins)" if bx.log else ""))
             ax.set_ylabel(y + (" (log bins)" if by.log else ""))
-    fig.suptitle(f"{study}: {x} x {y}   ({len(df)} finished trials, pruned included; "
-                 "n = trials per cell; blank = no trial)",
-                 fontsize=11)
+    fig.suptitle(
+        f"{study}: {x} x {y}   ({len(df)} finished trials, pruned included; n = trials per cell; blank = no trial)",
+        fontsize=11,
+    )
     return fig
 
 
-def plot_curves(df: pd.DataFrame, curves: pd.DataFrame, study: str, path: Path,
-                winner: int | None = None) -> Path | None:
+def plot_curves(
+    df: pd.DataFrame, curves: pd.DataFrame, study: str, path: Path, winner: int | None = None
+) -> Path | None:
     """Write ``curves_figure`` to ``path``; None (logged) if no trial reported a curve."""
     return _save(curves_figure(df, curves, study, winner), path)
 
@@ -192,12 +236,14 @@ def curves_figure(df: pd.DataFrame, curves: pd.DataFrame, study: str, winner: in
             last = xy[np.isfinite(xy[:, 1])][-1]
             ax.plot(*last, marker="x", color="tab:orange", markersize=6, zorder=3)
     ax.add_collection(LineCollection(groups["pruned"], colors="0.6", linewidths=0.7, alpha=0.5, zorder=1))
-    ax.add_collection(LineCollection(groups["diverged"], colors="tab:orange", linewidths=0.8,
-                                     linestyles="--", alpha=0.8, zorder=2))
+    ax.add_collection(
+        LineCollection(groups["diverged"], colors="tab:orange", linewidths=0.8, linestyles="--", alpha=0.8, zorder=2)
+    )
     if groups["complete"]:
         norm = LogNorm(min(values), max(values)) if min(values) > 0 and max(values) > min(values) else Normalize()
-        lines = LineCollection(groups["complete"], array=np.array(values), cmap="viridis_r", norm=norm,
-                               linewidths=1.0, alpha=0.8, zorder=2)
+        lines = LineCollection(
+            groups["complete"], array=np.array(values), cmap="viridis_r", norm=norm, linewidths=1.0, alpha=0.8, zorder=2
+        )
         ax.add_collection(lines)
         bar = fig.colorbar(lines, ax=ax, label="best val loss of the trial (complete trials)")
         if isinstance(norm, LogNorm):
@@ -216,13 +262,24 @@ def curves_figure(df: pd.DataFrame, curves: pd.DataFrame, study: str, winner: in
     ax.xaxis.get_major_locator().set_params(integer=True)  # type: ignore[call-arg]  # MaxNLocator's
     ax.set_xlabel("epoch")
     ax.set_ylabel("validation loss (cross-entropy)")
-    ax.legend(handles=[
-        Line2D([], [], color="crimson", linewidth=2.5,
-               label=f"the winner: trial {best}" if best == winner else f"best: trial {best}"),
-        Line2D([], [], color=sns.color_palette("viridis", 3)[1], label=f"complete ({len(groups['complete'])})"),
-        Line2D([], [], color="0.6", label=f"pruned ({len(groups['pruned'])})"),
-        Line2D([], [], color="tab:orange", linestyle="--", marker="x", label=f"diverged ({len(groups['diverged'])})"),
-    ], loc="upper right", fontsize=8)
+    ax.legend(
+        handles=[
+            Line2D(
+                [],
+                [],
+                color="crimson",
+                linewidth=2.5,
+                label=f"the winner: trial {best}" if best == winner else f"best: trial {best}",
+            ),
+            Line2D([], [], color=sns.color_palette("viridis", 3)[1], label=f"complete ({len(groups['complete'])})"),
+            Line2D([], [], color="0.6", label=f"pruned ({len(groups['pruned'])})"),
+            Line2D(
+                [], [], color="tab:orange", linestyle="--", marker="x", label=f"diverged ({len(groups['diverged'])})"
+            ),
+        ],
+        loc="upper right",
+        fontsize=8,
+    )
     ax.set_title(f"{study}: learning curves")
     return fig
 
@@ -251,23 +308,54 @@ def history_figure(df: pd.DataFrame, study: str) -> Figure:
     if len(done):
         best = done["value"].cummin()
         xs = np.append(done["number"].to_numpy(), df["number"].max())
-        ax.step(xs, np.append(best.to_numpy(), best.iloc[-1]), where="post", color="crimson",
-                linewidth=1.8, label=f"best so far ({best.iloc[-1]:.4g})", zorder=4)
+        ax.step(
+            xs,
+            np.append(best.to_numpy(), best.iloc[-1]),
+            where="post",
+            color="crimson",
+            linewidth=1.8,
+            label=f"best so far ({best.iloc[-1]:.4g})",
+            zorder=4,
+        )
     edge = blended_transform_factory(ax.transData, ax.transAxes)
     if len(no_value):
-        ax.scatter(no_value["number"], np.full(len(no_value), 0.97), marker="v", color="tab:orange",
-                   s=22, transform=edge, label=f"diverged, no value ({len(no_value)})", clip_on=False)
+        ax.scatter(
+            no_value["number"],
+            np.full(len(no_value), 0.97),
+            marker="v",
+            color="tab:orange",
+            s=22,
+            transform=edge,
+            label=f"diverged, no value ({len(no_value)})",
+            clip_on=False,
+        )
     if len(failed):
-        ax.scatter(failed["number"], np.full(len(failed), 0.03), marker="|", color="black", s=60,
-                   transform=edge, label=f"failed ({len(failed)})", clip_on=False)
+        ax.scatter(
+            failed["number"],
+            np.full(len(failed), 0.03),
+            marker="|",
+            color="black",
+            s=60,
+            transform=edge,
+            label=f"failed ({len(failed)})",
+            clip_on=False,
+        )
     shown = pd.concat([done["value"], pruned["value"]])
     # a pruned trial stopped at a huge loss (1e12 before it diverged) would squash every other
     # point into the bottom decade: such values are drawn at the top edge instead
     top = shown.quantile(0.98) * 20 if len(shown) else math.inf
     off = pruned[pruned["value"] > top]
     if len(off):
-        ax.scatter(off["number"], np.full(len(off), 0.90), marker="^", color="0.4", s=22, transform=edge,
-                   label=f"pruned, loss off the scale > {short_number(top)} ({len(off)})", clip_on=False)
+        ax.scatter(
+            off["number"],
+            np.full(len(off), 0.90),
+            marker="^",
+            color="0.4",
+            s=22,
+            transform=edge,
+            label=f"pruned, loss off the scale > {short_number(top)} ({len(off)})",
+            clip_on=False,
+        )
         shown = shown[shown <= top]
     if len(shown) and shown.min() > 0 and shown.max() / shown.min() > 10:
         ax.set_yscale("log")
@@ -303,8 +391,9 @@ def make_plots(study: str, storage: str | None = None, out_dir: str | Path | Non
     except OSError as exc:
         raise SearchError(f"cannot create plot directory {str(out)!r}: {exc.strerror}") from None
     measure = shown(*study_question(loaded))[0]
-    written = [plot_heatmap(finished, x, y, space, study, out / f"heatmap_{x}_x_{y}.png", measure)
-               for x, y in HEATMAP_PAIRS]
+    written = [
+        plot_heatmap(finished, x, y, space, study, out / f"heatmap_{x}_x_{y}.png", measure) for x, y in HEATMAP_PAIRS
+    ]
     written.append(plot_curves(df, curves_frame(trials), study, out / "curves.png", fin.winner(trials)))
     written.append(plot_history(df, study, out / "history.png"))
     paths = [p for p in written if p is not None]

@@ -50,6 +50,7 @@ def choose(trials: Iterable[FrozenTrial], k: int, metric: str | None = None) -> 
 
     Best by ``metric`` (ties by the objective), or by the objective where the study names no metric.
     """
+
     def best(t: FrozenTrial) -> tuple[float, ...]:
         by_metric = () if metric is None else (rank_key(metric, trial_score(t, metric)),)
         return (*by_metric, t.value, t.number)
@@ -77,8 +78,7 @@ class PlannedRun:
     params: dict[str, Any]
 
 
-def missing_runs(finalists: Sequence[FrozenTrial], trials: Iterable[FrozenTrial],
-                 repeats: int) -> list[PlannedRun]:
+def missing_runs(finalists: Sequence[FrozenTrial], trials: Iterable[FrozenTrial], repeats: int) -> list[PlannedRun]:
     """The finalist runs still to do: each finalist's repeats 1..``repeats`` not yet finished.
 
     Runs are matched by configuration, so a finalist chosen again after the
@@ -86,25 +86,28 @@ def missing_runs(finalists: Sequence[FrozenTrial], trials: Iterable[FrozenTrial]
     """
     done: set[tuple[tuple, int]] = {
         (params_key(t.params), int(t.user_attrs.get(keys.REPEAT, 0)))
-        for t in trials if is_finalist_run(t) and t.state in FINISHED
+        for t in trials
+        if is_finalist_run(t) and t.state in FINISHED
     }
-    return [PlannedRun(f.number, r, dict(f.params))
-            for f in finalists for r in range(1, repeats + 1)
-            if (params_key(f.params), r) not in done]
+    return [
+        PlannedRun(f.number, r, dict(f.params))
+        for f in finalists
+        for r in range(1, repeats + 1)
+        if (params_key(f.params), r) not in done
+    ]
 
 
 @dataclass(frozen=True, slots=True)
 class Finalist:
-    number: int                 # the search trial that made it a finalist
+    number: int  # the search trial that made it a finalist
     params: dict[str, Any]
     runs: tuple[FrozenTrial, ...]  # its finished fresh runs
-    metric: str | None = None   # the study's metric, which ranks the finalists (None: the objective does)
+    metric: str | None = None  # the study's metric, which ranks the finalists (None: the objective does)
 
     @property
     def values(self) -> list[float]:
         """Objective of each run; a run that diverged counts as infinitely bad."""
-        return [t.value if t.state == TrialState.COMPLETE and t.value is not None else math.inf
-                for t in self.runs]
+        return [t.value if t.state == TrialState.COMPLETE and t.value is not None else math.inf for t in self.runs]
 
     @property
     def mean(self) -> float:
@@ -116,8 +119,10 @@ class Finalist:
 
     def scores(self, metric: str) -> list[float]:
         """``metric`` of each run; NaN for a run without it (one that diverged)."""
-        return [math.nan if (v := trial_score(t, metric)) is None or t.state != TrialState.COMPLETE else v
-                for t in self.runs]
+        return [
+            math.nan if (v := trial_score(t, metric)) is None or t.state != TrialState.COMPLETE else v
+            for t in self.runs
+        ]
 
     def score_mean(self, metric: str) -> float:
         """The mean of ``metric`` over the runs; NaN when a run has none: it ranks last."""
@@ -165,7 +170,6 @@ def standings(trials: Sequence[FrozenTrial], numbers: Sequence[int], metric: str
         if n not in by_number:
             continue
         key = params_key(by_number[n].params)
-        runs = tuple(t for t in trials
-                     if is_finalist_run(t) and t.state in FINISHED and params_key(t.params) == key)
+        runs = tuple(t for t in trials if is_finalist_run(t) and t.state in FINISHED and params_key(t.params) == key)
         out.append(Finalist(n, dict(by_number[n].params), runs, metric))
     return sorted(out, key=lambda f: f.rank)

@@ -60,26 +60,31 @@ def _smoothed_error(losses: Sequence[float], accuracies: Sequence[float]) -> tup
 @dataclass(frozen=True, slots=True)
 class Selection:
     rule: Callable[[Sequence[float], Sequence[float]], tuple[float, int]]
-    metric: str   # the objective's name in the study (optuna-dashboard shows it)
-    text: str     # for people
+    metric: str  # the objective's name in the study (optuna-dashboard shows it)
+    text: str  # for people
 
 
 SELECTIONS: dict[str, Selection] = {
     "min_loss": Selection(_min_loss, "val_loss", "the lowest validation loss of any epoch"),
-    "smoothed_loss": Selection(_smoothed_loss, "val_loss_smoothed",
-                               f"the lowest validation loss averaged over {SMOOTHING} consecutive epochs"),
+    "smoothed_loss": Selection(
+        _smoothed_loss, "val_loss_smoothed", f"the lowest validation loss averaged over {SMOOTHING} consecutive epochs"
+    ),
     "last_loss": Selection(_last_loss, "val_loss_last", "the validation loss after the last epoch"),
-    "smoothed_error": Selection(_smoothed_error, "val_error_smoothed",
-                                f"the lowest validation error (1 - accuracy) averaged over {SMOOTHING} "
-                                f"consecutive epochs, ties broken by {TIE_BREAK:g} x the loss"),
+    "smoothed_error": Selection(
+        _smoothed_error,
+        "val_error_smoothed",
+        f"the lowest validation error (1 - accuracy) averaged over {SMOOTHING} "
+        f"consecutive epochs, ties broken by {TIE_BREAK:g} x the loss",
+    ),
 }
 
 
 def select(rule: str, losses: Sequence[float], accuracies: Sequence[float]) -> tuple[float, int]:
     """``(value, epoch)`` of a finished run's curves under ``rule`` (a key of ``SELECTIONS``)."""
     if not losses or len(accuracies) != len(losses) or not all(math.isfinite(v) for v in losses):
-        raise ValueError(f"a selection needs finite, non-empty curves of one length, got {list(losses)!r} "
-                         f"and {list(accuracies)!r}")
+        raise ValueError(
+            f"a selection needs finite, non-empty curves of one length, got {list(losses)!r} and {list(accuracies)!r}"
+        )
     return SELECTIONS[rule].rule(losses, accuracies)
 
 

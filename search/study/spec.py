@@ -61,10 +61,19 @@ DATASET_DEFAULTS: dict[str, dict[str, Any]] = {
     # Learning rates above 0.3 won the search by luck and lost 1-1.5 points on test
     # (measured: docs/search-quality.md).
     "digits": {
-        "epochs": 20, "cv": 1, "finalist_cv": 3, "finalist_repeats": 2, "finalist_epochs": 80, "finalist_warp": 1.5,
+        "epochs": 20,
+        "cv": 1,
+        "finalist_cv": 3,
+        "finalist_repeats": 2,
+        "finalist_epochs": 80,
+        "finalist_warp": 1.5,
         "selection": "smoothed_loss",
-        "space": {"n_layers": 1, "units": {"low": 64, "high": 2048, "log": True},
-                  "learning_rate": {"low": 1e-3, "high": 0.3, "log": True}, "dropout": {"low": 0.1, "high": 0.6}},
+        "space": {
+            "n_layers": 1,
+            "units": {"low": 64, "high": 2048, "log": True},
+            "learning_rate": {"low": 1e-3, "high": 0.3, "log": True},
+            "dropout": {"low": 0.1, "high": 0.6},
+        },
     },
 }
 # What a study stored before these settings existed meant: one holdout, no finalists.
@@ -123,7 +132,7 @@ class StudySpec:
     val_fraction: float | None = _setting(None, Fraction(Interval(0.0, 0.5, low_open=True)))
     normalization: str | None = None  # None: the data set's default
     space: Mapping[str, Dim] = field(default_factory=lambda: dict(DEFAULT_SPACE))
-    preset: str | None = None    # where the settings came from, for the record
+    preset: str | None = None  # where the settings came from, for the record
     # k-fold cross-validation on train + validation; 1 = the holdout
     cv: int = _setting(1, _FOLDS)
     selection: str = "smoothed_loss"  # how a curve becomes the objective (search.selection)
@@ -144,12 +153,12 @@ class StudySpec:
     finalist_warp: float | None = None  # augment_warp of finalist runs and final networks; None: the trial's
     # which 20% of digits (or of a file without a test split) is the test split
     test_seed: int = _setting(0, WholeNumber(0))
-    data: str | None = None      # a file of one's own (.npz, table, folder of images): its absolute path
-    target: str | None = None    # a table's label column (None: the last)
-    x_key: str | None = None     # an .npz's feature and label arrays (None: by convention)
+    data: str | None = None  # a file of one's own (.npz, table, folder of images): its absolute path
+    target: str | None = None  # a table's label column (None: the last)
+    x_key: str | None = None  # an .npz's feature and label arrays (None: by convention)
     y_key: str | None = None
     image_size: str | None = None  # "HxW": resize every image to it (None: as they are)
-    missing: str = "impute"      # a table's missing values: imputed, or refused
+    missing: str = "impute"  # a table's missing values: imputed, or refused
     # seconds for the whole job (search, finalists, final networks); None: no limit
     budget: float | None = _setting(None, Duration())
 
@@ -179,9 +188,7 @@ class StudySpec:
         if self.pruner not in PRUNERS:
             raise SearchError(f"pruner must be one of {', '.join(PRUNERS)}, got {self.pruner!r}")
         if self.normalization is not None and self.normalization not in NORMALIZATIONS:
-            raise SearchError(
-                f"normalization must be one of {', '.join(NORMALIZATIONS)}, got {self.normalization!r}"
-            )
+            raise SearchError(f"normalization must be one of {', '.join(NORMALIZATIONS)}, got {self.normalization!r}")
         self._decide_question()
 
     def _decide_question(self) -> None:
@@ -190,14 +197,18 @@ class StudySpec:
         task = self.task
         if self.data is None:  # a built-in data set: images and their classes
             if REGRESSION in (task, self.metric and METRICS[self.metric].task):
-                raise SearchError(f"{'metric ' + str(self.metric) if task is None else 'task'}: {self.dataset} "
-                                  f"holds classes; regression needs a file of your own (--data) with a numeric target")
+                raise SearchError(
+                    f"{'metric ' + str(self.metric) if task is None else 'task'}: {self.dataset} "
+                    f"holds classes; regression needs a file of your own (--data) with a numeric target"
+                )
             task = CLASSIFICATION
         if self.metric is not None:
             metric_task = METRICS[self.metric].task
             if task is not None and task != metric_task:
-                raise SearchError(f"metric {self.metric} measures {metric_task}, but the task is {task}; "
-                                  f"its metrics: {', '.join(for_task(task))}")
+                raise SearchError(
+                    f"metric {self.metric} measures {metric_task}, but the task is {task}; "
+                    f"its metrics: {', '.join(for_task(task))}"
+                )
             task = metric_task
         object.__setattr__(self, "task", task)
         if task is None:
@@ -208,8 +219,10 @@ class StudySpec:
             if self.class_weight == "balanced":
                 raise SearchError("class_weight balanced weighs the classes alike; a regression target has none")
             if self.selection == "smoothed_error":
-                raise SearchError("selection smoothed_error ranks by accuracy; a regression study has none: "
-                                  "choose one of the losses' rules")
+                raise SearchError(
+                    "selection smoothed_error ranks by accuracy; a regression study has none: "
+                    "choose one of the losses' rules"
+                )
             if "loss" not in self.space:
                 object.__setattr__(self, "space", {**self.space, "loss": ChoiceDim(REGRESSION_LOSSES)})
         loss = self.space.get("loss")
@@ -229,8 +242,9 @@ class StudySpec:
                 raise SearchError(f"{flags}: for a file of your own (--data), not for the data set {self.dataset}")
             return
         if self.dataset is not None:
-            raise SearchError(f"give a registered data set or a file, not both: dataset {self.dataset!r}, "
-                              f"data {self.data!r}")
+            raise SearchError(
+                f"give a registered data set or a file, not both: dataset {self.dataset!r}, data {self.data!r}"
+            )
         if not isinstance(self.data, str) or not self.data:
             raise SearchError(f"data must be the path of a file or folder, got {self.data!r}")
         object.__setattr__(self, "data", os.path.abspath(self.data))
@@ -330,8 +344,9 @@ def build_spec(name: str, preset: str | None, overrides: Mapping[str, Any]) -> S
     kwargs.update({k: v for k, v in overrides.items() if v is not None})
     if "data" in kwargs:
         if "dataset" in kwargs:
-            raise SearchError(f"give --dataset or --data, not both (dataset {kwargs['dataset']!r}, "
-                              f"data {kwargs['data']!r})")
+            raise SearchError(
+                f"give --dataset or --data, not both (dataset {kwargs['dataset']!r}, data {kwargs['data']!r})"
+            )
         kwargs["dataset"] = None
     # with a budget the plan decides what a data set's table would (search/budget/plan.py)
     table = {} if kwargs.get("budget") else DATASET_DEFAULTS.get(kwargs.get("dataset", StudySpec.dataset) or "", {})
@@ -368,9 +383,7 @@ def check_compatible(stored: StudySpec, wanted: StudySpec, given: set[str]) -> S
     stored_settings, wanted_settings = stored.settings(), wanted.settings()
     clashes = [k for k in FIXED_SETTINGS if k in given and stored_settings[k] != wanted_settings[k]]
     if clashes:
-        detail = "; ".join(
-            f"{k}: stored {stored_settings[k]!r}, asked {wanted_settings[k]!r}" for k in clashes
-        )
+        detail = "; ".join(f"{k}: stored {stored_settings[k]!r}, asked {wanted_settings[k]!r}" for k in clashes)
         raise SearchError(
             f"study {stored.name!r} already exists with other settings ({detail}); "
             f"use 'python -m search resume --study {stored.name}' or choose a new --study name"
