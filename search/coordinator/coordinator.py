@@ -7,18 +7,17 @@ batched. The coordinator decides; the rest is in small modules beside it:
 - ``search/coordinator/attempts.py``: planned trials (re-runs, finalist runs) and the retry policy;
 - ``search/coordinator/mirror.py``: the study in memory for the sampler and in the storage, in step;
 - ``search/coordinator/summary.py``: the run's figures (``RunSummary``) and the progress bar;
+- ``search/coordinator/later.py``: a budget's later stages: what they need, the finalists and their runs;
 - ``search/budget/deadlines.py``: when its stages end (``Deadlines``: a budget's shares, or ``--timeout``);
 - ``search/budget/leftover.py``: a budget's stage ends moved as trials measure what the later stages need.
 
-Somewhat over 300 lines: dispatch, collection, the two loops and ``_abandon``
-share the table of trials in flight, and read best in one class.
+About 500 lines: dispatch, collection, the two loops and ``_abandon`` share the
+table of trials in flight, and read best in one class.
 """
 
 from __future__ import annotations
 
 import collections
-import dataclasses
-import heapq
 import json
 import logging
 import math
@@ -34,10 +33,10 @@ import optuna
 from optuna.storages import RDBStorage
 
 from search.budget.deadlines import Deadlines
-from search.budget.leftover import Needs, end_margin, final_overhead, finalist_size
+from search.budget.leftover import end_margin, final_overhead
 from search.budget.shares import TRIAL_CEILING
-from search.budget.timings import StageTimings
 from search.coordinator.attempts import MAX_ATTEMPTS, Planned, after_lost_worker
+from search.coordinator.later import LaterStages
 from search.coordinator.lease import StudyLease
 from search.coordinator.mirror import StudyMirror
 from search.coordinator.recovery import curve, plan_recovery
@@ -105,13 +104,9 @@ class Coordinator:
         self.deadlines = deadlines if timeout is None else Deadlines(timeout, timeout)
         self._started = time.monotonic()
         self._search_seconds: list[float] = []  # this run's finished search trials' durations
-        self._costs = StageTimings(spec)  # what finalist runs and final networks will take, as trials timed them
         self._cost_ratios: list[float] = []  # finished search trials: measured / expected seconds per epoch
         self._search_closed = False  # a trial was drawn that could not end within the search's time
-        # a budget's finalist candidates so far: the best complete search trials, (value, number), best first
-        self._candidates: list[tuple[float, int]] = []
-        self._finalist_numbers: list[int] = []  # the finalist stage's configurations (search trial numbers)
-        self._finalist_pool: list[int] = []  # ... and those it was chosen from, best first (some left out for time)
+        self._later = LaterStages(spec, executor.n_workers, lambda: final_overhead(self.summary.worker_start))
         # a budget's seconds used before this run, kept on the study as they grow (so a killed
         # run's time still counts when it resumes); None: no budget
         self._spent_before, self._spent_stored = spent_before, 0.0
@@ -141,8 +136,7 @@ class Coordinator:
             self._planned.append(planned)
         self._mirror.load(trials, plan.mirror)
         self._curves.extend(plan.curves)
-        self._costs.stored(trials)  # what earlier runs' trials took (the mirror keeps no timings)
-        self._candidates = [(t.value, t.number) for t in fin.choose(trials, self._n_candidates())]
+        self._later.stored(trials)  # what earlier runs' trials took (the mirror keeps no timings)
         self.summary.count_stored(trials)
 
     # ---------------------------------------------------------------- dispatch
@@ -197,7 +191,7 @@ class Coordinator:
         asked = time.perf_counter()
         late = self._too_late(pending)
         if pending.run.finalist:
-            pending.expected = self._finalist_seconds(pending.run)
+            pending.expected = self._later.finalist_run_seconds(pending.run)
         if late is None:
             pending.sent = time.time()
             self._inflight[self.executor.submit(pending.task)] = pending
@@ -308,16 +302,17 @@ class Coordinator:
         frozen = self._mirror.finish(pending.number, result, attrs)
         self.summary.count_ran(epochs, pending.task.config.epochs, finalist=pending.run.finalist)
         if pending.run.finalist and epochs == pending.task.config.epochs:
-            self._costs.finalist_run(pending.run.attrs[keys.FINALIST_OF], result.seconds)
+            self._later.timings.finalist_run(pending.run.attrs[keys.FINALIST_OF], result.seconds)
         if not pending.run.finalist:
             if epochs:
-                self._costs.search_trial(pending.number, result.seconds, epochs, result.train_seconds)
+                self._later.timings.search_trial(pending.number, result.seconds, epochs, result.train_seconds)
                 if pending.modelled:
                     self._cost_ratios.append(result.seconds / epochs / (pending.modelled / pending.task.config.epochs))
             if result.outcome == "complete":
                 self._search_seconds.append(result.seconds)
-                if frozen.value is not None:
-                    self._note_candidate(frozen.value, pending.number)
+                if frozen.value is not None:  # the stages' ends move to what the best cost
+                    self._later.note_candidate(frozen.value, pending.number)
+                    self.deadlines = self._later.replanned(self.deadlines)
             self._curves.append(curve(pending.number, complete, frozen.value, list(result.values), result.system_attrs))
             score = result.scores.get(self.summary.measure, result.val_accuracy)
             self.summary.count_search_trial(pending.number, complete, result.value, score)
@@ -349,82 +344,30 @@ class Coordinator:
             and self._fits(typical, "stop")
         )
 
-    def _finalist_seconds(self, planned: Planned) -> float:
-        return self._costs.finalist_run_seconds(planned.attrs[keys.FINALIST_OF])
-
     def _want_finalists(self) -> bool:
         if not self._planned and self.deadlines is not None and self.deadlines.more_finalists:
             self._plan_another_finalist_run()
         return bool(self._planned) and self._fits(
-            self._wait_for_a_worker() + self._finalist_seconds(self._planned[0]), "stop"
+            self._wait_for_a_worker() + self._later.finalist_run_seconds(self._planned[0]), "stop"
         )
 
     # ---------------------------------------------------------------- a budget's later stages
-    def _n_candidates(self) -> int:
-        """The search trials the later stages are costed on: the finalists to be, or the one winner."""
-        return max(1, self.spec.finalists)
-
-    def _note_candidate(self, value: float, number: int) -> None:
-        """A complete search trial: keep the best ones, and move the stages' ends to what the best cost."""
-        self._candidates = heapq.nsmallest(self._n_candidates(), [*self._candidates, (value, number)])
-        self._replan([n for _, n in self._candidates], self._repeats())
-
-    def _repeats(self) -> int:
-        """Fresh runs of each finalist: none without a finalist stage."""
-        return self.spec.finalist_repeats if self.spec.finalists else 0
-
-    def _later_needs(self, numbers: list[int], repeats: int) -> Needs:
-        """The later stages' seconds: finalists ``numbers`` (``repeats`` runs each), then final networks."""
-        assert self.deadlines is not None
-        return self._costs.later_needs(
-            numbers, repeats, self.executor.n_workers, self.deadlines.budget, final_overhead(self.summary.worker_start)
-        )
-
-    def _replan(self, numbers: list[int], repeats: int) -> None:
-        """A budget's stage ends moved to leave the later stages what they need (``_later_needs``) and no more."""
-        if self.deadlines is None or self.deadlines.end is None or not numbers:
-            return
-        self.deadlines = self.deadlines.replanned(self._later_needs(numbers, repeats))
-
     def _plan_another_finalist_run(self) -> None:
-        """The planned finalist runs are all sent: one more fresh run of a finalist, if one fits.
-
-        What the estimates left goes to the finalists' choice: a configuration the stage left
-        out for time comes back first (best first), then the finalist with the fewest runs
-        (then the best mean) gets the next run; each only if it ends in time for the final
-        networks of any finalist it could make the winner (itself, the leader, the runner-up),
-        so that their ensemble still has its full size. The stage's end moves to make room.
-        """
+        """The planned finalist runs are all sent: one more fresh run of a finalist, if one fits (``LaterStages``)."""
         assert self.deadlines is not None
-        trials = self._mirror.trials()
         sent = collections.Counter(p.run.attrs.get(keys.FINALIST_OF) for p in self._inflight.values())
-        left_out = self._finalist_pool[len(self._finalist_numbers) :][:1]
-        standings = fin.standings(trials, [*self._finalist_numbers, *left_out])
-        contenders = [f.number for f in standings[:2] if f.runs]
-        wait = self._wait_for_a_worker()
-        for f in sorted(standings, key=lambda f: (len(f.runs) + sent[f.number], f.mean, f.number)):
-            stop = self.deadlines.replanned(self._later_needs([*contenders, f.number], 0)).stop
-            if self._elapsed() + wait + self._costs.finalist_run_seconds(f.number) * self._costs.slowdown <= stop:
-                repeats = [
-                    int(t.user_attrs.get(keys.REPEAT, 0))
-                    for t in trials
-                    if fin.is_finalist_run(t) and t.user_attrs.get(keys.FINALIST_OF) == f.number
-                ]
-                attrs = {
-                    keys.STAGE: keys.FINALIST,
-                    keys.FINALIST_OF: f.number,
-                    keys.REPEAT: max(repeats, default=0) + 1,
-                }
-                self._planned.append(Planned(dict(f.params), None, attrs))
-                self.deadlines = dataclasses.replace(self.deadlines, stop=max(stop, self.deadlines.stop))
-                if f.number in left_out:
-                    self._finalist_numbers.append(f.number)
-                    self._store_finalists()
-                return
+        chosen = len(self._later.numbers)
+        self.deadlines, run = self._later.another_run(
+            self._mirror.trials(), self.deadlines, self._elapsed(), self._wait_for_a_worker(), sent
+        )
+        if run is not None:
+            self._planned.append(run)
+        if len(self._later.numbers) > chosen:  # a configuration left out for time came back
+            self._store_finalists()
 
     def _store_finalists(self) -> None:
         """The finalist stage's configurations, on the study (the report and ``show`` read them)."""
-        record = {"after": self.summary.finished, "numbers": self._finalist_numbers}
+        record = {"after": self.summary.finished, "numbers": self._later.numbers}
         self._mirror.set_study_attr(keys.FINALISTS, json.dumps(record))
 
     def _search_over(self) -> bool:
@@ -434,25 +377,10 @@ class Coordinator:
 
     def _plan_finalists(self) -> None:
         """Choose the finalists from the finished search and queue their missing runs."""
-        trials = self._mirror.trials()
-        chosen = fin.choose(trials, self.spec.finalists, self.spec.metric)
-        numbers, now = [t.number for t in chosen], self._elapsed()
-        if numbers and self.deadlines is not None and self.deadlines.end is not None:  # until the final networks
-            one = max(self._costs.final_network_seconds(n) for n in numbers)
-            later = self._later_needs(numbers, self.spec.finalist_repeats)
-            self.deadlines = self.deadlines.finalists_from(now, later, one)
-        repeats, self._finalist_pool = self.spec.finalist_repeats, numbers
-        if self.deadlines is not None and self.deadlines.budgeted:  # the most the time left runs, best first
-            runs = [self._costs.finalist_run_seconds(t.number) for t in chosen]
-            left = max(self.deadlines.stop - now, 0.0)
-            count, repeats = finalist_size(runs, repeats, left, self.executor.n_workers)
-            chosen = chosen[:count]
-        self._finalist_numbers = [t.number for t in chosen]
+        self.deadlines, planned = self._later.plan_finalists(self._mirror.trials(), self.deadlines, self._elapsed())
         self._store_finalists()
-        for run in fin.missing_runs(chosen, trials, repeats):
-            attrs = {keys.STAGE: keys.FINALIST, keys.FINALIST_OF: run.finalist_of, keys.REPEAT: run.repeat}
-            self._planned.append(Planned(run.params, None, attrs))
-        logger.info("finalist stage: %d configurations, %d runs to do", len(chosen), len(self._planned))
+        self._planned.extend(planned)
+        logger.info("finalist stage: %d configurations, %d runs to do", len(self._later.numbers), len(self._planned))
 
     def _stages(self) -> None:
         """The search until it holds ``trials`` finished trials, then the finalist stage."""
@@ -485,7 +413,7 @@ class Coordinator:
     def run(self) -> RunSummary:
         started = self._started = time.monotonic()
         self._recover()
-        self._replan([n for _, n in self._candidates], self._repeats())
+        self.deadlines = self._later.replanned(self.deadlines)
         self._writer.flush()
         self._progress.open()
         try:
