@@ -318,44 +318,22 @@ def history_figure(df: pd.DataFrame, study: str) -> Figure:
             zorder=4,
         )
     edge = blended_transform_factory(ax.transData, ax.transAxes)
-    if len(no_value):
-        ax.scatter(
-            no_value["number"],
-            np.full(len(no_value), 0.97),
-            marker="v",
-            color="tab:orange",
-            s=22,
-            transform=edge,
-            label=f"diverged, no value ({len(no_value)})",
-            clip_on=False,
-        )
-    if len(failed):
-        ax.scatter(
-            failed["number"],
-            np.full(len(failed), 0.03),
-            marker="|",
-            color="black",
-            s=60,
-            transform=edge,
-            label=f"failed ({len(failed)})",
-            clip_on=False,
-        )
+
+    def at_edge(rows: pd.DataFrame, height: float, label: str, **style: Any) -> None:
+        """Trials without a value to plot, marked at a fixed height of the axes (0: bottom, 1: top)."""
+        if len(rows):
+            ax.scatter(rows["number"], np.full(len(rows), height), transform=edge, clip_on=False,
+                       label=f"{label} ({len(rows)})", **style)  # fmt: skip
+
+    at_edge(no_value, 0.97, "diverged, no value", marker="v", color="tab:orange", s=22)
+    at_edge(failed, 0.03, "failed", marker="|", color="black", s=60)
     shown = pd.concat([done["value"], pruned["value"]])
     # a pruned trial stopped at a huge loss (1e12 before it diverged) would squash every other
     # point into the bottom decade: such values are drawn at the top edge instead
     top = shown.quantile(0.98) * 20 if len(shown) else math.inf
     off = pruned[pruned["value"] > top]
+    at_edge(off, 0.90, f"pruned, loss off the scale > {short_number(top)}", marker="^", color="0.4", s=22)
     if len(off):
-        ax.scatter(
-            off["number"],
-            np.full(len(off), 0.90),
-            marker="^",
-            color="0.4",
-            s=22,
-            transform=edge,
-            label=f"pruned, loss off the scale > {short_number(top)} ({len(off)})",
-            clip_on=False,
-        )
         shown = shown[shown <= top]
     if len(shown) and shown.min() > 0 and shown.max() / shown.min() > 10:
         ax.set_yscale("log")
