@@ -165,21 +165,16 @@ def heatmap_figure(
             label=f"best val {measure}",
             title=f"best val {measure} ({direction}, bright)",
         ),
-        Panel(
-            per_cell(value, "min"),
-            fmt=".3g",
-            cmap="viridis_r",
-            label="best val loss",
-            title="best val loss (lower = better, bright)",
-            log_norm=True,
-        ),
-        Panel(
-            per_cell(value, "median"),
-            fmt=".3g",
-            cmap="viridis_r",
-            label="median val loss",
-            title="median val loss (lower = better, bright)",
-            log_norm=True,
+        *(
+            Panel(
+                per_cell(value, how),
+                fmt=".3g",
+                cmap="viridis_r",
+                label=f"{name} val loss",
+                title=f"{name} val loss (lower = better, bright)",
+                log_norm=True,
+            )  # fmt: skip
+            for how, name in (("min", "best"), ("median", "median"))
         ),
     ]
     panels = [p for p in panels if np.isfinite(p.table).any()]  # e.g. no score of the measure recorded
