@@ -60,6 +60,7 @@ RANGES: dict[str, Interval] = {
     "weight_decay": Interval(0.0),
     "label_smoothing": Interval(0.0, 1.0, high_open=True),
     "huber_delta": Interval(0.0, low_open=True),
+    "periodic": Interval(0.0),
     "learning_rate": Interval(0.0, low_open=True),
     "lr_decay": Interval(0.0, low_open=True),
     "batch_size": Interval(1, integer=True),
@@ -97,6 +98,7 @@ class TrainConfig:
     loss: str = "cross_entropy"  # key of LOSSES: cross_entropy (classes); squared_error or huber (numbers)
     label_smoothing: float = 0.0  # cross_entropy only: target (1 - s) * onehot + s / n_classes
     huber_delta: float = 1.0  # huber only: residuals beyond it (standardised target units) count linearly
+    periodic: float = 0.0  # sigma of the frozen frequencies of periodic features of a table's numbers; 0 = off
     optimizer: str = "momentum"  # key of OPTIMIZERS
     learning_rate: float = 0.01  # base learning rate
     momentum: float = 0.9  # mu for momentum/nesterov; beta1 for adam

@@ -135,6 +135,7 @@ class BaseMLP(BaseEstimator):  # type: ignore[misc]  # sklearn ships no type hin
         loss: str = "auto",
         label_smoothing: float = _DEFAULT.label_smoothing,
         huber_delta: float = _DEFAULT.huber_delta,
+        periodic: float = _DEFAULT.periodic,
         optimizer: str = _DEFAULT.optimizer,
         learning_rate: float = _DEFAULT.learning_rate,
         momentum: float = _DEFAULT.momentum,
@@ -165,6 +166,7 @@ class BaseMLP(BaseEstimator):  # type: ignore[misc]  # sklearn ships no type hin
         self.loss = loss
         self.label_smoothing = label_smoothing
         self.huber_delta = huber_delta
+        self.periodic = periodic
         self.optimizer = optimizer
         self.learning_rate = learning_rate
         self.momentum = momentum

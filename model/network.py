@@ -37,6 +37,7 @@ import numpy as np
 from .activations import ACTIVATIONS
 from .layers import BatchBuffers, Dense, Dropout, init_weights
 from .losses import LOSSES, softmax
+from .periodic import expand, periodic_width
 from .weighting import row_weights
 
 __all__ = ["Network"]
@@ -54,7 +55,9 @@ class Network:
     targets for a regression loss (``n_outputs`` names it for both). ``loss`` is a key
     of ``LOSSES``; ``label_smoothing`` applies to cross_entropy, ``huber_delta`` to huber.
     Parameters are float32 by default (the hot path); pass ``dtype=np.float64``
-    for gradient checks. ``seed`` (int, Generator or None) draws the initial
+    for gradient checks. ``periodic`` > 0 puts periodic features of ``periodic_columns``
+    (None: every input) before the first layer (``model/periodic.py``): ``n_inputs``
+    stays the rows' width, ``widths[0]`` is the first layer's. ``seed`` (int, Generator or None) draws the initial
     weights: He for relu/leaky_relu hidden layers, Glorot for tanh/sigmoid and
     for the output layer (it feeds a softmax, or is the prediction); biases start at zero.
     """
@@ -73,6 +76,8 @@ class Network:
         loss: str = "cross_entropy",
         label_smoothing: float = 0.0,
         huber_delta: float = 1.0,
+        periodic: float = 0.0,
+        periodic_columns: Sequence[int] | None = None,
         seed: int | np.random.Generator | None = 0,
         dtype: type | np.dtype = np.float32,
     ) -> None:
@@ -101,6 +106,11 @@ class Network:
             raise ValueError(f"dropout must be in [0, 1), got {dropout=}")
         if not (l1 >= 0.0 and l2 >= 0.0 and np.isfinite(l1) and np.isfinite(l2)):
             raise ValueError(f"l1 and l2 must be finite and >= 0, got {l1=}, {l2=}")
+        if not (periodic >= 0 and np.isfinite(periodic)):
+            raise ValueError(f"periodic must be a finite number >= 0, got {periodic=}")
+        columns = list(range(int(n_inputs))) if periodic_columns is None else [int(c) for c in periodic_columns]
+        if periodic and not (columns and all(0 <= c < int(n_inputs) for c in columns)):
+            raise ValueError(f"periodic_columns must be columns of the {n_inputs} inputs, got {periodic_columns}")
         dtype = np.dtype(dtype)
         if dtype not in (np.float32, np.float64):
             raise ValueError(f"dtype must be float32 or float64, got {dtype=}")
@@ -109,6 +119,9 @@ class Network:
         self.activation, self.leaky_slope = activation, float(leaky_slope)
         self.dropout, self.l1, self.l2 = float(dropout), float(l1), float(l2)
         self.dtype = dtype
+        # the first map (model/periodic.py): sigma of its frozen frequencies, 0 = none, and the columns it reads
+        self.periodic = float(periodic)
+        self.periodic_columns = columns if self.periodic else []
         self.act = ACTIVATIONS[activation].with_slope(self.leaky_slope)  # its functions take arrays only
         self.loss, self.label_smoothing, self.huber_delta = loss, float(label_smoothing), float(huber_delta)
         # the training loss with its options bound; the validation rows are scored with the unbound one it names
@@ -116,7 +129,8 @@ class Network:
         self.validation_loss = LOSSES[self.loss_fn.validation]
 
         rng = np.random.default_rng(seed)
-        widths = [self.n_inputs, *hidden, self.n_classes]
+        first = periodic_width(self.n_inputs, self.periodic_columns) if self.periodic else self.n_inputs
+        widths = [first, *hidden, self.n_classes]
         shapes = list(zip(widths[:-1], widths[1:]))
         # All parameters live in one flat array, every weight matrix first, then
         # every bias; W and b are views into it, and likewise the gradients. An
@@ -137,7 +151,7 @@ class Network:
             dW = self.flat_gradients[w_slice].reshape(n_in, n_out)
             self.layers.append(Dense(W, self.flat_parameters[b_slice], dW, self.flat_gradients[b_slice]))
         self.dropouts = [Dropout(self.dropout) for _ in hidden]
-        self.widths = widths  # [n_inputs, *hidden, n_classes]
+        self.widths = widths  # [the first layer's inputs, *hidden, n_classes]
 
     # ----------------------------------------------------------------- parameters
     def parameters(self) -> list[np.ndarray]:
@@ -307,7 +321,13 @@ class Network:
         X = np.asarray(X, dtype=self.dtype)
         if X.ndim != 2 or X.shape[1] != self.n_inputs:
             raise ValueError(f"X must have shape (n, {self.n_inputs}), got {X.shape}")
-        return X
+        return self.first_inputs(X)
+
+    def first_inputs(self, X: np.ndarray) -> np.ndarray:
+        """What the first layer takes of rows (n, n_inputs): the rows, with their periodic features if any."""
+        if not self.periodic:
+            return X
+        return expand(X, self.periodic_columns, self.periodic, self.dtype)
 
     def _logits_chunks(self, X: np.ndarray) -> Iterator[tuple[int, np.ndarray]]:
         X = self._as_input(X)
@@ -373,6 +393,8 @@ class Network:
     def config(self) -> dict[str, Any]:
         """The constructor arguments that define the architecture (JSON-able)."""
         options = {name: getattr(self, name) for name in self.loss_fn.options}  # label_smoothing or huber_delta
+        if self.periodic:  # a network without them keeps the config it always had
+            options |= {"periodic": self.periodic, "periodic_columns": list(self.periodic_columns)}
         return {
             "n_inputs": self.n_inputs, "hidden": list(self.hidden), "n_classes": self.n_classes,
             "activation": self.activation, "leaky_slope": self.leaky_slope, "dropout": self.dropout,
@@ -411,5 +433,6 @@ class Network:
     def __repr__(self) -> str:
         dims = "-".join(str(w) for w in self.widths)
         loss = "" if self.loss == "cross_entropy" else f"loss={self.loss}, "
-        options = f"dropout={self.dropout}, l1={self.l1}, l2={self.l2}, {loss}{self.dtype.name}"
+        periodic = f"periodic={self.periodic}, " if self.periodic else ""
+        options = f"dropout={self.dropout}, l1={self.l1}, l2={self.l2}, {loss}{periodic}{self.dtype.name}"
         return f"Network({dims}, {self.activation}, {options})"

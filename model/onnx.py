@@ -27,6 +27,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 from onnx import ModelProto, NodeProto, TensorProto, ValueInfoProto, helper, numpy_helper
 
+from .periodic import PERIODIC_K, frequencies
+
 if TYPE_CHECKING:
     from .network import Network
 
@@ -43,6 +45,7 @@ __all__ = [
     "ensemble",
     "label_values",
     "network_outputs",
+    "periodic_inputs",
     "register_skl2onnx",
 ]
 
@@ -141,7 +144,7 @@ def network_outputs(g: Builder, network: Network, X: str, prefix: str, dtype: ty
     Dense layers as ``Gemm`` with the weights in ``dtype``; no dropout (it is off at inference).
     """
     op, attrs = ONNX_ACTIVATIONS[network.activation](network)
-    A = X  # (N, n_inputs)
+    A = periodic_inputs(g, network, X, prefix, dtype) if network.periodic else X  # (N, widths[0])
     last = len(network.layers) - 1
     for i, layer in enumerate(network.layers):
         W = g.constant(f"{prefix}/W{i}", np.ascontiguousarray(layer.W, dtype=dtype))  # (n_in, n_out)
@@ -149,6 +152,22 @@ def network_outputs(g: Builder, network: Network, X: str, prefix: str, dtype: ty
         Z = g.node("Gemm", [A, W, b], f"{prefix}/z{i}")  # (N, n_out)
         A = Z if i == last else g.node(op, [Z], f"{prefix}/h{i}", **attrs)
     return A
+
+
+def periodic_inputs(g: Builder, network: Network, X: str, prefix: str, dtype: type = np.float32) -> str:
+    """``model.periodic.expand`` as nodes: the rows, then the sines, then the cosines of their chosen columns."""
+    columns = network.periodic_columns
+    m, k = len(columns), PERIODIC_K
+    chosen = g.node("Gather", [X, g.constant(f"{prefix}/periodic_columns", np.asarray(columns, np.int64))],
+                    f"{prefix}/periodic_x", axis=1)  # fmt: skip
+    column = g.node("Reshape", [chosen, g.constant(f"{prefix}/periodic_column", np.asarray([0, m, 1], np.int64))],
+                    f"{prefix}/periodic_xcol")  # fmt: skip
+    F = g.constant(f"{prefix}/periodic_frequencies", frequencies(m, network.periodic).astype(dtype))  # (m, k)
+    angles = g.node("Mul", [column, F], f"{prefix}/periodic_angles")  # (N, m, k)
+    flat = g.node("Reshape", [angles, g.constant(f"{prefix}/periodic_flat", np.asarray([0, m * k], np.int64))],
+                  f"{prefix}/periodic_angles_flat")  # fmt: skip
+    sines, cosines = g.node("Sin", [flat], f"{prefix}/periodic_sin"), g.node("Cos", [flat], f"{prefix}/periodic_cos")
+    return g.node("Concat", [X, sines, cosines], f"{prefix}/periodic_inputs", axis=1)
 
 
 def label_values(classes: Sequence[Any] | np.ndarray) -> np.ndarray:

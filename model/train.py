@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 
@@ -214,6 +214,7 @@ class Training:
         initial: Network | None = None,
         sample_weight: np.ndarray | None = None,
         val_sample_weight: np.ndarray | None = None,
+        periodic_columns: Sequence[int] | None = None,
     ) -> None:
         self._t_start = time.perf_counter()
         c = self.config = config
@@ -237,8 +238,11 @@ class Training:
         self.net = Network(
             X_train.shape[1], c.hidden, n_classes, c.activation, leaky_slope=c.leaky_slope,
             dropout=c.dropout, l1=c.l1, l2=c.l2, loss=c.loss, label_smoothing=c.label_smoothing,
-            huber_delta=c.huber_delta, seed=np.random.default_rng([c.seed, 0]),
+            huber_delta=c.huber_delta, periodic=c.periodic, periodic_columns=periodic_columns,
+            seed=np.random.default_rng([c.seed, 0]),
         )  # fmt: skip
+        if c.periodic and image_shape is not None:
+            raise ValueError("periodic features are for a table's numbers, not for images (image_shape given)")
         self.use_data(X_train, y_train, sample_weight)
         self.y_val = self.net.targets(y_val, len(y_val), "y_val")
         self.w_val = self._weights(val_sample_weight, len(y_val), "val_sample_weight")
@@ -330,7 +334,8 @@ class Training:
             raise ValueError(f"X_train has {X_train.shape[1]} features but the network takes {self.net.n_inputs}")
         if not self.net.regression and y_train.max() >= self.net.n_classes:
             raise ValueError(f"y_train labels must be < n_classes = {self.net.n_classes}, got max {y_train.max()}")
-        self.X_train, self.y_train = X_train, self.net.targets(y_train, len(y_train), "y_train")
+        # the first layer's inputs, once: its periodic features are not recomputed every epoch
+        self.X_train, self.y_train = self.net.first_inputs(X_train), self.net.targets(y_train, len(y_train), "y_train")
         self.w_train = self._weights(sample_weight, len(y_train), "sample_weight")
 
     def _weights(self, sample_weight: np.ndarray | None, n: int, name: str) -> np.ndarray | None:
@@ -367,6 +372,7 @@ def train(
     initial: Network | None = None,
     sample_weight: np.ndarray | None = None,
     val_sample_weight: np.ndarray | None = None,
+    periodic_columns: Sequence[int] | None = None,
 ) -> TrainResult:
     """Train a fresh Network by minibatch gradient descent; never raises for divergence.
 
@@ -381,10 +387,11 @@ def train(
     ``image_shape`` ((H, W) or (C, H, W), e.g. ``Dataset.image_shape``) is needed
     only for augmentation, which touches training batches only. ``initial``, a network
     of the same widths, gives the starting weights instead of ``config.seed`` (a warm start).
+    ``periodic_columns``: the columns ``config.periodic`` expands (a table's numbers; None: all).
     """
     run = Training(
         config, X_train, y_train, X_val, y_val, n_classes=n_classes, image_shape=image_shape, initial=initial,
-        sample_weight=sample_weight, val_sample_weight=val_sample_weight,
+        sample_weight=sample_weight, val_sample_weight=val_sample_weight, periodic_columns=periodic_columns,
     )  # fmt: skip
     while (stats := run.step()) is not None:
         if callback is not None and callback(stats):

@@ -31,6 +31,7 @@ import numpy as np
 from . import cache, locate
 from .cifar import read_cifar
 from .download import download_dataset
+from .encoding import TableEncoding
 from .errors import DatasetError, DatasetNotFoundError
 from .idx import read_idx_split
 from .prepare import TEST_FRACTION, normalize, stratified_split, to_unit_float32
@@ -88,6 +89,16 @@ class Dataset:
     @property
     def n_features(self) -> int:
         return int(self.X_train.shape[1])
+
+    @property
+    def number_columns(self) -> list[int]:
+        """The columns holding a table's numbers, the ones periodic features expand: a file's table says
+        which (not its one-hot text, nor its missing-indicators); rows without a layout (arrays) are all
+        numbers; an image has none."""
+        if self.image_shape is not None:
+            return []
+        table = ((self.record or {}).get("preprocessing") or {}).get("table")
+        return TableEncoding.from_json(table).number_columns if table else list(range(self.n_features))
 
 
 def _check_options(val_fraction: float, normalization: str | None, split_seed: int, test_seed: int) -> None:

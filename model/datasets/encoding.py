@@ -170,6 +170,12 @@ class TableEncoding:
     def n_features(self) -> int:
         return len(self.means) + sum(len(c) for c in self.categories)
 
+    @property
+    def number_columns(self) -> list[int]:
+        """Where the numeric columns' z-scores are in ``transform``'s output (not their missing-indicators)."""
+        k, ind = self.imputed, len(self.indicators)
+        return [*range(k), *range(k + ind, len(self.means))]
+
     def _numbers(self, frame: pd.DataFrame, numbers: str) -> np.ndarray:
         """(n, n_numeric) float64 of the numeric columns; text in them refused, or missing if ``numbers``."""
         num = frame[self.numeric]

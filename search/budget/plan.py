@@ -21,6 +21,7 @@ from typing import Any
 
 from model import TrainConfig
 from model.datasets import Dataset
+from model.periodic import periodic_width
 from search.budget.cost import CostModel, n_parameters
 from search.budget.shares import (
     EPOCH_OVERHEAD,
@@ -48,6 +49,9 @@ _BATCHES = (16, 32, 64, 128, 256, 512)
 # narrower ones, down to 64 units that every plan affords.
 _SHAPES: tuple[tuple[int, int], ...] = ((2048, 2), (2048, 1), (1024, 1), (512, 1), (256, 1), (128, 1), (64, 1))
 _TYPICAL_BATCH = 64  # the batch a typical network's epoch is costed at
+# Periodic features are searched on a table of at most this many numbers: each adds 16 inputs
+# (2 x PERIODIC_K), so 16 numbers multiply a 16-column table's first layer by 17.
+_PERIODIC_MAX_COLUMNS = 16
 # Tiny data: a holdout split of a few dozen rows ranks trials by noise, so under
 # _CV_MAX_ROWS rows (train + validation) the search is cross-validated (_CV folds)
 # when its share affords _CV_TRIALS holdout trials of _CV_FIDELITY epochs.
@@ -90,6 +94,7 @@ class Plan:
     needed: float  # the budget a full plan needs (TARGET_TRIALS trials of FULL_FIDELITY epochs)
     cost: CostModel
     table: bool = False  # rows of a table (no image layout): the space for tables (absent from older stored plans)
+    periodic: int = 0  # a table's numbers that periodic features may expand; 0: not searched (nor in older plans)
 
     def settings(self) -> dict[str, Any]:
         """The StudySpec settings this plan decides (a preset or flag still wins over them)."""
@@ -102,7 +107,9 @@ class Plan:
             "finalist_epochs": self.finalist_epochs,
             "finalist_warp": self.warp,
             "selection": "smoothed_loss",
-            "space": budget_space(self.units_high, self.layers, self.batches, table=self.table),
+            "space": budget_space(
+                self.units_high, self.layers, self.batches, table=self.table, periodic=self.periodic > 0
+            ),  # fmt: skip
         }
 
     def describe(self) -> list[tuple[str, str]]:
@@ -121,7 +128,9 @@ class Plan:
         return cls(**(data | {"batches": tuple(data["batches"]), "cost": CostModel(**data["cost"])}))
 
 
-def budget_space(units_high: int, layers: int, batches: tuple[int, ...], table: bool = False) -> dict[str, Dim]:
+def budget_space(
+    units_high: int, layers: int, batches: tuple[int, ...], table: bool = False, periodic: bool = False
+) -> dict[str, Dim]:
     """The space a budgeted study searches, scaled to the data by the plan.
 
     One or two wide layers, Nesterov momentum and a cosine schedule laid over
@@ -134,7 +143,11 @@ def budget_space(units_high: int, layers: int, batches: tuple[int, ...], table: 
     "Tables"). The cost probe times a momentum step for both (``cost.probe``);
     Adam's costs up to 1.2 times more on a table's narrow inputs, and a run
     scales the model by what its trials measured. Sigmoid is left out (it
-    trained worse than the others in every measurement here).
+    trained worse than the others in every measurement here). A table with a
+    few numbers (``periodic``) also searches periodic features of them: none, or
+    frequencies of scale 0.1 or 1. By cross-validation they gained 3.3 points of
+    R² on one development table and lost up to 7.6 on others (docs/search-quality.md,
+    "Tables"): the data decides.
     """
     return {
         "n_layers": Int(1, layers) if layers > 1 else Fixed(1),
@@ -147,6 +160,7 @@ def budget_space(units_high: int, layers: int, batches: tuple[int, ...], table: 
         "dropout": Float(0.0, 0.5),
         "l2": Float(1e-6, 1e-2, log=True, zero=True),
         "activation": Choice(("relu", "leaky_relu", "tanh")),
+        **({"periodic": Choice((0.0, 0.1, 1.0))} if periodic else {}),
     }
 
 
@@ -170,13 +184,15 @@ class TrialCost:
     n_in: int
     n_out: int
     folds: int
+    periodic_in: int = 0  # the first layer's inputs periodic features add (model/periodic.py), when a trial has them
 
     @classmethod
     def of(cls, plan: Plan, data: Dataset, folds: int) -> TrialCost:
-        return cls(plan.cost, len(data.y_train), len(data.y_val), data.n_features, data.n_classes, folds)
+        extra = periodic_width(0, range(plan.periodic))
+        return cls(plan.cost, len(data.y_train), len(data.y_val), data.n_features, data.n_classes, folds, extra)
 
     def __call__(self, config: TrainConfig) -> float:
-        params = n_parameters(self.n_in, config.hidden, self.n_out)
+        params = n_parameters(self.n_in + (self.periodic_in if config.periodic else 0), config.hidden, self.n_out)
         epoch = self.cost.epoch_seconds(self.n_train, self.n_val, params, config.batch_size)
         return _trial_seconds(epoch, config.epochs, self.folds)
 
@@ -296,7 +312,14 @@ def plan_budget(budget: float, data: Dataset, workers: int, cost: CostModel, ela
         needed=full_search / SHARES["search"],
         cost=cost,
         table=data.image_shape is None,
+        periodic=_periodic_columns(data),
     )
+
+
+def _periodic_columns(data: Dataset) -> int:
+    """How many numbers periodic features may expand: a table's, when it has a few (each adds 2 x PERIODIC_K inputs)."""
+    numbers = len(data.number_columns) if data.image_shape is None else 0
+    return numbers if 1 <= numbers <= _PERIODIC_MAX_COLUMNS else 0
 
 
 def minimum_budget(data: Dataset, workers: int, cost: CostModel) -> float:

@@ -67,6 +67,7 @@ _NUMERIC_BOUNDS: dict[str, Interval] = {
     "lr_decay": Interval(0.0, 1.0, low_open=True),  # narrower than TrainConfig's: a decay, not a growth
     "augment_shift": Interval(0, 8, integer=True),  # pixels, narrower than TrainConfig's; needs an image_shape
     "augment_warp": Interval(0.0, 3.0),  # warp strength (model/augment.py), narrower than TrainConfig's
+    "periodic": Interval(0.0, 10.0),  # sigma of periodic features of a table's numbers (model/periodic.py); 0: none
 }
 _INTEGER_PARAMS = frozenset(name for name, bounds in _NUMERIC_BOUNDS.items() if bounds.integer)
 _CHOICES: dict[str, tuple[Any, ...]] = {

@@ -64,6 +64,7 @@ def _train_one(config: TrainConfig, data: DataRef, class_weight: str | None = No
         n_classes=d.n_classes,
         image_shape=d.image_shape,
         sample_weight=weights,
+        periodic_columns=d.number_columns,
     )
     if result.outcome == "diverged":
         raise SearchError(f"retraining diverged: {result.reason}")

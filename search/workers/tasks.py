@@ -163,6 +163,7 @@ def run_trial(task: TrialTask) -> TrialResult:
                     image_shape=data.image_shape,
                     sample_weight=w_train,
                     val_sample_weight=w_val,
+                    periodic_columns=data.number_columns,
                 )
             )
         kept = _Outputs(task.selection) if task.scores else None

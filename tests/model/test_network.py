@@ -52,6 +52,32 @@ def test_gradients_match_central_differences(activation, dropout):
         np.testing.assert_allclose(analytic, numeric, rtol=1e-6, atol=1e-8)
 
 
+@pytest.mark.parametrize("columns", [None, [1, 4]])
+def test_periodic_features_keep_the_gradients_equal_to_central_differences(columns):
+    rng = np.random.default_rng(3)
+    net = Network(6, (5,), 3, "tanh", l1=0.01, l2=0.02, periodic=0.5, periodic_columns=columns, seed=1,
+                  dtype=np.float64)  # fmt: skip
+    _keep_weights_off_zero(net)
+    X, y = rng.standard_normal((5, 6)), np.array([0, 2, 1, 2, 0])
+    _, grads = net.loss_and_gradients(X, y)
+    for analytic, numeric in zip(grads, _numeric_gradient(net, X, y, None), strict=True):
+        np.testing.assert_allclose(analytic, numeric, rtol=1e-6, atol=1e-8)
+
+
+def test_a_saved_network_with_periodic_features_predicts_the_same_after_loading(tmp_path):
+    rng = np.random.default_rng(4)
+    net = Network(4, (8,), 2, periodic=1.0, periodic_columns=[0, 2], seed=3)
+    X = rng.standard_normal((20, 4)).astype(np.float32)
+    net.save(tmp_path / "n.npz")
+    loaded = Network.load(tmp_path / "n.npz")
+    assert loaded.periodic == 1.0 and loaded.periodic_columns == [0, 2] and loaded.widths == net.widths
+    np.testing.assert_array_equal(loaded.predict_proba(X), net.predict_proba(X))
+    # without them the config is as it always was: networks saved before periodic features load as they did
+    assert "periodic" not in Network(4, (8,), 2).config()
+    with pytest.raises(ValueError, match="periodic_columns"):
+        Network(4, (8,), 2, periodic=1.0, periodic_columns=[4])
+
+
 LOSS_CASES = {
     "smoothed cross_entropy": ({"loss": "cross_entropy", "label_smoothing": 0.1}, 3),
     "squared_error, 2 targets": ({"loss": "squared_error"}, 2),

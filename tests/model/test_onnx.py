@@ -58,6 +58,15 @@ def test_a_network_as_onnx_nodes_gives_its_probabilities_and_classes(activation:
         assert np.abs(proba - net.predict_proba(X)).max() < 1e-5
 
 
+def test_periodic_features_as_onnx_nodes_give_the_networks_probabilities() -> None:
+    rng = np.random.default_rng(6)
+    net = Network(5, (16,), 3, "relu", periodic=1.0, periodic_columns=[0, 1, 3], seed=2)
+    X = rng.normal(0, 2.0, (60, 5)).astype(np.float32)
+    for label, proba in both_runtimes(graph_of([net], [0, 1, 2]), {"X": X}):
+        assert np.array_equal(label, net.predict(X))
+        assert np.abs(proba - net.predict_proba(X)).max() < 1e-5
+
+
 def test_an_ensemble_averages_the_probabilities_and_names_its_classes() -> None:
     rng = np.random.default_rng(2)
     nets = [Network(5, (6,), 3, "tanh", seed=k) for k in range(3)]

@@ -14,6 +14,7 @@ from sklearn.utils.class_weight import compute_class_weight, compute_sample_weig
 
 from model import ACTIVATIONS, LOSSES, Network
 from model.optim import Adam
+from model.periodic import PERIODIC_K, frequencies
 from tests.equipment import missing
 
 try:
@@ -43,6 +44,10 @@ def _torch_loss_and_gradients(net: Network, X, y, masks, sample_weight):
         "sigmoid": torch.sigmoid,
     }[net.activation]
     A = _t(X)
+    if net.periodic:  # model/periodic.py, written again in torch: the rows, then the sines, then the cosines
+        angles = A[:, net.periodic_columns, None] * _t(frequencies(len(net.periodic_columns), net.periodic))
+        flat = angles.reshape(len(X), -1)
+        A = torch.cat([A, torch.sin(flat), torch.cos(flat)], dim=1)
     for i in range(len(net.layers)):
         Z = A @ params[2 * i] + params[2 * i + 1]
         if i == len(net.layers) - 1:
@@ -98,6 +103,22 @@ def test_loss_and_every_gradient_equal_pytorch_autograd(case, activation, dropou
     expected_loss, expected_grads = _torch_loss_and_gradients(net, X, y, masks, w)
 
     assert loss == pytest.approx(expected_loss, rel=1e-12)
+    for ours, theirs in zip(grads, expected_grads, strict=True):
+        np.testing.assert_allclose(ours, theirs, rtol=1e-10, atol=1e-13)
+
+
+@pytest.mark.parametrize("loss", ["cross_entropy", "squared_error"])
+def test_a_network_with_periodic_features_has_pytorchs_loss_and_gradients(loss):
+    rng = np.random.default_rng(5)
+    n_out = 3 if loss == "cross_entropy" else 1
+    net = Network(6, (5,), n_out, "relu", l2=0.02, loss=loss, periodic=0.7, periodic_columns=[0, 3, 4], seed=2,
+                  dtype=np.float64)  # fmt: skip
+    assert net.widths[0] == 6 + 2 * PERIODIC_K * 3
+    X = rng.standard_normal((9, 6))
+    y = rng.integers(0, n_out, 9) if loss == "cross_entropy" else rng.standard_normal((9, 1))
+    loss_value, grads = net.loss_and_gradients(X, y)
+    expected_loss, expected_grads = _torch_loss_and_gradients(net, X, y, None, None)
+    assert loss_value == pytest.approx(expected_loss, rel=1e-12)
     for ours, theirs in zip(grads, expected_grads, strict=True):
         np.testing.assert_allclose(ours, theirs, rtol=1e-10, atol=1e-13)
 

@@ -290,7 +290,7 @@ def test_a_plan_keeps_its_figures_its_stored_form_and_its_description() -> None:
         "finalist_cv": 3, "expected_trials": 741, "finalists": 5, "finalist_repeats": 2, "finalist_epochs": 180,
         "warp": 1.5, "units_high": 2048, "layers": 2, "batches": [16, 32, 64, 128],
         "typical_epoch_seconds": pytest.approx(0.03914889, rel=1e-12), "needed": pytest.approx(48.978668, rel=1e-12),
-        "cost": {"per_row_param": 2e-10, "per_step": 5e-05}, "table": False,
+        "cost": {"per_row_param": 2e-10, "per_step": 5e-05}, "table": False, "periodic": 0,
     }
     assert Plan.from_json(plan.to_json()) == plan
     # what a reader shows, from the stored plan alone
@@ -316,6 +316,25 @@ def test_a_table_is_searched_with_adam_and_images_with_nesterov() -> None:
     stored = images.to_json()
     del stored["table"]  # a plan stored before tables had their own space: searched as it was
     assert Plan.from_json(stored) == images and describe_plan(stored)[1][1].endswith("Nesterov momentum")
+
+
+def test_a_table_of_a_few_numbers_also_searches_periodic_features_and_pays_for_their_inputs() -> None:
+    from model import TrainConfig
+    from model.periodic import PERIODIC_K
+    from search.budget.plan import TrialCost
+    from search.study.space import Choice
+
+    tiny, wide, images = (plan_budget(120, SHAPED[d], 2, COSTS["typical"]) for d in ("tiny table", "table 10k", "digits"))
+    assert (tiny.periodic, wide.periodic, images.periodic) == (13, 0, 0)  # 50 numbers are too many to expand
+    assert tiny.settings()["space"]["periodic"] == Choice((0.0, 0.1, 1.0))
+    assert "periodic" not in wide.settings()["space"] and "periodic" not in images.settings()["space"]
+    assert "periodic features of its 13 numbers or none" in tiny.describe()[1][1]
+    cost = TrialCost.of(tiny, SHAPED["tiny table"], 1)
+    assert cost.periodic_in == 2 * PERIODIC_K * 13
+    assert cost(TrainConfig(hidden=(64,), periodic=1.0)) > cost(TrainConfig(hidden=(64,)))
+    stored = tiny.to_json()
+    del stored["periodic"]  # a plan stored before periodic features: searched without them
+    assert Plan.from_json(stored).periodic == 0
 
 
 @pytest.mark.parametrize("data, least", [("tiny table", 2.0020274758454106), ("digits", 2.0136103260869564),
