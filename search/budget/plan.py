@@ -40,7 +40,7 @@ from search.budget.shares import (
 )
 from search.study.space import Choice, Dim, Fixed, Float, Int
 
-__all__ = ["Plan", "TrialCost", "budget_space", "minimum_budget", "plan_budget"]
+__all__ = ["Plan", "TrialCost", "budget_space", "minimum_budget", "periodic_columns", "plan_budget"]
 
 _UNITS = (16, 2048)  # narrowest and widest hidden layers a budgeted space may hold
 _BATCHES = (16, 32, 64, 128, 256, 512)
@@ -52,6 +52,7 @@ _TYPICAL_BATCH = 64  # the batch a typical network's epoch is costed at
 # Periodic features are searched on a table of at most this many numbers: each adds 16 inputs
 # (2 x PERIODIC_K), so 16 numbers multiply a 16-column table's first layer by 17.
 _PERIODIC_MAX_COLUMNS = 16
+_PERIODIC_MAX_BYTES = 256 * 2**20  # ... and of at most so many rows: 16 numbers' inputs are 1 KiB a row
 # Tiny data: a holdout split of a few dozen rows ranks trials by noise, so under
 # _CV_MAX_ROWS rows (train + validation) the search is cross-validated (_CV folds)
 # when its share affords _CV_TRIALS holdout trials of _CV_FIDELITY epochs.
@@ -312,14 +313,15 @@ def plan_budget(budget: float, data: Dataset, workers: int, cost: CostModel, ela
         needed=full_search / SHARES["search"],
         cost=cost,
         table=data.image_shape is None,
-        periodic=_periodic_columns(data),
+        periodic=periodic_columns(len(data.number_columns), len(data.y_train) + len(data.y_val)),
     )
 
 
-def _periodic_columns(data: Dataset) -> int:
-    """How many numbers periodic features may expand: a table's, when it has a few (each adds 2 x PERIODIC_K inputs)."""
-    numbers = len(data.number_columns) if data.image_shape is None else 0
-    return numbers if 1 <= numbers <= _PERIODIC_MAX_COLUMNS else 0
+def periodic_columns(numbers: int, rows: int) -> int:
+    """How many of a table's ``numbers`` periodic features may expand: all of a few, if their inputs, which each
+    network holds for its training and validation ``rows`` beside the data, stay small; else none."""
+    small = rows * periodic_width(0, range(numbers)) * 4 <= _PERIODIC_MAX_BYTES  # float32
+    return numbers if 1 <= numbers <= _PERIODIC_MAX_COLUMNS and small else 0
 
 
 def minimum_budget(data: Dataset, workers: int, cost: CostModel) -> float:

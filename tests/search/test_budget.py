@@ -321,11 +321,13 @@ def test_a_table_is_searched_with_adam_and_images_with_nesterov() -> None:
 def test_a_table_of_a_few_numbers_also_searches_periodic_features_and_pays_for_their_inputs() -> None:
     from model import TrainConfig
     from model.periodic import PERIODIC_K
-    from search.budget.plan import TrialCost
+    from search.budget.plan import TrialCost, periodic_columns
     from search.study.space import Choice
 
-    tiny, wide, images = (plan_budget(120, SHAPED[d], 2, COSTS["typical"]) for d in ("tiny table", "table 10k", "digits"))
+    tiny, wide, images = (plan_budget(120, SHAPED[d], 2, COSTS["typical"]) for d in ("tiny table", "table 10k",
+                                                                                      "digits"))
     assert (tiny.periodic, wide.periodic, images.periodic) == (13, 0, 0)  # 50 numbers are too many to expand
+    assert (periodic_columns(16, 250_000), periodic_columns(16, 300_000), periodic_columns(2, 2_000_000)) == (16, 0, 2)
     assert tiny.settings()["space"]["periodic"] == Choice((0.0, 0.1, 1.0))
     assert "periodic" not in wide.settings()["space"] and "periodic" not in images.settings()["space"]
     assert "periodic features of its 13 numbers or none" in tiny.describe()[1][1]
