@@ -35,7 +35,7 @@ FINISHED = tuple(state.name for state in fin.FINISHED)  # as the state column sp
 _FINALIST_HEAD = {"finalist_of": "int64", "runs": "int64"}
 _FINALIST_TAIL = {"value_mean": "float64", "value_sd": "float64", "diverged": "int64"}
 # the parameters shown beside a finalist's figures
-_FINALIST_PARAMS = ("hidden", "activation", "learning_rate", "batch_size", "l2", "dropout", "momentum")
+_FINALIST_PARAMS = ("hidden", "activation", "learning_rate", "batch_size", "l2", "dropout", "momentum", "periodic")
 # the leaderboard's columns after the number and the scores (the study's metric first: ``metrics.shown``)
 LEADERBOARD_COLUMNS = (
     "value",
@@ -49,6 +49,7 @@ LEADERBOARD_COLUMNS = (
     "l2",
     "dropout",
     "momentum",
+    "periodic",
     "seconds",
 )
 
