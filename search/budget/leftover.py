@@ -19,8 +19,7 @@ trials have run, the coordinator re-plans from their own timings, in this order:
    take what they need.
 
 Each later stage's reservation is capped at its share, so on data where the
-later stages are dear (Fashion-MNIST) the rule is the plan's shares; a finalist
-stage that could not run its best candidate once in its share reserves nothing. The
+later stages are dear (Fashion-MNIST) the rule is the plan's shares. The
 functions here are pure: plain seconds in, seconds or words out.
 """
 
@@ -88,23 +87,15 @@ def needs(
 ) -> Needs:
     """The later stages' wall seconds: these finalist runs, then ``ENSEMBLE_MAX`` networks of ``final_network`` s.
 
-    ``finalist_runs``: the best candidate's first. Each finalist run also pays its round trip
-    (``TRIAL_OVERHEAD``), and the stage is reserved ``FINALIST_ERROR`` more than its runs'
-    estimates: what they leave unused goes to more finalist runs. The final stage also pays
-    ``overhead`` (its workers' start, saving, storing: ``final_overhead``). Each capped at its
-    share of ``budget``: a stage dearer than that is cut to its share when it begins (fewer
-    finalists, fewer or shorter final networks), as planned. But a finalist stage always runs the
-    best candidate (``finalist_size``): if its one run is dearer than the whole share, the stage
-    could run nothing in it, and the search keeps the time (bench_tasks, 2026-12-07: Computers
-    and CPS1988 ended at 65% and 83% of a 2-minute budget, no finalist run, 54-58 s unused).
+    Each finalist run also pays its round trip (``TRIAL_OVERHEAD``), and the stage is reserved
+    ``FINALIST_ERROR`` more than its runs' estimates: what they leave unused goes to more finalist runs.
+    The final stage also pays ``overhead`` (its workers' start, saving, storing: ``final_overhead``).
+    Each capped at its share of ``budget``: a stage dearer than that is cut to its share when it
+    begins (fewer finalists, fewer or shorter final networks), as planned.
     """
-    share = SHARES["finalists"] * budget
-    if finalist_runs and finalist_runs[0] + TRIAL_OVERHEAD > share:
-        finalists = 0.0
-    else:
-        finalists = makespan([run + TRIAL_OVERHEAD for run in finalist_runs], workers) * (1 + FINALIST_ERROR)
+    finalists = makespan([run + TRIAL_OVERHEAD for run in finalist_runs], workers) * (1 + FINALIST_ERROR)
     final = makespan([final_network] * ENSEMBLE_MAX, workers) + overhead
-    return Needs(min(finalists, share), min(final, SHARES["final"] * budget))
+    return Needs(min(finalists, SHARES["finalists"] * budget), min(final, SHARES["final"] * budget))
 
 
 def final_overhead(worker_start: float) -> float:

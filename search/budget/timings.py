@@ -137,8 +137,8 @@ class StageTimings:
 
     def later_needs(self, numbers: Sequence[int], repeats: int, workers: int, budget: float, overhead: float) -> Needs:
         """The later stages' seconds: ``repeats`` finalist runs of each of ``numbers``, then final networks of the
-        dearest of them (which one wins is not known yet), on ``workers`` workers; ``numbers`` best first;
-        ``overhead``: the final stage's own (``leftover.final_overhead``)."""
+        dearest of them (which one wins is not known yet), on ``workers`` workers; ``overhead``: the final
+        stage's own (``leftover.final_overhead``)."""
         runs = [self.finalist_run_seconds(n) for n in numbers] * repeats
         final = max(self.final_network_seconds(n) for n in numbers)
         return needs(runs, final, workers, budget, overhead)
