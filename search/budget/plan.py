@@ -40,7 +40,7 @@ from search.budget.shares import (
 )
 from search.study.space import Choice, Dim, Fixed, Float, Int
 
-__all__ = ["Plan", "TrialCost", "budget_space", "minimum_budget", "periodic_columns", "plan_budget"]
+__all__ = ["Plan", "TrialCost", "budget_space", "minimum_budget", "plan_budget"]
 
 _UNITS = (16, 2048)  # narrowest and widest hidden layers a budgeted space may hold
 _BATCHES = (16, 32, 64, 128, 256, 512)
@@ -49,10 +49,6 @@ _BATCHES = (16, 32, 64, 128, 256, 512)
 # narrower ones, down to 64 units that every plan affords.
 _SHAPES: tuple[tuple[int, int], ...] = ((2048, 2), (2048, 1), (1024, 1), (512, 1), (256, 1), (128, 1), (64, 1))
 _TYPICAL_BATCH = 64  # the batch a typical network's epoch is costed at
-# Periodic features are searched on a table of at most this many numbers: each adds 16 inputs
-# (2 x PERIODIC_K), so 16 numbers multiply a 16-column table's first layer by 17.
-_PERIODIC_MAX_COLUMNS = 16
-_PERIODIC_MAX_BYTES = 256 * 2**20  # ... and of at most so many rows: 16 numbers' inputs are 1 KiB a row
 # Tiny data: a holdout split of a few dozen rows ranks trials by noise, so under
 # _CV_MAX_ROWS rows (train + validation) the search is cross-validated (_CV folds)
 # when its share affords _CV_TRIALS holdout trials of _CV_FIDELITY epochs.
@@ -95,7 +91,6 @@ class Plan:
     needed: float  # the budget a full plan needs (TARGET_TRIALS trials of FULL_FIDELITY epochs)
     cost: CostModel
     table: bool = False  # rows of a table (no image layout): the space for tables (absent from older stored plans)
-    periodic: int = 0  # a table's numbers that periodic features may expand; 0: not searched (nor in older plans)
 
     def settings(self) -> dict[str, Any]:
         """The StudySpec settings this plan decides (a preset or flag still wins over them)."""
@@ -108,9 +103,7 @@ class Plan:
             "finalist_epochs": self.finalist_epochs,
             "finalist_warp": self.warp,
             "selection": "smoothed_loss",
-            "space": budget_space(
-                self.units_high, self.layers, self.batches, table=self.table, periodic=self.periodic > 0
-            ),  # fmt: skip
+            "space": budget_space(self.units_high, self.layers, self.batches, table=self.table),
         }
 
     def describe(self) -> list[tuple[str, str]]:
@@ -129,9 +122,7 @@ class Plan:
         return cls(**(data | {"batches": tuple(data["batches"]), "cost": CostModel(**data["cost"])}))
 
 
-def budget_space(
-    units_high: int, layers: int, batches: tuple[int, ...], table: bool = False, periodic: bool = False
-) -> dict[str, Dim]:
+def budget_space(units_high: int, layers: int, batches: tuple[int, ...], table: bool = False) -> dict[str, Dim]:
     """The space a budgeted study searches, scaled to the data by the plan.
 
     One or two wide layers, Nesterov momentum and a cosine schedule laid over
@@ -144,11 +135,10 @@ def budget_space(
     "Tables"). The cost probe times a momentum step for both (``cost.probe``);
     Adam's costs up to 1.2 times more on a table's narrow inputs, and a run
     scales the model by what its trials measured. Sigmoid is left out (it
-    trained worse than the others in every measurement here). A table with a
-    few numbers (``periodic``) also searches periodic features of them: none, or
-    frequencies of scale 0.1 or 1. By cross-validation they gained 3.3 points of
-    R² on one development table and lost up to 7.6 on others (docs/search-quality.md,
-    "Tables"): the data decides.
+    trained worse than the others in every measurement here). Periodic features
+    of a table's numbers (``periodic``) are not searched: a budget's search that
+    could choose them ran a tenth of the trials and overran its share
+    (docs/search-quality.md, "Tables"); a preset's ``[space]`` may add them.
     """
     return {
         "n_layers": Int(1, layers) if layers > 1 else Fixed(1),
@@ -161,7 +151,6 @@ def budget_space(
         "dropout": Float(0.0, 0.5),
         "l2": Float(1e-6, 1e-2, log=True, zero=True),
         "activation": Choice(("relu", "leaky_relu", "tanh")),
-        **({"periodic": Choice((0.0, 0.1, 1.0))} if periodic else {}),
     }
 
 
@@ -189,7 +178,7 @@ class TrialCost:
 
     @classmethod
     def of(cls, plan: Plan, data: Dataset, folds: int) -> TrialCost:
-        extra = periodic_width(0, range(plan.periodic))
+        extra = periodic_width(0, data.number_columns)  # a preset's space may search them
         return cls(plan.cost, len(data.y_train), len(data.y_val), data.n_features, data.n_classes, folds, extra)
 
     def __call__(self, config: TrainConfig) -> float:
@@ -313,15 +302,7 @@ def plan_budget(budget: float, data: Dataset, workers: int, cost: CostModel, ela
         needed=full_search / SHARES["search"],
         cost=cost,
         table=data.image_shape is None,
-        periodic=periodic_columns(len(data.number_columns), len(data.y_train) + len(data.y_val)),
     )
-
-
-def periodic_columns(numbers: int, rows: int) -> int:
-    """How many of a table's ``numbers`` periodic features may expand: all of a few, if their inputs, which each
-    network holds for its training and validation ``rows`` beside the data, stay small; else none."""
-    small = rows * periodic_width(0, range(numbers)) * 4 <= _PERIODIC_MAX_BYTES  # float32
-    return numbers if 1 <= numbers <= _PERIODIC_MAX_COLUMNS and small else 0
 
 
 def minimum_budget(data: Dataset, workers: int, cost: CostModel) -> float:

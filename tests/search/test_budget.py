@@ -290,7 +290,7 @@ def test_a_plan_keeps_its_figures_its_stored_form_and_its_description() -> None:
         "finalist_cv": 3, "expected_trials": 741, "finalists": 5, "finalist_repeats": 2, "finalist_epochs": 180,
         "warp": 1.5, "units_high": 2048, "layers": 2, "batches": [16, 32, 64, 128],
         "typical_epoch_seconds": pytest.approx(0.03914889, rel=1e-12), "needed": pytest.approx(48.978668, rel=1e-12),
-        "cost": {"per_row_param": 2e-10, "per_step": 5e-05}, "table": False, "periodic": 0,
+        "cost": {"per_row_param": 2e-10, "per_step": 5e-05}, "table": False,
     }
     assert Plan.from_json(plan.to_json()) == plan
     # what a reader shows, from the stored plan alone
@@ -318,25 +318,16 @@ def test_a_table_is_searched_with_adam_and_images_with_nesterov() -> None:
     assert Plan.from_json(stored) == images and describe_plan(stored)[1][1].endswith("Nesterov momentum")
 
 
-def test_a_table_of_a_few_numbers_also_searches_periodic_features_and_pays_for_their_inputs() -> None:
+def test_a_trial_with_periodic_features_is_expected_to_pay_for_their_inputs() -> None:
     from model import TrainConfig
     from model.periodic import PERIODIC_K
-    from search.budget.plan import TrialCost, periodic_columns
-    from search.study.space import Choice
+    from search.budget.plan import TrialCost
 
-    tiny, wide, images = (plan_budget(120, SHAPED[d], 2, COSTS["typical"]) for d in ("tiny table", "table 10k",
-                                                                                      "digits"))
-    assert (tiny.periodic, wide.periodic, images.periodic) == (13, 0, 0)  # 50 numbers are too many to expand
-    assert (periodic_columns(16, 250_000), periodic_columns(16, 300_000), periodic_columns(2, 2_000_000)) == (16, 0, 2)
-    assert tiny.settings()["space"]["periodic"] == Choice((0.0, 0.1, 1.0))
-    assert "periodic" not in wide.settings()["space"] and "periodic" not in images.settings()["space"]
-    assert "periodic features of its 13 numbers or none" in tiny.describe()[1][1]
+    tiny = plan_budget(120, SHAPED["tiny table"], 2, COSTS["typical"])
+    assert "periodic" not in tiny.settings()["space"]  # not searched by a budget: a preset's space may add them
     cost = TrialCost.of(tiny, SHAPED["tiny table"], 1)
-    assert cost.periodic_in == 2 * PERIODIC_K * 13
+    assert cost.periodic_in == 2 * PERIODIC_K * 13  # a table's 13 numbers
     assert cost(TrainConfig(hidden=(64,), periodic=1.0)) > cost(TrainConfig(hidden=(64,)))
-    stored = tiny.to_json()
-    del stored["periodic"]  # a plan stored before periodic features: searched without them
-    assert Plan.from_json(stored).periodic == 0
 
 
 @pytest.mark.parametrize("data, least", [("tiny table", 2.0020274758454106), ("digits", 2.0136103260869564),
