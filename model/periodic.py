@@ -5,8 +5,9 @@ frequencies f drawn once from N(0, sigma). A numeric embedding in the sense of
 Gorishniy et al. 2022 ("On embeddings for numerical features in tabular deep
 learning") with its frequencies frozen: by cross-validation on the development
 tables' training rows (docs/search-quality.md, "Tables") it gained 3.3 points of R²
-on Computers, a table boosted trees led, and lost up to 7.6 on others, so the
-search decides per table whether and at which scale.
+on Computers, a table boosted trees led, and lost up to 7.6 on others: a choice
+per table, which a space's ``periodic`` dimension makes (a budget's space leaves
+it out for what it costs its search).
 
 The frequencies follow from sigma and the number of columns alone (a fixed seed),
 so a saved network, ``predict`` in another process and the ONNX graph rebuild them
