@@ -104,10 +104,11 @@ def test_a_budget_covers_the_search_and_the_refit() -> None:
     X, y = load_wine(return_X_y=True)
     start = time.monotonic()
     # batches of 128: networks cheap enough that the last share fits several even on a loaded
-    # machine (CI: a winner of batch 16, 180 epochs, left room for one after a late search end)
-    cv = SearchCV(budget="20s", n_jobs=2, space={"batch_size": 128}).fit(StandardScaler().fit_transform(X), y)
+    # machine (CI: a winner of batch 16, 180 epochs, left room for one after a late search end);
+    # 30 s, not 20: the refit's 1 s after the end margin left room for one of 5 epochs on CI once
+    cv = SearchCV(budget="30s", n_jobs=2, space={"batch_size": 128}).fit(StandardScaler().fit_transform(X), y)
     wall = time.monotonic() - start
-    assert wall < 20 * 1.05 + 6, wall  # + start-up, as --budget promises
+    assert wall < 30 * 1.05 + 6, wall  # + start-up, as --budget promises
     assert len(cv.cv_results_["trial"]) >= 10
     ensemble = cv.best_estimator_.named_steps["mlp"]  # the budget's last share: several networks, averaged
     assert isinstance(ensemble, VotingClassifier) and len(ensemble.estimators_) >= 2, ensemble
