@@ -16,7 +16,7 @@ from search.budget.timings import winner_epoch_seconds
 from search.study.spec import StudySpec
 from search.study.winner import Winner, final_epochs
 
-__all__ = ["ensemble_size", "winner_ensemble_size"]
+__all__ = ["ensemble_size", "why_fewer", "winner_ensemble_size"]
 
 
 def ensemble_size(seconds_left: float, epoch_seconds: float, epochs: int, workers: int) -> tuple[int, int]:
@@ -51,3 +51,22 @@ def winner_ensemble_size(
     epoch_seconds = winner_epoch_seconds(spec, winner.runs or (winner.trial,)) * rows
     left = seconds_left - end_margin(spec.budget) - overhead
     return ensemble_size(left, epoch_seconds, final_epochs(spec, winner), jobs)
+
+
+def why_fewer(
+    spec: StudySpec, winner: Winner, seconds_left: float, jobs: int, networks: int, overhead: float = FINAL_OVERHEAD
+) -> str:
+    """Why ``winner_ensemble_size`` gave ``networks`` of full epochs, fewer than ``ENSEMBLE_MAX``, in words.
+
+    They train in rounds of ``jobs``, one a worker: the next round, as the winner's runs
+    timed it, did not fit in what the stage had after its margin and its own costs.
+    """
+    assert spec.budget is not None
+    epochs = final_epochs(spec, winner)
+    round_seconds = winner_epoch_seconds(spec, winner.runs or (winner.trial,)) * epochs
+    left = seconds_left - end_margin(spec.budget) - overhead
+    needed = math.ceil((networks + 1) / jobs) * round_seconds
+    return (
+        f"the final networks train in rounds of {jobs}, and {networks + 1} of them (about "
+        f"{needed:.1f} s, as the winner's runs timed it) did not fit in the stage's {max(left, 0.0):.1f} s"
+    )

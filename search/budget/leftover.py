@@ -155,6 +155,7 @@ def why_early(
     finalist_runs: int,
     networks: int,
     full_epochs: bool,
+    fewer: str = "",
 ) -> str | None:
     """One line on why a job that used ``used`` of ``budget`` seconds ended before ``EARLY`` of it; None if it did not.
 
@@ -162,7 +163,8 @@ def why_early(
     time); ``search_left``: the seconds of its time it left. ``later_left``: the seconds
     the search left to the finalists and final networks (None: not re-planned), and
     ``took``: the seconds they took. ``finalist_runs``, ``networks``, ``full_epochs``:
-    what those stages ran (``networks`` final networks, of their full epochs or fewer).
+    what those stages ran (``networks`` final networks, of their full epochs or fewer);
+    ``fewer``: why the final stage trained fewer than its cap, in words ("": not known).
     """
     if used >= EARLY * budget:
         return None
@@ -173,7 +175,7 @@ def why_early(
         return f"{head}: {search_ended} ({format_seconds(search_left)} of its time left); then {runs}"
     capped = networks >= ENSEMBLE_MAX and full_epochs
     left = f" of the {format_seconds(later_left)} the search left them" if later_left is not None else ""
-    what = "every stage reached its cap" if capped else "the later stages ran faster than measured"
+    what = "every stage reached its cap" if capped else (fewer or "the later stages ran faster than measured")
     return f"{head}: {what}; the finalists and final networks ({runs}) took {format_seconds(took)}{left}"
 
 

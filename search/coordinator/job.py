@@ -24,10 +24,10 @@ from typing import Any
 from model.datasets import Dataset
 from search.budget.cost import probe
 from search.budget.deadlines import deadlines_for
-from search.budget.ensemble import winner_ensemble_size
+from search.budget.ensemble import why_fewer, winner_ensemble_size
 from search.budget.leftover import end_margin, final_overhead, why_early
 from search.budget.plan import Plan, minimum_budget, plan_budget
-from search.budget.shares import TRIAL_CEILING
+from search.budget.shares import ENSEMBLE_MAX, TRIAL_CEILING
 from search.coordinator.coordinator import Coordinator, RunSummary
 from search.coordinator.create import create_or_continue
 from search.errors import SearchError
@@ -260,10 +260,10 @@ def _final_stage(result: JobResult, spec: StudySpec, options: Execution, started
     assert budget is not None
     stage_start = time.monotonic()
     left = budget - result.spent_before - (stage_start - started)
-    networks, full = 0, False
+    networks, full, fewer = 0, False, ""
     if left > end_margin(budget):
         overhead = final_overhead(result.summary.worker_start)
-        result.final, networks, full = _train_final_ensemble(
+        result.final, networks, full, fewer = _train_final_ensemble(
             spec, result.url, budget, left, result.jobs, options, overhead
         )
     else:
@@ -285,15 +285,16 @@ def _final_stage(result: JobResult, spec: StudySpec, options: Execution, started
         finalist_runs=s.finalist_runs,
         networks=networks,
         full_epochs=full,
+        fewer=fewer,
     )
     _store_spent(result.url, spec.name, used, result.ended)
 
 
 def _train_final_ensemble(
     spec: StudySpec, url: str, budget: float, seconds_left: float, jobs: int, options: Execution, overhead: float
-) -> tuple[str, int, bool]:
+) -> tuple[str, int, bool, str]:
     """The final ensemble of the budget's last stage, sized to what is left of it: (its report, networks, whether
-    they trained their full epochs)."""
+    they trained their full epochs, why fewer networks than the cap if they did)."""
     try:
         _, winner, _ = load_winner(spec.name, url)
     except SearchError as exc:  # not one trial finished in the search's share
@@ -310,4 +311,6 @@ def _train_final_ensemble(
         overhead,
     )
     report = retrain_best(spec.name, options.storage, data_dir=options.data_dir, seeds=k, jobs=jobs, epochs=epochs)
-    return report, k, epochs >= final_epochs(spec, winner)
+    full = epochs >= final_epochs(spec, winner)
+    fewer = why_fewer(spec, winner, seconds_left, jobs, k, overhead) if full and k < ENSEMBLE_MAX else ""
+    return report, k, full, fewer

@@ -21,7 +21,7 @@ from optuna.trial import FrozenTrial
 
 from model.datasets import Dataset, load_dataset
 from search.budget.cost import CostModel, network_epoch_seconds, probe
-from search.budget.ensemble import ensemble_size
+from search.budget.ensemble import ensemble_size, why_fewer, winner_ensemble_size
 from search.budget.leftover import (
     EARLY,
     Needs,
@@ -93,6 +93,21 @@ def test_the_winners_epoch_is_its_dearest_runs_on_all_of_train_and_validation() 
     assert winner_epoch_seconds(spec, [finalist]) == pytest.approx(0.9)
     assert winner_epoch_seconds(spec, [finalist, search, _timed(0.0, 0, keys.FINALIST)]) == pytest.approx(3.0)
     assert winner_epoch_seconds(spec, []) == 0.0
+
+
+def test_fewer_final_networks_than_the_cap_are_explained_by_the_round_that_did_not_fit() -> None:
+    from search.study.winner import Winner
+
+    # no finalists, no warp: one epoch of the winner on all rows is 8 s / 10 epochs / 0.8 = 1 s; BEST_EPOCH 10
+    spec = StudySpec(name="w", cv=1, val_fraction=0.2, budget=100.0, finalist_warp=None)
+    trial = optuna.trial.create_trial(value=0.5, user_attrs={keys.SECONDS: 8.0, keys.EPOCHS_RUN: 10,
+                                                             keys.STAGE: keys.SEARCH, keys.BEST_EPOCH: 10})
+    winner = Winner(trial, [])
+    # 30 s less the margin (3% + 1 s) and 2 s of the stage's own: 24 s, two rounds of 10 s: 4 networks
+    assert winner_ensemble_size(spec, winner, 30.0, 2, overhead=2.0) == (4, 10)
+    assert why_fewer(spec, winner, 30.0, 2, 4, overhead=2.0) == (
+        "the final networks train in rounds of 2, and 5 of them (about 30.0 s, as the winner's runs timed it) "
+        "did not fit in the stage's 24.0 s")
 
 
 def test_the_probe_times_a_regression_network_as_it_times_a_classifier() -> None:
@@ -559,6 +574,9 @@ def test_a_job_that_ended_early_says_why_in_one_line() -> None:
                       "time left); then 10 finalist runs, 5 final networks")
     assert "every stage" in _early(62, search_ended="the search ended when trial 9 was not started", search_left=2.0)
     assert "faster than measured" in _early(62, networks=3)
+    # the final stage said why it trained fewer than its cap (a round of one network a worker that did not fit)
+    rounds = "the final networks train in rounds of 2, and 3 of them (about 24.0 s) did not fit in the stage's 17.0 s"
+    assert _early(62, networks=2, fewer=rounds).startswith(f"ended early, at 62% of the budget: {rounds};")
     assert all("\n" not in line for line in (capped, trials))
 
 
