@@ -113,9 +113,9 @@ def bench(name: str, args: argparse.Namespace, work: Path) -> dict:
         row["failed"] = str(failed)[-300:]
     else:
         task = "regression" if question == "numbers" else "classification"
-        row["task as asked"] = f"task    {task}, decided" in result["stdout"]  # the run's line on the task
+        row["task as asked"] = f"task    {task}, decided" in result["stderr"]  # the run's line on the task
         row["ours"] = measure(question, y[test], predicted)
-        row |= {k: v for k, v in result.items() if k != "stdout"}
+        row |= {k: v for k, v in result.items() if k not in ("stdout", "stderr")}
     row |= baselines(frame.drop(columns=target), y, train, test, question)
     print(row, flush=True)
     return row

@@ -82,7 +82,8 @@ def run_and_predict(work: Path, name: str, train: pd.DataFrame, test: pd.DataFra
                     flags: tuple[str, ...] = ()) -> tuple[np.ndarray, dict]:
     """Our service on the training rows (``run --budget``, wall time from outside), then ``predict`` on the test rows.
 
-    Returns the predicted column and the run's wall time, its part of the budget and why it ended early.
+    Returns the predicted column and the run's wall time, its part of the budget and why it ended early
+    (and its output, ``stdout``, and what it said on the side, ``stderr``, for the caller to read and drop).
     """
     train.to_csv(work / "train.csv", index=False)
     test.drop(columns=target).to_csv(work / "test.csv", index=False)
@@ -105,7 +106,7 @@ def run_and_predict(work: Path, name: str, train: pd.DataFrame, test: pd.DataFra
     early = [line for line in run.stdout.splitlines() if "ended early" in line]
     return pd.read_csv(work / "pred.csv")["predicted"].to_numpy(), {
         "wall s": round(wall, 1), "wall/budget": round(wall / parse_duration(budget), 3),
-        "why early": early[0].strip() if early else "", "stdout": run.stdout}
+        "why early": early[0].strip() if early else "", "stdout": run.stdout, "stderr": run.stderr}
 
 
 def ours(work: Path, name: str, train: pd.DataFrame, test: pd.DataFrame, target: str, budget: str) -> dict:
@@ -173,7 +174,7 @@ def bench(name: str, args: argparse.Namespace, work: Path) -> pd.DataFrame:
         result = ours(here, f"{name}-{draw}", frame.iloc[train], frame.iloc[test], target, budget)
         if draw == args.draws[0]:
             print("\n".join(result["stdout"].splitlines()[:12]), flush=True)
-        del result["stdout"]
+        del result["stdout"], result["stderr"]
         base = baselines(X, y, train, test, parse_duration(budget), not args.no_flaml)
         rows.append({"table": name, "draw": draw, "budget": budget, **result, **base})
         print(rows[-1], flush=True)

@@ -134,7 +134,7 @@ def bench(name: str, args: argparse.Namespace, work: Path) -> pd.DataFrame:
         result = ours(here, f"{name}-{draw}", frame.iloc[train], frame.iloc[test], target, question, args.budget)
         if draw == args.draws[0]:
             print("\n".join(result["stdout"].splitlines()[:12]), flush=True)
-        del result["stdout"]
+        del result["stdout"], result["stderr"]
         flaml = question == "regression" and name in args.flaml
         base = baselines(X, y, train, test, question, parse_duration(args.budget), flaml)
         rows.append({"table": name, "measure": "RMSE" if question == "regression" else "balanced accuracy",
