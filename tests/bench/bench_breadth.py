@@ -18,8 +18,9 @@ asks. On each table, one 80/20 test draw (stratified for classes):
 - ``HistGradientBoosting{Classifier,Regressor}()`` defaults and a linear model
   (``LogisticRegression``, ``RidgeCV``), after ``bench_tables.preprocessing``.
 
-Accuracy for classes, RMSE for numbers (rows whose target is missing are left out
-of the test draw's score, as no model can be scored on them).
+Accuracy for classes, RMSE for numbers. Rows whose target is missing (``Chile``,
+``Hitters``) are left out before the draw: the service refuses a file with them
+(naming their lines), and no model can be scored on them.
 """
 
 from __future__ import annotations
@@ -101,7 +102,7 @@ def baselines(X: pd.DataFrame, y: np.ndarray, train: np.ndarray, test: np.ndarra
 
 def bench(name: str, args: argparse.Namespace, work: Path) -> dict:
     frame, target, question = load(name)
-    frame = frame[frame[target].notna()] if question == "numbers" else frame  # a missing number scores nothing
+    frame = frame[frame[target].notna()]  # a row without its answer: the service refuses the file, naming its lines
     y = frame[target].to_numpy() if question == "numbers" else frame[target].astype(str).to_numpy()
     [(draw, train, test)] = draws(y, [args.draw], stratified=question == "classes")
     here = work / f"{name}-{draw}"
