@@ -287,10 +287,12 @@ def test_the_minimum_budget_budget_md_states_is_the_codes() -> None:
 
 def test_the_probe_the_pages_describe_is_the_one_that_runs(monkeypatch: pytest.MonkeyPatch) -> None:
     trained: list[tuple[tuple[int, ...], int, int]] = []  # (hidden, batch, rows) of each network the probe times
+    epochs: set[int] = set()
 
     class Recorded(budget_cost.Training):
         def __init__(self, config, X, *args, **kwargs):
             trained.append((config.hidden, config.batch_size, len(X)))
+            epochs.add(config.epochs)
             super().__init__(config, X, *args, **kwargs)
 
     monkeypatch.setattr(budget_cost, "Training", Recorded)
@@ -301,11 +303,12 @@ def test_the_probe_the_pages_describe_is_the_one_that_runs(monkeypatch: pytest.M
     assert len(rows) == 1
     (sample,) = rows
     page = one_line(section(BUDGET, "How the time is spent"))
-    assert f"trains one epoch of {WORDS[len(trained)]} networks of different sizes on up to {sample:,} training rows" \
-        in page
+    (trains,) = epochs
+    assert (f"trains {WORDS[trains]} epochs of {WORDS[len(trained)]} networks of different sizes on up to "
+            f"{sample:,} training rows") in page
     assert (f"the probe's {WORDS[len(trained)]} networks ({min(widths)} to {max(widths)} units, "
             f"batches {min(batches)} to {max(batches)})") in page
-    assert f"One epoch of {WORDS[len(trained)]} networks is timed first" in one_line(section(README, "A time budget"))
+    assert f"{WORDS[len(trained)].capitalize()} networks are timed first" in one_line(section(README, "A time budget"))
 
 
 # ---------------------------------------------------------------- settings
