@@ -26,10 +26,7 @@ Accuracy for classes, RMSE for numbers. Rows whose target is missing (``Chile``,
 from __future__ import annotations
 
 import argparse
-import datetime
-import os
 import sys
-import tempfile
 import warnings
 from pathlib import Path
 
@@ -39,7 +36,7 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from tests.bench.bench_tables import draws, preprocessing, run_and_predict  # noqa: E402
+from tests.bench.bench_tables import bench_dir, draws, preprocessing, run_and_predict  # noqa: E402
 
 # name -> (R package, data set, target column, question)
 TABLES: dict[str, tuple[str, str, str, str]] = {
@@ -129,10 +126,7 @@ def main() -> None:
     parser.add_argument("--budget", default="1m")
     parser.add_argument("--keep", help="work in this directory and keep it")
     args = parser.parse_args()
-    print(f"{datetime.datetime.now().isoformat(timespec='seconds')} nproc {os.cpu_count()} "
-          f"command: {' '.join(sys.argv)}", flush=True)
-    with tempfile.TemporaryDirectory() as tmp:
-        work = Path(args.keep) if args.keep else Path(tmp)
+    with bench_dir(args.keep) as work:
         table = pd.DataFrame([bench(name, args, work) for name in args.tables or TABLES])
     with pd.option_context("display.width", 250, "display.max_colwidth", 120):
         print(table.drop(columns=[c for c in ("why early",) if c in table]).round(4).to_string(index=False))

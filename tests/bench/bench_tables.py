@@ -30,6 +30,7 @@ saying why it ended early.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
 import os
 import subprocess
@@ -37,6 +38,7 @@ import sys
 import tempfile
 import time
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -76,6 +78,16 @@ def draws(y: np.ndarray, seeds: list[int], stratified: bool = True) -> list[tupl
         train, test = next(splitter(1, test_size=0.2, random_state=seed).split(np.zeros(len(y)), y))
         out.append((seed, np.sort(train), np.sort(test)))
     return out
+
+
+@contextlib.contextmanager
+def bench_dir(keep: str | None) -> Iterator[Path]:
+    """The bench's header line (when, how many cores, the command), then the directory its studies work in:
+    ``keep``, kept, or a temporary one."""
+    print(f"{datetime.datetime.now().isoformat(timespec='seconds')} nproc {os.cpu_count()} "
+          f"command: {' '.join(sys.argv)}", flush=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        yield Path(keep) if keep else Path(tmp)
 
 
 def run_and_predict(work: Path, name: str, train: pd.DataFrame, test: pd.DataFrame, target: str, budget: str,
@@ -189,10 +201,7 @@ def main() -> None:
     parser.add_argument("--no-flaml", action="store_true", help="leave FLAML out (it takes the budget again)")
     parser.add_argument("--keep", help="work in this directory and keep it")
     args = parser.parse_args()
-    print(f"{datetime.datetime.now().isoformat(timespec='seconds')} nproc {os.cpu_count()} "
-          f"command: {' '.join(sys.argv)}", flush=True)
-    with tempfile.TemporaryDirectory() as tmp:
-        work = Path(args.keep) if args.keep else Path(tmp)
+    with bench_dir(args.keep) as work:
         table = pd.concat([bench(name, args, work) for name in args.tables or TABLES])
     print(table.drop(columns=["why early"]).to_string(index=False))
     means = table.drop(columns=["draw", "budget", "why early"]).groupby("table").mean(numeric_only=True)

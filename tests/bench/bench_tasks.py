@@ -36,10 +36,7 @@ within +5% of its budget.
 from __future__ import annotations
 
 import argparse
-import datetime
-import os
 import sys
-import tempfile
 import time
 import warnings
 from pathlib import Path
@@ -51,7 +48,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from search.study.durations import parse_duration  # noqa: E402
-from tests.bench.bench_tables import draws, preprocessing, run_and_predict  # noqa: E402
+from tests.bench.bench_tables import bench_dir, draws, preprocessing, run_and_predict  # noqa: E402
 
 # name -> (R package, data set, target column, columns to drop, question)
 TABLES: dict[str, tuple[str, str, str, tuple[str, ...], str]] = {
@@ -152,10 +149,7 @@ def main() -> None:
                         help="regression tables FLAML also runs on (it takes the budget again)")
     parser.add_argument("--keep", help="work in this directory and keep it")
     args = parser.parse_args()
-    print(f"{datetime.datetime.now().isoformat(timespec='seconds')} nproc {os.cpu_count()} "
-          f"command: {' '.join(sys.argv)}", flush=True)
-    with tempfile.TemporaryDirectory() as tmp:
-        work = Path(args.keep) if args.keep else Path(tmp)
+    with bench_dir(args.keep) as work:
         table = pd.concat([bench(name, args, work) for name in args.tables or TABLES])
     print(table.drop(columns=["why early"]).to_string(index=False))
     means = table.drop(columns=["draw", "why early"]).groupby(["table", "measure"]).mean(numeric_only=True)
