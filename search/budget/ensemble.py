@@ -19,16 +19,19 @@ from search.study.winner import Winner, final_epochs
 __all__ = ["ensemble_size", "why_fewer", "winner_ensemble_size"]
 
 
-def ensemble_size(seconds_left: float, epoch_seconds: float, epochs: int, workers: int) -> tuple[int, int]:
+def ensemble_size(
+    seconds_left: float, epoch_seconds: float, epochs: int, workers: int, fixed: float = 0.0
+) -> tuple[int, int]:
     """(networks, epochs) of the final ensemble that fit in ``seconds_left``: more networks first, then fewer epochs.
 
-    ``epoch_seconds`` is one epoch of the winner on train + validation, one worker.
+    ``epoch_seconds`` is one epoch of the winner on train + validation, one worker;
+    ``fixed`` what each network pays once besides its epochs.
     """
     for k in range(ENSEMBLE_MAX, 0, -1):
         rounds = math.ceil(k / workers)
-        if rounds * epochs * epoch_seconds <= seconds_left:
+        if rounds * (fixed + epochs * epoch_seconds) <= seconds_left:
             return k, epochs
-    fitting = int(seconds_left / max(epoch_seconds, 1e-9))
+    fitting = int((seconds_left - fixed) / max(epoch_seconds, 1e-9))
     return 1, max(1, min(epochs, fitting))
 
 
@@ -48,9 +51,9 @@ def winner_ensemble_size(
     ``rows``: how many times train + validation the networks train on (``SearchCV`` refits on all its rows).
     """
     assert spec.budget is not None
-    epoch_seconds = winner_epoch_seconds(spec, winner.runs or (winner.trial,)) * rows
+    epoch_seconds, fixed = winner_epoch_seconds(spec, winner.runs or (winner.trial,))
     left = seconds_left - end_margin(spec.budget) - overhead
-    return ensemble_size(left, epoch_seconds, final_epochs(spec, winner), jobs)
+    return ensemble_size(left, epoch_seconds * rows, final_epochs(spec, winner), jobs, fixed)
 
 
 def why_fewer(
@@ -63,7 +66,8 @@ def why_fewer(
     """
     assert spec.budget is not None
     epochs = final_epochs(spec, winner)
-    round_seconds = winner_epoch_seconds(spec, winner.runs or (winner.trial,)) * epochs
+    epoch_seconds, fixed = winner_epoch_seconds(spec, winner.runs or (winner.trial,))
+    round_seconds = fixed + epoch_seconds * epochs
     left = seconds_left - end_margin(spec.budget) - overhead
     needed = math.ceil((networks + 1) / jobs) * round_seconds
     return (

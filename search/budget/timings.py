@@ -13,7 +13,8 @@ to 22,000 rows no finalist run fitted where one would have (bench_tasks,
 2026-12-07: "0 finalist runs" with 29-58 s left). So a search trial's epochs are
 costed from the seconds in its epochs (``keys.TRAIN_SECONDS``) and its fixed cost
 is added once (a final network, a task of its own, is costed from the whole
-seconds); once finalist runs have finished, their median ratio to that estimate
+seconds here; the final stage sizes its ensemble from the epochs' seconds and the
+fixed cost once a network, ``winner_epoch_seconds``); once finalist runs have finished, their median ratio to that estimate
 scales the configurations not yet run, as the search's trials scale the cost
 model. A trial stored before ``TRAIN_SECONDS`` counts its whole seconds as epochs.
 """
@@ -167,11 +168,21 @@ def all_rows_epoch_seconds(spec: StudySpec, timing: TrialTiming, *, finalist: bo
     return network_epoch_seconds(timing.seconds, timing.epochs, folds, share=train_share(spec, folds), warp=warp)
 
 
-def winner_epoch_seconds(spec: StudySpec, runs: Iterable[FrozenTrial]) -> float:
-    """One epoch of the winner on train + validation, one worker: the dearest of its runs' own timings."""
-    per_epoch = [
-        all_rows_epoch_seconds(spec, timing, finalist=fin.is_finalist_run(t))
-        for t in runs
-        if (timing := TrialTiming.of(t)) is not None
-    ]
-    return max(per_epoch, default=0.0)
+def winner_epoch_seconds(spec: StudySpec, runs: Iterable[FrozenTrial]) -> tuple[float, float]:
+    """(one epoch of the winner on train + validation, one worker; what a network pays once besides its epochs):
+    the dearest of its runs' own timings.
+
+    The epoch from the seconds in the runs' epochs, the fixed cost apart: a run that
+    stopped after an epoch or two (diverged, pruned) spread its whole task over those
+    and made an epoch look dozens of times dearer (CI, 2026-12-07: ``SearchCV``'s
+    refit of wine sized to one network of one epoch with seconds to spare).
+    """
+    timed = [(timing, fin.is_finalist_run(t)) for t in runs if (timing := TrialTiming.of(t)) is not None]
+    epoch = max(
+        (
+            all_rows_epoch_seconds(spec, timing._replace(seconds=timing.train_seconds), finalist=finalist)
+            for timing, finalist in timed
+        ),
+        default=0.0,
+    )
+    return epoch, max((timing.fixed for timing, _ in timed), default=0.0)

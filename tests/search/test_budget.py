@@ -86,13 +86,25 @@ def test_the_winners_epoch_is_its_dearest_runs_on_all_of_train_and_validation() 
     # a search trial: one holdout network on 0.8 of the rows, unwarped where the final networks warp:
     # 12 s / 10 epochs / 1 fold / 0.8 x 2.0 (WARP_COST) = 3.0 s
     search = _timed(12.0, 10, keys.SEARCH)
-    assert winner_epoch_seconds(spec, [search]) == pytest.approx(3.0)
+    assert winner_epoch_seconds(spec, [search]) == pytest.approx((3.0, 0.0))
     # a finalist run: 3 folds of 2/3 of the rows each, warped as the final networks are:
     # 36 s / 20 epochs / 3 folds / (2/3) = 0.9 s
     finalist = _timed(36.0, 20, keys.FINALIST)
-    assert winner_epoch_seconds(spec, [finalist]) == pytest.approx(0.9)
-    assert winner_epoch_seconds(spec, [finalist, search, _timed(0.0, 0, keys.FINALIST)]) == pytest.approx(3.0)
-    assert winner_epoch_seconds(spec, []) == 0.0
+    assert winner_epoch_seconds(spec, [finalist]) == pytest.approx((0.9, 0.0))
+    assert winner_epoch_seconds(spec, [finalist, search, _timed(0.0, 0, keys.FINALIST)]) == pytest.approx((3.0, 0.0))
+    assert winner_epoch_seconds(spec, []) == (0.0, 0.0)
+
+
+def test_a_run_that_stopped_after_an_epoch_costs_the_winners_epoch_by_its_epochs_not_its_whole_task() -> None:
+    spec = StudySpec(name="w", cv=1, val_fraction=0.2, finalist_cv=3, finalist_warp=None)
+    # a finalist run that diverged in its first epoch: 2 s of task, 0.03 s of it in that epoch (3 folds of 2/3)
+    stopped = optuna.trial.create_trial(value=0.5, user_attrs={keys.SECONDS: 2.0, keys.TRAIN_SECONDS: 0.03,
+                                                               keys.EPOCHS_RUN: 1, keys.STAGE: keys.FINALIST})
+    epoch, fixed = winner_epoch_seconds(spec, [stopped])
+    assert epoch == pytest.approx(0.015) and fixed == pytest.approx(1.97)  # not 2 s / 1 epoch / 3 / (2/3) = 1 s
+    # 10 s for networks of 100 epochs on 2 workers: 4 of them (2 rounds of 1.97 + 1.5 s), not 1 of 6 epochs
+    assert ensemble_size(10.0, epoch, 100, 2, fixed) == (4, 100)
+    assert ensemble_size(10.0, 1.0, 100, 2) == (1, 10)
 
 
 def test_fewer_final_networks_than_the_cap_are_explained_by_the_round_that_did_not_fit() -> None:
