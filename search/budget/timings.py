@@ -14,9 +14,10 @@ to 22,000 rows no finalist run fitted where one would have (bench_tasks,
 costed from the seconds in its epochs (``keys.TRAIN_SECONDS``) and its fixed cost
 is added once (a final network, a task of its own, is costed from the whole
 seconds here; the final stage sizes its ensemble from the epochs' seconds and the
-fixed cost once a network, ``winner_epoch_seconds``); once finalist runs have finished, their median ratio to that estimate
-scales the configurations not yet run, as the search's trials scale the cost
-model. A trial stored before ``TRAIN_SECONDS`` counts its whole seconds as epochs.
+fixed cost once a network, ``winner_epoch_seconds``); once finalist runs have
+finished, their median ratio to that estimate scales the configurations not yet
+run, as the search's trials scale the cost model. A trial stored before
+``TRAIN_SECONDS`` counts its whole seconds as epochs.
 """
 
 from __future__ import annotations
