@@ -50,10 +50,16 @@ def winner_ensemble_size(
 
     ``rows``: how many times train + validation the networks train on (``SearchCV`` refits on all its rows).
     """
+    left, epoch_seconds, fixed, epochs = _stage(spec, winner, seconds_left, overhead)
+    return ensemble_size(left, epoch_seconds * rows, epochs, jobs, fixed)
+
+
+def _stage(spec: StudySpec, winner: Winner, seconds_left: float, overhead: float) -> tuple[float, float, float, int]:
+    """(seconds the final networks have after the end margin and ``overhead``, the winner's epoch and fixed
+    seconds as its runs timed them, its final epochs): what the stage is sized from, and explained by."""
     assert spec.budget is not None
     epoch_seconds, fixed = winner_epoch_seconds(spec, winner.runs or (winner.trial,))
-    left = seconds_left - end_margin(spec.budget) - overhead
-    return ensemble_size(left, epoch_seconds * rows, final_epochs(spec, winner), jobs, fixed)
+    return seconds_left - end_margin(spec.budget) - overhead, epoch_seconds, fixed, final_epochs(spec, winner)
 
 
 def why_fewer(
@@ -64,12 +70,8 @@ def why_fewer(
     They train in rounds of ``jobs``, one a worker: the next round, as the winner's runs
     timed it, did not fit in what the stage had after its margin and its own costs.
     """
-    assert spec.budget is not None
-    epochs = final_epochs(spec, winner)
-    epoch_seconds, fixed = winner_epoch_seconds(spec, winner.runs or (winner.trial,))
-    round_seconds = fixed + epoch_seconds * epochs
-    left = seconds_left - end_margin(spec.budget) - overhead
-    needed = math.ceil((networks + 1) / jobs) * round_seconds
+    left, epoch_seconds, fixed, epochs = _stage(spec, winner, seconds_left, overhead)
+    needed = math.ceil((networks + 1) / jobs) * (fixed + epoch_seconds * epochs)
     return (
         f"the final networks train in rounds of {jobs}, and {networks + 1} of them (about "
         f"{needed:.1f} s, as the winner's runs timed it) did not fit in the stage's {max(left, 0.0):.1f} s"
