@@ -111,9 +111,10 @@ class Study:
         spec, winner, _ = load_winner(self.name, self.storage)
         return Best.of(winner, spec.metric_name)
 
-    def retrain(self, seeds: int = 1, jobs: int | None = None, out: str | Path | None = None):
+    def retrain(self, seeds: int = 1, jobs: int | None = None, out: str | Path | None = None, every_row: bool = False):
         """Train the winner ``seeds`` times on train + validation and score it once on the test split, as
-        ``best --retrain`` does; returns the final networks (their ``predict`` takes raw rows)."""
+        ``best --retrain`` does (``every_row``: ``--every-row``); returns the final networks (their ``predict``
+        takes raw rows)."""
         from search.readers.ensemble import load_final_networks
         from search.workers.final import retrain_best
 
@@ -123,7 +124,7 @@ class Study:
         except SearchError as exc:
             raise SearchError(f"argument seeds: {exc}") from None
         self.summary = retrain_best(
-            self.name, self.storage, out=None if out is None else str(out), seeds=seeds, jobs=jobs
+            self.name, self.storage, out=None if out is None else str(out), seeds=seeds, jobs=jobs, every_row=every_row
         )
         return load_final_networks(self.name, self.storage)
 

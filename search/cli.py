@@ -140,6 +140,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="--retrain K networks with different seeds: test accuracy as mean ± sd, "
         "and of their averaged probabilities (default %(default)s)",
     )
+    best.add_argument(
+        "--every-row",
+        action="store_true",
+        help="--retrain, then train the same networks again on every row for predict, where the file's test "
+        "rows were drawn from a table (as a budget's final stage does); the scores stay the first ones'",
+    )
     _add(best, dataclasses.replace(JOBS, help="networks retrained at once (default: number of CPU cores)"))
     best.add_argument(
         "--out", metavar="FILE", help="where --retrain saves the weights (.npz; with --seeds K, FILE-seed0.npz ...)"
@@ -256,7 +262,13 @@ def _cmd_best(args: argparse.Namespace) -> int:
     if args.retrain:
         print(
             retrain_best(
-                args.study, args.storage, out=args.out, data_dir=args.data_dir, seeds=args.seeds, jobs=args.jobs
+                args.study,
+                args.storage,
+                out=args.out,
+                data_dir=args.data_dir,
+                seeds=args.seeds,
+                jobs=args.jobs,
+                every_row=args.every_row,
             )
         )
     return 0

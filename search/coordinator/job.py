@@ -32,7 +32,7 @@ from search.coordinator.coordinator import Coordinator, RunSummary
 from search.coordinator.create import create_or_continue
 from search.errors import SearchError
 from search.study import keys
-from search.study.datafile import check_unchanged, record_in
+from search.study.datafile import check_unchanged, every_row_ratio, record_in
 from search.study.dataref import DataRef, task_decided, task_of
 from search.study.durations import format_duration
 from search.study.spec import StudySpec, with_plan, with_task
@@ -264,7 +264,7 @@ def _final_stage(result: JobResult, spec: StudySpec, options: Execution, started
     if left > end_margin(budget):
         overhead = final_overhead(result.summary.worker_start)
         result.final, networks, full, fewer = _train_final_ensemble(
-            spec, result.url, budget, left, result.jobs, options, overhead
+            spec, result.url, budget, left, result.jobs, options, overhead, result.record
         )
     else:
         result.final = (
@@ -291,10 +291,18 @@ def _final_stage(result: JobResult, spec: StudySpec, options: Execution, started
 
 
 def _train_final_ensemble(
-    spec: StudySpec, url: str, budget: float, seconds_left: float, jobs: int, options: Execution, overhead: float
+    spec: StudySpec,
+    url: str,
+    budget: float,
+    seconds_left: float,
+    jobs: int,
+    options: Execution,
+    overhead: float,
+    record: dict[str, Any] | None,
 ) -> tuple[str, int, bool, str]:
     """The final ensemble of the budget's last stage, sized to what is left of it: (its report, networks, whether
-    they trained their full epochs, why fewer networks than the cap if they did)."""
+    they trained their full epochs, why fewer networks than the cap if they did). On a table whose test rows
+    were drawn (``record``: the file's), each network is scored, then trained again on every row for predict."""
     try:
         _, winner, _ = load_winner(spec.name, url)
     except SearchError as exc:  # not one trial finished in the search's share
@@ -302,15 +310,20 @@ def _train_final_ensemble(
             f"{exc}: its budget of {format_duration(budget)} left no time to finish a trial "
             "of this data; give a longer --budget"
         ) from None
-    k, epochs = winner_ensemble_size(spec, winner, seconds_left, jobs, overhead=overhead)
+    every_row = every_row_ratio(record)
+    k, epochs = winner_ensemble_size(spec, winner, seconds_left, jobs, overhead=overhead, every_row=every_row)
     logger.info(
-        "final networks: %d of %d epochs (%.0f s left, %.1f s of them the stage's own)",
+        "final networks: %d of %d epochs%s (%.0f s left, %.1f s of them the stage's own)",
         k,
         epochs,
+        ", each again on every row" if every_row else "",
         seconds_left,
         overhead,
     )
-    report = retrain_best(spec.name, options.storage, data_dir=options.data_dir, seeds=k, jobs=jobs, epochs=epochs)
+    report = retrain_best(
+        spec.name, options.storage, data_dir=options.data_dir, seeds=k, jobs=jobs, epochs=epochs, every_row=True
+    )
     full = epochs >= final_epochs(spec, winner)
-    fewer = why_fewer(spec, winner, seconds_left, jobs, k, overhead) if full and k < ENSEMBLE_MAX else ""
+    short = full and k < ENSEMBLE_MAX
+    fewer = why_fewer(spec, winner, seconds_left, jobs, k, overhead, every_row) if short else ""
     return report, k, full, fewer

@@ -25,7 +25,15 @@ from search.study.dataref import DataRef
 from search.study.spec import StudySpec
 from search.study.storage import peek_study_attrs
 
-__all__ = ["check_source_unchanged", "check_unchanged", "peek_record", "preprocessing_of", "record_in", "record_of"]
+__all__ = [
+    "check_source_unchanged",
+    "check_unchanged",
+    "every_row_ratio",
+    "peek_record",
+    "preprocessing_of",
+    "record_in",
+    "record_of",
+]
 
 
 def record_of(storage: RDBStorage, study_id: int) -> dict[str, Any] | None:
@@ -42,6 +50,23 @@ def record_in(attrs: dict[str, Any] | None) -> dict[str, Any] | None:
 def peek_record(url: str, study: str) -> dict[str, Any] | None:
     """The stored record of ``study`` if the storage and the study exist (read-only; creates nothing)."""
     return record_in(peek_study_attrs(url, study))
+
+
+def every_row_ratio(record: dict[str, Any] | None) -> float:
+    """Every row of the file over train + validation when a budget's final networks are trained again on
+    every row for ``predict``, else 0.
+
+    A table whose test rows the service drew (the file gave none): the score is taken on them
+    first, by networks that never saw them; then the same networks learn from them too, as a
+    refit on all rows does in scikit-learn. The boosted trees and FLAML a user compares with
+    train on every row, and the fifth of the rows held back was worth what it costs (docs/budget.md,
+    "Every row"). Not a test split the file gives (the user's own, to test on), not images (their
+    final networks are a budget's dearest stage), not a built-in data set (no record).
+    """
+    if record is None or record.get("layout") != "table" or "test" in record["given_splits"]:
+        return 0.0
+    seen = record["rows"]["train"] + record["rows"]["val"]
+    return (seen + record["rows"].get("test", 0)) / seen
 
 
 def check_unchanged(record: dict[str, Any] | None, ref: DataRef, study: str) -> None:

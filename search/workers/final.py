@@ -3,6 +3,8 @@
 The test split is used here and nowhere else: selection happened on training
 and validation data only (holdout or folds, then the finalists' fresh runs),
 so the score printed here is an honest estimate of the chosen configuration.
+Trained again on every row afterwards (``every_row``), the networks predict
+uses have seen the test rows too; the score stays that of the first ones.
 It is stored on the study (``retrained``) so a report can show it, and never
 feeds back into any choice. Run by the coordinator (a budget's last stage) and
 by ``best --retrain``; the networks are read back by ``search/readers/ensemble.py``.
@@ -27,7 +29,7 @@ from model.datasets import Dataset
 from search.errors import SearchError
 from search.study import finalists as fin
 from search.study import keys
-from search.study.datafile import check_unchanged, peek_record
+from search.study.datafile import check_unchanged, every_row_ratio, peek_record
 from search.study.dataref import DataRef, in_target_units
 from search.study.metrics import CLASSIFICATION, REGRESSION, score, shown
 from search.study.space import config_from_params
@@ -43,15 +45,18 @@ __all__ = ["retrain_best", "weights_paths"]
 POINTS = 2000  # test rows kept for a regression report's figures (predicted against true, residuals)
 
 
-def _train_one(config: TrainConfig, data: DataRef, class_weight: str | None = None) -> tuple[np.ndarray, Network, int]:
-    """One final network on train + validation: (test outputs, network, rows trained on).
+def _train_one(
+    config: TrainConfig, data: DataRef, class_weight: str | None = None, every_row: bool = False
+) -> tuple[np.ndarray, Network, int]:
+    """One final network on train + validation (``every_row``: and test): (test outputs, network, rows trained on).
 
     The outputs are class probabilities (n_test, n_classes), or numbers (n_test,) in the target's units.
     """
     threadpool_limits(1)  # one process per core; BLAS threads would only fight over them
     d: Dataset = data.load()
-    X = np.concatenate([d.X_train, d.X_val])
-    y = np.concatenate([d.y_train, d.y_val])
+    parts = ("train", "val", "test") if every_row else ("train", "val")
+    X = np.concatenate([getattr(d, f"X_{p}") for p in parts])
+    y = np.concatenate([getattr(d, f"y_{p}") for p in parts])
     weights, _ = sample_weights(class_weight, y)
     # The test split is passed as "validation" only so train() can report; with
     # early stopping off it selects nothing: training runs exactly `epochs` epochs.
@@ -104,36 +109,44 @@ def retrain_best(
     seeds: int = 1,
     jobs: int | None = None,
     epochs: int | None = None,
+    every_row: bool = False,
 ) -> str:
     """Retrain the winner ``seeds`` times on train + validation; score each, and their ensemble, on test.
 
-    ``epochs``: how long (a budget's final stage sizes it); None: ``final_epochs``.
+    ``epochs``: how long (a budget's final stage sizes it); None: ``final_epochs``. ``every_row``:
+    then train the same networks again on every row, for ``predict``, where the test rows were
+    drawn from a table (``datafile.every_row_ratio``); the scores stay those of the first ones.
     """
     started = time.perf_counter()
     spec, winner, url = load_winner(study, storage_url)
     epochs = epochs or final_epochs(spec, winner)
     data = DataRef.of(spec, data_dir)
-    check_unchanged(peek_record(url, study), data, study)
+    file_record = peek_record(url, study)
+    check_unchanged(file_record, data, study)
     d = data.load()
     configs = [
         as_finalist(spec, config_from_params(winner.trial.params, spec.space, epochs, final_seed(spec.seed, k)))
         for k in range(seeds)
     ]
-    workers = min(seeds, worker_count(jobs))
-    outputs = Parallel(n_jobs=workers)(delayed(_train_one)(c, data, spec.class_weight) for c in configs)
+    again = every_row and every_row_ratio(file_record) > 0
+    runs = [(c, False) for c in configs] + [(c, True) for c in configs if again]
+    workers = min(len(runs), worker_count(jobs))
+    trained = Parallel(n_jobs=workers)(delayed(_train_one)(c, data, spec.class_weight, e) for c, e in runs)
+    outputs, kept = trained[:seeds], trained[-seeds:]  # scored; what predict uses
     task = spec.task or CLASSIFICATION
     names = shown(task, spec.metric)
     y_test = in_target_units(d, d.y_test)
     scores = _test_scores(names, y_test, [o for o, _, _ in outputs])
     # absolute, so that the record still finds them from another working directory
     paths = weights_paths((Path(out) if out else _default_weights_path(study, url)).resolve(), seeds)
-    for path, (_, network, _) in zip(paths, outputs):
+    for path, (_, network, _) in zip(paths, kept):
         path.parent.mkdir(parents=True, exist_ok=True)
         network.save(path)
     record = {
         "trial": winner.trial.number,
         "epochs": epochs,
         "samples": outputs[0][2],
+        "every_row": kept[0][2] if again else None,  # rows the saved networks trained on, when not "samples"
         "seeds": seeds,
         "task": task,
         **scores,
@@ -161,6 +174,8 @@ def retrain_best(
             ]
         else:
             lines.append(f"  {label:<20} {record[test][0]:.4f}")
+    if again:
+        lines.append(f"  predict uses         the same networks trained again on every row ({kept[0][2]} samples)")
     lines += [f"  weights              {paths[0]}" + (f" (+{seeds - 1} more)" if seeds > 1 else "")]
     return "\n".join(lines)
 

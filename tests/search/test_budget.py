@@ -122,6 +122,37 @@ def test_fewer_final_networks_than_the_cap_are_explained_by_the_round_that_did_n
         "did not fit in the stage's 24.0 s")
 
 
+@pytest.mark.parametrize("layout, given, ratio", [("table", ["train"], 1.25), ("table", ["test", "train"], 0.0),
+                                                  ("image", ["train"], 0.0)])
+def test_only_a_table_whose_test_rows_were_drawn_is_trained_again_on_every_row(
+    layout: str, given: list[str], ratio: float
+) -> None:
+    from search.study.datafile import every_row_ratio
+
+    rows = {"train": 80, "val": 20, "test": 0 if "test" in given else 25}
+    assert every_row_ratio({"layout": layout, "given_splits": given, "rows": rows}) == ratio
+    assert every_row_ratio(None) == 0.0  # a built-in data set
+
+
+def test_networks_trained_again_on_every_row_share_the_rounds_costed_on_every_row() -> None:
+    from search.study.winner import Winner
+
+    spec = StudySpec(name="w", cv=1, val_fraction=0.2, budget=100.0, finalist_warp=None)
+    trial = optuna.trial.create_trial(value=0.5, user_attrs={keys.SECONDS: 8.0, keys.EPOCHS_RUN: 10,
+                                                             keys.STAGE: keys.SEARCH, keys.BEST_EPOCH: 10})
+    winner = Winner(trial, [])
+    # 24 s as above; each network twice, the copy on 1.25 times the rows (12.5 s a network, both costed so):
+    # 2 workers train one network's two copies a round, so 1 network, where once trained it was 4
+    assert winner_ensemble_size(spec, winner, 30.0, 2, overhead=2.0, every_row=1.25) == (1, 10)
+    # 54 s: 4 rounds of 12.5 s
+    assert winner_ensemble_size(spec, winner, 60.0, 2, overhead=2.0, every_row=1.25) == (4, 10)
+    assert why_fewer(spec, winner, 30.0, 2, 1, overhead=2.0, every_row=1.25) == (
+        "the final networks train twice (scored, then again on every row) in rounds of 2, and 2 of them (about "
+        "25.0 s, as the winner's runs timed it) did not fit in the stage's 24.0 s")
+    # one worker: both copies one after the other
+    assert winner_ensemble_size(spec, winner, 60.0, 1, overhead=2.0, every_row=1.25) == (2, 10)
+
+
 def test_the_probe_times_a_regression_network_as_it_times_a_classifier() -> None:
     # the default rate's squared error diverged on the 2048-wide probe in its first epoch, which then "took"
     # microseconds: every regression network looked free (Computers, 2026-12-07: a typical epoch of 15 us)
@@ -377,10 +408,16 @@ def test_a_budget_run_ends_within_its_time_with_final_networks_that_predict(tmp_
     wall = time.monotonic() - start
     assert out.returncode == 0, out.stderr
     assert wall <= budget * 1.05 + START_UP, out.stdout
-    assert "budget" in out.stdout and "final networks" in out.stdout and "ensemble accuracy" in out.stdout
+    # scored (an ensemble's line too when two or more fit: each network trains twice here, see below)
+    assert "budget" in out.stdout and "final networks" in out.stdout and "test accuracy" in out.stdout
     assert states(db).get("RUNNING", 0) == 0
     spent = json.loads(query(db, "SELECT value_json FROM study_user_attributes WHERE key='budget_spent'")[0][0])
     assert 0.5 * budget < json.loads(spent) <= budget * 1.05
+    # scored by networks that never saw the 36 test rows; predict's trained again on all 178
+    retrained = json.loads(json.loads(query(db, "SELECT value_json FROM study_user_attributes "
+                                                "WHERE key='retrained'")[0][0]))
+    assert (retrained["samples"], retrained["every_row"]) == (142, 178), retrained
+    assert "predict uses         the same networks trained again on every row (178 samples)" in out.stdout
     predicted = run_cli("predict", "--study", "b", "--storage", url, str(csv))
     assert predicted.returncode == 0, predicted.stderr
 

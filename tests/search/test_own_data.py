@@ -127,6 +127,30 @@ def test_a_table_with_text_missing_values_and_string_labels_is_searched_retraine
     assert "accuracy" not in out.stderr
 
 
+def test_every_row_trains_the_scored_networks_again_on_the_test_rows_too_for_predict(tmp_path: Path) -> None:
+    csv = wine_table(tmp_path / "wine.csv")
+    url, db, ensemble = search_and_retrain(tmp_path, "wine", "--data", str(csv))
+    retrained = "SELECT value_json FROM study_user_attributes WHERE key='retrained'"
+    once = json.loads(json.loads(query(db, retrained)[0][0]))
+    before = [n.layers[0].W.copy() for n in load_final_networks("wine", url).networks]
+    again = run_cli("best", "--study", "wine", "--storage", url, "--retrain", "--seeds", "2", "--every-row",
+                    "--out", str(tmp_path / "wine.npz"))
+    assert again.returncode == 0, again.stderr
+    assert "predict uses         the same networks trained again on every row (178 samples)" in again.stdout
+    twice = json.loads(json.loads(query(db, retrained)[0][0]))
+    assert (once["samples"], once["every_row"], twice["samples"], twice["every_row"]) == (142, None, 142, 178)
+    # the scores are the networks' that never saw the test rows: the same seeds give the same ones
+    assert twice["ensemble_accuracy"] == once["ensemble_accuracy"] == pytest.approx(ensemble, abs=5e-5)
+    assert twice["test_accuracy"] == once["test_accuracy"]
+    # predict's networks are others, trained on the 36 test rows as well
+    after = [n.layers[0].W for n in load_final_networks("wine", url).networks]
+    assert len(after) == 2 and not any(np.allclose(b, a) for b, a in zip(before, after))
+    assert run_cli("predict", "--study", "wine", "--storage", url, str(csv)).returncode == 0
+    report = run_cli("report", "--study", "wine", "--storage", url, "--format", "md", "--out", str(tmp_path / "r.md"))
+    assert report.returncode == 0, report.stderr
+    assert "the same networks trained again on every row (178 samples)" in (tmp_path / "r.md").read_text()
+
+
 @pytest.mark.slow
 def test_a_notmnist_style_npz_runs_with_no_flag_beyond_data(tmp_path: Path) -> None:
     images, labels = digits_images(900)

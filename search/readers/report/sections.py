@@ -311,6 +311,9 @@ def winner(f: StudyFacts) -> Section:
                 f"for {r.get('epochs')} epochs, {r.get('seeds', 1)} seed(s)",
             ),
         ]
+        if r.get("every_row"):
+            again = f"the same networks trained again on every row ({r['every_row']} samples)"
+            rows.append(Fact("predict uses", again))
         for name in f.shown:
             mean = r.get(f"test_{name}_mean", r.get(f"test_{name}"))
             if mean is None:
