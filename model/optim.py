@@ -85,6 +85,26 @@ class Optimizer:
             for w in self.decayed:
                 w *= w.dtype.type(1.0 - self.decay)
 
+    def state(self) -> list[np.ndarray]:
+        """The arrays the optimizer carries from step to step (none for plain SGD)."""
+        return []
+
+    def flush_subnormal(self) -> None:
+        """Set every parameter and state value below the dtype's smallest normal number to zero.
+
+        Why: the weights of units that stopped learning shrink under L2 and Adam's
+        moments under their betas, geometrically, into the subnormal range, where x86
+        arithmetic on them is tens of times slower and NumPy cannot set the CPU's
+        flush-to-zero. On Wells a 950-unit network's last epochs were 4.4 times
+        slower than its first, a sixth of its weights subnormal by the end, and its
+        final networks overran what the budget had measured for them
+        (docs/budget.md, "Subnormal numbers"; ``tests/bench/bench_subnormal.py``).
+        Called once an epoch: a value crosses that range once, and what the
+        zeroing changes is below anything float32 can add to a normal number.
+        """
+        for a in (*self.params, *self.state()):
+            np.copyto(a, 0, where=np.abs(a) < np.finfo(a.dtype).tiny)
+
     def step(self, grads: Sequence[np.ndarray]) -> None:
         """Update the parameters in place from plain gradients (taken at the weights before this step)."""
         self._decay()
@@ -143,6 +163,9 @@ class Momentum(SGD):
             raise ValueError(f"momentum must be in [0, 1), got {momentum=}")
         self.momentum = float(momentum)
         self.velocity = [np.zeros_like(p) for p in self.params]
+
+    def state(self) -> list[np.ndarray]:
+        return self.velocity
 
     def _step(self, grads: Sequence[np.ndarray]) -> None:
         for w, g, v, s in zip(self.params, grads, self.velocity, self._scratch):
@@ -219,6 +242,9 @@ class Adam(Optimizer):
         self.m = [np.zeros_like(p) for p in self.params]
         self.v = [np.zeros_like(p) for p in self.params]
         self.t = 0
+
+    def state(self) -> list[np.ndarray]:
+        return [*self.m, *self.v]
 
     def _step(self, grads: Sequence[np.ndarray]) -> None:
         self.t += 1

@@ -303,6 +303,7 @@ class Training:
                     self._fast,
                     self.w_train,
                 )
+                self._optimizer.flush_subnormal()
                 val_loss, val_accuracy = self.net.evaluate(self.X_val, self.y_val, self.w_val)
                 if not math.isfinite(val_loss):
                     raise DivergedError(f"non-finite validation loss ({val_loss}) at epoch {epoch}")

@@ -153,3 +153,38 @@ def test_zero_weight_decay_changes_nothing_and_float32_stays_float32(name):
 def test_negative_weight_decay_names_the_value():
     with pytest.raises(ValueError, match="weight_decay=-0.1"):
         make_optimizer("adam", [np.ones(2)], lr=0.1, weight_decay=-0.1)
+
+
+@pytest.mark.parametrize("cls", [SGD, Momentum, Nesterov, Adam])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_subnormal_parameters_and_state_are_flushed_to_zero_and_nothing_else_changes(cls, dtype) -> None:
+    tiny = np.finfo(dtype).tiny
+    values = np.array([tiny / 4, -tiny / 1000, tiny, -tiny, 0.0, 1e-3, -2.0], dtype)
+    w = values.copy()
+    opt = cls([w], lr=0.1)
+    for a in opt.state():
+        a[:] = values
+    opt.flush_subnormal()
+    expected = np.array([0.0, 0.0, tiny, -tiny, 0.0, 1e-3, -2.0], dtype)
+    for a in (w, *opt.state()):
+        np.testing.assert_array_equal(a, expected)
+    assert len(opt.state()) == {SGD: 0, Momentum: 1, Nesterov: 1, Adam: 2}[cls]
+
+
+def test_training_flushes_a_dead_units_subnormal_weights_after_each_epoch() -> None:
+    from model import TrainConfig
+    from model.train import Training
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((64, 4)).astype(np.float32)
+    y = (X[:, 0] > 0).astype(np.int64)
+    config = TrainConfig(hidden=(8,), optimizer="adam", learning_rate=0.01, epochs=3, batch_size=16, seed=0)
+    run = Training(config, X, y, X, y, n_classes=2)
+    dense = run.net.layers[0]
+    # unit 0 never fires (ReLU of a bias of -1e6): no gradient reaches its weights, which keep
+    # whatever they hold, here values in float32's subnormal range, as L2 and Adam's tail leave them
+    dense.b[0], dense.W[:, 0] = -1e6, np.float32(1e-39)
+    assert run.step() is not None
+    assert (dense.W[:, 0] == 0).all() and np.isfinite(dense.W).all()
+    tiny = np.finfo(np.float32).tiny
+    assert not ((run.net.flat_parameters != 0) & (np.abs(run.net.flat_parameters) < tiny)).any()
