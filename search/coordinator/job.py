@@ -321,7 +321,13 @@ def _train_final_ensemble(
         overhead,
     )
     report = retrain_best(
-        spec.name, options.storage, data_dir=options.data_dir, seeds=k, jobs=jobs, epochs=epochs, every_row=True
+        spec.name,
+        options.storage,
+        data_dir=options.data_dir,
+        seeds=k,
+        jobs=jobs,
+        epochs=epochs,
+        every_row=every_row > 0,
     )
     full = epochs >= final_epochs(spec, winner)
     short = full and k < ENSEMBLE_MAX
