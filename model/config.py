@@ -61,6 +61,8 @@ RANGES: dict[str, Interval] = {
     "label_smoothing": Interval(0.0, 1.0, high_open=True),
     "huber_delta": Interval(0.0, low_open=True),
     "periodic": Interval(0.0),
+    "plr": Interval(0, integer=True),
+    "plr_sigma": Interval(0.0, low_open=True),
     "learning_rate": Interval(0.0, low_open=True),
     "lr_decay": Interval(0.0, low_open=True),
     "batch_size": Interval(1, integer=True),
@@ -99,6 +101,8 @@ class TrainConfig:
     label_smoothing: float = 0.0  # cross_entropy only: target (1 - s) * onehot + s / n_classes
     huber_delta: float = 1.0  # huber only: residuals beyond it (standardised target units) count linearly
     periodic: float = 0.0  # sigma of the frozen frequencies of periodic features of a table's numbers; 0 = off
+    plr: int = 0  # learned embeddings of a table's numbers (model/plr.py), units per number; 0 = off
+    plr_sigma: float = 0.1  # the starting frequencies of those embeddings: N(0, plr_sigma), then trained
     optimizer: str = "momentum"  # key of OPTIMIZERS
     learning_rate: float = 0.01  # base learning rate
     momentum: float = 0.9  # mu for momentum/nesterov; beta1 for adam
@@ -133,6 +137,10 @@ class TrainConfig:
             raise ValueError(f"augment_flip must be True or False, got augment_flip={self.augment_flip!r}")
         if self.patience is not None and not (_is_int(self.patience) and self.patience >= 1):
             raise ValueError(f"patience must be None or an int >= 1, got patience={self.patience!r}")
+        if self.plr and self.periodic:
+            raise ValueError(
+                f"periodic and plr are two first maps, choose one: got periodic={self.periodic!r} and plr={self.plr!r}"
+            )
         if self.label_smoothing and LOSSES[self.loss].regression:
             raise ValueError(
                 f"label_smoothing applies to cross_entropy only, got label_smoothing={self.label_smoothing!r} "

@@ -136,6 +136,8 @@ class BaseMLP(BaseEstimator):  # type: ignore[misc]  # sklearn ships no type hin
         label_smoothing: float = _DEFAULT.label_smoothing,
         huber_delta: float = _DEFAULT.huber_delta,
         periodic: float = _DEFAULT.periodic,
+        plr: int = _DEFAULT.plr,
+        plr_sigma: float = _DEFAULT.plr_sigma,
         optimizer: str = _DEFAULT.optimizer,
         learning_rate: float = _DEFAULT.learning_rate,
         momentum: float = _DEFAULT.momentum,
@@ -167,6 +169,8 @@ class BaseMLP(BaseEstimator):  # type: ignore[misc]  # sklearn ships no type hin
         self.label_smoothing = label_smoothing
         self.huber_delta = huber_delta
         self.periodic = periodic
+        self.plr = plr
+        self.plr_sigma = plr_sigma
         self.optimizer = optimizer
         self.learning_rate = learning_rate
         self.momentum = momentum

@@ -121,7 +121,7 @@ class FastPath:
         elif dropout:
             assert rng is not None
             net.dropouts[0].sample_mask(rng, ws.mask_flat)  # every layer's mask, one draw
-        A = X
+        A = X if net.embedding is None else net.embedding.forward(X)  # (n, widths[0])
         last = len(net.layers) - 1
         for i, layer in enumerate(net.layers):
             Z = layer.forward(A, out=ws.Z[i])  # (n, n_out)
@@ -151,12 +151,14 @@ class FastPath:
         dropout: bool,
         velocity: list[_Pair] | None = None,
         beta: float = 0.0,
+        embedding_velocity: np.ndarray | None = None,
     ) -> None:
         """Fill every layer's dW, db from ``dlogits`` (the penalty not included).
 
         With ``velocity`` (per-layer (VW, Vb) views): VW = beta * VW + dW and
         Vb = beta * Vb + db instead, by the GEMMs' beta where BLAS can (dW and db
-        are then left untouched), else through dW and db.
+        are then left untouched), else through dW and db; an embedding's share,
+        ``embedding_velocity``, through its gradients.
         """
         net = self.net
         gated = dropout and net.act.gate is not None
@@ -172,7 +174,12 @@ class FastPath:
                         V *= V.dtype.type(beta)
                         V += g
             if i == 0:
-                break  # the first layer's input is the data: its gradient is never formed
+                if net.embedding is not None:  # the first layer's input is the data, unless embedded
+                    net.embedding.backward(np.matmul(delta, layer.W.T))
+                    if embedding_velocity is not None:
+                        embedding_velocity *= embedding_velocity.dtype.type(beta)
+                        embedding_velocity += net.flat_gradients[net.n_dense :]
+                break
             dA = np.matmul(delta, layer.W.T, out=ws.dA[i - 1])  # (n, n_in)
             if dropout:
                 net.dropouts[i - 1].backward(dA)  # gated: this is the activation's derivative too
@@ -231,7 +238,8 @@ class FastPath:
         ws = self._workspace(X.shape[0])
         outputs = self._forward(X, ws, rng)
         loss = net.loss_fn.fused(outputs, y, scale=scale, sample_weight=sample_weight)
-        self._backward(outputs, ws, rng is not None and net.dropout > 0, views, mu)
+        Ve = Vb[net.n_dense - net.n_weights :] if net.embedding is not None else None  # after the biases'
+        self._backward(outputs, ws, rng is not None and net.dropout > 0, views, mu, Ve)
         s = self._scratch
         if net.l1:
             np.sign(W, out=s)

@@ -38,6 +38,7 @@ from .activations import ACTIVATIONS
 from .layers import BatchBuffers, Dense, Dropout, init_weights
 from .losses import LOSSES, softmax
 from .periodic import expand, periodic_width
+from .plr import PLR, plr_size, plr_width
 from .weighting import row_weights
 
 __all__ = ["Network"]
@@ -57,7 +58,9 @@ class Network:
     Parameters are float32 by default (the hot path); pass ``dtype=np.float64``
     for gradient checks. ``periodic`` > 0 puts periodic features of ``periodic_columns``
     (None: every input) before the first layer (``model/periodic.py``): ``n_inputs``
-    stays the rows' width, ``widths[0]`` is the first layer's. ``seed`` (int, Generator or None) draws the initial
+    stays the rows' width, ``widths[0]`` is the first layer's. ``plr`` > 0 gives those
+    columns learned embeddings of ``plr`` units instead (``model/plr.py``), their
+    frequencies starting from N(0, ``plr_sigma``) and trained; one first map or the other. ``seed`` (int, Generator or None) draws the initial
     weights: He for relu/leaky_relu hidden layers, Glorot for tanh/sigmoid and
     for the output layer (it feeds a softmax, or is the prediction); biases start at zero.
     """
@@ -78,6 +81,8 @@ class Network:
         huber_delta: float = 1.0,
         periodic: float = 0.0,
         periodic_columns: Sequence[int] | None = None,
+        plr: int = 0,
+        plr_sigma: float = 0.1,
         seed: int | np.random.Generator | None = 0,
         dtype: type | np.dtype = np.float32,
     ) -> None:
@@ -109,7 +114,13 @@ class Network:
         if not (periodic >= 0 and np.isfinite(periodic)):
             raise ValueError(f"periodic must be a finite number >= 0, got {periodic=}")
         columns = list(range(int(n_inputs))) if periodic_columns is None else [int(c) for c in periodic_columns]
-        if periodic and not (columns and all(0 <= c < int(n_inputs) for c in columns)):
+        if isinstance(plr, bool) or int(plr) != plr or plr < 0:
+            raise ValueError(f"plr must be an int >= 0, got {plr=}")
+        if plr and periodic:
+            raise ValueError(f"one first map: periodic features or learned embeddings, got {periodic=} and {plr=}")
+        if not (plr_sigma > 0 and np.isfinite(plr_sigma)):
+            raise ValueError(f"plr_sigma must be a finite number > 0, got {plr_sigma=}")
+        if (periodic or plr) and not (columns and all(0 <= c < int(n_inputs) for c in columns)):
             raise ValueError(f"periodic_columns must be columns of the {n_inputs} inputs, got {periodic_columns}")
         dtype = np.dtype(dtype)
         if dtype not in (np.float32, np.float64):
@@ -119,9 +130,10 @@ class Network:
         self.activation, self.leaky_slope = activation, float(leaky_slope)
         self.dropout, self.l1, self.l2 = float(dropout), float(l1), float(l2)
         self.dtype = dtype
-        # the first map (model/periodic.py): sigma of its frozen frequencies, 0 = none, and the columns it reads
-        self.periodic = float(periodic)
-        self.periodic_columns = columns if self.periodic else []
+        # the first map: frozen features (model/periodic.py; the sigma of their frequencies, 0 = none) or
+        # learned embeddings (model/plr.py; units per column, 0 = none), and the columns it reads
+        self.periodic, self.plr, self.plr_sigma = float(periodic), int(plr), float(plr_sigma)
+        self.periodic_columns = columns if self.periodic or self.plr else []
         self.act = ACTIVATIONS[activation].with_slope(self.leaky_slope)  # its functions take arrays only
         self.loss, self.label_smoothing, self.huber_delta = loss, float(label_smoothing), float(huber_delta)
         # the training loss with its options bound; the validation rows are scored with the unbound one it names
@@ -129,7 +141,11 @@ class Network:
         self.validation_loss = LOSSES[self.loss_fn.validation]
 
         rng = np.random.default_rng(seed)
-        first = periodic_width(self.n_inputs, self.periodic_columns) if self.periodic else self.n_inputs
+        first = self.n_inputs
+        if self.plr:
+            first = plr_width(self.n_inputs, len(self.periodic_columns), self.plr)
+        elif self.periodic:
+            first = periodic_width(self.n_inputs, self.periodic_columns)
         widths = [first, *hidden, self.n_classes]
         shapes = list(zip(widths[:-1], widths[1:]))
         # All parameters live in one flat array, every weight matrix first, then
@@ -137,7 +153,10 @@ class Network:
         # optimizer then updates the whole network in 3 ufunc calls instead of 3
         # per array, the L2/L1 gradient is one slice, a snapshot one copy.
         self.n_weights = sum(a * b for a, b in shapes)  # the weights come first in the flat arrays
-        self.flat_parameters = np.zeros(self.n_weights + sum(widths[1:]), dtype)
+        # then the biases, then any embeddings' parameters (from n_dense on)
+        self.n_dense = n_dense = self.n_weights + sum(widths[1:])
+        n_plr = plr_size(len(self.periodic_columns), self.plr) if self.plr else 0
+        self.flat_parameters = np.zeros(n_dense + n_plr, dtype)
         self.flat_gradients = np.zeros_like(self.flat_parameters)
         w_offset, b_offset = 0, self.n_weights
         self.layers: list[Dense] = []
@@ -151,20 +170,29 @@ class Network:
             dW = self.flat_gradients[w_slice].reshape(n_in, n_out)
             self.layers.append(Dense(W, self.flat_parameters[b_slice], dW, self.flat_gradients[b_slice]))
         self.dropouts = [Dropout(self.dropout) for _ in hidden]
+        self.embedding: PLR | None = None
+        if self.plr:
+            self.embedding = PLR(self.n_inputs, self.periodic_columns, self.plr,
+                                 self.flat_parameters[n_dense:], self.flat_gradients[n_dense:])  # fmt: skip
+            self.embedding.initialise(self.plr_sigma, rng)
         self.widths = widths  # [the first layer's inputs, *hidden, n_classes]
 
     # ----------------------------------------------------------------- parameters
     def parameters(self) -> list[np.ndarray]:
-        """The live parameter arrays, in layer order: W0, b0, W1, b1, ...
+        """The live parameter arrays, in layer order: W0, b0, W1, b1, ..., then any embeddings' c, W, b.
 
         They are views into ``flat_parameters``: change them in place
         (``p[...] = ...``), never rebind ``layer.W``.
         """
-        return [p for layer in self.layers for p in (layer.W, layer.b)]
+        dense = [p for layer in self.layers for p in (layer.W, layer.b)]
+        e = self.embedding
+        return dense if e is None else [*dense, e.c, e.W, e.b]
 
     def gradients(self) -> list[np.ndarray]:
         """The live gradient buffers, same order as :meth:`parameters`; overwritten by each backward."""
-        return [g for layer in self.layers for g in (layer.dW, layer.db)]
+        dense = [g for layer in self.layers for g in (layer.dW, layer.db)]
+        e = self.embedding
+        return dense if e is None else [*dense, e.dc, e.dW, e.db]
 
     @property
     def regression(self) -> bool:
@@ -193,7 +221,7 @@ class Network:
     # ------------------------------------------------- forward/backward (reference)
     def _forward(self, X: np.ndarray, ws: BatchBuffers, masks: Sequence[np.ndarray] | None = None) -> np.ndarray:
         """Logits (n, n_classes) in ``ws``; dropout is on iff ``masks`` (one (n, h) per hidden layer) are given."""
-        A = X  # (n, n_inputs)
+        A = X if self.embedding is None else self.embedding.forward(X)  # (n, widths[0])
         for i, layer in enumerate(self.layers[:-1]):
             H = layer.forward(A, out=ws.Z[i])  # (n, h): Z, then H = f(Z) in place
             self.act.forward(H)
@@ -204,10 +232,14 @@ class Network:
         """Fill every layer's dW, db from ``dlogits`` = d(loss)/d(logits), the penalty not included."""
         delta = dlogits  # (n, n_out) of layer i
         for i in range(len(self.layers) - 1, -1, -1):
-            # the first layer's input is the data: its gradient is never needed
-            dA = self.layers[i].backward(delta, ws.dA[i - 1] if i > 0 else None, need_dX=i > 0)
-            if dA is None:
+            # the first layer's input is the data: its gradient is needed only by an embedding
+            if i == 0:
+                dX = self.layers[0].backward(delta, need_dX=self.embedding is not None)
+                if self.embedding is not None and dX is not None:
+                    self.embedding.backward(dX)
                 break
+            dA = self.layers[i].backward(delta, ws.dA[i - 1])
+            assert dA is not None
             if dropout:
                 self.dropouts[i - 1].backward(dA)  # through the same mask: d(H * m)/dH = m
             self.act.derivative(ws.Z[i - 1], dA)  # ws.Z[i-1] holds H; dA becomes dZ
@@ -325,7 +357,7 @@ class Network:
 
     def first_inputs(self, X: np.ndarray) -> np.ndarray:
         """What the first layer takes of rows (n, n_inputs): the rows, with their periodic features if any."""
-        if not self.periodic:
+        if not self.periodic:  # a learned embedding, if any, is the first thing forward computes
             return X
         return expand(X, self.periodic_columns, self.periodic, self.dtype)
 
@@ -395,6 +427,8 @@ class Network:
         options = {name: getattr(self, name) for name in self.loss_fn.options}  # label_smoothing or huber_delta
         if self.periodic:  # a network without them keeps the config it always had
             options |= {"periodic": self.periodic, "periodic_columns": list(self.periodic_columns)}
+        if self.plr:  # plr_sigma only drew the starting frequencies: kept to say how the network was made
+            options |= {"plr": self.plr, "plr_sigma": self.plr_sigma, "periodic_columns": list(self.periodic_columns)}
         return {
             "n_inputs": self.n_inputs, "hidden": list(self.hidden), "n_classes": self.n_classes,
             "activation": self.activation, "leaky_slope": self.leaky_slope, "dropout": self.dropout,
@@ -434,5 +468,6 @@ class Network:
         dims = "-".join(str(w) for w in self.widths)
         loss = "" if self.loss == "cross_entropy" else f"loss={self.loss}, "
         periodic = f"periodic={self.periodic}, " if self.periodic else ""
+        periodic += f"plr={self.plr}, " if self.plr else ""
         options = f"dropout={self.dropout}, l1={self.l1}, l2={self.l2}, {loss}{periodic}{self.dtype.name}"
         return f"Network({dims}, {self.activation}, {options})"

@@ -28,6 +28,7 @@ import numpy as np
 from onnx import ModelProto, NodeProto, TensorProto, ValueInfoProto, helper, numpy_helper
 
 from .periodic import PERIODIC_K, frequencies
+from .plr import PLR, PLR_K
 
 if TYPE_CHECKING:
     from .network import Network
@@ -46,6 +47,7 @@ __all__ = [
     "label_values",
     "network_outputs",
     "periodic_inputs",
+    "plr_inputs",
     "register_skl2onnx",
 ]
 
@@ -144,7 +146,11 @@ def network_outputs(g: Builder, network: Network, X: str, prefix: str, dtype: ty
     Dense layers as ``Gemm`` with the weights in ``dtype``; no dropout (it is off at inference).
     """
     op, attrs = ONNX_ACTIVATIONS[network.activation](network)
-    A = periodic_inputs(g, network, X, prefix, dtype) if network.periodic else X  # (N, widths[0])
+    A = X  # (N, widths[0])
+    if network.embedding is not None:
+        A = plr_inputs(g, network.embedding, X, prefix, dtype)
+    elif network.periodic:
+        A = periodic_inputs(g, network, X, prefix, dtype)
     last = len(network.layers) - 1
     for i, layer in enumerate(network.layers):
         W = g.constant(f"{prefix}/W{i}", np.ascontiguousarray(layer.W, dtype=dtype))  # (n_in, n_out)
@@ -168,6 +174,25 @@ def periodic_inputs(g: Builder, network: Network, X: str, prefix: str, dtype: ty
                   f"{prefix}/periodic_angles_flat")  # fmt: skip
     sines, cosines = g.node("Sin", [flat], f"{prefix}/periodic_sin"), g.node("Cos", [flat], f"{prefix}/periodic_cos")
     return g.node("Concat", [X, sines, cosines], f"{prefix}/periodic_inputs", axis=1)
+
+
+def plr_inputs(g: Builder, embedding: PLR, X: str, prefix: str, dtype: type = np.float32) -> str:
+    """``model.plr.PLR.forward`` as nodes: the rows, then each chosen column's learned units."""
+    m, k, d = len(embedding.columns), PLR_K, embedding.d
+    p = f"{prefix}/plr"
+    chosen = g.node("Gather", [X, g.constant(f"{p}_columns", np.asarray(embedding.columns, np.int64))],
+                    f"{p}_x", axis=1)  # (N, m)  # fmt: skip
+    by_row = g.node("Transpose", [chosen], f"{p}_xt", perm=[1, 0])  # (m, N)
+    by_column = g.node("Reshape", [by_row, g.constant(f"{p}_shape", np.asarray([m, -1, 1], np.int64))], f"{p}_xcol")
+    frequencies = (embedding.c * embedding.c.dtype.type(2 * np.pi)).reshape(m, 1, k).astype(dtype)  # as forward rounds
+    angles = g.node("Mul", [by_column, g.constant(f"{p}_frequencies", frequencies)], f"{p}_angles")  # (m, N, k)
+    P = g.node("Concat", [g.node("Cos", [angles], f"{p}_cos"), g.node("Sin", [angles], f"{p}_sin")],
+               f"{p}_periodic", axis=2)  # (m, N, 2k)  # fmt: skip
+    Z = g.node("MatMul", [P, g.constant(f"{p}_W", np.ascontiguousarray(embedding.W, dtype=dtype))], f"{p}_z")
+    Z = g.node("Add", [Z, g.constant(f"{p}_b", embedding.b.reshape(m, 1, d).astype(dtype))], f"{p}_zb")
+    units = g.node("Transpose", [g.node("Relu", [Z], f"{p}_relu")], f"{p}_units", perm=[1, 0, 2])  # (N, m, d)
+    flat = g.node("Reshape", [units, g.constant(f"{p}_flat", np.asarray([0, m * d], np.int64))], f"{p}_flat_units")
+    return g.node("Concat", [X, flat], f"{p}_inputs", axis=1)
 
 
 def label_values(classes: Sequence[Any] | np.ndarray) -> np.ndarray:

@@ -239,10 +239,11 @@ class Training:
             X_train.shape[1], c.hidden, n_classes, c.activation, leaky_slope=c.leaky_slope,
             dropout=c.dropout, l1=c.l1, l2=c.l2, loss=c.loss, label_smoothing=c.label_smoothing,
             huber_delta=c.huber_delta, periodic=c.periodic, periodic_columns=periodic_columns,
+            plr=c.plr, plr_sigma=c.plr_sigma,
             seed=np.random.default_rng([c.seed, 0]),
         )  # fmt: skip
-        if c.periodic and image_shape is not None:
-            raise ValueError("periodic features are for a table's numbers, not for images (image_shape given)")
+        if (c.periodic or c.plr) and image_shape is not None:
+            raise ValueError("periodic features and embeddings are for a table's numbers, not images (image_shape given)")
         self.use_data(X_train, y_train, sample_weight)
         self.y_val = self.net.targets(y_val, len(y_val), "y_val")
         self.w_val = self._weights(val_sample_weight, len(y_val), "val_sample_weight")
@@ -388,7 +389,8 @@ def train(
     ``image_shape`` ((H, W) or (C, H, W), e.g. ``Dataset.image_shape``) is needed
     only for augmentation, which touches training batches only. ``initial``, a network
     of the same widths, gives the starting weights instead of ``config.seed`` (a warm start).
-    ``periodic_columns``: the columns ``config.periodic`` expands (a table's numbers; None: all).
+    ``periodic_columns``: the columns ``config.periodic`` expands or ``config.plr`` embeds (a table's numbers;
+    None: all).
     """
     run = Training(
         config, X_train, y_train, X_val, y_val, n_classes=n_classes, image_shape=image_shape, initial=initial,

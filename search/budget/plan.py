@@ -175,14 +175,17 @@ class TrialCost:
     n_out: int
     folds: int
     periodic_in: int = 0  # the first layer's inputs periodic features add (model/periodic.py), when a trial has them
+    numbers: int = 0  # the table's numbers, which learned embeddings (model/plr.py) widen by ``plr`` units each
 
     @classmethod
     def of(cls, plan: Plan, data: Dataset, folds: int) -> TrialCost:
         extra = periodic_width(0, data.number_columns)  # a preset's space may search them
-        return cls(plan.cost, len(data.y_train), len(data.y_val), data.n_features, data.n_classes, folds, extra)
+        return cls(plan.cost, len(data.y_train), len(data.y_val), data.n_features, data.n_classes, folds, extra,
+                   len(data.number_columns))  # fmt: skip
 
     def __call__(self, config: TrainConfig) -> float:
-        params = n_parameters(self.n_in + (self.periodic_in if config.periodic else 0), config.hidden, self.n_out)
+        extra = self.numbers * config.plr if config.plr else (self.periodic_in if config.periodic else 0)
+        params = n_parameters(self.n_in + extra, config.hidden, self.n_out)
         epoch = self.cost.epoch_seconds(self.n_train, self.n_val, params, config.batch_size)
         return _trial_seconds(epoch, config.epochs, self.folds)
 

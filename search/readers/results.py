@@ -35,7 +35,9 @@ FINISHED = tuple(state.name for state in fin.FINISHED)  # as the state column sp
 _FINALIST_HEAD = {"finalist_of": "int64", "runs": "int64"}
 _FINALIST_TAIL = {"value_mean": "float64", "value_sd": "float64", "diverged": "int64"}
 # the parameters shown beside a finalist's figures
-_FINALIST_PARAMS = ("hidden", "activation", "learning_rate", "batch_size", "l2", "dropout", "momentum", "periodic")
+_FINALIST_PARAMS = (
+    "hidden", "activation", "learning_rate", "batch_size", "l2", "dropout", "momentum", "periodic", "plr",
+)  # fmt: skip
 # the leaderboard's columns after the number and the scores (the study's metric first: ``metrics.shown``)
 LEADERBOARD_COLUMNS = (
     "value",
@@ -50,6 +52,7 @@ LEADERBOARD_COLUMNS = (
     "dropout",
     "momentum",
     "periodic",
+    "plr",
     "seconds",
 )
 

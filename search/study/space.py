@@ -68,6 +68,8 @@ _NUMERIC_BOUNDS: dict[str, Interval] = {
     "augment_shift": Interval(0, 8, integer=True),  # pixels, narrower than TrainConfig's; needs an image_shape
     "augment_warp": Interval(0.0, 3.0),  # warp strength (model/augment.py), narrower than TrainConfig's
     "periodic": Interval(0.0, 10.0),  # sigma of periodic features of a table's numbers (model/periodic.py); 0: none
+    "plr": Interval(0, 64, integer=True),  # units of learned embeddings of a table's numbers (model/plr.py); 0: none
+    "plr_sigma": Interval(0.001, 10.0),  # the sigma of those embeddings' starting frequencies
 }
 _INTEGER_PARAMS = frozenset(name for name, bounds in _NUMERIC_BOUNDS.items() if bounds.integer)
 _CHOICES: dict[str, tuple[Any, ...]] = {
@@ -152,7 +154,20 @@ def parse_space(raw: Mapping[str, Any], base: Mapping[str, Dim] = DEFAULT_SPACE)
     space = dict(base)
     for name, value in raw.items():
         space[name] = parse_dim(name, value)
+    if all(_reaches(space.get(name), lambda v: v > 0) for name in ("periodic", "plr")):
+        raise SearchError("space: periodic and plr are two first maps, and a draw may hold one only: search one of them")
     return space
+
+
+def _reaches(dim: Dim | None, test: Any) -> bool:
+    """Whether some value the dimension can give passes ``test``."""
+    if dim is None:
+        return False
+    if isinstance(dim, Fixed):
+        return bool(test(dim.value))
+    if isinstance(dim, Choice):
+        return any(test(v) for v in dim.values)
+    return bool(test(dim.low) or test(dim.high) or (isinstance(dim, Float) and dim.zero and test(0.0)))
 
 
 def dim_to_json(dim: Dim) -> Any:

@@ -307,3 +307,35 @@ def test_a_network_saved_before_losses_existed_loads_as_cross_entropy(tmp_path):
     loaded = Network.load(tmp_path / "old.npz")
     assert loaded.loss == "cross_entropy" and loaded.label_smoothing == 0.0
     np.testing.assert_array_equal(loaded.flat_parameters, net.flat_parameters)
+
+
+@pytest.mark.parametrize("columns", [None, [1, 4]])
+def test_learned_embeddings_keep_the_gradients_equal_to_central_differences(columns):
+    rng = np.random.default_rng(5)
+    net = Network(6, (5,), 3, "tanh", l1=0.01, l2=0.02, plr_sigma=0.5, periodic_columns=columns, plr=3, seed=1,
+                  dtype=np.float64)  # fmt: skip
+    _keep_weights_off_zero(net)
+    assert net.widths[0] == 6 + 3 * (6 if columns is None else 2)
+    X, y = rng.standard_normal((5, 6)), np.array([0, 2, 1, 2, 0])
+    _, grads = net.loss_and_gradients(X, y)
+    assert len(grads) == 2 * 2 + 3  # W0, b0, W1, b1, then the frequencies, the maps' weights and biases
+    assert all(np.abs(g).max() > 0 for g in grads[-3:])
+    for analytic, numeric in zip(grads, _numeric_gradient(net, X, y, None), strict=True):
+        np.testing.assert_allclose(analytic, numeric, rtol=1e-6, atol=1e-8)
+
+
+def test_a_saved_network_with_learned_embeddings_predicts_the_same_after_loading(tmp_path):
+    rng = np.random.default_rng(4)
+    net = Network(4, (8,), 2, plr_sigma=0.2, periodic_columns=[0, 2], plr=5, seed=3)
+    net.embedding.c[...] += 0.3  # trained frequencies: not what the seed draws
+    X = rng.standard_normal((20, 4)).astype(np.float32)
+    net.save(tmp_path / "n.npz")
+    loaded = Network.load(tmp_path / "n.npz")
+    assert (loaded.plr, loaded.plr_sigma, loaded.periodic, loaded.periodic_columns) == (5, 0.2, 0.0, [0, 2])
+    np.testing.assert_array_equal(loaded.predict_proba(X), net.predict_proba(X))
+    assert "plr" not in Network(4, (8,), 2, periodic=0.1).config()  # frozen features keep the config they had
+    for bad in (-1, 1.5, True):
+        with pytest.raises(ValueError, match="plr"):
+            Network(4, (8,), 2, plr=bad)
+    with pytest.raises(ValueError, match="one first map"):
+        Network(4, (8,), 2, periodic=0.1, plr=4)

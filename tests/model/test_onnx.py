@@ -127,3 +127,13 @@ def test_skl2onnx_computes_in_double_for_a_double_input_and_honours_nocl() -> No
     model = skl2onnx.to_onnx(pipe, X[:1], options={id(pipe.steps[-1][1]): {"zipmap": False, "nocl": True}})
     label, _ = both_runtimes(model, {model.graph.input[0].name: X})[0]
     assert label.tolist() == (pipe.predict(X) - 10).tolist()  # class indices
+
+
+def test_learned_embeddings_as_onnx_nodes_give_the_networks_probabilities() -> None:
+    rng = np.random.default_rng(7)
+    net = Network(5, (16,), 3, "relu", plr_sigma=0.3, periodic_columns=[0, 1, 3], plr=4, seed=2)
+    net.embedding.c[...] *= 3  # trained frequencies are what the graph must hold, not the seed's
+    X = rng.normal(0, 2.0, (60, 5)).astype(np.float32)
+    for label, proba in both_runtimes(graph_of([net], [0, 1, 2]), {"X": X}):
+        assert np.array_equal(label, net.predict(X))
+        assert np.abs(proba - net.predict_proba(X)).max() < 1e-5

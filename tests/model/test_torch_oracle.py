@@ -36,7 +36,7 @@ def _t(a: np.ndarray, grad: bool = False):
 
 def _torch_loss_and_gradients(net: Network, X, y, masks, sample_weight):
     """The network's loss (data loss + penalty) and parameter gradients, computed by torch autograd."""
-    params = [_t(p, grad=True) for p in net.parameters()]  # W0, b0, W1, b1, ...
+    params = [_t(p, grad=True) for p in net.parameters()]  # W0, b0, W1, b1, ..., then an embedding's c, W, b
     act = {
         "relu": F.relu,
         "leaky_relu": lambda z: F.leaky_relu(z, negative_slope=net.leaky_slope),
@@ -44,12 +44,18 @@ def _torch_loss_and_gradients(net: Network, X, y, masks, sample_weight):
         "sigmoid": torch.sigmoid,
     }[net.activation]
     A = _t(X)
-    if net.periodic:  # model/periodic.py, written again in torch: the rows, then the sines, then the cosines
+    if net.plr:  # model/plr.py, written again in torch as Gorishniy et al.'s PeriodicEmbeddings + NLinear + ReLU
+        c, W, b = params[-3:]
+        angles = 2 * torch.pi * c[None] * A[:, net.periodic_columns, None]  # (n, m, k)
+        periodic = torch.cat([torch.cos(angles), torch.sin(angles)], dim=-1)  # (n, m, 2k)
+        units = F.relu(torch.einsum("nmi,mio->nmo", periodic, W) + b)  # (n, m, d): a linear map per column
+        A = torch.cat([A, units.reshape(len(X), -1)], dim=1)
+    elif net.periodic:  # model/periodic.py, written again in torch: the rows, then the sines, then the cosines
         angles = A[:, net.periodic_columns, None] * _t(frequencies(len(net.periodic_columns), net.periodic))
         flat = angles.reshape(len(X), -1)
         A = torch.cat([A, torch.sin(flat), torch.cos(flat)], dim=1)
     for i in range(len(net.layers)):
-        Z = A @ params[2 * i] + params[2 * i + 1]
+        Z = A @ params[2 * i] + params[2 * i + 1]  # the dense layers' parameters come first
         if i == len(net.layers) - 1:
             break
         A = act(Z)
@@ -65,7 +71,7 @@ def _torch_loss_and_gradients(net: Network, X, y, masks, sample_weight):
         else:
             rows = F.huber_loss(Z, target, reduction="none", delta=net.huber_delta).mean(dim=1)
     loss = (w * rows).sum() / w.sum()
-    weights = params[0::2]
+    weights = params[0 : 2 * len(net.layers) : 2]  # dense weights only: an embedding is not penalised
     loss = loss + 0.5 * net.l2 * sum((W**2).sum() for W in weights) + net.l1 * sum(W.abs().sum() for W in weights)
     loss.backward()
     return float(loss.detach()), [p.grad.numpy() for p in params]
@@ -175,3 +181,23 @@ def test_adam_with_weight_decay_equals_pytorchs_adamw_over_some_steps():
         theirs.step()
     np.testing.assert_allclose(W, tW.detach().numpy(), rtol=1e-12, atol=1e-14)
     np.testing.assert_allclose(b, tb.detach().numpy(), rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("loss", ["cross_entropy", "huber"])
+@pytest.mark.parametrize("dropout", [0.0, 0.3])
+def test_a_network_with_learned_embeddings_has_pytorchs_loss_and_gradients(loss, dropout):
+    rng = np.random.default_rng(9)
+    n_out = 3 if loss == "cross_entropy" else 2
+    net = Network(6, (5, 4), n_out, "relu", dropout=dropout, l1=0.01, l2=0.02, loss=loss, plr_sigma=0.4,
+                  periodic_columns=[0, 3, 4], plr=4, seed=2, dtype=np.float64)  # fmt: skip
+    assert net.widths[0] == 6 + 3 * 4
+    X = rng.standard_normal((9, 6))
+    y = rng.integers(0, n_out, 9) if loss == "cross_entropy" else rng.standard_normal((9, n_out))
+    w = rng.uniform(0.2, 3.0, 9)
+    masks = [(rng.random((9, h)) >= dropout) / (1 - dropout) for h in (5, 4)] if dropout else None
+    loss_value, grads = net.loss_and_gradients(X, y, masks=masks, sample_weight=w)
+    expected_loss, expected_grads = _torch_loss_and_gradients(net, X, y, masks, w)
+    assert loss_value == pytest.approx(expected_loss, rel=1e-12)
+    assert len(grads) == len(expected_grads) == 2 * 3 + 3
+    for ours, theirs in zip(grads, expected_grads, strict=True):
+        np.testing.assert_allclose(ours, theirs, rtol=1e-10, atol=1e-13)

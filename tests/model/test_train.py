@@ -48,11 +48,20 @@ def _blobs(n: int, seed: int = 0, n_features: int = 10, n_classes: int = 3):
         ("label_smoothing", 1.0, "label_smoothing=1.0"),
         ("huber_delta", 0.0, "huber_delta=0.0"),
         ("weight_decay", -1e-4, "weight_decay=-0.0001"),
+        ("plr", -1, "plr=-1"),
+        ("plr", 2.5, "plr=2.5"),
+        ("plr_sigma", 0.0, "plr_sigma=0.0"),
     ],
 )
 def test_bad_config_raises_value_error_naming_the_value(field, value, shown):
     with pytest.raises(ValueError, match=f"^{field} must .*got {shown.replace('(', '[(]').replace(')', '[)]')}$"):
         TrainConfig(**{field: value})
+
+
+def test_one_first_map_frozen_features_or_learned_embeddings():
+    with pytest.raises(ValueError, match="^periodic and plr are two first maps, choose one"):
+        TrainConfig(plr=8, periodic=0.1)
+    assert TrainConfig(plr=8).plr_sigma == 0.1
 
 
 def test_activation_error_lists_the_accepted_values():

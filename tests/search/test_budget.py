@@ -386,6 +386,22 @@ def test_a_trial_with_periodic_features_is_expected_to_pay_for_their_inputs() ->
     cost = TrialCost.of(tiny, SHAPED["tiny table"], 1)
     assert cost.periodic_in == 2 * PERIODIC_K * 13  # a table's 13 numbers
     assert cost(TrainConfig(hidden=(64,), periodic=1.0)) > cost(TrainConfig(hidden=(64,)))
+    # learned embeddings: plr units per number, whatever the frozen features would have added
+    assert cost.numbers == 13
+    wide, narrow = (TrainConfig(hidden=(64,), plr=d) for d in (32, 2))
+    assert cost(wide) > cost(TrainConfig(hidden=(64,), periodic=1.0)) > cost(narrow) > cost(TrainConfig(hidden=(64,)))
+
+
+@pytest.mark.parametrize("space", [{"plr": 8, "periodic": 0.1}, {"plr": [0, 8], "periodic": [0.0, 0.1]},
+                                   {"plr": {"low": 0, "high": 8}, "periodic": {"low": 0.0, "high": 1.0}}],
+                         ids=["fixed", "choices", "ranges"])  # fmt: skip
+def test_a_space_that_could_draw_both_first_maps_at_once_is_refused_before_a_trial(space: dict) -> None:
+    from search.errors import SearchError
+    from search.study.space import parse_space
+
+    with pytest.raises(SearchError, match="periodic and plr are two first maps"):
+        parse_space(space)
+    assert parse_space({**space, "periodic": 0.0})["plr"]  # one of them: a space
 
 
 @pytest.mark.parametrize("data, least", [("tiny table", 2.0020274758454106), ("digits", 2.0136103260869564),

@@ -193,9 +193,13 @@ def test_the_exported_graph_of_a_regression_study_answers_as_predict(tmp_path: P
     assert float(props["test_rmse"]) == final.record["ensemble_rmse"]
 
 
-def test_periodic_features_are_searched_retrained_predicted_and_exported_as_they_trained(tmp_path: Path) -> None:
-    """A table's numbers expanded by the network (model/periodic.py): the workers, the final networks,
-    ``predict`` in a fresh process and the ONNX graph all expand the same columns at the same frequencies."""
+@pytest.mark.parametrize("first_map", [{"periodic": 1.0}, {"plr": 8, "plr_sigma": 0.3}], ids=["frozen", "learned"])
+def test_periodic_features_are_searched_retrained_predicted_and_exported_as_they_trained(
+    tmp_path: Path, first_map: dict
+) -> None:
+    """A table's numbers expanded by the network (frozen, model/periodic.py, or learned, model/plr.py): the
+    workers, the final networks, ``predict`` in a fresh process and the ONNX graph all expand the same
+    columns at the same frequencies."""
     onnx = pytest.importorskip("onnx")
     ort = pytest.importorskip("onnxruntime")
     rng = np.random.default_rng(0)
@@ -205,13 +209,15 @@ def test_periodic_features_are_searched_retrained_predicted_and_exported_as_they
     frame["target"] = np.sin(4 * frame["a"]) * 10 + frame["b"].fillna(0)
     csv = tmp_path / "periodic.csv"
     frame.to_csv(csv, index=False)
-    space = {"periodic": 1.0, "optimizer": "adam", "learning_rate": 0.01, "units": 32, "n_layers": 1}
+    space = {**first_map, "optimizer": "adam", "learning_rate": 0.01, "units": 32, "n_layers": 1}
     study = search.run(str(csv), target="target", trials=2, epochs=20, finalists=0, jobs=2, progress=False,
                        storage=f"sqlite:///{tmp_path / 'p.db'}", study="per", space=space)  # fmt: skip
     final = study.retrain(seeds=2, jobs=2)
     # imputed b, its holes' indicator, then a; the one-hot colour after them
-    assert [(net.periodic, net.periodic_columns) for net in final.networks] == [(1.0, [0, 2])] * 2
-    assert final.record["test_r2_mean"] > 0.8  # sin(4a) is learnt: 0.92; the same networks without the features, -0.05
+    maps = [(net.periodic, net.periodic_columns, net.plr) for net in final.networks]
+    assert maps == [(first_map.get("periodic", 0.0), [0, 2], first_map.get("plr", 0))] * 2
+    # sin(4a) is learnt: frozen 0.92, learned 0.98; the same networks without the features, -0.05
+    assert final.record["test_r2_mean"] > 0.8
 
     rows = frame.drop(columns="target")
     rows.to_csv(tmp_path / "rows.csv", index=False)
