@@ -250,6 +250,11 @@ def test_the_final_networks_epochs_are_said_beside_the_search_runs_best_epoch_wi
         assert winner_facts()["final networks"] == said
 
 
+def test_the_winners_hidden_layers_are_counted_with_their_widths(shared: tuple[str, str]) -> None:
+    # the winner, trial 0, has n_layers = 1 and units_l0 = 16: one layer of 16 units, not 16 layers
+    assert "<tr><td>hidden layers</td><td>1 layer of 16 units</td></tr>" in shared[1]
+
+
 def test_cli_writes_markdown_and_a_folder_of_pngs_beside_the_database(known: tuple[Path, str],
                                                                       capsys: pytest.CaptureFixture) -> None:
     db, url = known

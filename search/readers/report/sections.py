@@ -16,6 +16,7 @@ import pandas as pd
 
 from search.errors import SearchError
 from search.readers.bins import short_number
+from search.readers.frames import layers_text
 from search.readers.report import figures, savings, tables, usage
 from search.readers.report.command import reproduce_command, safe_url
 from search.readers.report.facts import StudyFacts
@@ -285,7 +286,7 @@ def winner(f: StudyFacts) -> Section:
         Fact(_metric(f), f"{best['value']:.4f} (its search run)"),
         Fact("best epoch", f"{_num(best['best_epoch'], 'd')} of {f.max_epochs} (its search run)"),
         *([final] if final else []),
-        Fact("hidden layers", str(best["hidden"])),
+        Fact("hidden layers", layers_text(best["hidden"])),
     ]
     rows += [Fact(name, _num(v, ".4g") if isinstance(v, float) else str(v)) for name, v in sorted(trial.params.items())]
     blocks: list[Any] = [Facts(rows)]
