@@ -100,6 +100,17 @@ def _hidden(row: pd.Series, units_fixed: Any) -> tuple[Any, str | None]:
     return int(n_layers), "-".join(str(int(w)) for w in widths)
 
 
+def layers_text(hidden: Any) -> str:
+    """A ``hidden`` cell ("256-128", "46": the widths, one per layer) for people: "2 layers of 256, 128 units".
+
+    A bare "46" is one layer's width, not a count of layers.
+    """
+    if hidden is None or pd.isna(hidden):
+        return "-"
+    widths = str(hidden).split("-")
+    return f"{len(widths)} layer{'s' if len(widths) > 1 else ''} of {', '.join(widths)} units"
+
+
 def trials_frame(trials: list[FrozenTrial], space: dict[str, Any] | None = None) -> pd.DataFrame:
     """Flatten Optuna trials into one typed row each.
 

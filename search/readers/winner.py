@@ -8,7 +8,7 @@ import statistics
 from search.study import finalists as fin
 from search.study.metrics import shown
 from search.study.selection import SELECTIONS
-from search.study.winner import load_winner
+from search.study.winner import final_epochs_why, load_winner
 
 __all__ = ["describe_best"]
 
@@ -26,10 +26,12 @@ def describe_best(study: str, storage_url: str | None = None) -> str:
             f"  chosen as the best of {len(winner.finalists)} finalists by {chooser}, on {len(f.runs)} fresh runs each"
         )
     objective = SELECTIONS[spec.selection].metric
+    epochs, why = final_epochs_why(spec, winner)  # how long --retrain trains: often not the best epoch above
     lines += [f"  {'val ' + name:<20} {_num(fin.trial_score(best, name))} (search)" for name in names]
     lines += [
         f"  {objective:<20} {best.value:.4f} (search)",
-        f"  best epoch           {best.user_attrs.get('best_epoch')} of {spec.epochs}",
+        f"  best epoch           {best.user_attrs.get('best_epoch')} of {spec.epochs} (search)",
+        f"  retrain epochs       {epochs} ({why})",
     ]
     lines += [f"  {name:<20} {value}" for name, value in sorted(best.params.items())]
     if winner.finalists:

@@ -29,6 +29,7 @@ __all__ = [
     "check_source_unchanged",
     "check_unchanged",
     "every_row_ratio",
+    "every_row_refusal",
     "peek_record",
     "preprocessing_of",
     "record_in",
@@ -54,20 +55,34 @@ def peek_record(url: str, study: str) -> dict[str, Any] | None:
 
 def every_row_ratio(record: dict[str, Any] | None) -> float:
     """Every row of the file over train + validation when a budget's final networks are trained again on
-    every row for ``predict``, else 0.
+    every row for ``predict``, else 0 (``every_row_refusal`` says why).
 
     A table whose test rows the service drew (the file gave none): the score is taken on them
     first, by networks that never saw them; then the same networks learn from them too, as a
     refit on all rows does in scikit-learn. The boosted trees and FLAML a user compares with
     train on every row; measured, the gain was within noise and so was the cost of half the final
-    networks (docs/budget.md, "Every row, measured"). Not a test split the file gives (the user's
-    own, to test on), not images (their final networks are a budget's dearest stage), not a
-    built-in data set (no record).
+    networks (docs/budget.md, "Every row, measured").
     """
-    if record is None or record.get("layout") != "table" or "test" in record["given_splits"]:
+    if record is None or every_row_refusal(record):
         return 0.0
     seen = record["rows"]["train"] + record["rows"]["val"]
     return (seen + record["rows"].get("test", 0)) / seen
+
+
+def every_row_refusal(record: dict[str, Any] | None) -> str:
+    """Why a study's final networks are not trained again on every row, in words ("" where they are).
+
+    ``best --retrain --every-row`` prints it, so that a flag that does nothing says so.
+    """
+    if record is None:
+        return "a built-in data set (it applies to a table file whose test rows were drawn)"
+    if "test" in record["given_splits"]:
+        return "the file gave its own test rows (they are never trained on)"
+    if record.get("layout") == "image":
+        return "the file holds images (their final networks are a budget's dearest stage: one copy each)"
+    if record.get("layout") != "table":
+        return "the file holds arrays, not a table (it applies to a table, where it was measured)"
+    return ""
 
 
 def check_unchanged(record: dict[str, Any] | None, ref: DataRef, study: str) -> None:

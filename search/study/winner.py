@@ -63,23 +63,34 @@ def load_winner(study: str, storage_url: str | None) -> tuple[StudySpec, Winner,
 
 
 def final_epochs(spec: StudySpec, winner: Winner) -> int:
-    """How long the final networks train: from the finalists' curves when there are some.
+    """How long the final networks train: from the finalists' curves when there are some."""
+    return final_epochs_why(spec, winner)[0]
+
+
+def final_epochs_why(spec: StudySpec, winner: Winner) -> tuple[int, str]:
+    """(``final_epochs``, where that number comes from in a few words): ``best`` and the report say it
+    beside the winner's best epoch in its search run, from which it may differ.
 
     A schedule laid out over the whole run (cosine) is only the schedule the
     trials saw when the run is as long as theirs, so those keep their length.
     """
     complete = [t for t in winner.runs if t.state == TrialState.COMPLETE]
     if complete:
+        runs = f"its {len(complete)} fresh run{'s' if len(complete) > 1 else ''}"
         config = config_from_params(winner.trial.params, spec.space, spec.finalist_epochs, 0)
         if config.lr_schedule == "cosine":
-            return spec.finalist_epochs
+            return spec.finalist_epochs, f"the length of {runs} (a cosine schedule keeps the length it spans)"
         curves = [list(t.intermediate_values.values()) for t in complete]
-        return retrain_epochs(
+        epochs = retrain_epochs(
             # a regression run keeps no accuracy curve: its rules read the losses alone
             [(c, t.user_attrs.get(keys.VAL_ACCURACY_CURVE) or [math.nan] * len(c)) for c, t in zip(curves, complete)],
             spec.selection,
         )
-    return int(winner.trial.user_attrs.get(keys.BEST_EPOCH) or spec.epochs)
+        return epochs, f"the best epoch of the mean validation curve of {runs}, {min(map(len, curves))} epochs long"
+    best = winner.trial.user_attrs.get(keys.BEST_EPOCH)
+    if best:
+        return int(best), "its search run's best epoch"
+    return spec.epochs, "the search's epochs (its search run stored no best epoch)"
 
 
 def final_seed(study_seed: int, k: int) -> int:

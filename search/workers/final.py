@@ -29,7 +29,7 @@ from model.datasets import Dataset
 from search.errors import SearchError
 from search.study import finalists as fin
 from search.study import keys
-from search.study.datafile import check_unchanged, every_row_ratio, peek_record
+from search.study.datafile import check_unchanged, every_row_refusal, peek_record
 from search.study.dataref import DataRef, in_target_units
 from search.study.metrics import CLASSIFICATION, REGRESSION, score, shown
 from search.study.space import config_from_params
@@ -115,7 +115,8 @@ def retrain_best(
 
     ``epochs``: how long (a budget's final stage sizes it); None: ``final_epochs``. ``every_row``:
     then train the same networks again on every row, for ``predict``, where the test rows were
-    drawn from a table (``datafile.every_row_ratio``); the scores stay those of the first ones.
+    drawn from a table; the scores stay those of the first ones. Elsewhere one line of the
+    output says why not (``datafile.every_row_refusal``).
     """
     started = time.perf_counter()
     spec, winner, url = load_winner(study, storage_url)
@@ -128,7 +129,8 @@ def retrain_best(
         as_finalist(spec, config_from_params(winner.trial.params, spec.space, epochs, final_seed(spec.seed, k)))
         for k in range(seeds)
     ]
-    again = every_row and every_row_ratio(file_record) > 0
+    refused = every_row_refusal(file_record) if every_row else ""
+    again = every_row and not refused
     runs = [(c, False) for c in configs] + [(c, True) for c in configs if again]
     workers = min(len(runs), worker_count(jobs))
     trained = Parallel(n_jobs=workers)(delayed(_train_one)(c, data, spec.class_weight, e) for c, e in runs)
@@ -176,6 +178,8 @@ def retrain_best(
             lines.append(f"  {label:<20} {record[test][0]:.4f}")
     if again:
         lines.append(f"  predict uses         the same networks trained again on every row ({kept[0][2]} samples)")
+    if refused:
+        lines.append(f"  --every-row: not applied, {refused}")
     lines += [f"  weights              {paths[0]}" + (f" (+{seeds - 1} more)" if seeds > 1 else "")]
     return "\n".join(lines)
 

@@ -134,6 +134,20 @@ def test_only_a_table_whose_test_rows_were_drawn_is_trained_again_on_every_row(
     assert every_row_ratio(None) == 0.0  # a built-in data set
 
 
+@pytest.mark.parametrize("record, why", [
+    (None, "a built-in data set"),
+    ({"layout": "table", "given_splits": ["test", "train"]}, "the file gave its own test rows"),
+    ({"layout": "features", "given_splits": ["test", "train"]}, "the file gave its own test rows"),
+    ({"layout": "image", "given_splits": ["train"]}, "the file holds images"),
+    ({"layout": "features", "given_splits": ["train"]}, "the file holds arrays, not a table"),
+])
+def test_a_study_not_trained_again_on_every_row_says_why(record: dict | None, why: str) -> None:
+    from search.study.datafile import every_row_ratio, every_row_refusal
+
+    assert every_row_refusal(record).startswith(why) and every_row_ratio(record) == 0.0
+    assert every_row_refusal({"layout": "table", "given_splits": ["train"]}) == ""
+
+
 def test_networks_trained_again_on_every_row_share_the_rounds_costed_on_every_row() -> None:
     from search.study.winner import Winner
 

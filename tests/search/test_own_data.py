@@ -151,6 +151,23 @@ def test_every_row_trains_the_scored_networks_again_on_the_test_rows_too_for_pre
     assert "the same networks trained again on every row (178 samples)" in (tmp_path / "r.md").read_text()
 
 
+def test_every_row_on_a_file_with_its_own_test_rows_retrains_once_saying_why(tmp_path: Path) -> None:
+    X, y = load_wine(return_X_y=True)
+    test = np.arange(len(y)) % 5 == 0
+    np.savez(tmp_path / "split.npz", x_train=X[~test], y_train=y[~test], x_test=X[test], y_test=y[test])
+    url = f"sqlite:///{tmp_path / 'split.db'}"
+    out = run_cli("run", "--data", str(tmp_path / "split.npz"), "--study", "split", "--storage", url,
+                  "--trials", "2", "--epochs", "2", "--jobs", "1", "--finalists", "0", "--no-progress")
+    assert out.returncode == 0, out.stderr
+    best = run_cli("best", "--study", "split", "--storage", url, "--retrain", "--every-row")
+    assert best.returncode == 0, best.stderr
+    assert "  --every-row: not applied, the file gave its own test rows (they are never trained on)\n" in best.stdout
+    assert "test accuracy" in best.stdout and "predict uses" not in best.stdout
+    retrained = json.loads(json.loads(query(tmp_path / "split.db", "SELECT value_json FROM study_user_attributes "
+                                                                   "WHERE key='retrained'")[0][0]))
+    assert retrained["every_row"] is None
+
+
 @pytest.mark.slow
 def test_a_notmnist_style_npz_runs_with_no_flag_beyond_data(tmp_path: Path) -> None:
     images, labels = digits_images(900)

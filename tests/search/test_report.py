@@ -224,6 +224,37 @@ def test_the_finalists_training_and_the_test_draw_are_said(known: tuple[Path, st
     assert "Scored once on the test split, drawn with --test-seed 4 (selection used only" in html
 
 
+def test_the_final_networks_epochs_are_said_beside_the_search_runs_best_epoch_with_where_they_come_from(
+        known: tuple[Path, str], tmp_path: Path) -> None:
+    from search.readers.winner import describe_best
+
+    _, url = known
+    # trial 0's search run was best at its last epoch; the mean of its finalist runs (8, 9:
+    # 1.0, 0.5, 0.32, 0.22, 0.27, 0.24) is lowest over epochs 4-6 (smoothed_loss), so 5
+    why = "the best epoch of the mean validation curve of its 2 fresh runs, 6 epochs long"
+
+    def winner_facts() -> dict[str, str]:
+        html = write_report("known", url, tmp_path / "r.html").read_text()
+        return dict(re.findall(r"<tr><td>([^<]+)</td><td[^>]*>([^<]*)</td></tr>", html))
+
+    facts = winner_facts()
+    assert facts["best epoch"] == f"6 of {EPOCHS} (its search run)"
+    assert facts["final networks"] == f"none trained yet; `best --retrain` trains 5 epochs, {why}"
+    assert f"  best epoch           6 of {EPOCHS} (search)\n  retrain epochs       5 ({why})\n" in describe_best(
+        "known", url)
+    study = optuna.load_study(study_name="known", storage=url)
+    for epochs, said in [(5, f"5 epochs: {why}"),
+                         (3, f"3 epochs, cut to fit what was left of the budget (in full 5: {why})")]:
+        study.set_user_attr("retrained", json.dumps({"trial": 0, "epochs": epochs, "samples": 1437, "seeds": 1,
+                                                     "test_accuracy": [0.99], "when": "2026-01-01T12:00:00"}))
+        assert winner_facts()["final networks"] == said
+
+
+def test_the_winners_hidden_layers_are_counted_with_their_widths(shared: tuple[str, str]) -> None:
+    # the winner, trial 0, has n_layers = 1 and units_l0 = 16: one layer of 16 units, not 16 layers
+    assert "<tr><td>hidden layers</td><td>1 layer of 16 units</td></tr>" in shared[1]
+
+
 def test_cli_writes_markdown_and_a_folder_of_pngs_beside_the_database(known: tuple[Path, str],
                                                                       capsys: pytest.CaptureFixture) -> None:
     db, url = known

@@ -154,6 +154,14 @@ def test_hidden_spells_the_layer_widths_in_order(study_url: str) -> None:
     assert df["hidden"].str.count("-").add(1).eq(df["n_layers"]).all()
 
 
+def test_layers_text_counts_the_layers_and_gives_their_widths_not_one_width_as_a_count() -> None:
+    from search.readers.frames import layers_text
+
+    assert layers_text("46") == "1 layer of 46 units"
+    assert layers_text("256-128") == "2 layers of 256, 128 units"
+    assert layers_text(pd.NA) == layers_text(None) == "-"
+
+
 def test_curves_are_long_with_the_diverged_epoch_kept_as_nan(study_url: str) -> None:
     curves = load_curves(STUDY, study_url)
     assert list(curves.columns) == ["number", "epoch", "val_loss", "state"]

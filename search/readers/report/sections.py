@@ -14,15 +14,19 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from search.errors import SearchError
 from search.readers.bins import short_number
+from search.readers.frames import layers_text
 from search.readers.report import figures, savings, tables, usage
 from search.readers.report.command import reproduce_command, safe_url
 from search.readers.report.facts import StudyFacts
+from search.readers.report.final_epochs import final_epochs_fact
 from search.readers.report.parallel import Plot
 from search.readers.report.render import Fact, Facts, Section, Table, Text
 from search.readers.results import FINISHED, FORMATS, leaderboard
 from search.study import keys
 from search.study.datafile import describe_data
+from search.study.winner import Winner, find_winner
 
 logger = logging.getLogger(__name__)
 
@@ -207,20 +211,24 @@ class _Snapshot:
         return self._f.attrs
 
 
-def winner_number(f: StudyFacts) -> tuple[int | None, str]:
-    """(the chosen search trial, how it was chosen), by the rule ``best`` uses (``retrain.find_winner``)."""
-    from search.errors import SearchError
-    from search.study.winner import find_winner
-
+def find_winner_in(f: StudyFacts) -> Winner | None:
+    """The winner by the rule ``best`` uses (``study.winner.find_winner``), from the report's one read; None yet."""
     try:
-        won = find_winner(_Snapshot(f), 0, f.name, f.metric)  # type: ignore[arg-type]
+        return find_winner(_Snapshot(f), 0, f.name, f.metric)  # type: ignore[arg-type]
     except SearchError:
-        return None, ""
+        return None
+
+
+def winner_number(f: StudyFacts) -> tuple[int | None, str]:
+    """(the chosen search trial, how it was chosen); (None, "") before a search trial completes."""
+    won = find_winner_in(f)
+    return (None, "") if won is None else (won.trial.number, _how_chosen(f, won))
+
+
+def _how_chosen(f: StudyFacts, won: Winner) -> str:
     if won.finalists:
-        return won.trial.number, (
-            f"best mean {_chooser(f)} over fresh runs, of {len(won.finalists)} finalists (the rule `best` uses)"
-        )
-    return won.trial.number, f"best {_chooser(f)} of a single search trial (no finalist stage ran)"
+        return f"best mean {_chooser(f)} over fresh runs, of {len(won.finalists)} finalists (the rule `best` uses)"
+    return f"best {_chooser(f)} of a single search trial (no finalist stage ran)"
 
 
 def _chooser(f: StudyFacts) -> str:
@@ -257,15 +265,15 @@ def _finalist_training(spec: dict[str, Any]) -> str:
 
 def winner(f: StudyFacts) -> Section:
     fin = tables.finalists(f)
-    number, how = winner_number(f)
-    if number is None:
+    won = find_winner_in(f)
+    if won is None:
         return Section("winner", "The winner", [Text("No search trial has completed yet.")])
-    best = f.df.set_index("number").loc[number].copy()
-    best["number"] = number
-    trial = next(t for t in f.trials if t.number == number)
+    trial, final = won.trial, final_epochs_fact(f, won)
+    best = f.df.set_index("number").loc[trial.number].copy()
+    best["number"] = trial.number
     rows = [
         Fact("trial", str(trial.number), "winner", trial.number),
-        Fact("chosen by", how),
+        Fact("chosen by", _how_chosen(f, won)),
         *[
             Fact(
                 f"validation {name}",
@@ -276,8 +284,9 @@ def winner(f: StudyFacts) -> Section:
             for name in f.shown
         ],
         Fact(_metric(f), f"{best['value']:.4f} (its search run)"),
-        Fact("best epoch", f"{_num(best['best_epoch'], 'd')} of {f.max_epochs}"),
-        Fact("hidden layers", str(best["hidden"])),
+        Fact("best epoch", f"{_num(best['best_epoch'], 'd')} of {f.max_epochs} (its search run)"),
+        *([final] if final else []),
+        Fact("hidden layers", layers_text(best["hidden"])),
     ]
     rows += [Fact(name, _num(v, ".4g") if isinstance(v, float) else str(v)) for name, v in sorted(trial.params.items())]
     blocks: list[Any] = [Facts(rows)]
