@@ -60,7 +60,8 @@ class Network:
     (None: every input) before the first layer (``model/periodic.py``): ``n_inputs``
     stays the rows' width, ``widths[0]`` is the first layer's. ``plr`` > 0 gives those
     columns learned embeddings of ``plr`` units instead (``model/plr.py``), their
-    frequencies starting from N(0, ``plr_sigma``) and trained; one first map or the other. ``seed`` (int, Generator or None) draws the initial
+    frequencies starting from N(0, ``plr_sigma``) and trained; one first map or the other.
+    ``seed`` (int, Generator or None) draws the initial
     weights: He for relu/leaky_relu hidden layers, Glorot for tanh/sigmoid and
     for the output layer (it feeds a softmax, or is the prediction); biases start at zero.
     """

@@ -243,7 +243,7 @@ class Training:
             seed=np.random.default_rng([c.seed, 0]),
         )  # fmt: skip
         if (c.periodic or c.plr) and image_shape is not None:
-            raise ValueError("periodic features and embeddings are for a table's numbers, not images (image_shape given)")
+            raise ValueError("periodic features and embeddings are for a table's numbers, not images (image_shape)")
         self.use_data(X_train, y_train, sample_weight)
         self.y_val = self.net.targets(y_val, len(y_val), "y_val")
         self.w_val = self._weights(val_sample_weight, len(y_val), "val_sample_weight")

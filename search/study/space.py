@@ -155,7 +155,7 @@ def parse_space(raw: Mapping[str, Any], base: Mapping[str, Dim] = DEFAULT_SPACE)
     for name, value in raw.items():
         space[name] = parse_dim(name, value)
     if all(_reaches(space.get(name), lambda v: v > 0) for name in ("periodic", "plr")):
-        raise SearchError("space: periodic and plr are two first maps, and a draw may hold one only: search one of them")
+        raise SearchError("space: periodic and plr are two first maps and a draw holds one only: search one of them")
     return space
 
 
