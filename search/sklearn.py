@@ -27,6 +27,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
+from threadpoolctl import threadpool_limits
 
 from model import MLPClassifier, MLPRegressor
 from model.datasets.prepare import TEST_FRACTION
@@ -38,8 +39,10 @@ from search.study.finalists import is_finalist_run, trial_score
 from search.study.metrics import CLASSIFICATION, REGRESSION, rank_key
 from search.study.space import config_from_params
 from search.study.spec import StudySpec
+from search.study.storage import open_storage
+from search.study.stored import load_spec
 from search.study.weights import sample_weights
-from search.study.winner import Winner, final_epochs, final_seed, load_winner
+from search.study.winner import Winner, final_epochs, final_seed, winner_of
 from search.workers import worker_count
 
 __all__ = ["SearchCV", "SearchCVRegressor"]
@@ -114,18 +117,12 @@ class _Search(BaseEstimator):
             self._read(study, X, y, started)
 
     def _read(self, study: Study, X: np.ndarray, y: np.ndarray, started: float) -> None:
-        spec, winner, _ = load_winner(study.name, study.storage)
+        spec, trials, self.study_ = _read_back(study, keep=self.storage is not None)
+        winner = winner_of(trials, study.name, spec.metric)
         config = config_from_params(winner.trial.params, spec.space, final_epochs(spec, winner), spec.seed)
         self.best_params_ = {k: v for k, v in dataclasses.asdict(config).items() if k != "seed"}
         self.best_score_ = Best.of(winner, spec.metric_name).score
-        if self.storage is None:  # the temporary file goes: keep a copy in memory
-            memory = optuna.storages.InMemoryStorage()
-            with optuna_quiet():
-                optuna.copy_study(from_study_name=study.name, from_storage=study.storage, to_storage=memory)
-            self.study_ = optuna.load_study(study_name=study.name, storage=memory)
-        else:
-            self.study_ = optuna.load_study(study_name=study.name, storage=study.storage)
-        self.cv_results_ = _cv_results(self.study_.get_trials(deepcopy=False), spec.metric_name)
+        self.cv_results_ = _cv_results(trials, spec.metric_name)
         numbers = list(self.cv_results_["trial"])
         self.best_index_ = numbers.index(winner.trial.number)
         self.n_features_in_ = X.shape[1]
@@ -156,7 +153,14 @@ class _Search(BaseEstimator):
         )
         weights, _ = sample_weights(spec.class_weight, y)
         fit = {} if weights is None else {"mlp__sample_weight": weights}
-        return Pipeline([("scale", StandardScaler()), ("mlp", model)]).fit(X, y, **fit)
+        pipeline = Pipeline([("scale", StandardScaler()), ("mlp", model)])
+        if spec.budget is None:
+            return pipeline.fit(X, y, **fit)
+        # one BLAS thread a network, as the workers' runs it was sized from trained: this process's
+        # default (a thread a core) trained wine's networks 30-50 times slower on a loaded machine
+        # (2026-12-07: 1.8 s against 0.04 s, (104, 777) units of 19 epochs), and a 30 s fit took 48 s
+        with threadpool_limits(1):
+            return pipeline.fit(X, y, **fit)
 
     def _network(self, params: dict[str, Any], seed: int) -> BaseEstimator:
         raise NotImplementedError
@@ -224,6 +228,33 @@ class SearchCVRegressor(RegressorMixin, _Search):
         if len(members) == 1:
             return members[0]
         return VotingRegressor([(f"seed{k}", m) for k, m in enumerate(members)], n_jobs=jobs)
+
+
+def _read_back(study: Study, keep: bool) -> tuple[StudySpec, list[FrozenTrial], optuna.Study]:
+    """(the study's spec, its trials, ``study_``): its storage read once, as a budget's last stage reserved
+    (``shares.STUDY_READ``). ``keep``: the storage stays (``storage`` was given); else ``study_`` is a copy
+    in memory of what was read, as ``optuna.copy_study`` makes, without reading it a second time."""
+    storage = open_storage(study.storage, read_only=True)
+    try:
+        spec, study_id = load_spec(storage, study.name)
+        trials = storage.get_all_trials(study_id, deepcopy=False)
+        if keep:
+            return spec, trials, optuna.load_study(study_name=study.name, storage=study.storage)
+        memory = optuna.storages.InMemoryStorage()
+        with optuna_quiet():
+            copy = optuna.create_study(
+                storage=memory, study_name=study.name, directions=storage.get_study_directions(study_id)
+            )
+        copy_id = memory.get_study_id_from_name(study.name)
+        for key, value in storage.get_study_system_attrs(study_id).items():
+            memory.set_study_system_attr(copy_id, key, value)
+        for key, value in storage.get_study_user_attrs(study_id).items():
+            memory.set_study_user_attr(copy_id, key, value)
+        for trial in trials:
+            memory.create_new_trial(copy_id, template_trial=trial)  # a deep copy
+        return spec, trials, copy
+    finally:
+        storage.engine.dispose()
 
 
 def _cv_results(trials: list[FrozenTrial], metric: str = "accuracy") -> dict[str, Any]:

@@ -55,11 +55,11 @@ class Deadlines:
             search, stop = min(search, self.timeout), min(stop, self.timeout)
         return replace(self, search=max(search, 0.0), stop=max(stop, 0.0))
 
-    def finalists_from(self, now: float, later: Needs, one_network: float) -> Deadlines:
+    def finalists_from(self, now: float, later: Needs, one_network: float, overhead: float) -> Deadlines:
         """The finalist stage's end, as it begins at ``now`` (``leftover.finalists_end``; a budget, else unchanged)."""
         if self.end is None:
             return self
-        stop = finalists_end(now, self.end, self.budget, later, one_network)
+        stop = finalists_end(now, self.end, self.budget, later, one_network, overhead)
         return replace(self, stop=max(min(stop, self.timeout if self.timeout is not None else stop), 0.0))
 
 

@@ -38,6 +38,7 @@ from search.budget.shares import (
     FINALIST_ERROR,
     FINALIST_SIZES,
     SHARES,
+    STUDY_READ,
     TRIAL_OVERHEAD,
 )
 
@@ -98,13 +99,15 @@ def needs(
     return Needs(min(finalists, SHARES["finalists"] * budget), min(final, SHARES["final"] * budget))
 
 
-def final_overhead(worker_start: float) -> float:
-    """The final stage's seconds besides training, from how long this run's workers took to start their first task.
+def final_overhead(worker_start: float, trials: int = 0) -> float:
+    """The final stage's seconds besides training, from how long this run's workers took to start their first task
+    and the ``trials`` the study holds.
 
     Its own workers start the same way (a new process, the same imports), then load the
     data, save the weights and store the scores (``FINAL_STORE``); never less than ``FINAL_OVERHEAD``.
+    Before any of that, the stage reads the study back to find the winner (``STUDY_READ`` a trial).
     """
-    return max(FINAL_OVERHEAD, worker_start + FINAL_STORE)
+    return max(FINAL_OVERHEAD, worker_start + FINAL_STORE) + STUDY_READ * trials
 
 
 def finalist_size(runs: Sequence[float], repeats: int, seconds: float, workers: int) -> tuple[int, int]:
@@ -132,15 +135,18 @@ def stage_ends(end: float, budget: float, later: Needs) -> tuple[float, float]:
     return finalists_end - later.finalists, finalists_end
 
 
-def finalists_end(now: float, end: float, budget: float, later: Needs, one_network: float) -> float:
+def finalists_end(
+    now: float, end: float, budget: float, later: Needs, one_network: float, overhead: float = FINAL_OVERHEAD
+) -> float:
     """When the finalist stage must end, decided when it begins (``now``): where the final networks' time begins.
 
     A search that ran past its end (its last trials took longer than expected) takes the
     overrun from the final networks, not from the finalists: they keep their ``later.finalists``
-    seconds, as long as the final stage keeps the time of one network (``one_network``).
+    seconds, as long as the final stage keeps the time of one network (``one_network``) and
+    its own costs (``overhead``: ``final_overhead``).
     """
     regular = end - end_margin(budget) - later.final
-    latest = end - end_margin(budget) - FINAL_OVERHEAD - one_network
+    latest = end - end_margin(budget) - overhead - one_network
     return max(regular, min(now + later.finalists, latest))
 
 

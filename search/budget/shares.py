@@ -28,6 +28,7 @@ __all__ = [
     "MARGIN",
     "REFIT_OVERHEAD",
     "SHARES",
+    "STUDY_READ",
     "TARGET_TRIALS",
     "TRIAL_CEILING",
     "TRIAL_OVERHEAD",
@@ -61,6 +62,13 @@ FINALIST_ERROR = 0.1
 # workers' start and the final stage is taken to need that and FINAL_STORE more.
 FINAL_OVERHEAD = 2.0
 FINAL_STORE = 1.0
+# ... and, before it trains, it reads the study back from its storage (the winner; ``SearchCV`` also keeps
+# an in-memory copy): seconds per stored trial, which grow with the trials a small table runs. Wine at
+# 30 s, 2 workers (2026-12-07): SearchCV's two reads of 587 trials (winner, then the copy) took 2.2 s of
+# the 2.0 s its stage was reserved besides training, leaving its refit 0.3 s (CI: one network of one
+# epoch); one read took 4.5-6 ms a trial beside another job, 8.5-9.4 ms under a load of 6 on 2 cores,
+# and the service's final stage reads the winner twice.
+STUDY_READ = 1e-2
 # ``SearchCV``'s refit trained in its own process, one network after another: no worker starts,
 # nothing stored; only the scaler and the voting wrapper (wine, 5 networks: 0.87 s serial against
 # 2.7 s on 2 fresh loky workers, 2026-12-06), so small data refits serially within a budget.

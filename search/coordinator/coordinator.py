@@ -106,7 +106,10 @@ class Coordinator:
         self._search_seconds: list[float] = []  # this run's finished search trials' durations
         self._cost_ratios: list[float] = []  # finished search trials: measured / expected seconds per epoch
         self._search_closed = False  # a trial was drawn that could not end within the search's time
-        self._later = LaterStages(spec, executor.n_workers, lambda: final_overhead(self.summary.worker_start))
+        self._trials = 0  # trials the study holds, of any state: the final stage reads them all back
+        self._later = LaterStages(
+            spec, executor.n_workers, lambda: final_overhead(self.summary.worker_start, self._trials)
+        )
         # a budget's seconds used before this run, kept on the study as they grow (so a killed
         # run's time still counts when it resumes); None: no budget
         self._spent_before, self._spent_stored = spent_before, 0.0
@@ -127,6 +130,7 @@ class Coordinator:
         """Mirror the stored trials, record a dead run's running ones as interrupted and
         queue the re-runs that ``plan_recovery`` finds missing."""
         trials = self.storage.get_all_trials(self.study_id, deepcopy=False)
+        self._trials = len(trials)
         plan = plan_recovery(trials)
         for t in plan.left_running:
             logger.warning("trial %d was running when the last run stopped", t.number)
@@ -196,6 +200,7 @@ class Coordinator:
             pending.sent = time.time()
             self._inflight[self.executor.submit(pending.task)] = pending
         run = pending.run
+        self._trials = max(self._trials, pending.number + 1)
         self._mirror.create(
             pending.number,
             run.params,

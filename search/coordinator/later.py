@@ -80,7 +80,8 @@ class LaterStages:
         numbers = [t.number for t in chosen]
         if numbers and deadlines is not None and deadlines.end is not None:  # until the final networks
             one = max(self.timings.final_network_seconds(n) for n in numbers)
-            deadlines = deadlines.finalists_from(now, self.needs(deadlines, numbers, self.spec.finalist_repeats), one)
+            later = self.needs(deadlines, numbers, self.spec.finalist_repeats)
+            deadlines = deadlines.finalists_from(now, later, one, self._overhead())
         repeats, self.pool = self.spec.finalist_repeats, numbers
         if deadlines is not None and deadlines.budgeted:  # the most the time left runs, best first
             runs = [self.timings.finalist_run_seconds(t.number) for t in chosen]

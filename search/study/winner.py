@@ -41,7 +41,12 @@ def find_winner(storage: optuna.storages.BaseStorage, study_id: int, study: str,
 
     Best by the study's ``metric`` (``StudySpec.metric``); None: by the objective.
     """
-    trials = storage.get_all_trials(study_id, deepcopy=False)
+    return winner_of(storage.get_all_trials(study_id, deepcopy=False), study, metric)
+
+
+def winner_of(trials: list[FrozenTrial], study: str, metric: str | None = None) -> Winner:
+    """``find_winner`` over the study's ``trials``, already read (``SearchCV`` reads them once for both
+    its winner and its copy of the study)."""
     number = fin.winner(trials, metric)
     if number is not None:
         return Winner(next(t for t in trials if t.number == number), fin.ranked(trials, metric))

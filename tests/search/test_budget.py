@@ -28,6 +28,7 @@ from search.budget.leftover import (
     end_margin,
     final_overhead,
     finalist_size,
+    finalists_end,
     makespan,
     needs,
     stage_ends,
@@ -36,12 +37,15 @@ from search.budget.leftover import (
 from search.budget.plan import Plan, minimum_budget, plan_budget
 from search.budget.shares import (
     END_MARGIN,
+    ENSEMBLE_MAX,
     FIDELITIES,
     FINAL_OVERHEAD,
     FINAL_STORE,
     FINALIST_ERROR,
     FULL_FIDELITY,
+    REFIT_OVERHEAD,
     SHARES,
+    STUDY_READ,
     TRIAL_OVERHEAD,
     describe_plan,
 )
@@ -606,6 +610,36 @@ def test_the_final_stage_costs_its_workers_start_as_measured_and_at_least_the_fl
     assert final_overhead(0.0) == FINAL_OVERHEAD
     assert final_overhead(5.0) == 5.0 + FINAL_STORE  # a loaded machine: spawning and importing took 5 s
     assert needs([], 1.0, 2, 1000, overhead=7.0).final == pytest.approx(3 * 1.0 + 7.0)
+
+
+def test_the_final_stage_is_reserved_the_read_back_of_every_trial_the_study_holds() -> None:
+    # wine at 30 s on 2 workers (2026-12-07): the finalists ended where the final networks' time began,
+    # 587 trials were stored, and SearchCV read them back (its winner, then its copy of the study) in
+    # 2.2 s, more than the 2.0 s its stage had besides training: its refit had 0.3 s to train in, and a
+    # dearer winner (CI) got one network of one epoch
+    budget, read, workers = 30.0, 2.2, 2
+    epoch, epochs, fixed = 2e-3, 60, 0.03  # one network: 0.15 s
+    assert final_overhead(1.0, trials=587) == pytest.approx(FINAL_OVERHEAD + 587 * STUDY_READ)
+
+    def refit(trials: int) -> tuple[int, int]:
+        later = needs([], fixed + epochs * epoch, workers, budget, overhead=final_overhead(1.0, trials))
+        left = end_margin(budget) + later.final - read  # what the refit sees when it starts, after the read
+        return ensemble_size(left - end_margin(budget) - REFIT_OVERHEAD, epoch, epochs, 1, fixed)
+
+    assert refit(0) == (1, 9)  # the read not reserved: about 0.05 s to train in, one network of 9 epochs
+    assert refit(587) == (ENSEMBLE_MAX, epochs)  # one after another, in this process
+
+
+def test_a_late_search_leaves_the_final_stage_one_network_and_its_own_costs() -> None:
+    # the search overran: the finalists keep their 10 s only as far as the final stage keeps one
+    # network (3 s) and what it pays besides (2 s, and reading back 500 trials: 5 s)
+    later = Needs(finalists=10, final=20)
+    margin = end_margin(100)
+    assert finalists_end(85, 100, 100, later, 3) == pytest.approx(100 - margin - FINAL_OVERHEAD - 3)
+    overhead = final_overhead(0.0, trials=500)
+    assert finalists_end(85, 100, 100, later, 3, overhead) == pytest.approx(100 - margin - (2 + 500 * STUDY_READ) - 3)
+    # on time: where the final networks' reserved time begins
+    assert finalists_end(60, 100, 100, later, 3, overhead) == pytest.approx(100 - margin - 20)
 
 
 def test_the_search_ends_where_only_the_later_stages_needs_and_the_margin_are_left() -> None:
