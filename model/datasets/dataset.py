@@ -92,7 +92,8 @@ class Dataset:
 
     @property
     def number_columns(self) -> list[int]:
-        """The columns holding a table's numbers, the ones periodic features expand: a file's table says
+        """The columns holding a table's numbers, the ones periodic features expand and learned embeddings
+        embed: a file's table says
         which (not its one-hot text, nor its missing-indicators); rows without a layout (arrays) are all
         numbers; an image has none."""
         if self.image_shape is not None:

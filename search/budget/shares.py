@@ -120,7 +120,8 @@ def describe_plan(plan: Mapping[str, Any]) -> list[tuple[str, str]]:
             f"search: {plan['epochs']} epochs a trial, about {plan['expected_trials']} trials, {folds}; widths up to "
             f"{plan['units_high']} in {'one or two layers' if layers > 1 else 'one layer'}, batches "
             f"{', '.join(map(str, plan['batches']))}, "
-            + ("Adam (a table's space)" if plan.get("table") else "Nesterov momentum"),
+            + ("Adam (a table's space)" if plan.get("table") else "Nesterov momentum")
+            + (", with or without learned embeddings of its numbers" if plan.get("embeddings") else ""),
         ),
         (
             "",

@@ -197,8 +197,14 @@ def _suggest(trial: optuna.trial.BaseTrial, name: str, dim: Dim) -> Any:
 
 
 def suggest(trial: optuna.trial.BaseTrial, space: Mapping[str, Dim], epochs: int, seed: int) -> TrainConfig:
-    """Sample one configuration; depth first, then one width per layer (a conditional space)."""
-    values = {name: _suggest(trial, name, dim) for name, dim in space.items() if name != "units"}
+    """Sample one configuration; depth first, then one width per layer (a conditional space).
+
+    ``plr_sigma`` is drawn only for a configuration with learned embeddings (``plr`` > 0): without
+    them it would be a parameter that changes nothing, and the sampler would model it all the same.
+    """
+    values = {name: _suggest(trial, name, dim) for name, dim in space.items() if name not in ("units", "plr_sigma")}
+    if values.get("plr") and "plr_sigma" in space:
+        values["plr_sigma"] = _suggest(trial, "plr_sigma", space["plr_sigma"])
     n_layers = int(values.pop("n_layers", 1))
     units = space.get("units", Fixed(128))
     hidden = tuple(int(_suggest(trial, f"units_l{i}", units)) for i in range(n_layers))

@@ -53,15 +53,17 @@ from search.budget.timings import StageTimings, winner_epoch_seconds
 from search.errors import SearchError
 from search.study import keys
 from search.study.durations import parse_duration
-from search.study.space import Fixed, Float
+from search.study.space import Choice, Fixed, Float
 from search.study.spec import StudySpec
 from tests.conftest import finished, query, run_cli, running_cli, states, wait_until_finished
 
 START_UP = 6.0  # seconds a fresh `python -m search` may take before its clock starts, on a loaded machine
 
 
-@pytest.mark.parametrize("text, seconds", [("90s", 90), ("30m", 1800), ("2h", 7200), ("1h30m", 5400),
-                                           ("45", 45), ("1.5m", 90), (" 2M ", 120)])
+@pytest.mark.parametrize(
+    "text, seconds",
+    [("90s", 90), ("30m", 1800), ("2h", 7200), ("1h30m", 5400), ("45", 45), ("1.5m", 90), (" 2M ", 120)],
+)
 def test_a_duration_is_read_in_seconds_minutes_or_hours(text: str, seconds: float) -> None:
     assert parse_duration(text) == seconds
 
@@ -81,8 +83,9 @@ def test_the_final_ensemble_takes_as_many_networks_as_fit_then_fewer_epochs() ->
 
 
 def _timed(seconds: float, epochs: int, stage: str) -> FrozenTrial:
-    return optuna.trial.create_trial(value=0.5, user_attrs={keys.SECONDS: seconds, keys.EPOCHS_RUN: epochs,
-                                                            keys.STAGE: stage})
+    return optuna.trial.create_trial(
+        value=0.5, user_attrs={keys.SECONDS: seconds, keys.EPOCHS_RUN: epochs, keys.STAGE: stage}
+    )
 
 
 def test_the_winners_epoch_is_its_dearest_runs_on_all_of_train_and_validation() -> None:
@@ -102,8 +105,10 @@ def test_the_winners_epoch_is_its_dearest_runs_on_all_of_train_and_validation() 
 def test_a_run_that_stopped_after_an_epoch_costs_the_winners_epoch_by_its_epochs_not_its_whole_task() -> None:
     spec = StudySpec(name="w", cv=1, val_fraction=0.2, finalist_cv=3, finalist_warp=None)
     # a finalist run that diverged in its first epoch: 2 s of task, 0.03 s of it in that epoch (3 folds of 2/3)
-    stopped = optuna.trial.create_trial(value=0.5, user_attrs={keys.SECONDS: 2.0, keys.TRAIN_SECONDS: 0.03,
-                                                               keys.EPOCHS_RUN: 1, keys.STAGE: keys.FINALIST})
+    stopped = optuna.trial.create_trial(
+        value=0.5,
+        user_attrs={keys.SECONDS: 2.0, keys.TRAIN_SECONDS: 0.03, keys.EPOCHS_RUN: 1, keys.STAGE: keys.FINALIST},
+    )
     epoch, fixed = winner_epoch_seconds(spec, [stopped])
     assert epoch == pytest.approx(0.015) and fixed == pytest.approx(1.97)  # not 2 s / 1 epoch / 3 / (2/3) = 1 s
     # 10 s for networks of 100 epochs on 2 workers: 4 of them (2 rounds of 1.97 + 1.5 s), not 1 of 6 epochs
@@ -116,18 +121,21 @@ def test_fewer_final_networks_than_the_cap_are_explained_by_the_round_that_did_n
 
     # no finalists, no warp: one epoch of the winner on all rows is 8 s / 10 epochs / 0.8 = 1 s; BEST_EPOCH 10
     spec = StudySpec(name="w", cv=1, val_fraction=0.2, budget=100.0, finalist_warp=None)
-    trial = optuna.trial.create_trial(value=0.5, user_attrs={keys.SECONDS: 8.0, keys.EPOCHS_RUN: 10,
-                                                             keys.STAGE: keys.SEARCH, keys.BEST_EPOCH: 10})
+    trial = optuna.trial.create_trial(
+        value=0.5, user_attrs={keys.SECONDS: 8.0, keys.EPOCHS_RUN: 10, keys.STAGE: keys.SEARCH, keys.BEST_EPOCH: 10}
+    )
     winner = Winner(trial, [])
     # 30 s less the margin (3% + 1 s) and 2 s of the stage's own: 24 s, two rounds of 10 s: 4 networks
     assert winner_ensemble_size(spec, winner, 30.0, 2, overhead=2.0) == (4, 10)
     assert why_fewer(spec, winner, 30.0, 2, 4, overhead=2.0) == (
         "the final networks train in rounds of 2, and 5 of them (about 30.0 s, as the winner's runs timed it) "
-        "did not fit in the stage's 24.0 s")
+        "did not fit in the stage's 24.0 s"
+    )
 
 
-@pytest.mark.parametrize("layout, given, ratio", [("table", ["train"], 1.25), ("table", ["test", "train"], 0.0),
-                                                  ("image", ["train"], 0.0)])
+@pytest.mark.parametrize(
+    "layout, given, ratio", [("table", ["train"], 1.25), ("table", ["test", "train"], 0.0), ("image", ["train"], 0.0)]
+)
 def test_only_a_table_whose_test_rows_were_drawn_is_trained_again_on_every_row(
     layout: str, given: list[str], ratio: float
 ) -> None:
@@ -138,13 +146,16 @@ def test_only_a_table_whose_test_rows_were_drawn_is_trained_again_on_every_row(
     assert every_row_ratio(None) == 0.0  # a built-in data set
 
 
-@pytest.mark.parametrize("record, why", [
-    (None, "a built-in data set"),
-    ({"layout": "table", "given_splits": ["test", "train"]}, "the file gave its own test rows"),
-    ({"layout": "features", "given_splits": ["test", "train"]}, "the file gave its own test rows"),
-    ({"layout": "image", "given_splits": ["train"]}, "the file holds images"),
-    ({"layout": "features", "given_splits": ["train"]}, "the file holds arrays, not a table"),
-])
+@pytest.mark.parametrize(
+    "record, why",
+    [
+        (None, "a built-in data set"),
+        ({"layout": "table", "given_splits": ["test", "train"]}, "the file gave its own test rows"),
+        ({"layout": "features", "given_splits": ["test", "train"]}, "the file gave its own test rows"),
+        ({"layout": "image", "given_splits": ["train"]}, "the file holds images"),
+        ({"layout": "features", "given_splits": ["train"]}, "the file holds arrays, not a table"),
+    ],
+)
 def test_a_study_not_trained_again_on_every_row_says_why(record: dict | None, why: str) -> None:
     from search.study.datafile import every_row_ratio, every_row_refusal
 
@@ -156,8 +167,9 @@ def test_networks_trained_again_on_every_row_share_the_rounds_costed_on_every_ro
     from search.study.winner import Winner
 
     spec = StudySpec(name="w", cv=1, val_fraction=0.2, budget=100.0, finalist_warp=None)
-    trial = optuna.trial.create_trial(value=0.5, user_attrs={keys.SECONDS: 8.0, keys.EPOCHS_RUN: 10,
-                                                             keys.STAGE: keys.SEARCH, keys.BEST_EPOCH: 10})
+    trial = optuna.trial.create_trial(
+        value=0.5, user_attrs={keys.SECONDS: 8.0, keys.EPOCHS_RUN: 10, keys.STAGE: keys.SEARCH, keys.BEST_EPOCH: 10}
+    )
     winner = Winner(trial, [])
     # 24 s as above; each network twice, the copy on 1.25 times the rows (12.5 s a network, both costed so):
     # 2 workers train one network's two copies a round, so 1 network, where once trained it was 4
@@ -166,7 +178,8 @@ def test_networks_trained_again_on_every_row_share_the_rounds_costed_on_every_ro
     assert winner_ensemble_size(spec, winner, 60.0, 2, overhead=2.0, every_row=1.25) == (4, 10)
     assert why_fewer(spec, winner, 30.0, 2, 1, overhead=2.0, every_row=1.25) == (
         "the final networks train twice (scored, then again on every row) in rounds of 2, and 2 of them (about "
-        "25.0 s, as the winner's runs timed it) did not fit in the stage's 24.0 s")
+        "25.0 s, as the winner's runs timed it) did not fit in the stage's 24.0 s"
+    )
     # one worker: both copies one after the other
     assert winner_ensemble_size(spec, winner, 60.0, 1, overhead=2.0, every_row=1.25) == (2, 10)
 
@@ -177,8 +190,10 @@ def test_the_probe_times_a_regression_network_as_it_times_a_classifier() -> None
     rng = np.random.default_rng(0)
     X = rng.normal(size=(3000, 10)).astype(np.float32)
     numbers, classes = rng.normal(size=3000).astype(np.float32) * 5, rng.integers(0, 2, 3000)
-    costs = [probe(Dataset("p", X, y, X[:500], y[:500], X[:1], y[:1], n, "none", task=task))
-             for y, n, task in ((numbers, 1, "regression"), (classes, 2, "classification"))]
+    costs = [
+        probe(Dataset("p", X, y, X[:500], y[:500], X[:1], y[:1], n, "none", task=task))
+        for y, n, task in ((numbers, 1, "regression"), (classes, 2, "classification"))
+    ]
     regression, classification = (c.epoch_seconds(2500, 500, 20_000, 64) for c in costs)
     assert 0.5 < regression / classification < 2, costs
 
@@ -190,11 +205,14 @@ def test_a_finalist_run_pays_its_search_trials_fixed_cost_once_and_its_epochs_pe
     # finalist run of 3 folds x 30 epochs at 0.4 s a network-epoch: 6 + 36 = 42 s (not 10 / 10 x 90 = 90 s)
     timings.search_trial(7, 10.0, 10, 4.0)
     assert timings.finalist_run_seconds(7) == pytest.approx(42.0)
-    stored = optuna.trial.create_trial(value=0.5, user_attrs={keys.SECONDS: 10.0, keys.EPOCHS_RUN: 10,
-                                                              keys.TRAIN_SECONDS: 4.0, keys.STAGE: keys.SEARCH})
+    stored = optuna.trial.create_trial(
+        value=0.5,
+        user_attrs={keys.SECONDS: 10.0, keys.EPOCHS_RUN: 10, keys.TRAIN_SECONDS: 4.0, keys.STAGE: keys.SEARCH},
+    )
     stored.number = 8
-    before = optuna.trial.create_trial(value=0.5, user_attrs={keys.SECONDS: 10.0, keys.EPOCHS_RUN: 10,
-                                                              keys.STAGE: keys.SEARCH})
+    before = optuna.trial.create_trial(
+        value=0.5, user_attrs={keys.SECONDS: 10.0, keys.EPOCHS_RUN: 10, keys.STAGE: keys.SEARCH}
+    )
     before.number = 9  # stored before train_seconds: all of it counted as epochs
     timings.stored([stored, before])
     assert timings.finalist_run_seconds(8) == pytest.approx(42.0)
@@ -246,6 +264,7 @@ def test_the_minimum_budget_pays_one_short_run_in_each_stage(digits) -> None:
 
 def _shaped(n_train: int, n_val: int, n_in: int, n_out: int, image_shape: tuple[int, ...] | None = None) -> Dataset:
     """A data set of zeros with the given shape: all a plan reads of the data."""
+
     def X(n: int) -> np.ndarray:
         return np.zeros((n, n_in), np.float32)
 
@@ -354,43 +373,83 @@ PINNED_PLANS = [
 @pytest.mark.parametrize("data, cost, budget, workers, elapsed, expected", PINNED_PLANS)
 def test_the_same_measured_costs_give_the_same_plan(data, cost, budget, workers, elapsed, expected) -> None:
     p = plan_budget(budget, SHAPED[data], workers, COSTS[cost], elapsed=elapsed)
-    got = (p.epochs, p.cv, p.expected_trials, p.units_high, p.layers, p.batches, p.finalist_cv, p.finalists,
-           p.finalist_repeats, p.finalist_epochs, p.warp)
+    got = (
+        p.epochs,
+        p.cv,
+        p.expected_trials,
+        p.units_high,
+        p.layers,
+        p.batches,
+        p.finalist_cv,
+        p.finalists,
+        p.finalist_repeats,
+        p.finalist_epochs,
+        p.warp,
+    )
     assert got == expected
 
 
 def test_a_plan_keeps_its_figures_its_stored_form_and_its_description() -> None:
     plan = plan_budget(1800, SHAPED["digits"], 2, COSTS["typical"])
     assert plan.to_json() == {
-        "budget": 1800, "seconds": {"search": 900.0, "finalists": 324.0, "final": 432.0}, "epochs": 60, "cv": 1,
-        "finalist_cv": 3, "expected_trials": 741, "finalists": 5, "finalist_repeats": 2, "finalist_epochs": 180,
-        "warp": 1.5, "units_high": 2048, "layers": 2, "batches": [16, 32, 64, 128],
-        "typical_epoch_seconds": pytest.approx(0.03914889, rel=1e-12), "needed": pytest.approx(48.978668, rel=1e-12),
-        "cost": {"per_row_param": 2e-10, "per_step": 5e-05}, "table": False,
+        "budget": 1800,
+        "seconds": {"search": 900.0, "finalists": 324.0, "final": 432.0},
+        "epochs": 60,
+        "cv": 1,
+        "finalist_cv": 3,
+        "expected_trials": 741,
+        "finalists": 5,
+        "finalist_repeats": 2,
+        "finalist_epochs": 180,
+        "warp": 1.5,
+        "units_high": 2048,
+        "layers": 2,
+        "batches": [16, 32, 64, 128],
+        "typical_epoch_seconds": pytest.approx(0.03914889, rel=1e-12),
+        "needed": pytest.approx(48.978668, rel=1e-12),
+        "cost": {"per_row_param": 2e-10, "per_step": 5e-05},
+        "table": False,
+        "embeddings": False,
     }
     assert Plan.from_json(plan.to_json()) == plan
     # what a reader shows, from the stored plan alone
     assert describe_plan(json.loads(json.dumps(plan.to_json()))) == plan.describe()
     assert plan.describe() == [
-        ("plan", "measured: 0.2 ns per row x weight, 0.05 ms per mini-batch step; a typical network's epoch "
-                 "0.039 s on one worker"),
-        ("", "search: 60 epochs a trial, about 741 trials, one holdout split; widths up to 2048 in one or two "
-             "layers, batches 16, 32, 64, 128, Nesterov momentum"),
-        ("", "finalists: 5 x 2 fresh runs of 180 epochs, 3-fold, on images warped with strength 1.5; then as many "
-             "final networks as the time left trains"),
+        (
+            "plan",
+            "measured: 0.2 ns per row x weight, 0.05 ms per mini-batch step; a typical network's epoch "
+            "0.039 s on one worker",
+        ),
+        (
+            "",
+            "search: 60 epochs a trial, about 741 trials, one holdout split; widths up to 2048 in one or two "
+            "layers, batches 16, 32, 64, 128, Nesterov momentum",
+        ),
+        (
+            "",
+            "finalists: 5 x 2 fresh runs of 180 epochs, 3-fold, on images warped with strength 1.5; then as many "
+            "final networks as the time left trains",
+        ),
         ("", "this data needs about 49 s for a full search (40 trials of 30 epochs)"),
     ]
 
 
 def test_a_table_is_searched_with_adam_and_images_with_nesterov() -> None:
-    table, images = (plan_budget(300, SHAPED[d], 2, COSTS["typical"]) for d in ("table 10k", "digits"))
+    table, images = (
+        plan_budget(300, data, 2, COSTS["typical"]) for data in (_shaped(8000, 2000, 20, 2), SHAPED["digits"])
+    )
     assert (table.table, images.table) == (True, False)
     assert table.settings()["space"]["optimizer"] == Fixed("adam")
     assert table.settings()["space"]["learning_rate"] == Float(1e-4, 1e-2, log=True)
     assert images.settings()["space"]["optimizer"] == Fixed("nesterov")
-    assert table.describe()[1][1].endswith("Adam (a table's space)")
+    assert table.describe()[1][1].endswith("Adam (a table's space), with or without learned embeddings of its numbers")
+    # a table's numbers: learned embeddings or none, their sigma drawn only for those that have them
+    assert (table.embeddings, images.embeddings) == (True, False)
+    assert table.settings()["space"]["plr"] == Choice((0, 8)) and "plr" not in images.settings()["space"]
+    wide = plan_budget(300, SHAPED["table 10k"], 2, COSTS["typical"])  # 50 numbers: 400 inputs more
+    assert wide.table and not wide.embeddings and "plr" not in wide.settings()["space"]
     stored = images.to_json()
-    del stored["table"]  # a plan stored before tables had their own space: searched as it was
+    del stored["table"], stored["embeddings"]  # a plan stored before tables had their own space: searched as it was
     assert Plan.from_json(stored) == images and describe_plan(stored)[1][1].endswith("Nesterov momentum")
 
 
@@ -422,8 +481,15 @@ def test_a_space_that_could_draw_both_first_maps_at_once_is_refused_before_a_tri
     assert parse_space({**space, "periodic": 0.0})["plr"]  # one of them: a space
 
 
-@pytest.mark.parametrize("data, least", [("tiny table", 2.0020274758454106), ("digits", 2.0136103260869564),
-                                         ("table 10k", 2.083756038647343), ("fashion", 4.965144927536232)])
+@pytest.mark.parametrize(
+    "data, least",
+    [
+        ("tiny table", 2.0020274758454106),
+        ("digits", 2.0136103260869564),
+        ("table 10k", 2.083756038647343),
+        ("fashion", 4.965144927536232),
+    ],
+)
 def test_the_minimum_budget_is_pinned_for_the_same_costs(data: str, least: float) -> None:
     assert minimum_budget(SHAPED[data], 2, COSTS["typical"]) == pytest.approx(least, rel=1e-12)
 
@@ -448,8 +514,9 @@ def test_a_budget_run_ends_within_its_time_with_final_networks_that_predict(tmp_
     spent = json.loads(query(db, "SELECT value_json FROM study_user_attributes WHERE key='budget_spent'")[0][0])
     assert 0.5 * budget < json.loads(spent) <= budget * 1.05
     # scored by networks that never saw the 36 test rows; predict's trained again on all 178
-    retrained = json.loads(json.loads(query(db, "SELECT value_json FROM study_user_attributes "
-                                                "WHERE key='retrained'")[0][0]))
+    retrained = json.loads(
+        json.loads(query(db, "SELECT value_json FROM study_user_attributes WHERE key='retrained'")[0][0])
+    )
     assert (retrained["samples"], retrained["every_row"]) == (142, 178), retrained
     assert "predict uses         the same networks trained again on every row (178 samples)" in out.stdout
     predicted = run_cli("predict", "--study", "b", "--storage", url, str(csv))
@@ -457,8 +524,9 @@ def test_a_budget_run_ends_within_its_time_with_final_networks_that_predict(tmp_
 
 
 def test_a_budget_too_small_for_one_epoch_is_refused_saying_the_minimum(tmp_path: Path) -> None:
-    out = run_cli("run", "--budget", "0.5s", "--study", "tiny", "--storage", f"sqlite:///{tmp_path / 't.db'}",
-                  "--no-progress")
+    out = run_cli(
+        "run", "--budget", "0.5s", "--study", "tiny", "--storage", f"sqlite:///{tmp_path / 't.db'}", "--no-progress"
+    )
     assert out.returncode == 2
     err = out.stderr.strip()
     assert err.startswith("error: ") and "\n" not in err and "give at least" in err, err
@@ -470,21 +538,39 @@ def test_timeout_stops_what_runs_at_the_deadline_and_resume_reruns_it(db: Path) 
     url = f"sqlite:///{db}"
     # trials of thousands of epochs (10 s or more each): the first ones are running when 4 s are up
     start = time.monotonic()
-    out = run_cli("run", "--trials", "50", "--jobs", "2", "--study", "t", "--timeout", "4", "--storage", url,
-                  "--dataset", "digits", "--epochs", "4000", "--pruner", "none", "--no-progress")
+    out = run_cli(
+        "run",
+        "--trials",
+        "50",
+        "--jobs",
+        "2",
+        "--study",
+        "t",
+        "--timeout",
+        "4",
+        "--storage",
+        url,
+        "--dataset",
+        "digits",
+        "--epochs",
+        "4000",
+        "--pruner",
+        "none",
+        "--no-progress",
+    )
     wall = time.monotonic() - start
     assert out.returncode == 0, out.stderr
     assert wall < 4 + START_UP + 3, wall  # not a whole trial late
     assert states(db).get("RUNNING", 0) == 0
-    reasons = [json.loads(v) for (v,) in query(db, "SELECT value_json FROM trial_user_attributes "
-                                                   "WHERE key='stop_reason'")]
+    reasons = [
+        json.loads(v) for (v,) in query(db, "SELECT value_json FROM trial_user_attributes WHERE key='stop_reason'")
+    ]
     stopped = [r for r in reasons if "time limit" in r]
     assert stopped, reasons
     before = finished(db)
     again = run_cli("resume", "--study", "t", "--storage", url, "--timeout", "4", "--no-progress")
     assert again.returncode == 0, again.stderr
-    retried = {json.loads(v) for (v,) in query(db, "SELECT value_json FROM trial_user_attributes "
-                                                    "WHERE key='retry_of'")}
+    retried = {json.loads(v) for (v,) in query(db, "SELECT value_json FROM trial_user_attributes WHERE key='retry_of'")}
     assert retried and finished(db) >= before
 
 
@@ -497,8 +583,9 @@ def test_a_killed_budget_run_resumes_against_what_is_left(tmp_path: Path) -> Non
         time.sleep(6)  # the spent time is stored every 5 s
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(10)
-    spent = json.loads(json.loads(query(db, "SELECT value_json FROM study_user_attributes "
-                                            "WHERE key='budget_spent'")[0][0]))
+    spent = json.loads(
+        json.loads(query(db, "SELECT value_json FROM study_user_attributes WHERE key='budget_spent'")[0][0])
+    )
     assert spent >= 5
     start = time.monotonic()
     out = run_cli("resume", "--study", "k", "--storage", url, "--no-progress")
@@ -512,13 +599,29 @@ def test_a_killed_budget_run_resumes_against_what_is_left(tmp_path: Path) -> Non
 def test_a_deterministic_budget_run_repeats_its_trials_under_the_same_plan(tmp_path: Path) -> None:
     def trials(name: str) -> tuple[list[tuple], str]:
         db = tmp_path / f"{name}.db"
-        out = run_cli("run", "--budget", "15s", "--deterministic", "--seed", "4", "--study", "d", "--jobs", "2",
-                      "--storage", f"sqlite:///{db}", "--no-progress")
+        out = run_cli(
+            "run",
+            "--budget",
+            "15s",
+            "--deterministic",
+            "--seed",
+            "4",
+            "--study",
+            "d",
+            "--jobs",
+            "2",
+            "--storage",
+            f"sqlite:///{db}",
+            "--no-progress",
+        )
         assert out.returncode == 0, out.stderr
-        rows = query(db, "SELECT t.number, t.state, v.value, p.param_name, p.param_value FROM trials t "
-                         "LEFT JOIN trial_values v USING (trial_id) JOIN trial_params p USING (trial_id) "
-                         "JOIN trial_user_attributes a USING (trial_id) WHERE a.key='stage' "
-                         "AND a.value_json='\"search\"' AND t.state != 'FAIL' ORDER BY t.number, p.param_name")
+        rows = query(
+            db,
+            "SELECT t.number, t.state, v.value, p.param_name, p.param_value FROM trials t "
+            "LEFT JOIN trial_values v USING (trial_id) JOIN trial_params p USING (trial_id) "
+            "JOIN trial_user_attributes a USING (trial_id) WHERE a.key='stage' "
+            "AND a.value_json='\"search\"' AND t.state != 'FAIL' ORDER BY t.number, p.param_name",
+        )
         # (a FAIL here is the trial the clock did not let start: where each run's time ran out)
         plan = next(line for line in out.stdout.splitlines() if line.strip().startswith("search:"))
         return rows, plan
@@ -560,15 +663,17 @@ def test_a_trial_expected_to_overrun_the_search_is_never_started(tmp_path: Path)
 
     deadlines = Deadlines(120.0, 120.0, budgeted=True, typical_trial=0.01, trial_cost=cost)
     start = time.monotonic()
-    summary = Coordinator(spec, storage, study_id, InlineExecutor(), data=DataRef("digits"), deadlines=deadlines,
-                          progress=False).run()
+    summary = Coordinator(
+        spec, storage, study_id, InlineExecutor(), data=DataRef("digits"), deadlines=deadlines, progress=False
+    ).run()
     assert time.monotonic() - start < 60
     trials = storage.get_all_trials(study_id)
     assert [t.state.name for t in trials] == ["COMPLETE"] * 3 + ["FAIL"] and summary.finished == 3, trials
     # 3600 s by the model, scaled by how the three trials before it compared with theirs
     reason = trials[3].user_attrs["stop_reason"]
-    assert re.match(r"not started: expected to take \d+ s( after waiting \d+ s for a worker)?, 1\d\d s were left",
-                    reason)
+    assert re.match(
+        r"not started: expected to take \d+ s( after waiting \d+ s for a worker)?, 1\d\d s were left", reason
+    )
     assert asked == [2, 2, 2, 2]
 
 
@@ -668,8 +773,12 @@ def test_cheaper_later_stages_give_the_search_more_time_never_less() -> None:
 
 
 def _early(used: float, **kw) -> str | None:
-    figures = dict(search_ended="", search_left=0.0, later_left=30.0, took=12.0, finalist_runs=10, networks=5,
-                   full_epochs=True) | kw
+    figures = (
+        dict(
+            search_ended="", search_left=0.0, later_left=30.0, took=12.0, finalist_runs=10, networks=5, full_epochs=True
+        )
+        | kw
+    )
     return why_early(used, 100, **figures)
 
 
@@ -679,12 +788,16 @@ def test_a_job_that_used_most_of_its_budget_says_nothing() -> None:
 
 def test_a_job_that_ended_early_says_why_in_one_line() -> None:
     capped = _early(62)
-    assert capped == ("ended early, at 62% of the budget: every stage reached its cap; the finalists and final "
-                      "networks (10 finalist runs, 5 final networks) took 12 s of the 30 s the search left them")
+    assert capped == (
+        "ended early, at 62% of the budget: every stage reached its cap; the finalists and final "
+        "networks (10 finalist runs, 5 final networks) took 12 s of the 30 s the search left them"
+    )
     # the search's own end explains it when it left at least half of the time unused (100 - 4 - 62 = 34 s)
     trials = _early(62, search_ended="the search reached its 50 trials (--trials)", search_left=20.0)
-    assert trials == ("ended early, at 62% of the budget: the search reached its 50 trials (--trials) (20 s of its "
-                      "time left); then 10 finalist runs, 5 final networks")
+    assert trials == (
+        "ended early, at 62% of the budget: the search reached its 50 trials (--trials) (20 s of its "
+        "time left); then 10 finalist runs, 5 final networks"
+    )
     assert "every stage" in _early(62, search_ended="the search ended when trial 9 was not started", search_left=2.0)
     assert "faster than measured" in _early(62, networks=3)
     # the final stage said why it trained fewer than its cap (a round of one network a worker that did not fit)
@@ -704,8 +817,9 @@ def _inline_budget_run(tmp_path: Path, name: str, spec: StudySpec, deadlines):
     storage = open_storage(f"sqlite:///{tmp_path / name}.db", create=True)
     spec, study_id, lease = create_or_continue(storage, spec, set())
     lease.release()
-    summary = Coordinator(spec, storage, study_id, InlineExecutor(), data=DataRef("digits"), deadlines=deadlines,
-                          progress=False).run()
+    summary = Coordinator(
+        spec, storage, study_id, InlineExecutor(), data=DataRef("digits"), deadlines=deadlines, progress=False
+    ).run()
     return summary, storage.get_all_trials(study_id)
 
 
@@ -716,8 +830,9 @@ def test_the_search_runs_past_its_planned_share_when_the_later_stages_measure_ch
     from search.budget.deadlines import Deadlines
 
     spec = StudySpec(name="l", trials=100_000, epochs=2, finalists=2, finalist_repeats=1, finalist_epochs=2)
-    deadlines = Deadlines(2.0, 3.0, budgeted=True, typical_trial=0.01, trial_cost=lambda config: 0.01, end=16.0,
-                          budget=16.0)
+    deadlines = Deadlines(
+        2.0, 3.0, budgeted=True, typical_trial=0.01, trial_cost=lambda config: 0.01, end=16.0, budget=16.0
+    )
     summary, trials = _inline_budget_run(tmp_path, "past", spec, deadlines)
     # the later stages' caps (finalists 18%, final networks 24% of 16 s) and the margin (3% + 1 s) leave the
     # search at least 16 - 2.88 - 3.84 - 1.48 = 7.8 s
@@ -741,8 +856,9 @@ def test_what_an_early_search_leaves_goes_to_more_fresh_runs_of_the_finalists(tm
         return 3600.0 if len(drawn) == 4 else 0.01
 
     spec = StudySpec(name="f", trials=100_000, epochs=2, finalists=1, finalist_repeats=1, finalist_epochs=2)
-    deadlines = Deadlines(4.0, 5.0, budgeted=True, typical_trial=0.01, trial_cost=cost, end=8.0, budget=8.0,
-                          more_finalists=True)
+    deadlines = Deadlines(
+        4.0, 5.0, budgeted=True, typical_trial=0.01, trial_cost=cost, end=8.0, budget=8.0, more_finalists=True
+    )
     summary, trials = _inline_budget_run(tmp_path, "fill", spec, deadlines)
     assert summary.search_ended.startswith("the search ended when trial 3 was not started")
     runs = [t for t in trials if t.user_attrs.get(keys.STAGE) == keys.FINALIST]
@@ -766,10 +882,12 @@ def test_a_budget_run_on_a_small_table_uses_90_to_105_percent_of_it_or_says_why(
     wall = time.monotonic() - start
     assert out.returncode == 0, out.stderr
     assert wall <= budget * 1.05 + START_UP, out.stdout
-    spent = json.loads(json.loads(query(db, "SELECT value_json FROM study_user_attributes "
-                                            "WHERE key='budget_spent'")[0][0]))
-    plan = json.loads(json.loads(query(db, "SELECT value_json FROM study_user_attributes "
-                                           "WHERE key='budget_plan'")[0][0]))
+    spent = json.loads(
+        json.loads(query(db, "SELECT value_json FROM study_user_attributes WHERE key='budget_spent'")[0][0])
+    )
+    plan = json.loads(
+        json.loads(query(db, "SELECT value_json FROM study_user_attributes WHERE key='budget_plan'")[0][0])
+    )
     early = [line.strip() for line in out.stdout.splitlines() if line.strip().startswith("ended early")]
     assert spent <= budget * 1.05
     if spent >= EARLY * budget:
