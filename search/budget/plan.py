@@ -105,8 +105,9 @@ class Plan:
             "finalist_epochs": self.finalist_epochs,
             "finalist_warp": self.warp,
             "selection": "smoothed_loss",
-            "space": budget_space(self.units_high, self.layers, self.batches, table=self.table,
-                                  embeddings=self.embeddings),  # fmt: skip
+            "space": budget_space(
+                self.units_high, self.layers, self.batches, table=self.table, embeddings=self.embeddings
+            ),  # fmt: skip
         }
 
     def describe(self) -> list[tuple[str, str]]:

@@ -36,7 +36,7 @@ _FINALIST_HEAD = {"finalist_of": "int64", "runs": "int64"}
 _FINALIST_TAIL = {"value_mean": "float64", "value_sd": "float64", "diverged": "int64"}
 # the parameters shown beside a finalist's figures
 _FINALIST_PARAMS = (
-    "hidden", "activation", "learning_rate", "batch_size", "l2", "dropout", "momentum", "periodic", "plr",
+    "hidden", "activation", "learning_rate", "batch_size", "l2", "dropout", "momentum", "periodic", "plr", "plr_sigma",
 )  # fmt: skip
 # the leaderboard's columns after the number and the scores (the study's metric first: ``metrics.shown``)
 LEADERBOARD_COLUMNS = (
@@ -53,6 +53,7 @@ LEADERBOARD_COLUMNS = (
     "momentum",
     "periodic",
     "plr",
+    "plr_sigma",
     "seconds",
 )
 

@@ -84,7 +84,7 @@ def final_epochs_why(spec: StudySpec, winner: Winner) -> tuple[int, str]:
         runs = f"its {len(complete)} fresh run{'s' if len(complete) > 1 else ''}"
         config = config_from_params(winner.trial.params, spec.space, spec.finalist_epochs, 0)
         if config.lr_schedule == "cosine":
-            return spec.finalist_epochs, f"the length of {runs} (a cosine schedule keeps the length it spans)"
+            return spec.finalist_epochs, f"the length of {runs}, which a cosine schedule keeps"
         curves = [list(t.intermediate_values.values()) for t in complete]
         epochs = retrain_epochs(
             # a regression run keeps no accuracy curve: its rules read the losses alone

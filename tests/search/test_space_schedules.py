@@ -36,3 +36,17 @@ def test_warmup_and_augmentation_reach_the_train_config():
 def test_bad_values_are_refused_naming_them(raw, shown):
     with pytest.raises(SearchError, match=shown.replace("[", r"\[").replace("(", r"\(")):
         parse_space(raw)
+
+
+def test_the_embeddings_sigma_is_drawn_only_for_a_trial_that_has_them():
+    space = parse_space({"plr": [0, 8], "plr_sigma": {"low": 0.01, "high": 1.0, "log": True}})
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    drawn = []
+    for _ in range(12):
+        trial = study.ask()
+        config = suggest(trial, space, epochs=10, seed=0)
+        drawn.append((config.plr, "plr_sigma" in trial.params))
+        study.tell(trial, 1.0)
+    assert {(0, False), (8, True)} == set(drawn)  # no sigma recorded for a trial it changes nothing in
+    config = suggest(optuna.trial.FixedTrial({**BASE, "plr": 8, "plr_sigma": 0.3}), space, epochs=10, seed=0)
+    assert (config.plr, config.plr_sigma) == (8, 0.3)
