@@ -68,8 +68,8 @@ class PLR:
         self.W[...] = rng.uniform(-bound, bound, self.W.shape)
         self.b[...] = rng.uniform(-bound, bound, self.b.shape)
 
-    def forward(self, X: np.ndarray, keep: bool = True) -> np.ndarray:
-        """(n, width): ``X``, then each column's d units; ``keep``: remember what ``backward`` needs."""
+    def forward(self, X: np.ndarray) -> np.ndarray:
+        """(n, width): ``X``, then each column's d units; remembers what ``backward`` needs."""
         n, k = X.shape[0], PLR_K
         x = np.ascontiguousarray(X[:, self.columns].T)  # (m, n)
         angles = x[:, :, None] * (self.c * X.dtype.type(_TWO_PI))[:, None, :]  # (m, n, k)
@@ -82,14 +82,13 @@ class PLR:
         out = np.empty((n, self.width), X.dtype)
         out[:, : self.n_inputs] = X
         out[:, self.n_inputs :].reshape(n, -1, self.d)[...] = Z.transpose(1, 0, 2)
-        if keep:
-            self._cache = (x, P, Z)
+        self._cache = (x, P, Z)
         return out
 
     def backward(self, d_inputs: np.ndarray) -> None:
         """Fill dc, dW, db from d(loss)/d(first layer's inputs) (n, width)."""
         if self._cache is None:
-            raise RuntimeError("backward needs a forward with keep=True first")
+            raise RuntimeError("PLR.backward called before forward")
         x, P, units = self._cache
         n, k = x.shape[1], PLR_K
         dZ = d_inputs[:, self.n_inputs :].reshape(n, -1, self.d).transpose(1, 0, 2) * (units > 0)  # (m, n, d)
