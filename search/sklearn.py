@@ -232,27 +232,20 @@ class SearchCVRegressor(RegressorMixin, _Search):
 
 def _read_back(study: Study, keep: bool) -> tuple[StudySpec, list[FrozenTrial], optuna.Study]:
     """(the study's spec, its trials, ``study_``): its storage read once, as a budget's last stage reserved
-    (``shares.STUDY_READ``). ``keep``: the storage stays (``storage`` was given); else ``study_`` is a copy
-    in memory of what was read, as ``optuna.copy_study`` makes, without reading it a second time."""
+    (``shares.STUDY_READ``). ``keep``: the storage stays (``storage`` was given); else ``study_`` is
+    ``optuna.copy_study``'s copy in memory, and the spec and trials are read from that copy."""
     storage = open_storage(study.storage, read_only=True)
     try:
-        spec, study_id = load_spec(storage, study.name)
-        trials = storage.get_all_trials(study_id, deepcopy=False)
         if keep:
+            spec, study_id = load_spec(storage, study.name)
+            trials = storage.get_all_trials(study_id, deepcopy=False)
             return spec, trials, optuna.load_study(study_name=study.name, storage=study.storage)
         memory = optuna.storages.InMemoryStorage()
         with optuna_quiet():
-            copy = optuna.create_study(
-                storage=memory, study_name=study.name, directions=storage.get_study_directions(study_id)
-            )
-        copy_id = memory.get_study_id_from_name(study.name)
-        for key, value in storage.get_study_system_attrs(study_id).items():
-            memory.set_study_system_attr(copy_id, key, value)
-        for key, value in storage.get_study_user_attrs(study_id).items():
-            memory.set_study_user_attr(copy_id, key, value)
-        for trial in trials:
-            memory.create_new_trial(copy_id, template_trial=trial)  # a deep copy
-        return spec, trials, copy
+            optuna.copy_study(from_study_name=study.name, from_storage=storage, to_storage=memory)
+            copy = optuna.load_study(study_name=study.name, storage=memory)
+        spec, copy_id = load_spec(memory, study.name)
+        return spec, memory.get_all_trials(copy_id, deepcopy=False), copy
     finally:
         storage.engine.dispose()
 

@@ -137,9 +137,17 @@ def _numbers_with_one_unknown_token(col: pd.Series) -> tuple[pd.Series, str] | N
 
 
 def _is_row_index(col: pd.Series) -> bool:
-    """A column holding 0..n-1 (or 1..n) in order: the index ``DataFrame.to_csv`` writes unless told not to."""
+    """A column of integers that numbers the rows: the index ``DataFrame.to_csv`` (and R's ``write.csv``)
+    writes unless told not to.
+
+    Either 0..n-1 (or 1..n) in order, whatever its name, or distinct under an empty header
+    (pandas reads it as "Unnamed: 0"): the index of a table that was shuffled or split first, as
+    a user's training file usually is.
+    """
     if not pd.api.types.is_integer_dtype(col) or col.empty:
         return False
+    if str(col.name).startswith("Unnamed: ") and col.is_unique:
+        return True
     first = int(col.iloc[0])
     return first in (0, 1) and bool((col.to_numpy() == np.arange(first, first + len(col))).all())
 

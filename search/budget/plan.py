@@ -188,14 +188,17 @@ class TrialCost:
     n_in: int
     n_out: int
     folds: int
-    periodic_in: int = 0  # the first layer's inputs periodic features add (model/periodic.py), when a trial has them
-    numbers: int = 0  # the table's numbers, which learned embeddings (model/plr.py) widen by ``plr`` units each
+    numbers: int = 0  # the table's numbers: periodic features and learned embeddings widen each
 
     @classmethod
     def of(cls, plan: Plan, data: Dataset, folds: int) -> TrialCost:
-        extra = periodic_width(0, data.number_columns)  # a preset's space may search them
-        return cls(plan.cost, len(data.y_train), len(data.y_val), data.n_features, data.n_classes, folds, extra,
+        return cls(plan.cost, len(data.y_train), len(data.y_val), data.n_features, data.n_classes, folds,
                    len(data.number_columns))  # fmt: skip
+
+    @property
+    def periodic_in(self) -> int:
+        """The first layer's inputs periodic features (model/periodic.py) add, when a trial has them."""
+        return periodic_width(0, range(self.numbers))
 
     def __call__(self, config: TrainConfig) -> float:
         extra = self.numbers * config.plr if config.plr else (self.periodic_in if config.periodic else 0)

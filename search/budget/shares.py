@@ -67,9 +67,9 @@ FINAL_STORE = 1.0
 # 30 s, 2 workers (2026-12-07): SearchCV's two reads of 587 trials (winner, then the copy) took 2.2 s of
 # the 2.0 s its stage was reserved besides training, leaving its refit 0.3 s (CI: one network of one
 # epoch); one read took 4.5-6 ms a trial beside another job, 8.5-9.4 ms under a load of 6 on 2 cores.
-# The service's final stage reads the winner twice (the job, then ``retrain_best``): Wells' 1,488 trials
-# of a 2-minute budget took 2.5-3.2 s a read under a load of 2 (2026-12-07), where 10 ms a trial reserved
-# 14.9 s and the job ended at 86% of its budget, "every stage reached its cap". SearchCV now reads once.
+# Wells' 1,488 trials of a 2-minute budget took 2.5-3.2 s a read under a load of 2 (2026-12-07), where
+# 10 ms a trial reserved 14.9 s and the job ended at 86% of its budget, "every stage reached its cap".
+# The service's final stage and SearchCV each read the study once (``retrain_best(read=...)``).
 STUDY_READ = 6e-3
 # ``SearchCV``'s refit trained in its own process, one network after another: no worker starts,
 # nothing stored; only the scaler and the voting wrapper (wine, 5 networks: 0.87 s serial against

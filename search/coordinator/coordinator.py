@@ -210,7 +210,7 @@ class Coordinator:
         )
         if late is not None:  # never started: recorded as such, and the search ends here
             logger.info("trial %d %s; the search ends here", pending.number, late)  # the plan at work, not a fault
-            self._mirror.fail(pending.number, {keys.STOP_REASON: late})
+            self._mirror.fail(pending.number, {keys.STOP_REASON: late, keys.OUTCOME: keys.NOT_STARTED})
             self._progress.update()
             self._search_closed = True
             self.summary.search_ended = f"the search ended when trial {pending.number} was {late}"
@@ -233,7 +233,8 @@ class Coordinator:
         # the nearer of the two ends, and the wait for a worker said: "4 s, 7 s left" alone reads as a contradiction
         left = max(min(self.deadlines.search, self.deadlines.stop) - self._elapsed(), 0.0)
         waiting = f" after waiting {wait:.0f} s for a worker" if wait >= 0.5 else ""
-        return f"not started: expected to take {pending.expected:.0f} s{waiting}, {left:.0f} s were left of the search"
+        expected = f"expected to take {pending.expected:.0f} s{waiting}, {left:.0f} s were left of the search"
+        return f"{keys.NOT_STARTED}: {expected}"
 
     def _wait_for_a_worker(self) -> float:
         """Seconds a trial sent now may wait for a worker: the work in flight, shared out, when all are busy."""

@@ -304,12 +304,13 @@ def _train_final_ensemble(
     they trained their full epochs, why fewer networks than the cap if they did). On a table whose test rows
     were drawn (``record``: the file's), each network is scored, then trained again on every row for predict."""
     try:
-        _, winner, _ = load_winner(spec.name, url)
+        read = load_winner(spec.name, url)
     except SearchError as exc:  # not one trial finished in the search's share
         raise SearchError(
             f"{exc}: its budget of {format_duration(budget)} left no time to finish a trial "
             "of this data; give a longer --budget"
         ) from None
+    winner = read[1]
     every_row = every_row_ratio(record)
     k, epochs = winner_ensemble_size(spec, winner, seconds_left, jobs, overhead=overhead, every_row=every_row)
     logger.info(
@@ -328,6 +329,7 @@ def _train_final_ensemble(
         jobs=jobs,
         epochs=epochs,
         every_row=every_row > 0,
+        read=read,
     )
     full = epochs >= final_epochs(spec, winner)
     short = full and k < ENSEMBLE_MAX

@@ -16,6 +16,8 @@ import numpy as np
 import pandas as pd
 from matplotlib.ticker import FuncFormatter, MaxNLocator
 
+from search.study.space import WIDTH_PARAM
+
 
 @dataclass(frozen=True, slots=True)
 class Bins:
@@ -115,4 +117,4 @@ def bin_parameter(values: pd.Series, dim: Any) -> Bins:
 
 def dim_for(space: dict[str, Any], name: str) -> Any:
     """The search-space dimension of parameter ``name`` (the widths ``units_l*`` share ``units``)."""
-    return space.get("units") if name.startswith("units_l") else space.get(name)
+    return space.get("units") if name.startswith(WIDTH_PARAM) else space.get(name)

@@ -19,9 +19,10 @@ from optuna.trial import FrozenTrial
 
 from search.study import keys
 from search.study.metrics import METRICS
+from search.study.space import WIDTH_PARAM
 
 STATES = ("COMPLETE", "PRUNED", "FAIL", "RUNNING", "WAITING")
-OUTCOMES = ("complete", "pruned", "diverged")
+OUTCOMES = ("complete", "pruned", "diverged", keys.NOT_STARTED)
 # user attr -> dtype; the order is the column order after "value"
 _ATTR_DTYPES: dict[str, str] = {
     "val_accuracy": "float64",
@@ -88,7 +89,7 @@ def _fixed_values(space: dict[str, Any]) -> dict[str, Any]:
 
 def _hidden(row: pd.Series, units_fixed: Any) -> tuple[Any, str | None]:
     """(depth, "256-128") from the depth and the per-layer widths ``units_l0..``."""
-    widths = [row.get(f"units_l{i}") for i in range(64)]
+    widths = [row.get(f"{WIDTH_PARAM}{i}") for i in range(64)]
     n_layers = row.get("n_layers")
     if n_layers is None or pd.isna(n_layers):
         n_layers = sum(1 for w in widths if w is not None and not pd.isna(w)) or None
@@ -100,15 +101,27 @@ def _hidden(row: pd.Series, units_fixed: Any) -> tuple[Any, str | None]:
     return int(n_layers), "-".join(str(int(w)) for w in widths)
 
 
-def layers_text(hidden: Any) -> str:
-    """A ``hidden`` cell ("256-128", "46": the widths, one per layer) for people: "2 layers of 256, 128 units".
+def is_layer_param(name: str) -> bool:
+    """Whether a trial's parameter spells its layers ("n_layers", "units_l0"...), which ``hidden`` states."""
+    return name == "n_layers" or name.startswith(WIDTH_PARAM)
+
+
+def hidden_widths(hidden: Any) -> tuple[int, ...] | None:
+    """A ``hidden`` cell ("256-128", "46": the widths, one per layer) as widths; None where unknown.
 
     A bare "46" is one layer's width, not a count of layers.
     """
     if hidden is None or pd.isna(hidden):
+        return None
+    return tuple(int(w) for w in str(hidden).split("-"))
+
+
+def layers_text(hidden: Any) -> str:
+    """A ``hidden`` cell for people: "2 layers of 256, 128 units"."""
+    widths = hidden_widths(hidden)
+    if widths is None:
         return "-"
-    widths = str(hidden).split("-")
-    return f"{len(widths)} layer{'s' if len(widths) > 1 else ''} of {', '.join(widths)} units"
+    return f"{len(widths)} layer{'s' if len(widths) > 1 else ''} of {', '.join(map(str, widths))} units"
 
 
 def trials_frame(trials: list[FrozenTrial], space: dict[str, Any] | None = None) -> pd.DataFrame:
@@ -172,8 +185,9 @@ def trials_frame(trials: list[FrozenTrial], space: dict[str, Any] | None = None)
     df["n_layers"] = pd.Series([d for d, _ in depth_hidden], index=df.index, dtype="Int64")
 
     fixed_cols = ["number", "state", "value", *scores, *_ATTR_DTYPES, "started", "completed", "duration_s"]
-    units = sorted((c for c in df.columns if c.startswith("units_l")), key=lambda c: int(c[len("units_l") :]))
-    params = [c for c in df.columns if c not in fixed_cols and c not in units and c not in ("hidden", "n_layers")]
+    units = [c for c in df.columns if is_layer_param(c) and c != "n_layers"]
+    units.sort(key=lambda c: int(c[len(WIDTH_PARAM) :]))
+    params = [c for c in df.columns if c not in fixed_cols and not is_layer_param(c) and c != "hidden"]
     params.sort(key=lambda c: (_PARAM_ORDER.index(c) if c in _PARAM_ORDER else len(_PARAM_ORDER), c))
     return df[fixed_cols + params + units + ["hidden", "n_layers"]].reset_index(drop=True)
 

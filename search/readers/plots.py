@@ -35,6 +35,7 @@ from search.readers.bins import Bins, bin_parameter, dim_for, plain_ticks, short
 from search.readers.frames import curves_frame, trials_frame
 from search.readers.results import FINISHED, open_study, study_question, study_space
 from search.study import finalists as fin
+from search.study import keys
 from search.study.metrics import METRICS, shown
 from search.study.storage import default_url, sqlite_path
 
@@ -297,7 +298,7 @@ def history_figure(df: pd.DataFrame, study: str) -> Figure:
     done = df[(state == "COMPLETE") & value.notna()]
     pruned = df[(state == "PRUNED") & value.notna()]
     no_value = df[(state == "PRUNED") & value.isna()]
-    failed = df[state == "FAIL"]
+    failed = df[(state == "FAIL") & (df["outcome"].astype(object) != keys.NOT_STARTED)]  # not sent: no fault
     ax.scatter(pruned["number"], pruned["value"], marker="x", color="0.55", s=18, label=f"pruned ({len(pruned)})")
     ax.scatter(done["number"], done["value"], color="tab:blue", s=16, label=f"complete ({len(done)})", zorder=3)
     if len(done):

@@ -35,7 +35,10 @@ SECONDS: Final = "seconds"  # wall time of the task in its worker
 # ... of which in its epochs (training, scoring the validation rows): the rest is the task's fixed
 # cost (loading the data, building the networks), which a longer run of the same network pays once
 TRAIN_SECONDS: Final = "train_seconds"
-OUTCOME: Final = "outcome"  # complete | pruned | diverged | failed
+OUTCOME: Final = "outcome"  # complete | pruned | diverged | failed | NOT_STARTED
+# The outcome of a search trial sampled but never sent: it could not end within the search's time
+# (stored as FAIL, the one finished state Optuna gives a trial without a value)
+NOT_STARTED: Final = "not started"
 STOP_REASON: Final = "stop_reason"  # why it stopped, for people
 HOST: Final = "host"
 PID: Final = "pid"

@@ -46,6 +46,10 @@ class Fixed:
 
 Dim = Float | Int | Choice | Fixed
 
+# A trial's hidden layers are its "n_layers" and one width each: "units_l0", "units_l1"... (conditional
+# on the depth, so the sampler models a width only where the layer exists)
+WIDTH_PARAM = "units_l"
+
 _AS_TRAINED = (
     "learning_rate",
     "batch_size",
@@ -207,7 +211,7 @@ def suggest(trial: optuna.trial.BaseTrial, space: Mapping[str, Dim], epochs: int
         values["plr_sigma"] = _suggest(trial, "plr_sigma", space["plr_sigma"])
     n_layers = int(values.pop("n_layers", 1))
     units = space.get("units", Fixed(128))
-    hidden = tuple(int(_suggest(trial, f"units_l{i}", units)) for i in range(n_layers))
+    hidden = tuple(int(_suggest(trial, f"{WIDTH_PARAM}{i}", units)) for i in range(n_layers))
     try:
         return TrainConfig(hidden=hidden, epochs=epochs, seed=seed, **values)
     except ValueError as exc:  # a range the checks above let through; say where it came from

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import optuna
-from optuna.storages import RDBStorage
+from optuna.storages import BaseStorage
 
 from search.errors import SearchError
 from search.study import keys
@@ -16,20 +16,20 @@ def make_sampler(spec: StudySpec) -> optuna.samplers.BaseSampler:
     return SAMPLERS[spec.sampler](spec.seed)  # StudySpec has checked the name
 
 
-def study_id_of(storage: RDBStorage, name: str) -> int | None:
+def study_id_of(storage: BaseStorage, name: str) -> int | None:
     try:
         return storage.get_study_id_from_name(name)
     except KeyError:
         return None
 
 
-def no_such_study(storage: RDBStorage, name: str, where: str = "this storage") -> SearchError:
+def no_such_study(storage: BaseStorage, name: str, where: str = "this storage") -> SearchError:
     """The error for an unknown study name, listing the studies that do exist."""
     known = sorted(s.study_name for s in storage.get_all_studies())
     return SearchError(f"no study named {name!r} in {where}; studies here: {', '.join(known) or '(none)'}")
 
 
-def load_spec(storage: RDBStorage, name: str) -> tuple[StudySpec, int]:
+def load_spec(storage: BaseStorage, name: str) -> tuple[StudySpec, int]:
     """The stored spec of study ``name`` (and its id); a clear error if there is none."""
     study_id = study_id_of(storage, name)
     if study_id is None:

@@ -33,11 +33,11 @@ from search.study.datafile import check_unchanged, every_row_refusal, peek_recor
 from search.study.dataref import DataRef, in_target_units
 from search.study.metrics import CLASSIFICATION, REGRESSION, score, shown
 from search.study.space import config_from_params
-from search.study.spec import as_finalist
+from search.study.spec import StudySpec, as_finalist
 from search.study.storage import open_storage, sqlite_path
 from search.study.stored import load_spec
 from search.study.weights import sample_weights
-from search.study.winner import ensemble_proba, final_epochs, final_seed, load_winner
+from search.study.winner import Winner, ensemble_proba, final_epochs, final_seed, load_winner
 from search.workers import worker_count
 
 __all__ = ["retrain_best", "weights_paths"]
@@ -110,16 +110,18 @@ def retrain_best(
     jobs: int | None = None,
     epochs: int | None = None,
     every_row: bool = False,
+    read: tuple[StudySpec, Winner, str] | None = None,
 ) -> str:
     """Retrain the winner ``seeds`` times on train + validation; score each, and their ensemble, on test.
 
     ``epochs``: how long (a budget's final stage sizes it); None: ``final_epochs``. ``every_row``:
     then train the same networks again on every row, for ``predict``, where the test rows were
     drawn from a table; the scores stay those of the first ones. Elsewhere one line of the
-    output says why not (``datafile.every_row_refusal``).
+    output says why not (``datafile.every_row_refusal``). ``read``: ``load_winner``'s answer where
+    the caller has it (a budget's final stage sized the networks by it), so the study is read once.
     """
     started = time.perf_counter()
-    spec, winner, url = load_winner(study, storage_url)
+    spec, winner, url = read or load_winner(study, storage_url)
     epochs = epochs or final_epochs(spec, winner)
     data = DataRef.of(spec, data_dir)
     file_record = peek_record(url, study)
@@ -179,7 +181,7 @@ def retrain_best(
     if again:
         lines.append(f"  predict uses         the same networks trained again on every row ({kept[0][2]} samples)")
     if refused:
-        lines.append(f"  --every-row: not applied, {refused}")
+        lines.append(f"  every row            not trained on again: {refused}")
     lines += [f"  weights              {paths[0]}" + (f" (+{seeds - 1} more)" if seeds > 1 else "")]
     return "\n".join(lines)
 

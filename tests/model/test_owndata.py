@@ -182,6 +182,18 @@ def test_a_spreadsheet_export_with_semicolons_decimal_commas_and_a_row_index_rea
     assert excel.record["notes"] == ["column 'Unnamed: 0' dropped: it numbers the rows"]
 
 
+def test_the_index_of_a_shuffled_split_is_dropped_and_a_named_column_of_distinct_integers_kept(
+        tmp_path, cache_dir) -> None:
+    frame = mixed_frame().sample(frac=0.75, random_state=0)  # as train_test_split leaves it: shuffled, gaps
+    frame["account"] = np.random.default_rng(1).permutation(len(frame)) + 1000  # named: a feature
+    frame.to_csv(tmp_path / "train.csv")  # the index, unnamed, out of order
+    frame.to_csv(tmp_path / "plain.csv", index=False)
+    indexed, plain = load(tmp_path / "train.csv", cache_dir), load(tmp_path / "plain.csv", cache_dir)
+    np.testing.assert_array_equal(indexed.X_train, plain.X_train)
+    assert indexed.record["notes"] == ["column 'Unnamed: 0' dropped: it numbers the rows"]
+    assert plain.record["notes"] == [] and plain.n_features == indexed.n_features == 3 + 4 + 1  # + account
+
+
 def test_the_stored_table_encoding_equals_scikit_learns_column_transformer(tmp_path) -> None:
     train = mixed_frame()
     features_only = train.drop(columns="label")

@@ -675,6 +675,13 @@ def test_a_trial_expected_to_overrun_the_search_is_never_started(tmp_path: Path)
         r"not started: expected to take \d+ s( after waiting \d+ s for a worker)?, 1\d\d s were left", reason
     )
     assert asked == [2, 2, 2, 2]
+    # the report counts it as not started, not as a failure
+    from search.readers.report import tables
+    from search.readers.report.facts import gather
+
+    assert trials[3].user_attrs[keys.OUTCOME] == keys.NOT_STARTED
+    counts = tables.stage_counts(gather("c", f"sqlite:///{tmp_path / 'c.db'}"))
+    assert (counts.at["NOT STARTED", "all"], counts.at["FAIL", "all"], counts.at["COMPLETE", "all"]) == (1, 0, 3)
 
 
 # ---------------------------------------------------------------- what the stages leave (leftover.py)

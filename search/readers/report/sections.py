@@ -16,7 +16,7 @@ import pandas as pd
 
 from search.errors import SearchError
 from search.readers.bins import short_number
-from search.readers.frames import layers_text
+from search.readers.frames import is_layer_param, layers_text
 from search.readers.report import figures, savings, tables, usage
 from search.readers.report.command import reproduce_command, safe_url
 from search.readers.report.facts import StudyFacts
@@ -288,7 +288,11 @@ def winner(f: StudyFacts) -> Section:
         *([final] if final else []),
         Fact("hidden layers", layers_text(best["hidden"])),
     ]
-    rows += [Fact(name, _num(v, ".4g") if isinstance(v, float) else str(v)) for name, v in sorted(trial.params.items())]
+    rows += [
+        Fact(name, _num(v, ".4g") if isinstance(v, float) else str(v))
+        for name, v in sorted(trial.params.items())
+        if not is_layer_param(name)  # "hidden layers" says them
+    ]
     blocks: list[Any] = [Facts(rows)]
     if not fin.empty:
         chosen = f.finalists

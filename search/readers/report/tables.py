@@ -19,7 +19,12 @@ import numpy as np
 import optuna
 import pandas as pd
 
+from search.budget.cost import n_parameters
+from search.readers.frames import hidden_widths
 from search.readers.report.facts import FINALIST, SEARCH, StudyFacts
+from search.study import keys
+
+NOT_STARTED = keys.NOT_STARTED.upper()  # a row of the trials' table, beside Optuna's states
 
 logger = logging.getLogger(__name__)
 
@@ -85,10 +90,10 @@ def n_classes(facts: StudyFacts) -> int | None:
 
 def parameter_count(hidden: Any, n_in: int | None, n_out: int | None) -> float:
     """Weights + biases of a dense network ``n_in -> hidden... -> n_out``; NaN if unknown."""
-    if hidden is None or pd.isna(hidden) or n_in is None or n_out is None:
+    widths = hidden_widths(hidden)
+    if widths is None or n_in is None or n_out is None:
         return math.nan
-    widths = [n_in, *(int(w) for w in str(hidden).split("-")), n_out]
-    return float(sum(a * b + b for a, b in zip(widths, widths[1:])))
+    return float(n_parameters(n_in, widths, n_out))
 
 
 def tradeoff_points(facts: StudyFacts, n_in: int | None) -> pd.DataFrame:
@@ -112,9 +117,16 @@ def finalists(facts: StudyFacts) -> pd.DataFrame:
 
 
 def stage_counts(facts: StudyFacts) -> pd.DataFrame:
-    """Trials by state (rows) and stage (columns), with an ``all`` column."""
-    states = ["COMPLETE", "PRUNED", "FAIL", "RUNNING", "WAITING"]
-    table = pd.crosstab(facts.df["state"].astype(str), facts.df["stage"]).reindex(states, fill_value=0)
+    """Trials by state (rows) and stage (columns), with an ``all`` column.
+
+    A search trial the search's time could not fit is stored as FAIL; it is counted as
+    NOT STARTED, since nothing failed (and shown only when there is one).
+    """
+    df = facts.df
+    state = df["state"].astype(str).where(df["outcome"].astype(object) != keys.NOT_STARTED, NOT_STARTED)
+    states = ["COMPLETE", "PRUNED", "FAIL", *([NOT_STARTED] if (state == NOT_STARTED).any() else []), "RUNNING",
+              "WAITING"]  # fmt: skip
+    table = pd.crosstab(state, df["stage"]).reindex(states, fill_value=0)
     stages = [s for s in (SEARCH, FINALIST) if s in table.columns]
     table = table[stages] if stages else table
     table["all"] = table.sum(axis=1)
