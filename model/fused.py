@@ -175,7 +175,7 @@ class FastPath:
                         V += g
             if i == 0:
                 if net.embedding is not None:  # the first layer's input is the data, unless embedded
-                    net.embedding.backward(np.matmul(delta, layer.W.T))
+                    net.embedding.backward(delta, layer.W)
                     if embedding_velocity is not None:
                         embedding_velocity *= embedding_velocity.dtype.type(beta)
                         embedding_velocity += net.flat_gradients[net.n_dense :]

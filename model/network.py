@@ -233,11 +233,12 @@ class Network:
         """Fill every layer's dW, db from ``dlogits`` = d(loss)/d(logits), the penalty not included."""
         delta = dlogits  # (n, n_out) of layer i
         for i in range(len(self.layers) - 1, -1, -1):
-            # the first layer's input is the data: its gradient is needed only by an embedding
+            # the first layer's input is the data, whose gradient is never needed; an embedding takes
+            # its units' gradient from that layer's delta and weights
             if i == 0:
-                dX = self.layers[0].backward(delta, need_dX=self.embedding is not None)
-                if self.embedding is not None and dX is not None:
-                    self.embedding.backward(dX)
+                self.layers[0].backward(delta, need_dX=False)
+                if self.embedding is not None:
+                    self.embedding.backward(delta, self.layers[0].W)
                 break
             dA = self.layers[i].backward(delta, ws.dA[i - 1])
             assert dA is not None

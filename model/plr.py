@@ -37,11 +37,34 @@ def plr_size(n_columns: int, d: int) -> int:
     return n_columns * (PLR_K + 2 * PLR_K * d + d)
 
 
+class _Work:
+    """One batch size's arrays, reused batch after batch as the dense layers' buffers are."""
+
+    def __init__(self, m: int, n: int, d: int, width: int, dtype: np.dtype) -> None:
+        k = PLR_K
+        self.x = np.empty((m, n), dtype)  # the columns' values, column-major
+        self.angles = np.empty((m, n, k), dtype)  # 2 pi c x; in backward, d(loss)/d(angles)
+        self.half = np.empty((m, n, k), dtype)  # backward's other product
+        self.P = np.empty((m, n, 2 * k), dtype)  # cosines, then sines
+        self.Z = np.empty((m, n, d), dtype)  # the units, ReLU'd in place
+        self.on = np.empty((m, n, d), bool)  # where a unit is positive: ReLU's derivative
+        self.dZ = np.empty((m, n, d), dtype)
+        self.dP = np.empty((m, n, 2 * k), dtype)
+        self.d_units = np.empty((n, m * d), dtype)
+        self.out = np.empty((n, width), dtype)  # the first layer's input
+
+
+_MAX_WORK = 4  # batch sizes kept: the full batch, the last partial one, an evaluation's
+
+
 class PLR:
     """The embeddings of ``columns``, ``d`` units each, on views of a network's flat arrays.
 
-    ``forward`` remembers what ``backward`` needs, as :class:`model.layers.Dense` does;
-    ``backward`` takes the gradient of the first layer's inputs and fills the gradients.
+    ``forward`` remembers what ``backward`` needs, as :class:`model.layers.Dense` does, in
+    arrays kept per batch size (a call allocates nothing once its size has been seen: the
+    embedding runs on every batch of a trial); its output is valid until the next ``forward``
+    of the same number of rows. ``backward`` takes the first layer's delta and weights and fills
+    the gradients.
     """
 
     def __init__(self, n_inputs: int, columns: Sequence[int], d: int, params: np.ndarray, grads: np.ndarray) -> None:
@@ -54,7 +77,12 @@ class PLR:
                                   params[ends[1] :].reshape(m, d))  # fmt: skip
         self.dc, self.dW, self.db = (grads[: ends[0]].reshape(m, k), grads[ends[0] : ends[1]].reshape(m, 2 * k, d),
                                      grads[ends[1] :].reshape(m, d))  # fmt: skip
-        self._cache: tuple[np.ndarray, ...] | None = None
+        self._work: dict[tuple[int, np.dtype], _Work] = {}
+        self._last: _Work | None = None  # the arrays of the last forward, which backward reads
+
+    def __getstate__(self) -> dict[str, object]:
+        """Without the per-batch arrays: a network sent to another process carries its parameters, not scratch."""
+        return {**self.__dict__, "_work": {}, "_last": None}
 
     @property
     def width(self) -> int:
@@ -68,33 +96,47 @@ class PLR:
         self.W[...] = rng.uniform(-bound, bound, self.W.shape)
         self.b[...] = rng.uniform(-bound, bound, self.b.shape)
 
+    def _arrays(self, n: int, dtype: np.dtype) -> _Work:
+        key = (n, np.dtype(dtype))
+        work = self._work.get(key)
+        if work is None:
+            if len(self._work) >= _MAX_WORK:
+                self._work.pop(next(iter(self._work)))
+            work = self._work[key] = _Work(len(self.columns), n, self.d, self.width, key[1])
+        return work
+
     def forward(self, X: np.ndarray) -> np.ndarray:
         """(n, width): ``X``, then each column's d units; remembers what ``backward`` needs."""
-        n, k = X.shape[0], PLR_K
-        x = np.ascontiguousarray(X[:, self.columns].T)  # (m, n)
-        angles = x[:, :, None] * (self.c * X.dtype.type(_TWO_PI))[:, None, :]  # (m, n, k)
-        P = np.empty((*angles.shape[:2], 2 * k), X.dtype)  # (m, n, 2k): cosines, then sines
-        np.cos(angles, out=P[:, :, :k])
-        np.sin(angles, out=P[:, :, k:])
-        Z = np.matmul(P, self.W)  # (m, n, d)
-        Z += self.b[:, None, :]
-        np.maximum(Z, 0, out=Z)  # Z now holds the units, ReLU(Z): their derivative is (units > 0)
-        out = np.empty((n, self.width), X.dtype)
-        out[:, : self.n_inputs] = X
-        out[:, self.n_inputs :].reshape(n, -1, self.d)[...] = Z.transpose(1, 0, 2)
-        self._cache = (x, P, Z)
-        return out
+        n, k, d = X.shape[0], PLR_K, self.d
+        w = self._last = self._arrays(n, X.dtype)
+        np.copyto(w.x, X[:, self.columns].T)
+        np.multiply(w.x[:, :, None], (self.c * X.dtype.type(_TWO_PI))[:, None, :], out=w.angles)
+        np.cos(w.angles, out=w.P[:, :, :k])
+        np.sin(w.angles, out=w.P[:, :, k:])
+        np.matmul(w.P, self.W, out=w.Z)
+        w.Z += self.b[:, None, :]
+        np.maximum(w.Z, 0, out=w.Z)  # Z now holds the units, ReLU(Z): their derivative is (units > 0)
+        w.out[:, : self.n_inputs] = X
+        w.out[:, self.n_inputs :].reshape(n, -1, d)[...] = w.Z.transpose(1, 0, 2)
+        return w.out
 
-    def backward(self, d_inputs: np.ndarray) -> None:
-        """Fill dc, dW, db from d(loss)/d(first layer's inputs) (n, width)."""
-        if self._cache is None:
-            raise RuntimeError("PLR.backward called before forward")
-        x, P, units = self._cache
-        n, k = x.shape[1], PLR_K
-        dZ = d_inputs[:, self.n_inputs :].reshape(n, -1, self.d).transpose(1, 0, 2) * (units > 0)  # (m, n, d)
-        np.matmul(P.transpose(0, 2, 1), dZ, out=self.dW)  # (m, 2k, d)
-        np.sum(dZ, axis=1, out=self.db)
-        dP = np.matmul(dZ, self.W.transpose(0, 2, 1))  # (m, n, 2k)
+    def backward(self, delta: np.ndarray, W: np.ndarray) -> None:
+        """Fill dc, dW, db from the first layer's delta (n, n_out) and weights ``W`` (width, n_out).
+
+        Only the rows of ``W`` the units feed are multiplied: the gradient of the rows as given is
+        never needed (they are the data).
+        """
+        w = self._last
+        if w is None or w.out.shape[0] != delta.shape[0]:
+            raise RuntimeError("PLR.backward called before a forward of the same rows")
+        n, k = delta.shape[0], PLR_K
+        np.matmul(delta, W[self.n_inputs :].T, out=w.d_units)  # d(loss)/d(units) (n, m d)
+        np.greater(w.Z, 0, out=w.on)
+        np.multiply(w.d_units.reshape(n, -1, self.d).transpose(1, 0, 2), w.on, out=w.dZ)  # (m, n, d)
+        np.matmul(w.P.transpose(0, 2, 1), w.dZ, out=self.dW)  # (m, 2k, d)
+        np.sum(w.dZ, axis=1, out=self.db)
+        np.matmul(w.dZ, self.W.transpose(0, 2, 1), out=w.dP)  # (m, n, 2k)
         # d cos(a)/da = -sin(a), d sin(a)/da = cos(a): P holds both halves
-        d_angles = P[:, :, :k] * dP[:, :, k:] - P[:, :, k:] * dP[:, :, :k]  # (m, n, k)
-        self.dc[...] = np.matmul(x[:, None, :], d_angles)[:, 0, :] * x.dtype.type(_TWO_PI)  # sum over n of x * d_a
+        d_angles = np.multiply(w.P[:, :, :k], w.dP[:, :, k:], out=w.angles)  # (m, n, k)
+        d_angles -= np.multiply(w.P[:, :, k:], w.dP[:, :, :k], out=w.half)
+        self.dc[...] = np.matmul(w.x[:, None, :], d_angles)[:, 0, :] * w.x.dtype.type(_TWO_PI)  # sum over n of x * d_a

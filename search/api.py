@@ -162,11 +162,11 @@ class Study:
 
     def _repr_html_(self) -> str:
         """The report's summary and winner, for a notebook cell."""
-        from search.readers.report import draw_plots, gather, sections
+        from search.readers.report import draw_plots, gather, sections, winner_section
         from search.readers.report.render import sections_html
 
         facts = gather(self.name, self.storage)
-        parts = draw_plots([sections.summary(facts), sections.winner(facts)])
+        parts = draw_plots([sections.summary(facts), winner_section.winner(facts)])
         return f"<div><h3>Study {html.escape(self.name)}</h3>{sections_html(parts, level=4)}</div>"
 
     def __repr__(self) -> str:

@@ -27,11 +27,11 @@ FORMATS = REPORT_FORMATS
 
 
 def build_sections(facts: StudyFacts, data_dir: str | None = None) -> list[Section]:
-    from search.readers.report import sections, sections_figures, tables
+    from search.readers.report import sections, sections_figures, tables, winner_section
 
     return [
         sections.summary(facts),
-        sections.winner(facts),
+        winner_section.winner(facts),
         sections.leaderboard_section(facts),
         sections.importance_section(facts),
         sections_figures.figures_section(facts),

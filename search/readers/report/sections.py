@@ -14,33 +14,20 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from search.errors import SearchError
 from search.readers.bins import short_number
-from search.readers.frames import is_layer_param, layers_text
 from search.readers.report import figures, savings, tables, usage
 from search.readers.report.command import reproduce_command, safe_url
 from search.readers.report.facts import StudyFacts
-from search.readers.report.final_epochs import final_epochs_fact
 from search.readers.report.parallel import Plot
 from search.readers.report.render import Fact, Facts, Section, Table, Text
+from search.readers.report.words import chooser, duration_text, metric_name, num, question_text
 from search.readers.results import FINISHED, FORMATS, leaderboard
 from search.study import keys
 from search.study.datafile import describe_data
-from search.study.winner import Winner, find_winner
 
 logger = logging.getLogger(__name__)
 
 TOP = 20
-
-
-def _num(v: Any, spec: str = ".4f") -> str:
-    return "-" if v is None or (isinstance(v, float) and np.isnan(v)) or pd.isna(v) else format(v, spec)
-
-
-def duration_text(seconds: float) -> str:
-    if seconds < 120:
-        return f"{seconds:.1f} s"
-    return f"{seconds / 60:.1f} min" if seconds < 7200 else f"{seconds / 3600:.2f} h"
 
 
 def _describe(obj: Any) -> str:
@@ -133,8 +120,11 @@ def summary(f: StudyFacts) -> Section:
     rows = [
         *data_rows,
         *_budget_rows(f),
-        Fact("question", _question_text(f), "task", f.task),
-        Fact("objective", f"{f.attrs.get('objective', 'validation loss')}; minimised, named {_metric(f)} on the study"),
+        Fact("question", question_text(f), "task", f.task),
+        Fact(
+            "objective",
+            f"{f.attrs.get('objective', 'validation loss')}; minimised, named {metric_name(f)} on the study",
+        ),
         Fact("search space", _space_text(f.space)),
         Fact("sampler", sampler, "sampler", spec.get("sampler")),
         Fact("pruner", pruner, "pruner", spec.get("pruner")),
@@ -176,7 +166,7 @@ def summary(f: StudyFacts) -> Section:
         ),
         Fact(
             "workers busy",
-            f"{_num(use.busy, '.0%')} of their lifetime training, {use.workers} worker processes",
+            f"{num(use.busy, '.0%')} of their lifetime training, {use.workers} worker processes",
             "workers-busy",
             None if np.isnan(use.busy) else round(use.busy, 4),
         ),
@@ -198,164 +188,6 @@ def summary(f: StudyFacts) -> Section:
     return Section("summary", "Summary", blocks)
 
 
-class _Snapshot:
-    """The storage reads ``find_winner`` makes, answered from the report's one read of the study."""
-
-    def __init__(self, f: StudyFacts) -> None:
-        self._f = f
-
-    def get_all_trials(self, study_id: int, deepcopy: bool = False, states: Any = None) -> list[Any]:
-        return [t for t in self._f.trials if states is None or t.state in states]
-
-    def get_study_user_attrs(self, study_id: int) -> dict[str, Any]:
-        return self._f.attrs
-
-
-def find_winner_in(f: StudyFacts) -> Winner | None:
-    """The winner by the rule ``best`` uses (``study.winner.find_winner``), from the report's one read; None yet."""
-    try:
-        return find_winner(_Snapshot(f), 0, f.name, f.metric)  # type: ignore[arg-type]
-    except SearchError:
-        return None
-
-
-def winner_number(f: StudyFacts) -> tuple[int | None, str]:
-    """(the chosen search trial, how it was chosen); (None, "") before a search trial completes."""
-    won = find_winner_in(f)
-    return (None, "") if won is None else (won.trial.number, _how_chosen(f, won))
-
-
-def _how_chosen(f: StudyFacts, won: Winner) -> str:
-    if won.finalists:
-        return f"best mean {_chooser(f)} over fresh runs, of {len(won.finalists)} finalists (the rule `best` uses)"
-    return f"best {_chooser(f)} of a single search trial (no finalist stage ran)"
-
-
-def _chooser(f: StudyFacts) -> str:
-    """What chooses the finalists and the winner: the study's metric, or its objective."""
-    return f"validation {f.metric}" if f.metric else _metric(f)
-
-
-def _question_text(f: StudyFacts) -> str:
-    from search.study.metrics import METRICS
-
-    measure = METRICS[f.shown[0]].text
-    chosen = "which chooses the finalists and the winner" if f.metric else f"chosen by {_metric(f)}"
-    weights = ", classes weighted alike (balanced)" if f.spec.get("class_weight") == "balanced" else ""
-    return f"{f.task}: judged by {measure}, {chosen}{weights}"
-
-
-def _metric(f: StudyFacts) -> str:
-    """The objective's name: the selection rule's metric (val_loss on studies made before rules)."""
-    from search.study.selection import SELECTIONS
-
-    rule = SELECTIONS.get(f.spec.get("selection", "min_loss"))
-    return rule.metric if rule else "val_loss"
-
-
-def _finalist_training(spec: dict[str, Any]) -> str:
-    """How the finalist runs trained, from the stored settings (a study stored before a setting lacks it)."""
-    how = [f"{spec.get('finalist_epochs') or spec.get('epochs')} epochs"]
-    if (spec.get("finalist_cv") or 1) > 1:
-        how.append(f"{spec['finalist_cv']}-fold cross-validation")
-    if spec.get("finalist_warp"):
-        how.append(f"images warped with strength {spec['finalist_warp']}")
-    return ", ".join(how)
-
-
-def winner(f: StudyFacts) -> Section:
-    fin = tables.finalists(f)
-    won = find_winner_in(f)
-    if won is None:
-        return Section("winner", "The winner", [Text("No search trial has completed yet.")])
-    trial, final = won.trial, final_epochs_fact(f, won)
-    best = f.df.set_index("number").loc[trial.number].copy()
-    best["number"] = trial.number
-    rows = [
-        Fact("trial", str(trial.number), "winner", trial.number),
-        Fact("chosen by", _how_chosen(f, won)),
-        *[
-            Fact(
-                f"validation {name}",
-                _num(score := best.get(f"val_{name}")),
-                "winner-accuracy" if name == "accuracy" else f"winner-{name}",
-                None if score is None or pd.isna(score) else float(score),
-            )
-            for name in f.shown
-        ],
-        Fact(_metric(f), f"{best['value']:.4f} (its search run)"),
-        Fact("best epoch", f"{_num(best['best_epoch'], 'd')} of {f.max_epochs} (its search run)"),
-        *([final] if final else []),
-        Fact("hidden layers", layers_text(best["hidden"])),
-    ]
-    rows += [
-        Fact(name, _num(v, ".4g") if isinstance(v, float) else str(v))
-        for name, v in sorted(trial.params.items())
-        if not is_layer_param(name)  # "hidden layers" says them
-    ]
-    blocks: list[Any] = [Facts(rows)]
-    if not fin.empty:
-        chosen = f.finalists
-        blocks.append(
-            Text(
-                f"Finalists: the top configurations re-run on fresh seeds ({_finalist_training(f.spec)})"
-                + (f", chosen after {chosen['after']} finished search trials" if "after" in chosen else "")
-                + f". The winner has the best mean {_chooser(f)}, not the luckiest single run."
-            )
-        )
-        columns = {
-            "search trial": fin["finalist_of"].astype(str),
-            "runs": fin["runs"].astype(str),
-            **{
-                f"val {name} mean ± sd": [
-                    f"{_num(m)} ± {_num(s)}" for m, s in zip(fin[f"val_{name}_mean"], fin[f"val_{name}_sd"])
-                ]
-                for name in f.shown
-            },
-            f"{_metric(f)} mean ± sd": [f"{m:.4f} ± {_num(s)}" for m, s in zip(fin["value_mean"], fin["value_sd"])],
-        }
-        blocks.append(Table(pd.DataFrame(columns), key="finalists"))
-    r = f.retrained
-    if r:
-        rows = [
-            Fact(
-                "retrained",
-                f"trial {r.get('trial')} on {r.get('samples')} samples (train + validation) "
-                f"for {r.get('epochs')} epochs, {r.get('seeds', 1)} seed(s)",
-            ),
-        ]
-        if r.get("every_row"):
-            again = f"the same networks trained again on every row ({r['every_row']} samples)"
-            rows.append(Fact("predict uses", again))
-        for name in f.shown:
-            mean = r.get(f"test_{name}_mean", r.get(f"test_{name}"))
-            if mean is None:
-                continue
-            sd = f" ± {r[f'test_{name}_sd']:.4f}" if r.get(f"test_{name}_sd") is not None else ""
-            key = "test-accuracy" if name == "accuracy" else f"test-{name}"
-            rows.append(Fact(f"test {name}", (f"{mean:.4f}{sd}" if isinstance(mean, float) else str(mean)), key, mean))
-            if r.get(f"ensemble_{name}") is not None:
-                rows.append(Fact(f"ensemble test {name}", f"{r[f'ensemble_{name}']:.4f}"))
-        rows.append(Fact("when", str(r.get("when", "-"))))
-        draw = f", drawn with --test-seed {f.spec['test_seed']}" if f.spec.get("test_seed") else ""
-        blocks += [
-            Text(f"Scored once on the test split{draw} (selection used only the validation split):"),
-            Facts(rows),
-        ]
-        if r.get("test_points"):  # a regression study: where the numbers miss
-            target = str(f.data_record.get("preprocessing", {}).get("target") or "target")
-            blocks.append(
-                Plot(
-                    "predicted.png",
-                    "predicted against true, and residuals, on the test rows",
-                    lambda: figures.regression_figure(r["test_points"], f.name, target),
-                )
-            )
-    else:
-        blocks.append(Text("No retrained test score is stored yet: `python -m search best --retrain` saves one."))
-    return Section("winner", "The winner", blocks)
-
-
 def leaderboard_section(f: StudyFacts) -> Section:
     top = leaderboard(f.search, TOP)
 
@@ -368,7 +200,7 @@ def leaderboard_section(f: StudyFacts) -> Section:
         f"Leaderboard (top {TOP})",
         [
             Text(
-                f"Search trials by {_chooser(f)}; pruned trials fill in only when fewer than "
+                f"Search trials by {chooser(f)}; pruned trials fill in only when fewer than "
                 f"{TOP} completed (their value is from when they stopped)."
             ),
             Table(shown, key="leaderboard"),

@@ -11,7 +11,8 @@ from search.readers.report import figures, savings, tables, usage
 from search.readers.report.facts import StudyFacts
 from search.readers.report.parallel import Plot
 from search.readers.report.render import Fact, Facts, Section, Table, Text
-from search.readers.report.sections import duration_text, winner_number
+from search.readers.report.winner_section import winner_number
+from search.readers.report.words import duration_text
 from search.readers.results import FINISHED
 from search.study import keys
 
