@@ -220,9 +220,15 @@ class Network:
         return total
 
     # ------------------------------------------------- forward/backward (reference)
-    def _forward(self, X: np.ndarray, ws: BatchBuffers, masks: Sequence[np.ndarray] | None = None) -> np.ndarray:
-        """Logits (n, n_classes) in ``ws``; dropout is on iff ``masks`` (one (n, h) per hidden layer) are given."""
-        A = X if self.embedding is None else self.embedding.forward(X)  # (n, widths[0])
+    def _forward(
+        self, X: np.ndarray, ws: BatchBuffers, masks: Sequence[np.ndarray] | None = None, training: bool = True
+    ) -> np.ndarray:
+        """Logits (n, n_classes) in ``ws``; dropout is on iff ``masks`` (one (n, h) per hidden layer) are given.
+
+        ``training``: a backward pass follows, so an embedding keeps its arrays for it; at inference
+        it keeps nothing, as ``ws`` is the call's own: predictions from several threads stay apart.
+        """
+        A = X if self.embedding is None else self.embedding.forward(X, keep=training)  # (n, widths[0])
         for i, layer in enumerate(self.layers[:-1]):
             H = layer.forward(A, out=ws.Z[i])  # (n, h): Z, then H = f(Z) in place
             self.act.forward(H)
@@ -370,7 +376,7 @@ class Network:
             chunk = np.ascontiguousarray(X[start : start + _CHUNK])
             if ws is None or ws.n != len(chunk):  # one set of buffers for all full chunks
                 ws = BatchBuffers(chunk.shape[0], self.widths, False, self.dtype)
-            yield start, self._forward(chunk, ws)
+            yield start, self._forward(chunk, ws, training=False)
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
         """Class probabilities (n, n_classes), dropout off; rows sum to 1."""

@@ -61,10 +61,10 @@ class PLR:
     """The embeddings of ``columns``, ``d`` units each, on views of a network's flat arrays.
 
     ``forward`` remembers what ``backward`` needs, as :class:`model.layers.Dense` does, in
-    arrays kept per batch size (a call allocates nothing once its size has been seen: the
-    embedding runs on every batch of a trial); its output is valid until the next ``forward``
-    of the same number of rows. ``backward`` takes the first layer's delta and weights and fills
-    the gradients.
+    arrays kept per batch size (a training call allocates nothing once its size has been seen:
+    the embedding runs on every batch of a trial); its output is valid until the next training
+    ``forward`` of the same number of rows. ``backward`` takes the first layer's delta and
+    weights and fills the gradients.
     """
 
     def __init__(self, n_inputs: int, columns: Sequence[int], d: int, params: np.ndarray, grads: np.ndarray) -> None:
@@ -105,10 +105,17 @@ class PLR:
             work = self._work[key] = _Work(len(self.columns), n, self.d, self.width, key[1])
         return work
 
-    def forward(self, X: np.ndarray) -> np.ndarray:
-        """(n, width): ``X``, then each column's d units; remembers what ``backward`` needs."""
+    def forward(self, X: np.ndarray, keep: bool = True) -> np.ndarray:
+        """(n, width): ``X``, then each column's d units; remembers what ``backward`` needs.
+
+        ``keep=False`` (inference): in arrays of the call's own, kept by nothing here, so that
+        predictions from several threads stay apart and a large input's arrays are freed.
+        """
         n, k, d = X.shape[0], PLR_K, self.d
-        w = self._last = self._arrays(n, X.dtype)
+        if keep:
+            w = self._last = self._arrays(n, X.dtype)
+        else:
+            w = _Work(len(self.columns), n, d, self.width, np.dtype(X.dtype))
         np.copyto(w.x, X[:, self.columns].T)
         np.multiply(w.x[:, :, None], (self.c * X.dtype.type(_TWO_PI))[:, None, :], out=w.angles)
         np.cos(w.angles, out=w.P[:, :, :k])

@@ -325,19 +325,23 @@ def test_learned_embeddings_keep_the_gradients_equal_to_central_differences(colu
 
 
 def test_a_network_with_learned_embeddings_keeps_its_arrays_per_batch_size_and_sends_none_of_them():
-    """The embedding reuses its per-batch arrays (it runs on every batch), and a network pickled to
-    another process (joblib's workers send their final networks back) carries its parameters only."""
+    """Training reuses the embedding's per-batch arrays (it runs on every batch); a prediction uses
+    its own, so it cannot change what a backward pass will read; a network pickled to another
+    process (joblib's workers send their final networks back) carries its parameters only."""
     import pickle
 
     net = Network(4, (8,), 2, plr_sigma=0.2, periodic_columns=[0, 2], plr=5, seed=3)
     X = np.random.default_rng(5).standard_normal((5000, 4)).astype(np.float32)
     first = net.embedding.forward(X[:64])
     assert net.embedding.forward(X[64:128]) is first  # the same batch size: the same arrays
-    before = net.predict_proba(X)
+    kept = first.copy()
+    before = net.predict_proba(X[:64])
+    np.testing.assert_array_equal(first, kept)  # the prediction of 64 rows left the batch's arrays alone
+    net.embedding.forward(X)  # a full-batch step's arrays: megabytes
     sent = pickle.dumps(net)
-    # the last chunk's input the first layer keeps (1024 x 14 floats), not the embedding's scratch (over 1 MB)
+    # the last input the first layer keeps (64 x 14 floats), not the embedding's arrays
     assert len(sent) < 200_000, len(sent)
-    np.testing.assert_array_equal(pickle.loads(sent).predict_proba(X), before)
+    np.testing.assert_array_equal(pickle.loads(sent).predict_proba(X[:64]), before)
 
 
 def test_a_saved_network_with_learned_embeddings_predicts_the_same_after_loading(tmp_path):
