@@ -226,6 +226,8 @@ FORMATS = {
     "l1": lambda v: "0" if v == 0 else _fmt(".1e")(v),
     "dropout": _fmt(".2f"),
     "momentum": _fmt(".2f"),
+    "plr_sigma": _fmt(".3g"),  # log-uniform over two decades: three figures at any scale
+    "periodic": _fmt(".3g"),
     "seconds": _fmt(".2f"),
     "duration_s": _fmt(".2f"),
 }
