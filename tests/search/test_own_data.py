@@ -161,7 +161,8 @@ def test_every_row_on_a_file_with_its_own_test_rows_retrains_once_saying_why(tmp
     assert out.returncode == 0, out.stderr
     best = run_cli("best", "--study", "split", "--storage", url, "--retrain", "--every-row")
     assert best.returncode == 0, best.stderr
-    assert "  every row            not trained on again: the file gave its own test rows (they are never trained on)\n" in best.stdout
+    refused = "the file gave its own test rows (they are never trained on)"
+    assert f"  every row            not trained on again: {refused}\n" in best.stdout
     assert "test accuracy" in best.stdout and "predict uses" not in best.stdout
     retrained = json.loads(json.loads(query(tmp_path / "split.db", "SELECT value_json FROM study_user_attributes "
                                                                    "WHERE key='retrained'")[0][0]))
