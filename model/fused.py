@@ -39,13 +39,12 @@ from __future__ import annotations
 import numpy as np
 
 from .blas import accumulate_gradients, axpy, decay_and_add
-from .layers import BatchBuffers
+from .layers import BatchBuffers, per_batch_size
 from .network import Network
 
 __all__ = ["FastPath"]
 
 _Pair = tuple[np.ndarray, np.ndarray]  # (W-shaped, b-shaped) views of one layer
-_MAX_BUFFERS = 4  # batch sizes kept: the full batch, the last partial one, a few spare
 
 
 class _Buffers(BatchBuffers):
@@ -79,13 +78,8 @@ class FastPath:
         self._layout: tuple[np.ndarray, list[_Pair], tuple[np.ndarray, ...]] | None = None
 
     def _workspace(self, n: int) -> _Buffers:
-        ws = self._buffers.get(n)
-        if ws is None:
-            if len(self._buffers) >= _MAX_BUFFERS:
-                self._buffers.pop(next(iter(self._buffers)))
-            net = self.net
-            ws = self._buffers[n] = _Buffers(n, net.widths, net.dropout > 0, net.dtype)
-        return ws
+        net = self.net
+        return per_batch_size(self._buffers, n, lambda: _Buffers(n, net.widths, net.dropout > 0, net.dtype))
 
     def _velocity_layout(self, velocity: np.ndarray) -> tuple[list[_Pair], tuple[np.ndarray, ...]]:
         """Per-layer (VW, Vb) views of ``velocity``, and (weights, biases, V of the weights, V of the biases)."""

@@ -7,9 +7,31 @@ remembers what ``backward`` needs.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Hashable
+from typing import TypeVar
+
 import numpy as np
 
-__all__ = ["BatchBuffers", "Dense", "Dropout", "init_weights"]
+__all__ = ["BatchBuffers", "Dense", "Dropout", "init_weights", "per_batch_size"]
+
+_K = TypeVar("_K", bound=Hashable)
+_T = TypeVar("_T")
+# batch sizes whose arrays are kept: the full batch, the last partial one, an evaluation's, a spare
+KEPT_SIZES = 4
+
+
+def per_batch_size(cache: dict[_K, _T], key: _K, make: Callable[[], _T]) -> _T:
+    """``cache[key]``, made on first use; past ``KEPT_SIZES`` entries the oldest goes.
+
+    Per-batch arrays are reused batch after batch (a training step then allocates nothing),
+    and an epoch sees only a few sizes, so a handful of them bounds the memory.
+    """
+    value = cache.get(key)
+    if value is None:
+        if len(cache) >= KEPT_SIZES:
+            cache.pop(next(iter(cache)))
+        value = cache[key] = make()
+    return value
 
 
 def init_weights(n_in: int, n_out: int, scheme: str, rng: np.random.Generator, dtype: np.dtype) -> np.ndarray:

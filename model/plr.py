@@ -21,6 +21,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from .layers import per_batch_size
+
 __all__ = ["PLR", "PLR_K", "plr_size", "plr_width"]
 
 PLR_K = 16  # frequencies per column
@@ -52,9 +54,6 @@ class _Work:
         self.dP = np.empty((m, n, 2 * k), dtype)
         self.d_units = np.empty((n, m * d), dtype)
         self.out = np.empty((n, width), dtype)  # the first layer's input
-
-
-_MAX_WORK = 4  # batch sizes kept: the full batch, the last partial one, an evaluation's
 
 
 class PLR:
@@ -97,13 +96,8 @@ class PLR:
         self.b[...] = rng.uniform(-bound, bound, self.b.shape)
 
     def _arrays(self, n: int, dtype: np.dtype) -> _Work:
-        key = (n, np.dtype(dtype))
-        work = self._work.get(key)
-        if work is None:
-            if len(self._work) >= _MAX_WORK:
-                self._work.pop(next(iter(self._work)))
-            work = self._work[key] = _Work(len(self.columns), n, self.d, self.width, key[1])
-        return work
+        dt = np.dtype(dtype)
+        return per_batch_size(self._work, (n, dt), lambda: _Work(len(self.columns), n, self.d, self.width, dt))
 
     def forward(self, X: np.ndarray, keep: bool = True) -> np.ndarray:
         """(n, width): ``X``, then each column's d units; remembers what ``backward`` needs.

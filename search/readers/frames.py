@@ -101,6 +101,11 @@ def _hidden(row: pd.Series, units_fixed: Any) -> tuple[Any, str | None]:
     return int(n_layers), "-".join(str(int(w)) for w in widths)
 
 
+def never_started(df: pd.DataFrame) -> pd.Series:
+    """Rows of search trials the search's time could not fit: stored as FAIL, though nothing failed."""
+    return df["outcome"].astype(object) == keys.NOT_STARTED
+
+
 def is_layer_param(name: str) -> bool:
     """Whether a trial's parameter spells its layers ("n_layers", "units_l0"...), which ``hidden`` states."""
     return name == "n_layers" or name.startswith(WIDTH_PARAM)
@@ -185,7 +190,7 @@ def trials_frame(trials: list[FrozenTrial], space: dict[str, Any] | None = None)
     df["n_layers"] = pd.Series([d for d, _ in depth_hidden], index=df.index, dtype="Int64")
 
     fixed_cols = ["number", "state", "value", *scores, *_ATTR_DTYPES, "started", "completed", "duration_s"]
-    units = [c for c in df.columns if is_layer_param(c) and c != "n_layers"]
+    units = [c for c in df.columns if c.startswith(WIDTH_PARAM)]
     units.sort(key=lambda c: int(c[len(WIDTH_PARAM) :]))
     params = [c for c in df.columns if c not in fixed_cols and not is_layer_param(c) and c != "hidden"]
     params.sort(key=lambda c: (_PARAM_ORDER.index(c) if c in _PARAM_ORDER else len(_PARAM_ORDER), c))

@@ -32,10 +32,9 @@ from matplotlib.transforms import blended_transform_factory
 
 from search.errors import SearchError
 from search.readers.bins import Bins, bin_parameter, dim_for, plain_ticks, short_number
-from search.readers.frames import curves_frame, trials_frame
+from search.readers.frames import curves_frame, never_started, trials_frame
 from search.readers.results import FINISHED, open_study, study_question, study_space
 from search.study import finalists as fin
-from search.study import keys
 from search.study.metrics import METRICS, shown
 from search.study.storage import default_url, sqlite_path
 
@@ -298,7 +297,7 @@ def history_figure(df: pd.DataFrame, study: str) -> Figure:
     done = df[(state == "COMPLETE") & value.notna()]
     pruned = df[(state == "PRUNED") & value.notna()]
     no_value = df[(state == "PRUNED") & value.isna()]
-    failed = df[(state == "FAIL") & (df["outcome"].astype(object) != keys.NOT_STARTED)]  # not sent: no fault
+    failed = df[(state == "FAIL") & ~never_started(df)]
     ax.scatter(pruned["number"], pruned["value"], marker="x", color="0.55", s=18, label=f"pruned ({len(pruned)})")
     ax.scatter(done["number"], done["value"], color="tab:blue", s=16, label=f"complete ({len(done)})", zorder=3)
     if len(done):

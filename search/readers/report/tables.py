@@ -20,7 +20,7 @@ import optuna
 import pandas as pd
 
 from search.budget.cost import n_parameters
-from search.readers.frames import hidden_widths
+from search.readers.frames import STATES, hidden_widths, never_started
 from search.readers.report.facts import FINALIST, SEARCH, StudyFacts
 from search.study import keys
 
@@ -123,9 +123,10 @@ def stage_counts(facts: StudyFacts) -> pd.DataFrame:
     NOT STARTED, since nothing failed (and shown only when there is one).
     """
     df = facts.df
-    state = df["state"].astype(str).where(df["outcome"].astype(object) != keys.NOT_STARTED, NOT_STARTED)
-    states = ["COMPLETE", "PRUNED", "FAIL", *([NOT_STARTED] if (state == NOT_STARTED).any() else []), "RUNNING",
-              "WAITING"]  # fmt: skip
+    late = never_started(df)
+    state = df["state"].astype(str).where(~late, NOT_STARTED)
+    after_fail = STATES.index("FAIL") + 1
+    states = [*STATES[:after_fail], *([NOT_STARTED] if late.any() else []), *STATES[after_fail:]]
     table = pd.crosstab(state, df["stage"]).reindex(states, fill_value=0)
     stages = [s for s in (SEARCH, FINALIST) if s in table.columns]
     table = table[stages] if stages else table
