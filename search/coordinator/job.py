@@ -286,6 +286,7 @@ def _final_stage(result: JobResult, spec: StudySpec, options: Execution, started
         networks=networks,
         full_epochs=full,
         fewer=fewer,
+        finalist_stage=spec.finalists > 0,
     )
     _store_spent(result.url, spec.name, used, result.ended)
 

@@ -702,7 +702,7 @@ def test_the_later_stages_need_their_measured_runs_each_capped_at_its_share() ->
     later = needs([3, 2, 2], 4.0, 2, 100)
     assert later.finalists == pytest.approx((4 + 2 * TRIAL_OVERHEAD) * (1 + FINALIST_ERROR))
     assert later.final == pytest.approx(12 + FINAL_OVERHEAD)
-    # each at most its share (18 s of 100): finalist runs of 15 s (30 s on the busier worker) and a dear winner
+    # dear final networks: each at most its share (18 s of 100): finalist runs of 15 s (30 s on the busier worker) and a dear winner
     assert needs([15, 15, 15], 100.0, 2, 100) == Needs(SHARES["finalists"] * 100, SHARES["final"] * 100)
 
 
@@ -811,6 +811,22 @@ def test_a_job_that_ended_early_says_why_in_one_line() -> None:
     rounds = "the final networks train in rounds of 2, and 3 of them (about 24.0 s) did not fit in the stage's 17.0 s"
     assert _early(62, networks=2, fewer=rounds).startswith(f"ended early, at 62% of the budget: {rounds};")
     assert all("\n" not in line for line in (capped, trials))
+    # digits at 60 s (2026-12-07): a finalist stage that started none of its runs did not reach its cap
+    none = _early(59, finalist_runs=0, finalist_stage=True)
+    assert none is not None and none.startswith("ended early, at 59% of the budget: no finalist run fitted")
+    assert "every stage" in _early(59, finalist_runs=0, finalist_stage=False)  # a study without finalists
+
+
+def test_cheap_final_networks_leave_the_finalists_what_they_do_not_need_of_their_share() -> None:
+    # digits at 60 s, 2 workers (2026-12-07): 2 finalist runs of 12 s each, 5 final networks of 0.9 s; the
+    # finalists' share (10.8 s) held neither run, while the final networks needed 2.7 s + 2 s of their 14.4 s
+    later = needs([12.0, 12.0], 0.9, 2, 60)
+    assert later.final == pytest.approx(3 * 0.9 + FINAL_OVERHEAD)
+    assert later.finalists == pytest.approx((12 + TRIAL_OVERHEAD) * (1 + FINALIST_ERROR))
+    # at most what the two shares hold together
+    assert needs([30.0, 30.0], 0.9, 2, 60).finalists == pytest.approx(
+        (SHARES["finalists"] + SHARES["final"]) * 60 - later.final
+    )
 
 
 def _inline_budget_run(tmp_path: Path, name: str, spec: StudySpec, deadlines):
