@@ -702,7 +702,8 @@ def test_the_later_stages_need_their_measured_runs_each_capped_at_its_share() ->
     later = needs([3, 2, 2], 4.0, 2, 100)
     assert later.finalists == pytest.approx((4 + 2 * TRIAL_OVERHEAD) * (1 + FINALIST_ERROR))
     assert later.final == pytest.approx(12 + FINAL_OVERHEAD)
-    # dear final networks: each at most its share (18 s of 100): finalist runs of 15 s (30 s on the busier worker) and a dear winner
+    # dear final networks: each at most its share (18 s of 100): finalist runs of 15 s (30 s on the busier
+    # worker) and a dear winner
     assert needs([15, 15, 15], 100.0, 2, 100) == Needs(SHARES["finalists"] * 100, SHARES["final"] * 100)
 
 

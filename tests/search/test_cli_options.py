@@ -17,7 +17,7 @@ from tests.search.sql import attr_by_number
 FAST = ("--epochs", "3", "--no-progress")
 
 
-@pytest.mark.parametrize("sampler", ["random", "gp"])
+@pytest.mark.parametrize("sampler", ["random", pytest.param("gp", marks=pytest.mark.slow)])
 def test_a_small_study_runs_with_each_other_sampler(db: Path, sampler: str) -> None:
     out = run_cli("run", "--trials", "6", "--jobs", "2", "--study", sampler, "--sampler", sampler,
                   "--dataset", "digits", "--storage", f"sqlite:///{db}", *FAST)
@@ -33,6 +33,7 @@ def test_a_small_study_runs_with_each_other_sampler(db: Path, sampler: str) -> N
     assert len(set(query(db, "SELECT param_value FROM trial_params WHERE param_name='learning_rate'"))) == 6
 
 
+@pytest.mark.slow
 def test_data_dir_on_the_command_line_is_where_the_data_set_is_read(db: Path, tmp_path: Path) -> None:
     write_idx_set(tmp_path / "tiny-mnist", n_train=200, n_test=50)
     args = ("--trials", "2", "--jobs", "1", "--study", "dd", "--dataset", "mnist",

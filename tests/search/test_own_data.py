@@ -127,6 +127,7 @@ def test_a_table_with_text_missing_values_and_string_labels_is_searched_retraine
     assert "accuracy" not in out.stderr
 
 
+@pytest.mark.slow  # 15-18 s; the default run keeps every row on a file with its own test rows
 def test_every_row_trains_the_scored_networks_again_on_the_test_rows_too_for_predict(tmp_path: Path) -> None:
     csv = wine_table(tmp_path / "wine.csv")
     url, db, ensemble = search_and_retrain(tmp_path, "wine", "--data", str(csv))

@@ -115,7 +115,7 @@ def pruned_by_the_pruner(db: Path) -> int:
     return sum(json.loads(v) == "pruned" for _, v in attr_by_number(db, "outcome", state="PRUNED"))
 
 
-@pytest.mark.parametrize("pruner_name", ["median", "hyperband"])
+@pytest.mark.parametrize("pruner_name", ["median", pytest.param("hyperband", marks=pytest.mark.slow)])
 def test_a_run_with_a_pruner_prunes_trials_and_records_the_epoch(db: Path, pruner_name: str) -> None:
     out = run_cli("run", "--trials", "30", "--jobs", "2", "--study", "p", "--pruner", pruner_name,
                   "--storage", f"sqlite:///{db}", "--dataset", "digits", "--epochs", str(EPOCHS),

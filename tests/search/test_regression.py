@@ -193,7 +193,11 @@ def test_the_exported_graph_of_a_regression_study_answers_as_predict(tmp_path: P
     assert float(props["test_rmse"]) == final.record["ensemble_rmse"]
 
 
-@pytest.mark.parametrize("first_map", [{"periodic": 1.0}, {"plr": 8, "plr_sigma": 0.3}], ids=["frozen", "learned"])
+@pytest.mark.parametrize(
+    "first_map",
+    [pytest.param({"periodic": 1.0}, marks=pytest.mark.slow), {"plr": 8, "plr_sigma": 0.3}],
+    ids=["frozen", "learned"],
+)
 def test_periodic_features_are_searched_retrained_predicted_and_exported_as_they_trained(
     tmp_path: Path, first_map: dict
 ) -> None:

@@ -90,6 +90,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.mark.slow
 def test_optuna_dashboard_names_our_objective_with_no_console_errors(real_study: tuple[Path, str],
                                                                      browser: Browser, tmp_path: Path) -> None:
     command = shutil.which("optuna-dashboard")
