@@ -410,7 +410,10 @@ class Coordinator:
         if search_over:
             # re-runs of interrupted search trials that the finished search no longer needs
             self._planned = collections.deque(p for p in self._planned if p.finalist)
-        if self.spec.finalists and search_over and not self._planned and not self._past("stop"):
+        # a budget's finalist stage sets its own end when it begins (``finalists_from``): a last search trial
+        # that ran past the stop takes its overrun from the final networks, not the finalists
+        timed_out = self._past("stop") and self.deadlines is not None and self.deadlines.end is None
+        if self.spec.finalists and search_over and not self._planned and not timed_out:
             self._plan_finalists()
             self._progress.expect(len(self._planned))
             loop(self._want_finalists)

@@ -867,6 +867,59 @@ def test_the_search_runs_past_its_planned_share_when_the_later_stages_measure_ch
     assert not [t for t in trials if "time limit" in t.user_attrs.get(keys.STOP_REASON, "")]
 
 
+@pytest.mark.slow
+def test_a_last_search_trial_that_runs_past_the_stop_still_leaves_the_finalists_their_stage(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A search trial that ends past the finalists' planned end (here: it sleeps there) takes its
+    overrun from the final networks' slack, not from the finalists: the stage still runs (it was
+    skipped until 2026-12-08: the likely cause of a CI run where
+    ``test_the_search_runs_past_its_planned_share_when_the_later_stages_measure_cheap`` ran no finalist)."""
+    from search.budget.deadlines import Deadlines
+    from search.coordinator.coordinator import Coordinator
+    from search.coordinator.create import create_or_continue
+    from search.study.dataref import DataRef
+    from search.study.storage import open_storage
+    from tests.search.test_faults import InlineExecutor
+
+    # final networks of 0.5 s each: 5 of them and the final stage's 2 s, where one network and the 2 s
+    # must be kept, leave 2 s of slack for an overrunning search
+    monkeypatch.setattr(StageTimings, "final_network_seconds", lambda self, number: 0.5)
+    # the stop the trials' timings set: the final networks' 2.5 s and overhead, counted back from the end
+    stop = 20.0 - end_margin(20.0) - (5 * 0.5 + FINAL_OVERHEAD)
+
+    class Overrunning(InlineExecutor):
+        """Search trial 2 ends 0.5 s past that stop."""
+
+        coordinator: Coordinator
+        ended: list[float] = []
+
+        def submit(self, task):
+            if task.number == 2:
+                time.sleep(max(stop + 0.5 - self.coordinator._elapsed(), 0.0))
+                self.ended.append(self.coordinator._elapsed())
+            return super().submit(task)
+
+    storage = open_storage(f"sqlite:///{tmp_path / 'o.db'}", create=True)
+    spec = StudySpec(name="o", trials=100_000, epochs=2, finalists=2, finalist_repeats=1, finalist_epochs=2)
+    spec, study_id, lease = create_or_continue(storage, spec, set())
+    lease.release()
+    deadlines = Deadlines(
+        4.0, 5.0, budgeted=True, typical_trial=0.01, trial_cost=lambda config: 0.01, end=20.0, budget=20.0
+    )
+    executor = Overrunning()
+    executor.coordinator = coordinator = Coordinator(
+        spec, storage, study_id, executor, data=DataRef("digits"), deadlines=deadlines, progress=False
+    )
+    summary = coordinator.run()
+    [ended] = executor.ended
+    assert ended > coordinator._later.replanned(deadlines).stop  # the trial did end past the stop
+    assert summary.finalist_runs >= 1, summary
+    runs = [t for t in storage.get_all_trials(study_id) if t.user_attrs.get(keys.STAGE) == keys.FINALIST]
+    assert runs and all(t.state.name == "COMPLETE" for t in runs)
+    assert summary.stage_seconds["search"] + summary.stage_seconds["finalists"] <= 20.0 - end_margin(20.0) - 2.0
+
+
 def test_what_an_early_search_leaves_goes_to_more_fresh_runs_of_the_finalists(tmp_path: Path) -> None:
     """The search ends at its fourth draw (a network that would take an hour); the finalist planned
     with one run gets more fresh runs while they end in time for the final networks, and the
