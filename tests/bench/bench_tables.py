@@ -74,15 +74,25 @@ def load_table(name: str) -> tuple[pd.DataFrame, str]:
     return frame.drop(columns=[c for c in ("rownames",) if c in frame]), target
 
 
-def draws(y: np.ndarray, seeds: list[int], stratified: bool = True) -> list[tuple[int, np.ndarray, np.ndarray]]:
-    """80/20 test draws seeded by the draw: stratified by class, or at random (numbers)."""
+def draws(
+    y: np.ndarray, seeds: list[int], stratified: bool = True, inner: bool = False
+) -> list[tuple[int, np.ndarray, np.ndarray]]:
+    """80/20 test draws seeded by the draw: stratified by class, or at random (numbers).
+
+    ``inner``: each draw's training rows split again the same way (seeded by 100 + the draw),
+    its test rows never returned.
+    """
     from sklearn.model_selection import ShuffleSplit, StratifiedShuffleSplit
 
     splitter = StratifiedShuffleSplit if stratified else ShuffleSplit
     out = []
     for seed in seeds:
         train, test = next(splitter(1, test_size=0.2, random_state=seed).split(np.zeros(len(y)), y))
-        out.append((seed, np.sort(train), np.sort(test)))
+        train, test = np.sort(train), np.sort(test)
+        if inner:
+            [(_, fit, held)] = draws(y[train], [100 + seed], stratified)
+            train, test = train[fit], train[held]
+        out.append((seed, train, test))
     return out
 
 
@@ -186,10 +196,7 @@ def bench(name: str, args: argparse.Namespace, work: Path) -> pd.DataFrame:
     y = frame[target].astype(str).to_numpy()
     X = frame.drop(columns=target)
     rows = []
-    for draw, train, test in draws(y, args.draws):
-        if args.inner:  # the draw's training rows split again (seeded 100 + draw): its test rows are never read
-            [(_, fit, held)] = draws(y[train], [100 + draw])
-            train, test = train[fit], train[held]
+    for draw, train, test in draws(y, args.draws, inner=args.inner):
         here = work / f"{name}-{draw}"
         here.mkdir(parents=True, exist_ok=True)
         result = ours(here, f"{name}-{draw}", frame.iloc[train], frame.iloc[test], target, budget)

