@@ -18,6 +18,9 @@ before it centres, so ``(x - mean) / scale`` is computed exactly as it would be
 without overflow. Text in a column the study read as numbers is refused by
 ``transform`` with the column and lines, unless it is asked to read it as
 missing (``predict --non-numeric missing``).
+
+A date column is read as four numbers first (``dates.py``), and from then on
+is numbers like the others.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .dates import date_columns, part_names, with_parts
 from .errors import DatasetError
 from .prepare import safe_powers
 from .table import file_lines
@@ -118,6 +122,8 @@ class TableEncoding:
     categories: list[list[Any]]  # per text column, in one-hot order
     dropped: list[str]  # columns left out, each with its reason
     tokens: dict[str, str] = field(default_factory=dict)  # a numeric column's text read as missing in training
+    # date columns (``dates.py``): each read as the numbers of ``dates.PARTS``, among ``numeric`` by their parts' names
+    dates: list[str] = field(default_factory=list)
 
     @classmethod
     def fit(cls, frame: pd.DataFrame, tokens: dict[str, str] | None = None) -> TableEncoding:
@@ -126,6 +132,8 @@ class TableEncoding:
         from sklearn.pipeline import Pipeline
         from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
+        dates = date_columns(frame)
+        frame = with_parts(frame, dates)
         holes, whole, text, dropped = _split_columns(frame)
         if not holes and not whole and not text:
             raise DatasetError(f"no usable feature column; dropped: {', '.join(dropped)}")
@@ -159,12 +167,13 @@ class TableEncoding:
                                ("onehot", OneHotEncoder(handle_unknown="ignore"))]).fit(frame[text])  # fmt: skip
             categories = [c.tolist() for c in onehot.named_steps["onehot"].categories_]
         kept = {c: t for c, t in (tokens or {}).items() if c in numeric}
-        return cls(numeric, len(holes), medians, indicators, means, scales, text, categories, dropped, kept)
+        return cls(numeric, len(holes), medians, indicators, means, scales, text, categories, dropped, kept, dates)
 
     @property
     def columns(self) -> list[str]:
         """The feature columns a frame must have."""
-        return self.numeric + self.text
+        derived = {p for name in self.dates for p in part_names(name)}
+        return [c for c in self.numeric if c not in derived] + self.dates + self.text
 
     @property
     def n_features(self) -> int:
@@ -210,6 +219,7 @@ class TableEncoding:
         absent = [c for c in self.columns if c not in frame.columns]
         if absent:
             raise DatasetError(f"missing column(s) {', '.join(map(repr, absent))}")
+        frame = with_parts(frame, self.dates, numbers)
         out = np.empty((len(frame), self.n_features), dtype=np.float32)  # written block by block
         width = len(self.means)
         if self.numeric:

@@ -283,6 +283,7 @@ def _record(
         "target": target,  # numbers: the training split's mean and sd, the range and the distinct values
         "imputed": imputed,
         "dropped": prep.table.dropped if prep.table else [],
+        "dates": prep.table.dates if prep.table else [],
         "notes": list(raw.notes),
         "preprocessing": prep.to_json(),
     }

@@ -6,10 +6,12 @@ study's own form and answers as ``predict`` does, with nothing else to ship:
 
 - a table: one input per feature column, named as the column, shape (N,):
   numbers as float (double for a column whose values pass float32's range),
-  NaN for a missing cell; text as strings, "" for a missing cell. Inside:
-  the stored medians and missing indicators, the z-score, the one-hot
-  encoding with the stored categories (an unseen one encoded as none, as
-  ``predict --unseen ignore``);
+  NaN for a missing cell; text as strings, "" for a missing cell; a date column
+  (``model/datasets/dates.py``) as double seconds since 1970-01-01 UTC, NaN
+  for a missing one (a graph cannot read dates written as text). Inside: a
+  date's parts, the stored medians and missing indicators, the z-score, the
+  one-hot encoding with the stored categories (an unseen one encoded as none,
+  as ``predict --unseen ignore``);
 - an ``.npz`` of rows: ``features`` (N, n_features) float, with the stored z-score;
 - images: ``images`` (N, H, W) or (N, C, H, W) float pixels, with the stored
   intensity scale and normalisation;
@@ -33,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from model.datasets import Preprocessing
+from model.datasets.dates import DAY, WEEK_OFFSET, YEAR, part_names
 from model.datasets.encoding import MISSING_CATEGORY, TableEncoding
 from search.errors import SearchError
 from search.readers.ensemble import FinalNetworks, load_final_networks
@@ -175,6 +178,27 @@ def _cast(g: Graph, x: str, to: int) -> str:
     return g.node("Cast", [x], f"{x}/cast", to=to)
 
 
+def _date_parts(g: Graph, dates: list[str]) -> dict[str, str]:
+    """Each date column's parts (``dates.parts``, the same arithmetic), by name, from its (N,) seconds since 1970."""
+
+    def mod(x: str, m: float, name: str) -> str:  # x - floor(x / m) * m, as dates._mod
+        whole = g.node("Floor", [g.node("Div", [x, g.constant(f"{name}/m", np.asarray(m))], f"{name}/q")], f"{name}/f")
+        return g.node("Sub", [x, g.node("Mul", [whole, g.constant(f"{name}/m2", np.asarray(m))], f"{name}/w")], name)
+
+    out: dict[str, str] = {}
+    for column in dates:
+        days, hour, weekday, year = part_names(column)
+        out[days] = g.node("Div", [column, g.constant(f"{days}/day", np.asarray(DAY))], days)
+        seconds_of_day = mod(column, DAY, f"{hour}/seconds")
+        out[hour] = g.node("Div", [seconds_of_day, g.constant(f"{hour}/3600", np.asarray(3600.0))], hour)
+        day = g.node("Floor", [days], f"{weekday}/day")
+        shifted = g.node("Add", [day, g.constant(f"{weekday}/offset", np.asarray(WEEK_OFFSET))], f"{weekday}/shifted")
+        out[weekday] = mod(shifted, 7.0, weekday)
+        out[year] = g.node("Div", [mod(days, YEAR, f"{year}/days"), g.constant(f"{year}/year", np.asarray(YEAR))],
+                           year)  # fmt: skip
+    return out
+
+
 def _table(g: Graph, enc: TableEncoding) -> tuple[list[ValueInfoProto], str]:
     """One input per column, and the (N, n_features) float rows of ``TableEncoding.transform``."""
     from onnx import TensorProto, helper
@@ -188,12 +212,16 @@ def _table(g: Graph, enc: TableEncoding) -> tuple[list[ValueInfoProto], str]:
         mean = np.concatenate([means[:k], means[k + ind :]])  # per numeric column; the indicators' apart
         scale = np.concatenate([scales[:k], scales[k + ind :]])
         reach = np.maximum(np.maximum(np.abs(mean), scale), np.abs(np.asarray(enc.medians)))
-        wide = [bool(r > _FLOAT32_REACH) for r in reach]
+        derived = _date_parts(g, enc.dates)  # a date's parts, in double, from its input of seconds
+        inputs += [helper.make_tensor_value_info(name, TensorProto.DOUBLE, ["N"]) for name in enc.dates]
+        wide = [bool(r > _FLOAT32_REACH) or c in derived for r, c in zip(reach, enc.numeric)]
         for name, w in zip(enc.numeric, wide):
-            inputs.append(helper.make_tensor_value_info(name, TensorProto.DOUBLE if w else TensorProto.FLOAT, ["N"]))
-        columns = list(enc.numeric)
+            if name not in derived:
+                kind = TensorProto.DOUBLE if w else TensorProto.FLOAT
+                inputs.append(helper.make_tensor_value_info(name, kind, ["N"]))
+        columns = [derived.get(c, c) for c in enc.numeric]
         if any(wide):  # one type to concatenate: every column in double
-            columns = [c if w else _cast(g, c, TensorProto.DOUBLE) for c, w in zip(enc.numeric, wide)]
+            columns = [c if w else _cast(g, c, TensorProto.DOUBLE) for c, w in zip(columns, wide)]
         # (N,) columns -> (N, n_numeric): end to end, then (n_numeric, N), transposed
         stacked = g.node("Concat", columns, "numbers/stacked", axis=0)
         shape = g.constant("numbers/shape", np.asarray([len(columns), -1], np.int64))

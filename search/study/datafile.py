@@ -18,6 +18,7 @@ from typing import Any
 from optuna.storages import RDBStorage
 
 from model.datasets import Preprocessing, with_digest
+from model.datasets.dates import PARTS
 from model.datasets.intake import shown
 from search.errors import SearchError
 from search.study import keys
@@ -159,6 +160,8 @@ def describe_data(record: dict[str, Any]) -> list[tuple[str, str]]:
                 "of its own)",
             )
         )
+    if record.get("dates"):  # absent from the records of studies made before 2026-12-08
+        out.append(("dates", shown(", ".join(map(repr, record["dates"]))) + f" read as {', '.join(PARTS)}"))
     if record["dropped"]:
         out.append(("dropped", shown("; ".join(record["dropped"]))))
     if record["notes"]:

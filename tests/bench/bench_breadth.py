@@ -36,7 +36,7 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from tests.bench.bench_tables import bench_dir, draws, preprocessing, run_and_predict  # noqa: E402
+from tests.bench.bench_tables import bench_dir, dated, draws, preprocessing, run_and_predict  # noqa: E402
 
 # name -> (R package, data set, target column, question)
 TABLES: dict[str, tuple[str, str, str, str]] = {
@@ -81,6 +81,7 @@ def baselines(X: pd.DataFrame, y: np.ndarray, train: np.ndarray, test: np.ndarra
     from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
     from sklearn.linear_model import LogisticRegression, RidgeCV
 
+    X = dated(X, train)
     prep = preprocessing(X)
     text = {c: str for c in X.columns if X[c].dtype == object}
     Xtr, Xte = prep.fit_transform(X.iloc[train].astype(text)), prep.transform(X.iloc[test].astype(text))

@@ -143,6 +143,17 @@ def ours(work: Path, name: str, train: pd.DataFrame, test: pd.DataFrame, target:
     return {"ours": float((predicted.astype(str) == test[target].astype(str).to_numpy()).mean()), **result}
 
 
+def dated(X: pd.DataFrame, train: np.ndarray) -> pd.DataFrame:
+    """``X`` with its date columns (as the service reads them from the training rows) as the service's numbers.
+
+    The baselines see what the service sees: without this, one-hot encoding lumps a timestamp's
+    distinct values into one infrequent category (``MplsStops``).
+    """
+    from model.datasets.dates import date_columns, with_parts
+
+    return with_parts(X, date_columns(X.iloc[train]), numbers="missing")
+
+
 def preprocessing(X: pd.DataFrame):  # noqa: ANN201 -- a scikit-learn ColumnTransformer
     from sklearn.compose import ColumnTransformer
     from sklearn.impute import SimpleImputer
@@ -164,6 +175,7 @@ def baselines(X: pd.DataFrame, y: np.ndarray, train: np.ndarray, test: np.ndarra
     from sklearn.linear_model import LogisticRegression
     from sklearn.neural_network import MLPClassifier
 
+    X = dated(X, train)
     prep = preprocessing(X)
     Xtr = prep.fit_transform(X.iloc[train].astype({c: str for c in X.columns if X[c].dtype == object}))
     Xte = prep.transform(X.iloc[test].astype({c: str for c in X.columns if X[c].dtype == object}))

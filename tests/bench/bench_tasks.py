@@ -48,7 +48,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from search.study.durations import parse_duration  # noqa: E402
-from tests.bench.bench_tables import bench_dir, draws, preprocessing, run_and_predict  # noqa: E402
+from tests.bench.bench_tables import bench_dir, dated, draws, preprocessing, run_and_predict  # noqa: E402
 
 # name -> (R package, data set, target column, columns to drop, question)
 TABLES: dict[str, tuple[str, str, str, tuple[str, ...], str]] = {
@@ -92,6 +92,7 @@ def baselines(X: pd.DataFrame, y: np.ndarray, train: np.ndarray, test: np.ndarra
     from sklearn.linear_model import LogisticRegression, RidgeCV
     from sklearn.neural_network import MLPRegressor
 
+    X = dated(X, train)
     prep = preprocessing(X)
     text = {c: str for c in X.columns if X[c].dtype == object}
     Xtr, Xte = prep.fit_transform(X.iloc[train].astype(text)), prep.transform(X.iloc[test].astype(text))

@@ -92,6 +92,19 @@ def make_form(form: str, tmp: Path) -> Made:
         odd.loc[1, "cellar"], odd.loc[2, "cellar"] = None, "east"
         odd.loc[3, :] = np.nan
         return Made("wine", url, csv, pd.concat([test, odd], ignore_index=True))
+    if form == "dated":  # wine with a time of day per row: a date column, one cell missing
+        frame = pd.read_csv(wine_table(tmp / "dated.csv"))
+        rng = np.random.default_rng(0)
+        when = pd.Timestamp("2016-12-30T22:00:00Z") + pd.to_timedelta(rng.integers(0, 400 * 86400, len(frame)), "s")
+        frame.insert(0, "when", when.strftime("%Y-%m-%dT%H:%M:%SZ").to_numpy(object))
+        frame.loc[7, "when"] = None
+        frame.to_csv(tmp / "dated.csv", index=False)
+        url = make_study(tmp, "dated", str(tmp / "dated.csv"))
+        assert peek_record(url, "dated")["dates"] == ["when"]
+        rows = held_out_rows(peek_record(url, "dated"), frame["target"].to_numpy())
+        test = frame.iloc[rows].drop(columns="target").reset_index(drop=True)
+        test.loc[1, "when"] = None  # missing where training had it
+        return Made("dated", url, tmp / "dated.csv", test)
     if form == "npz":
         d = load_digits()
         path = tmp / "rows.npz"
@@ -115,7 +128,7 @@ def make_form(form: str, tmp: Path) -> Made:
     return Made(form, url, root, X[rows])
 
 
-FORMS = ["table", "npz", "grayscale", "rgb", "digits"]
+FORMS = ["table", "dated", "npz", "grayscale", "rgb", "digits"]
 
 
 @pytest.fixture(scope="module")
@@ -143,14 +156,20 @@ def export(m: Made, out: Path, capsys: pytest.CaptureFixture[str]) -> onnx.Model
 
 
 def feeds(session_inputs: list, X: Any) -> dict[str, np.ndarray]:
-    """The raw rows as the graph's inputs: a table's columns (text as strings, "" when missing), else float."""
+    """The raw rows as the graph's inputs: a table's columns (text as strings, "" when missing; a date as
+    seconds since 1970, as docs/export.md says), else float."""
     if isinstance(X, pd.DataFrame):
-        return {
-            i.name: X[i.name].fillna("").astype(str).to_numpy(object)
-            if i.type == "tensor(string)"
-            else X[i.name].to_numpy(np.float32)
-            for i in session_inputs
-        }
+        out = {}
+        for i in session_inputs:
+            col = X[i.name]
+            if i.type == "tensor(string)":
+                out[i.name] = col.fillna("").astype(str).to_numpy(object)
+            elif pd.api.types.is_numeric_dtype(col):
+                out[i.name] = col.to_numpy(np.float64 if i.type == "tensor(double)" else np.float32)
+            else:
+                when = pd.to_datetime(col, utc=True) - pd.Timestamp(0, tz="UTC")
+                out[i.name] = when.dt.total_seconds().to_numpy(np.float64, na_value=np.nan)
+        return out
     (only,) = session_inputs
     return {only.name: np.asarray(X, dtype=np.float32)}
 
@@ -193,6 +212,10 @@ def test_the_table_graph_takes_one_input_per_column_with_text_as_strings(
     assert types.pop("cellar") == onnx.TensorProto.STRING
     assert set(types.values()) == {onnx.TensorProto.FLOAT}
     assert model.opset_import[0].version == 17 and model.ir_version == 8
+    # a date column: one input of seconds, in double
+    dated = export(study_of("dated"), tmp_path / "dated.onnx", capsys)
+    types = {i.name: i.type.tensor_type.elem_type for i in dated.graph.input}
+    assert set(types) == set(study_of("dated").X.columns) and types["when"] == onnx.TensorProto.DOUBLE
 
 
 def test_study_export_writes_the_file_the_command_writes(
